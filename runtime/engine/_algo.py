@@ -1,0 +1,492 @@
+"""The superstep algorithm: pure functions over frozen data.
+
+``start`` makes the first run state, ``plan`` says which executors run in the
+next superstep and with which messages, ``commit`` folds their results into the
+next run state (or fails the superstep as a whole), ``respond`` adds human
+responses. No I/O, no clocks, no mutation of arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from runtime.engine._codec import canonical_json, digest
+from runtime.engine._graph import FanInGroup, Graph
+from runtime.engine._model import (
+    INPUT_SOURCE,
+    RESPONSE_SOURCE,
+    Activation,
+    ActivationResult,
+    ActivationStatus,
+    ErrorInfo,
+    EventRecord,
+    ExecutorActivity,
+    Message,
+    MessageKind,
+    OutputRecord,
+    PendingRequest,
+    RunState,
+    RunStatus,
+)
+from runtime.errors import (
+    ConvergenceError,
+    ExecutorFailedError,
+    RequestError,
+    StalledError,
+    StateConflictError,
+    UndeliverableMessageError,
+)
+
+__all__ = [
+    "LIVELOCK_WINDOW",
+    "Dropped",
+    "SuperstepReport",
+    "commit",
+    "derive_seed",
+    "diagnose_stall",
+    "message_digest",
+    "plan",
+    "respond",
+    "start",
+]
+
+LIVELOCK_WINDOW = 64
+"""How many recent barrier configurations are remembered to recognise a livelock."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    source: str
+    reason: str
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class SuperstepReport:
+    """What a committed (or failed) superstep did, in canonical order."""
+
+    superstep: int
+    activated: tuple[str, ...]
+    delivered: int
+    outputs: tuple[OutputRecord, ...] = ()
+    events: tuple[EventRecord, ...] = ()
+    requests: tuple[PendingRequest, ...] = ()
+    dropped: tuple[Dropped, ...] = ()
+    skipped: tuple[ActivationResult, ...] = ()
+    fallbacks: tuple[ActivationResult, ...] = ()
+    retried: tuple[ActivationResult, ...] = ()
+    written: tuple[str, ...] = ()
+    fan_in_flushed: tuple[str, ...] = ()
+    step_digest: str = ""
+    error: Exception | None = None
+    committed: bool = True
+    """False when the superstep failed as a whole and nothing of it was committed."""
+
+
+def start(
+    graph: Graph,
+    data: Any,
+    *,
+    run_id: str,
+    seed: int = 0,
+) -> RunState:
+    """The run state before superstep 1: the (encoded) input waits for the start executor."""
+    state = {
+        k: graph.codec.encode(s.initial)
+        for k, s in graph.state_keys.items()
+        if s.initial is not None
+    }
+    msg = Message(INPUT_SOURCE, graph.start, data, 0, 0)
+    return RunState(
+        run_id=run_id,
+        workflow=graph.name,
+        graph_signature=graph.signature,
+        inbox=(msg,),
+        state=state,
+        state_digest=_state_digest(state),
+        seed=seed,
+        external_seq=1,
+    )
+
+
+def respond(run_state: RunState, graph: Graph, responses: Mapping[str, Any]) -> RunState:
+    """Add encoded responses to pending requests; they are delivered in the next superstep.
+
+    Raises ``RequestError`` when an id names no pending request. Type checks of the
+    response value are the caller's (it holds the live value).
+    """
+    unknown = [rid for rid in responses if rid not in run_state.pending]
+    if unknown:
+        known = ", ".join(sorted(run_state.pending)) or "none"
+        raise RequestError(f"no pending request with id {unknown[0]!r} (pending: {known})")
+    pending = dict(run_state.pending)
+    inbox = list(run_state.inbox)
+    seq = run_state.external_seq
+    for rid in sorted(responses, key=lambda r: (run_state.pending[r].superstep, r)):
+        req = pending.pop(rid)
+        inbox.append(
+            Message(
+                RESPONSE_SOURCE,
+                req.executor_id,
+                {"request": req.data, "response": responses[rid]},
+                run_state.superstep,
+                seq,
+                kind=MessageKind.RESPONSE,
+                request_id=rid,
+            )
+        )
+        seq += 1
+    return replace(
+        run_state,
+        inbox=tuple(inbox),
+        pending=pending,
+        external_seq=seq,
+        status=RunStatus.RUNNING,
+        error=None,
+    )
+
+
+def _sort_key(graph: Graph, m: Message) -> tuple[int, int, int, int]:
+    if m.kind is MessageKind.FAN_IN:
+        return (2, m.group, m.superstep, m.seq)
+    if m.source in (INPUT_SOURCE, RESPONSE_SOURCE):
+        return (0, 0, m.superstep, m.seq)
+    return (1, graph.index_of(m.source), m.superstep, m.seq)
+
+
+def plan(run_state: RunState, graph: Graph, *, timestamp: float) -> tuple[Activation, ...]:
+    """The activations of superstep ``run_state.superstep + 1``, in executor order.
+
+    Each executor with messages is activated once; its messages are in canonical
+    order: external inputs first, then by (sender's position in the executor
+    order, superstep sent, send sequence), then fan-in lists by group order.
+    """
+    if not run_state.inbox:
+        return ()
+    by_target: dict[str, list[Message]] = {}
+    for m in run_state.inbox:
+        by_target.setdefault(m.target, []).append(m)
+    k = run_state.superstep + 1
+    out: list[Activation] = []
+    for target in sorted(by_target, key=graph.index_of):
+        msgs = by_target[target]
+        if len(msgs) > 1:
+            msgs.sort(key=lambda m: _sort_key(graph, m))
+        out.append(
+            Activation(
+                run_id=run_state.run_id,
+                superstep=k,
+                executor_id=target,
+                messages=tuple(msgs),
+                timestamp=timestamp,
+                seed=run_state.seed,
+            )
+        )
+    return tuple(out)
+
+
+def derive_seed(run_seed: int, superstep: int, executor_id: str) -> int:
+    """The seed of ``ctx.random()`` for one (run, superstep, executor)."""
+    return int(digest(str(run_seed), str(superstep), executor_id)[:16], 16)
+
+
+def message_digest(m: Message) -> str:
+    """Digest of a message's identity and content, independent of the superstep number."""
+    return digest(
+        m.source, m.target, str(m.seq), m.kind.value, m.request_id or "", canonical_json(m.data)
+    )
+
+
+def commit(
+    run_state: RunState,
+    graph: Graph,
+    activations: Sequence[Activation],
+    results: Iterable[ActivationResult],
+) -> tuple[RunState, SuperstepReport]:
+    """Fold the results of the planned superstep into the next run state.
+
+    All or nothing: a failed activation (policy ``fail``), a state conflict or an
+    undeliverable message in strict mode fails the run and commits nothing of the
+    superstep — the returned state equals ``run_state`` except for status/error.
+    """
+    k = run_state.superstep + 1
+    by_id = {r.executor_id: r for r in results}
+    missing = [a.executor_id for a in activations if a.executor_id not in by_id]
+    if missing:
+        raise ValueError(f"commit of superstep {k} lacks results for {missing}")
+    ordered = [by_id[a.executor_id] for a in activations]
+    activated = tuple(a.executor_id for a in activations)
+    delivered = sum(len(a.messages) for a in activations)
+
+    def fail(exc: Exception, executor_id: str | None = None) -> tuple[RunState, SuperstepReport]:
+        info = ErrorInfo.of(exc, executor_id, k)
+        failed = replace(run_state, status=RunStatus.FAILED, error=info)
+        return failed, SuperstepReport(k, activated, delivered, error=exc, committed=False)
+
+    for r in ordered:
+        if r.status is ActivationStatus.FAILED:
+            err = r.error
+            return fail(
+                ExecutorFailedError(r.executor_id, k, r.attempts, err.message if err else "failed"),
+                r.executor_id,
+            )
+
+    ok = [r for r in ordered if r.status is ActivationStatus.OK]
+
+    # -- shared state: merge per key --------------------------------------------------
+    new_state, written, conflict = _merge_state(run_state.state, graph, ok)
+    if conflict is not None:
+        return fail(conflict)
+
+    # -- messages: route into the inbox and fan-in buffers ---------------------------
+    inbox: list[Message] = []
+    fan_in = {g: dict(buf) for g, buf in run_state.fan_in.items()}
+    dropped: list[Dropped] = []
+    for r in ordered:
+        if r.status is ActivationStatus.OK:
+            for s in r.sent:
+                if not s.deliveries:
+                    dropped.append(Dropped(r.executor_id, s.drop_reason or "no route", s.data))
+                    continue
+                for target, gi in s.deliveries:
+                    m = Message(r.executor_id, target, s.data, k, s.seq, group=gi)
+                    if isinstance(graph.groups[gi], FanInGroup):
+                        buf = fan_in.setdefault(gi, {})
+                        buf[r.executor_id] = (*buf.get(r.executor_id, ()), m)
+                    else:
+                        inbox.append(m)
+        elif r.status is ActivationStatus.FALLBACK and r.fallback is not None:
+            act = next(a for a in activations if a.executor_id == r.executor_id)
+            for seq, orig in enumerate(act.messages):
+                inbox.append(Message(r.executor_id, r.fallback, orig.data, k, seq))
+    if dropped and graph.strict_routing:
+        d = dropped[0]
+        return fail(
+            UndeliverableMessageError(
+                f"strict routing: message from {d.source!r} dropped: {d.reason}"
+            ),
+            d.source,
+        )
+
+    flushed: list[str] = []
+    for g in sorted(fan_in):
+        group = graph.groups[g]
+        assert isinstance(group, FanInGroup)
+        buf = fan_in[g]
+        if all(buf.get(s) for s in group.sources):
+            items = [m for s in group.sources for m in buf[s]]
+            inbox.append(
+                Message(
+                    f"$fan_in:{g}",
+                    group.target,
+                    [m.data for m in items],
+                    k,
+                    0,
+                    kind=MessageKind.FAN_IN,
+                    group=g,
+                    parts=tuple(m.source for m in items),
+                )
+            )
+            fan_in[g] = {}
+            flushed.append(group.target)
+    fan_in = {g: b for g, b in fan_in.items() if b}
+
+    # -- requests, snapshots, activity ------------------------------------------------
+    pending = dict(run_state.pending)
+    new_requests: list[PendingRequest] = []
+    for r in ok:
+        for req in r.requests:
+            pending[req.request_id] = req
+            new_requests.append(req)
+    snapshots = run_state.snapshots
+    if any(r.has_snapshot for r in ok):
+        snapshots = dict(snapshots)
+        for r in ok:
+            if r.has_snapshot:
+                snapshots[r.executor_id] = r.snapshot
+    activity = dict(run_state.activity)
+    for r in ordered:
+        activity[r.executor_id] = ExecutorActivity(k, r.status, len(r.sent))
+
+    outputs = tuple(OutputRecord(r.executor_id, o) for r in ok for o in r.outputs)
+    events = tuple(e for r in ok for e in r.events)
+
+    # -- trace ----------------------------------------------------------------------
+    delivered_digests = [message_digest(m) for a in activations for m in a.messages]
+    state_digest = run_state.state_digest if not written else _state_digest(new_state)
+    step = digest(
+        str(k),
+        ",".join(activated),
+        *delivered_digests,
+        state_digest,
+        *(canonical_json([o.executor_id, o.data]) for o in outputs),
+    )
+    trace_hash = digest(run_state.trace_hash, step)
+
+    # -- livelock memory: the configuration at the previous barrier ---------------------
+    # (the messages delivered now, the fan-in buffers and the state as they were then)
+    recent = run_state.recent
+    if run_state.superstep > 0:
+        prev = _configuration(delivered_digests, run_state.fan_in, run_state.state_digest)
+        recent = (*recent[-(LIVELOCK_WINDOW - 1) :], prev)
+
+    # -- termination ----------------------------------------------------------------
+    status = RunStatus.RUNNING
+    error: ErrorInfo | None = None
+    report_error: Exception | None = None
+    if not inbox:
+        if pending:
+            status = RunStatus.AWAITING_INPUT
+        elif fan_in:
+            status = RunStatus.STALLED
+            stalled = StalledError(diagnose_stall(graph, fan_in, activity))
+            error, report_error = ErrorInfo.of(stalled, superstep=k), stalled
+        else:
+            status = RunStatus.COMPLETED
+    elif graph.max_supersteps is not None and k >= graph.max_supersteps:
+        now = _configuration([message_digest(m) for m in inbox], fan_in, state_digest)
+        period = len(recent) - recent.index(now) if now in recent else None
+        status = RunStatus.FAILED
+        conv = ConvergenceError(graph.max_supersteps, period)
+        error, report_error = ErrorInfo.of(conv, superstep=k), conv
+
+    new_run_state = RunState(
+        run_state.run_id,
+        run_state.workflow,
+        run_state.graph_signature,
+        k,
+        status,
+        tuple(inbox),
+        fan_in,
+        new_state,
+        pending,
+        snapshots,
+        activity,
+        state_digest,
+        trace_hash,
+        recent,
+        run_state.seed,
+        run_state.external_seq,
+        error,
+        run_state.schema_version,
+    )
+    report = SuperstepReport(
+        superstep=k,
+        activated=activated,
+        delivered=delivered,
+        outputs=outputs,
+        events=events,
+        requests=tuple(new_requests),
+        dropped=tuple(dropped),
+        skipped=tuple(r for r in ordered if r.status is ActivationStatus.SKIPPED),
+        fallbacks=tuple(r for r in ordered if r.status is ActivationStatus.FALLBACK),
+        retried=tuple(r for r in ordered if r.attempts > 1),
+        written=written,
+        fan_in_flushed=tuple(flushed),
+        step_digest=step,
+        error=report_error,
+    )
+    return new_run_state, report
+
+
+def _configuration(
+    message_digests: list[str],
+    fan_in: Mapping[int, Mapping[str, tuple[Message, ...]]],
+    state_digest: str,
+) -> str:
+    """Digest of what is pending at a barrier, independent of the superstep number."""
+    return digest(
+        *sorted(message_digests),
+        "|",
+        *(
+            message_digest(m)
+            for g in sorted(fan_in)
+            for s in sorted(fan_in[g])
+            for m in fan_in[g][s]
+        ),
+        "|",
+        state_digest,
+    )
+
+
+def _merge_state(
+    state: Mapping[str, Any], graph: Graph, ok: Sequence[ActivationResult]
+) -> tuple[dict[str, Any], tuple[str, ...], StateConflictError | None]:
+    writers: dict[str, list[ActivationResult]] = {}
+    for r in ok:
+        seen: set[str] = set()
+        for w in r.writes:
+            if w.key not in seen:
+                seen.add(w.key)
+                writers.setdefault(w.key, []).append(r)
+    if not writers:
+        return dict(state) if not isinstance(state, dict) else state, (), None
+    new_state = dict(state)
+    codec = graph.codec
+    for key in sorted(writers):
+        rs = writers[key]
+        spec = graph.state_keys.get(key)
+        if spec is not None and spec.reducer is not None:
+            acc = codec.decode(state[key]) if key in state else spec.initial
+            for r in rs:
+                for w in r.writes:
+                    if w.key == key:
+                        acc = spec.reducer(acc, codec.decode(w.data))
+            new_state[key] = codec.encode(acc)
+            continue
+        if len(rs) > 1:
+            return (
+                dict(state),
+                (),
+                StateConflictError(key, [r.executor_id for r in rs], rs[0].superstep),
+            )
+        last = [w for w in rs[0].writes if w.key == key][-1]
+        if last.delete:
+            new_state.pop(key, None)
+        else:
+            new_state[key] = last.data
+    return new_state, tuple(sorted(writers)), None
+
+
+def _state_digest(state: Mapping[str, Any]) -> str:
+    if not state:
+        return ""
+    return digest(canonical_json(state))
+
+
+def diagnose_stall(
+    graph: Graph,
+    fan_in: Mapping[int, Mapping[str, tuple[Message, ...]]],
+    activity: Mapping[str, ExecutorActivity],
+) -> str:
+    """Explain, per stuck fan-in, which sources are missing and why each never sent."""
+    parts: list[str] = []
+    for g in sorted(fan_in):
+        group = graph.groups[g]
+        assert isinstance(group, FanInGroup)
+        buf = fan_in[g]
+        have = [s for s in group.sources if buf.get(s)]
+        missing = [s for s in group.sources if not buf.get(s)]
+        reasons = [f"{s!r} {_why_silent(activity.get(s))}" for s in missing]
+        parts.append(
+            f"fan-in into {group.target!r} (sources {list(group.sources)}) can never fill: it holds "
+            f"messages from {have} but nothing from {missing}: " + "; ".join(reasons)
+        )
+    return "run stalled: " + " | ".join(parts)
+
+
+def _why_silent(act: ExecutorActivity | None) -> str:
+    if act is None:
+        return "was never activated (no message ever reached it)"
+    if act.status is ActivationStatus.SKIPPED:
+        return f"failed in superstep {act.last_superstep} and was skipped (on_failure=skip)"
+    if act.status is ActivationStatus.FALLBACK:
+        return f"failed in superstep {act.last_superstep}; its messages went to its fallback"
+    if act.sent == 0:
+        return f"was last activated in superstep {act.last_superstep} and sent nothing"
+    return (
+        f"was last activated in superstep {act.last_superstep} and sent {act.sent} message(s), "
+        "none of them into this fan-in"
+    )

@@ -1,0 +1,434 @@
+"""Frozen, versioned, JSON-serialisable data of the engine core.
+
+These values are what runtimes exchange and persist: an in-process driver keeps
+them in memory, the Dapr runtime sends them over pub/sub and stores them in the
+state store. Functions in this package never mutate them; they return new ones.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.errors import CheckpointError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Activation",
+    "ActivationResult",
+    "ActivationStatus",
+    "Checkpoint",
+    "ErrorInfo",
+    "EventRecord",
+    "ExecutorActivity",
+    "Message",
+    "MessageKind",
+    "OutputRecord",
+    "PendingRequest",
+    "RunState",
+    "RunStatus",
+    "SentMessage",
+    "StateWrite",
+]
+
+SCHEMA_VERSION = 1
+
+INPUT_SOURCE = "$input"
+"""Source id of the run input message."""
+RESPONSE_SOURCE = "$response"
+"""Source id of a human response."""
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    AWAITING_INPUT = "awaiting_input"
+    STALLED = "stalled"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (
+            RunStatus.COMPLETED,
+            RunStatus.STALLED,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+        )
+
+
+class MessageKind(enum.StrEnum):
+    MESSAGE = "message"
+    FAN_IN = "fan_in"
+    RESPONSE = "response"
+
+
+class ActivationStatus(enum.StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    """Retries exhausted and the policy is ``fail``: the run fails."""
+    SKIPPED = "skipped"
+    """Retries exhausted and the policy is ``skip``: nothing of it is committed."""
+    FALLBACK = "fallback"
+    """Retries exhausted; its messages go to the fallback executor."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message waiting for delivery (or delivered) to ``target``.
+
+    ``data`` is the codec's JSON form. For ``FAN_IN`` messages ``data`` is a list
+    of the buffered items' data and ``parts`` names their sources.
+    """
+
+    source: str
+    target: str
+    data: Any
+    superstep: int
+    """The superstep it was sent in (0 for external inputs)."""
+    seq: int
+    """The sender's send sequence within that superstep."""
+    kind: MessageKind = MessageKind.MESSAGE
+    group: int = -1
+    """Edge group index that routed it (fan-in group for FAN_IN)."""
+    request_id: str | None = None
+    parts: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "source": self.source,
+            "target": self.target,
+            "data": self.data,
+            "superstep": self.superstep,
+            "seq": self.seq,
+        }
+        if self.kind is not MessageKind.MESSAGE:
+            out["kind"] = self.kind.value
+        if self.group >= 0:
+            out["group"] = self.group
+        if self.request_id is not None:
+            out["request_id"] = self.request_id
+        if self.parts:
+            out["parts"] = list(self.parts)
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Message:
+        return cls(
+            source=d["source"],
+            target=d["target"],
+            data=d["data"],
+            superstep=int(d["superstep"]),
+            seq=int(d["seq"]),
+            kind=MessageKind(d.get("kind", "message")),
+            group=int(d.get("group", -1)),
+            request_id=d.get("request_id"),
+            parts=tuple(d.get("parts", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """A ``request_info`` waiting for a human (or external) response."""
+
+    request_id: str
+    executor_id: str
+    superstep: int
+    data: Any
+    """The request payload (codec JSON form)."""
+    response_type: str
+    """Codec name of the expected response type (``int``, ``str``, ``pkg.Model``...)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "executor_id": self.executor_id,
+            "superstep": self.superstep,
+            "data": self.data,
+            "response_type": self.response_type,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PendingRequest:
+        return cls(
+            request_id=d["request_id"],
+            executor_id=d["executor_id"],
+            superstep=int(d["superstep"]),
+            data=d["data"],
+            response_type=d["response_type"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    type: str
+    message: str
+    executor_id: str | None = None
+    superstep: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "message": self.message,
+            "executor_id": self.executor_id,
+            "superstep": self.superstep,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ErrorInfo:
+        return cls(d["type"], d["message"], d.get("executor_id"), d.get("superstep"))
+
+    @classmethod
+    def of(
+        cls, exc: BaseException, executor_id: str | None = None, superstep: int | None = None
+    ) -> ErrorInfo:
+        return cls(type(exc).__name__, str(exc) or type(exc).__name__, executor_id, superstep)
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """One executor's work in one superstep: its messages in canonical order."""
+
+    run_id: str
+    superstep: int
+    executor_id: str
+    messages: tuple[Message, ...]
+    timestamp: float
+    """Logical time of the superstep (``ctx.now()``), fixed when it was planned."""
+    seed: int
+    """The run's seed; ``ctx.random()`` derives its own per (run, superstep, executor)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "superstep": self.superstep,
+            "executor_id": self.executor_id,
+            "messages": [m.to_json() for m in self.messages],
+            "timestamp": self.timestamp,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Activation:
+        return cls(
+            run_id=d["run_id"],
+            superstep=int(d["superstep"]),
+            executor_id=d["executor_id"],
+            messages=tuple(Message.from_json(m) for m in d["messages"]),
+            timestamp=float(d["timestamp"]),
+            seed=int(d["seed"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A message an activation sent, already routed by the sender."""
+
+    seq: int
+    data: Any
+    deliveries: tuple[tuple[str, int], ...]
+    """(target executor id, edge group index) pairs; empty when no edge accepted it."""
+    target_id: str | None = None
+    drop_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    key: str
+    data: Any
+    """Codec JSON form; ``None`` together with ``delete=True`` deletes the key."""
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    executor_id: str
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    executor_id: str
+    type: str
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationResult:
+    """Everything one activation produced. Only an ``OK`` result's effects commit."""
+
+    executor_id: str
+    superstep: int
+    status: ActivationStatus
+    attempts: int = 1
+    sent: tuple[SentMessage, ...] = ()
+    outputs: tuple[Any, ...] = ()
+    events: tuple[EventRecord, ...] = ()
+    writes: tuple[StateWrite, ...] = ()
+    requests: tuple[PendingRequest, ...] = ()
+    snapshot: Any = None
+    """Executor snapshot after the activation (``on_checkpoint_save``), if it has one."""
+    has_snapshot: bool = False
+    error: ErrorInfo | None = None
+    fallback: str | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorActivity:
+    """What an executor last did; used to explain stalls."""
+
+    last_superstep: int
+    status: ActivationStatus
+    sent: int
+
+    def to_json(self) -> list[Any]:
+        return [self.last_superstep, self.status.value, self.sent]
+
+    @classmethod
+    def from_json(cls, d: list[Any]) -> ExecutorActivity:
+        return cls(int(d[0]), ActivationStatus(d[1]), int(d[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """Everything needed to continue a run, as committed at the last barrier."""
+
+    run_id: str
+    workflow: str
+    graph_signature: str
+    superstep: int = 0
+    """Number of committed supersteps."""
+    status: RunStatus = RunStatus.RUNNING
+    inbox: tuple[Message, ...] = ()
+    """Messages to deliver in superstep ``superstep + 1`` (external inputs included)."""
+    fan_in: dict[int, dict[str, tuple[Message, ...]]] = field(default_factory=dict)
+    """Fan-in group index -> source id -> buffered messages since the last flush."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """Committed shared state: key -> codec JSON form."""
+    pending: dict[str, PendingRequest] = field(default_factory=dict)
+    snapshots: dict[str, Any] = field(default_factory=dict)
+    """Executor id -> last committed executor snapshot."""
+    activity: dict[str, ExecutorActivity] = field(default_factory=dict)
+    state_digest: str = ""
+    """Digest of ``state`` (maintained by ``commit``)."""
+    trace_hash: str = ""
+    recent: tuple[str, ...] = ()
+    """Configuration digests of recent barriers (livelock detection)."""
+    seed: int = 0
+    external_seq: int = 0
+    """Sequence for external inputs (run input, responses)."""
+    error: ErrorInfo | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "graph_signature": self.graph_signature,
+            "superstep": self.superstep,
+            "status": self.status.value,
+            "inbox": [m.to_json() for m in self.inbox],
+            "fan_in": {
+                str(g): {src: [m.to_json() for m in msgs] for src, msgs in buf.items()}
+                for g, buf in self.fan_in.items()
+            },
+            "state": self.state,
+            "pending": [p.to_json() for p in self.pending.values()],
+            "snapshots": self.snapshots,
+            "activity": {k: v.to_json() for k, v in self.activity.items()},
+            "state_digest": self.state_digest,
+            "trace_hash": self.trace_hash,
+            "recent": list(self.recent),
+            "seed": self.seed,
+            "external_seq": self.external_seq,
+            "error": self.error.to_json() if self.error else None,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RunState:
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise CheckpointError(
+                f"run state has schema version {version!r}; this superstep reads version "
+                f"{SCHEMA_VERSION}"
+            )
+        try:
+            pending = [PendingRequest.from_json(p) for p in d["pending"]]
+            return cls(
+                run_id=d["run_id"],
+                workflow=d["workflow"],
+                graph_signature=d["graph_signature"],
+                superstep=int(d["superstep"]),
+                status=RunStatus(d["status"]),
+                inbox=tuple(Message.from_json(m) for m in d["inbox"]),
+                fan_in={
+                    int(g): {src: tuple(Message.from_json(m) for m in ms) for src, ms in b.items()}
+                    for g, b in d["fan_in"].items()
+                },
+                state=dict(d["state"]),
+                pending={p.request_id: p for p in pending},
+                snapshots=dict(d["snapshots"]),
+                activity={k: ExecutorActivity.from_json(v) for k, v in d["activity"].items()},
+                state_digest=d["state_digest"],
+                trace_hash=d["trace_hash"],
+                recent=tuple(d["recent"]),
+                seed=int(d["seed"]),
+                external_seq=int(d["external_seq"]),
+                error=ErrorInfo.from_json(d["error"]) if d.get("error") else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"malformed run state: {exc!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A run state taken at a barrier, with what is needed to find and check it."""
+
+    checkpoint_id: str
+    workflow: str
+    graph_signature: str
+    created_at: float
+    state: RunState
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run_id
+
+    @property
+    def superstep(self) -> int:
+        return self.state.superstep
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "checkpoint_id": self.checkpoint_id,
+            "workflow": self.workflow,
+            "graph_signature": self.graph_signature,
+            "created_at": self.created_at,
+            "run_state": self.state.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Checkpoint:
+        if not isinstance(d, dict):
+            raise CheckpointError("a checkpoint is a JSON object")
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise CheckpointError(
+                f"checkpoint has schema version {version!r}; this superstep reads version "
+                f"{SCHEMA_VERSION}"
+            )
+        try:
+            return cls(
+                checkpoint_id=d["checkpoint_id"],
+                workflow=d["workflow"],
+                graph_signature=d["graph_signature"],
+                created_at=float(d["created_at"]),
+                state=RunState.from_json(d["run_state"]),
+            )
+        except KeyError as exc:
+            raise CheckpointError(f"malformed checkpoint: missing {exc}") from exc

@@ -1,0 +1,372 @@
+"""The in-process driver: plan -> run activations concurrently -> commit -> checkpoint.
+
+All semantics live in the engine core (``runtime.engine``) and in
+``execute_activation``; this module only schedules them on one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from runtime.checkpoint import CheckpointStorage, checkpoint_id_for
+from runtime.engine import (
+    Activation,
+    ActivationResult,
+    Checkpoint,
+    ErrorInfo,
+    RunState,
+    RunStatus,
+    SuperstepReport,
+    commit,
+    plan,
+    respond,
+    start,
+)
+from runtime.errors import CheckpointError, RequestError, RunCancelledError
+from runtime.workflow._events import RequestInfo, WorkflowEvent
+from runtime.workflow._execute import execute_activation
+from runtime.workflow._responses import check_response
+from runtime.workflow._run import NO_INPUT, Emit, RunRequest, RunResult, RunStream
+from runtime.workflow._workflow import Workflow
+
+__all__ = ["InProcessRuntime"]
+
+logger = logging.getLogger("runtime.inprocess")
+
+
+class InProcessRuntime:
+    """Runs workflows on the current event loop.
+
+    ``max_concurrency`` bounds how many activations of one superstep run at once
+    (``None``: all of them). ``clock`` gives the logical time of each superstep
+    (``ctx.now()``); inject a fixed clock for reproducible tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_concurrency: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.max_concurrency = max_concurrency
+        self.clock = clock
+
+    def start(
+        self, workflow: Workflow, request: RunRequest, *, collect_events: bool = True
+    ) -> RunStream:
+        async def produce(emit: Emit, stream: RunStream) -> RunResult:
+            if workflow._running:
+                raise RuntimeError(
+                    f"workflow {workflow.name!r} is already running in this process; its executor "
+                    "instances hold run state, so build another Workflow for a concurrent run"
+                )
+            workflow._running = True
+            try:
+                return await _Run(self, workflow, request, emit, stream, collect_events).execute()
+            finally:
+                workflow._running = False
+
+        return RunStream(produce)
+
+
+class _Run:
+    def __init__(
+        self,
+        runtime: InProcessRuntime,
+        workflow: Workflow,
+        request: RunRequest,
+        emit: Emit,
+        stream: RunStream,
+        collect: bool,
+    ) -> None:
+        self.rt = runtime
+        self.wf = workflow
+        self.graph = workflow.graph
+        self.req = request
+        self.stream = stream
+        self.events: list[WorkflowEvent] = []
+        self.outputs: list[Any] = []
+        self.trace: list[str] = []
+        self.storage: CheckpointStorage | None = (
+            request.checkpoint_storage or workflow.checkpoint_storage
+        )
+        self.last_checkpoint: str | None = None
+        self._emit_external = emit
+        self._collect = collect
+
+    def emit(self, ev: WorkflowEvent) -> None:
+        if self._collect:
+            self.events.append(ev)
+        self._emit_external(ev)
+
+    # -- set-up ---------------------------------------------------------------------
+    async def _initial_state(self) -> RunState:
+        req, graph, wf = self.req, self.graph, self.wf
+        codec = graph.codec
+        if req.checkpoint_id is not None:
+            if self.storage is None:
+                raise CheckpointError(
+                    "checkpoint_id given but no checkpoint_storage to load it from"
+                )
+            cp = await self.storage.load(req.checkpoint_id)
+            if cp.graph_signature != graph.signature:
+                raise CheckpointError(
+                    f"checkpoint {req.checkpoint_id!r} belongs to a different graph (signature "
+                    f"{cp.graph_signature[:12]}, this workflow {graph.signature[:12]}); restore it "
+                    "with the workflow that wrote it"
+                )
+            state = cp.state
+            self.last_checkpoint = cp.checkpoint_id
+            for eid, snap in state.snapshots.items():
+                ex = wf.executors.get(eid)
+                if ex is not None:
+                    await ex.on_checkpoint_restore(codec.decode(snap))
+            if req.input is not NO_INPUT:
+                raise ValueError("pass either a new input or checkpoint_id, not both")
+        elif req.input is not NO_INPUT:
+            if req.responses:
+                raise ValueError("pass either a new input or responses, not both")
+            start_node = graph.nodes[graph.start]
+            if not start_node.accepts(req.input):
+                raise TypeError(
+                    f"the start executor {graph.start!r} has no handler for "
+                    f"{type(req.input).__qualname__}; it handles "
+                    + ", ".join(map(repr, start_node.input_types))
+                )
+            state = start(
+                graph, codec.encode(req.input), run_id=req.run_id or uuid.uuid4().hex, seed=req.seed
+            )
+        elif req.responses is not None:
+            if wf._paused is None:
+                raise RequestError(
+                    "no paused run to answer in this process; pass checkpoint_id and "
+                    "checkpoint_storage to continue a run from its checkpoint"
+                )
+            state = wf._paused
+        else:
+            raise ValueError("run() needs an input, responses, or a checkpoint_id")
+        if req.responses:
+            encoded = {}
+            for rid, value in req.responses.items():
+                pending = state.pending.get(rid)
+                if pending is None:
+                    known = ", ".join(sorted(state.pending)) or "none"
+                    raise RequestError(f"no pending request with id {rid!r} (pending: {known})")
+                check_response(codec, pending, value)
+                encoded[rid] = codec.encode(value)
+            state = respond(state, graph, encoded)
+        return state
+
+    # -- the loop -------------------------------------------------------------------
+    async def execute(self) -> RunResult:
+        state = await self._initial_state()
+        self.wf._paused = None
+        self.emit(WorkflowEvent("started", data=state.run_id, superstep=state.superstep))
+        if state.status is RunStatus.AWAITING_INPUT and not state.inbox:
+            return self._finish(state)
+        if state.status.is_final:
+            return self._finish(state)
+        if state.status is not RunStatus.RUNNING:
+            state = replace(state, status=RunStatus.RUNNING)
+        while state.status is RunStatus.RUNNING:
+            if self.stream.cancel_requested:
+                state = _cancelled(state)
+                break
+            activations = plan(state, self.graph, timestamp=self.rt.clock())
+            k = state.superstep + 1
+            self.emit(WorkflowEvent("superstep_started", superstep=k))
+            try:
+                results = await self._run_activations(state, activations)
+            except asyncio.CancelledError:
+                if not self.stream.is_cancel_requested():
+                    raise
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                state = _cancelled(state)
+                break
+            new_state, report = commit(state, self.graph, activations, results)
+            self._report(report, results)
+            state = new_state
+            if not report.committed:
+                break  # the superstep failed and committed nothing
+            self.trace.append(report.step_digest)
+            if self.storage is not None:
+                cp_id = checkpoint_id_for(state.run_id, state.superstep)
+                await self.storage.save(
+                    Checkpoint(cp_id, self.graph.name, self.graph.signature, time.time(), state)
+                )
+                self.last_checkpoint = cp_id
+        if state.status is RunStatus.AWAITING_INPUT:
+            self.wf._paused = state
+        return self._finish(state)
+
+    async def _run_activations(
+        self, state: RunState, activations: tuple[Activation, ...]
+    ) -> list[ActivationResult]:
+        wf, graph = self.wf, self.graph
+        snaps = state.snapshots
+        shared = state.state
+        if len(activations) == 1:
+            a = activations[0]
+            return [
+                await execute_activation(
+                    wf.executors[a.executor_id],
+                    graph,
+                    a,
+                    shared,
+                    prior_snapshot=snaps.get(a.executor_id),
+                )
+            ]
+        limit = self.rt.max_concurrency
+        sem = asyncio.Semaphore(limit) if limit is not None and limit < len(activations) else None
+
+        async def one(a: Activation) -> ActivationResult:
+            ex = wf.executors[a.executor_id]
+            if sem is None:
+                return await execute_activation(
+                    ex, graph, a, shared, prior_snapshot=snaps.get(a.executor_id)
+                )
+            async with sem:
+                return await execute_activation(
+                    ex, graph, a, shared, prior_snapshot=snaps.get(a.executor_id)
+                )
+
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(one(a)) for a in activations]
+        return [t.result() for t in tasks]
+
+    # -- reporting ------------------------------------------------------------------
+    def _report(self, report: SuperstepReport, results: list[ActivationResult]) -> None:
+        codec = self.graph.codec
+        k = report.superstep
+        emit = self.emit
+        if not report.committed:
+            for r in results:
+                if r.error is not None:
+                    emit(
+                        WorkflowEvent(
+                            "executor_failed",
+                            executor_id=r.executor_id,
+                            superstep=k,
+                            details={"error": r.error.message, "attempts": r.attempts},
+                        )
+                    )
+            if type(report.error).__name__ == "StateConflictError":
+                emit(
+                    WorkflowEvent(
+                        "state_conflict", superstep=k, details={"error": str(report.error)}
+                    )
+                )
+            return
+        by_id = {r.executor_id: r for r in results}
+        for eid in report.activated:
+            r = by_id[eid]
+            details: dict[str, Any] = {"duration_s": r.duration_s, "attempts": r.attempts}
+            if r.attempts > 1:
+                emit(
+                    WorkflowEvent("executor_retried", executor_id=eid, superstep=k, details=details)
+                )
+            if r.error is None:
+                emit(
+                    WorkflowEvent(
+                        "executor_completed", executor_id=eid, superstep=k, details=details
+                    )
+                )
+            else:
+                details["error"] = r.error.message
+                kind = "executor_skipped" if r.fallback is None else "executor_fallback"
+                if r.fallback is not None:
+                    details["fallback"] = r.fallback
+                emit(WorkflowEvent(kind, executor_id=eid, superstep=k, details=details))
+        for e in report.events:
+            emit(
+                WorkflowEvent(
+                    e.type, data=codec.decode(e.data), executor_id=e.executor_id, superstep=k
+                )
+            )
+        for o in report.outputs:
+            value = codec.decode(o.data)
+            self.outputs.append(value)
+            emit(WorkflowEvent("output", data=value, executor_id=o.executor_id, superstep=k))
+        for req in report.requests:
+            emit(
+                WorkflowEvent(
+                    "request_info",
+                    data=codec.decode(req.data),
+                    executor_id=req.executor_id,
+                    superstep=k,
+                    request_id=req.request_id,
+                    details={"response_type": req.response_type},
+                )
+            )
+        for d in report.dropped:
+            emit(
+                WorkflowEvent(
+                    "message_dropped",
+                    data=codec.decode(d.data),
+                    executor_id=d.source,
+                    superstep=k,
+                    details={"reason": d.reason},
+                )
+            )
+        emit(
+            WorkflowEvent(
+                "superstep_completed",
+                superstep=k,
+                details={"activated": list(report.activated), "delivered": report.delivered},
+            )
+        )
+
+    def _finish(self, state: RunState) -> RunResult:
+        codec = self.graph.codec
+        if state.error is not None:
+            self.emit(
+                WorkflowEvent(
+                    "failed",
+                    data=state.error.message,
+                    superstep=state.superstep,
+                    details={"type": state.error.type, "executor_id": state.error.executor_id},
+                )
+            )
+        self.emit(WorkflowEvent("status", data=state.status.value, superstep=state.superstep))
+        pending = [
+            RequestInfo(
+                p.request_id, p.executor_id, codec.decode(p.data), p.response_type, p.superstep
+            )
+            for p in state.pending.values()
+        ]
+        logger.debug(
+            "run %s ended %s after %d supersteps", state.run_id, state.status.value, state.superstep
+        )
+        return RunResult(
+            run_id=state.run_id,
+            status=state.status,
+            outputs=self.outputs,
+            events=self.events,
+            pending_requests=pending,
+            trace_hash=state.trace_hash,
+            trace=self.trace,
+            supersteps=state.superstep,
+            error=state.error,
+            last_checkpoint_id=self.last_checkpoint,
+            run_state=state,
+        )
+
+
+def _cancelled(state: RunState) -> RunState:
+    return replace(
+        state,
+        status=RunStatus.CANCELLED,
+        error=ErrorInfo.of(
+            RunCancelledError("the run was cancelled"), superstep=state.superstep + 1
+        ),
+    )

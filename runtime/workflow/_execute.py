@@ -1,0 +1,134 @@
+"""Executing one activation: (executor, activation, state snapshot) -> ActivationResult.
+
+The one function every runtime calls. It applies the executor's policy (timeout
+per attempt, retries with backoff, then fail / skip / fallback); a failed
+attempt's effects are discarded, so exactly one attempt's effects are committed.
+It does no I/O of its own beyond what handlers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from runtime.engine import (
+    Activation,
+    ActivationResult,
+    ActivationStatus,
+    ErrorInfo,
+    Graph,
+    MessageKind,
+    OnFailure,
+)
+from runtime.workflow._context import WorkflowContext
+from runtime.workflow._executor import Executor
+
+__all__ = ["execute_activation"]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def _attempt(
+    executor: Executor, graph: Graph, activation: Activation, state: Mapping[str, Any]
+) -> WorkflowContext[Any, Any]:
+    ctx: WorkflowContext[Any, Any] = WorkflowContext(executor, graph, activation, state)
+    codec = graph.codec
+    for i, m in enumerate(activation.messages):
+        ctx._msg_index = i
+        if m.kind is MessageKind.RESPONSE:
+            request = codec.decode(m.data["request"])
+            response = codec.decode(m.data["response"])
+            rh = executor._response_handler_for(request, response)
+            if rh is None:
+                raise TypeError(
+                    f"executor {executor.id!r} has no @response_handler for request "
+                    f"{type(request).__qualname__} with response {type(response).__qualname__}"
+                )
+            ctx._sources = [m.source]
+            await rh.func(executor, request, response, ctx)
+            continue
+        value = codec.decode(m.data)
+        ctx._sources = list(m.parts) if m.kind is MessageKind.FAN_IN else [m.source]
+        spec = executor._handler_for(value)
+        if spec is None:
+            raise TypeError(
+                f"executor {executor.id!r} has no handler for {type(value).__qualname__} "
+                f"(from {m.source!r})"
+            )
+        await executor._call(spec, value, ctx)
+    return ctx
+
+
+async def execute_activation(
+    executor: Executor,
+    graph: Graph,
+    activation: Activation,
+    state: Mapping[str, Any],
+    *,
+    prior_snapshot: Any = None,
+    sleep: Sleep = asyncio.sleep,
+) -> ActivationResult:
+    """Run ``activation`` on ``executor`` under its policy and return the result."""
+    node = graph.nodes[activation.executor_id]
+    policy = node.policy
+    attempts = 0
+    error: BaseException | None = None
+    t0 = time.perf_counter()
+    while attempts < policy.max_attempts:
+        attempts += 1
+        try:
+            if policy.timeout_s is not None:
+                async with asyncio.timeout(policy.timeout_s):
+                    ctx = await _attempt(executor, graph, activation, state)
+            else:
+                ctx = await _attempt(executor, graph, activation, state)
+            snapshot: Any = None
+            has_snapshot = executor._has_snapshot
+            if has_snapshot:
+                snapshot = graph.codec.encode(await executor.on_checkpoint_save())
+            return ActivationResult(
+                executor_id=activation.executor_id,
+                superstep=activation.superstep,
+                status=ActivationStatus.OK,
+                attempts=attempts,
+                sent=tuple(ctx._sent),
+                outputs=tuple(ctx._outputs),
+                events=tuple(ctx._events),
+                writes=tuple(ctx._writes),
+                requests=tuple(ctx._requests),
+                snapshot=snapshot,
+                has_snapshot=has_snapshot,
+                duration_s=time.perf_counter() - t0,
+            )
+        except Exception as exc:
+            error = (
+                exc
+                if not isinstance(exc, TimeoutError)
+                else TimeoutError(f"attempt {attempts} exceeded the timeout of {policy.timeout_s}s")
+            )
+            if executor._has_snapshot:
+                await executor.on_checkpoint_restore(
+                    graph.codec.decode(prior_snapshot) if prior_snapshot is not None else {}
+                )
+            if attempts < policy.max_attempts:
+                delay = policy.backoff(attempts)
+                if delay > 0:
+                    await sleep(delay)
+    assert error is not None
+    info = ErrorInfo.of(error, activation.executor_id, activation.superstep)
+    status = {
+        OnFailure.FAIL: ActivationStatus.FAILED,
+        OnFailure.SKIP: ActivationStatus.SKIPPED,
+        OnFailure.FALLBACK: ActivationStatus.FALLBACK,
+    }[policy.on_failure]
+    return ActivationResult(
+        executor_id=activation.executor_id,
+        superstep=activation.superstep,
+        status=status,
+        attempts=attempts,
+        error=info,
+        fallback=policy.fallback if status is ActivationStatus.FALLBACK else None,
+        duration_s=time.perf_counter() - t0,
+    )

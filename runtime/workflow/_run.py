@@ -1,0 +1,173 @@
+"""Run requests, results and streams: the types every runtime shares."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from runtime.engine import ErrorInfo, RunState, RunStatus
+from runtime.errors import (
+    ConvergenceError,
+    ExecutorFailedError,
+    RunCancelledError,
+    RunError,
+    StalledError,
+    StateConflictError,
+)
+from runtime.workflow._events import RequestInfo, WorkflowEvent
+
+if TYPE_CHECKING:
+    from runtime.checkpoint import CheckpointStorage
+    from runtime.workflow._workflow import Workflow
+
+__all__ = ["NO_INPUT", "RunRequest", "RunResult", "RunStream", "Runtime"]
+
+
+class _NoInput:
+    def __repr__(self) -> str:
+        return "NO_INPUT"
+
+
+NO_INPUT: Any = _NoInput()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What to run: a new input, responses to pending requests, and/or a checkpoint."""
+
+    input: Any = NO_INPUT
+    responses: Mapping[str, Any] | None = None
+    checkpoint_id: str | None = None
+    checkpoint_storage: CheckpointStorage | None = None
+    run_id: str | None = None
+    seed: int = 0
+
+
+@dataclass(slots=True)
+class RunResult:
+    """How a run (or one continuation of it) ended.
+
+    Iterating it yields its events, like agent-framework's ``WorkflowRunResult``.
+    """
+
+    run_id: str
+    status: RunStatus
+    outputs: list[Any]
+    events: list[WorkflowEvent]
+    pending_requests: list[RequestInfo]
+    trace_hash: str
+    trace: list[str]
+    supersteps: int
+    error: ErrorInfo | None = None
+    last_checkpoint_id: str | None = None
+    run_state: RunState | None = field(default=None, repr=False)
+
+    def __iter__(self) -> Iterator[WorkflowEvent]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def get_outputs(self) -> list[Any]:
+        return list(self.outputs)
+
+    def get_request_info_events(self) -> list[WorkflowEvent]:
+        return [e for e in self.events if e.type == "request_info"]
+
+    def get_final_state(self) -> RunStatus:
+        return self.status
+
+    def raise_for_status(self) -> RunResult:
+        """Raise the run's error when it failed, stalled or was cancelled."""
+        if self.status in (RunStatus.COMPLETED, RunStatus.AWAITING_INPUT, RunStatus.RUNNING):
+            return self
+        err = self.error
+        message = err.message if err else self.status.value
+        exc_type: type[RunError] = {
+            "StateConflictError": StateConflictError,
+            "ExecutorFailedError": ExecutorFailedError,
+            "ConvergenceError": ConvergenceError,
+            "StalledError": StalledError,
+        }.get(err.type if err else "", RunError)
+        if self.status is RunStatus.CANCELLED:
+            raise RunCancelledError(message)
+        if self.status is RunStatus.STALLED:
+            raise StalledError(message)
+        exc = RunError.__new__(exc_type)
+        RunError.__init__(exc, message)
+        raise exc
+
+
+Emit = Callable[[WorkflowEvent], None]
+Producer = Callable[[Emit, "RunStream"], Awaitable[RunResult]]
+
+
+class RunStream:
+    """A run in progress: ``async for event in stream`` gives its events as supersteps
+    commit; ``await stream`` (or ``get_final_response()``) gives the ``RunResult``;
+    ``cancel()`` stops it at once — the running superstep commits nothing."""
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self._task: asyncio.Task[RunResult] | None = None
+        self._queue: asyncio.Queue[WorkflowEvent | None] | None = None
+        self._result: RunResult | None = None
+        self.cancel_requested = False
+
+    def _start(self, emit: Emit) -> asyncio.Task[RunResult]:
+        if self._task is None:
+
+            async def main() -> RunResult:
+                try:
+                    return await self._producer(emit, self)
+                finally:
+                    if self._queue is not None:
+                        self._queue.put_nowait(None)
+
+            self._task = asyncio.ensure_future(main())
+        return self._task
+
+    async def __aiter__(self) -> AsyncIterator[WorkflowEvent]:
+        if self._task is not None:
+            raise RuntimeError("this run is already being consumed")
+        queue: asyncio.Queue[WorkflowEvent | None] = asyncio.Queue()
+        self._queue = queue
+        task = self._start(queue.put_nowait)
+        while True:
+            ev = await queue.get()
+            if ev is None:
+                break
+            yield ev
+        self._result = await task
+
+    async def get_final_response(self) -> RunResult:
+        if self._result is not None:
+            return self._result
+        if self._task is None:
+            self._result = await self._producer(lambda _e: None, self)
+            return self._result
+        self._result = await self._task
+        return self._result
+
+    def __await__(self) -> Generator[Any, None, RunResult]:
+        return self.get_final_response().__await__()
+
+    def is_cancel_requested(self) -> bool:
+        return self.cancel_requested
+
+    def cancel(self) -> None:
+        """Cancel the run: the superstep in flight commits nothing; the run ends
+        ``cancelled`` with the state of the last barrier (and its checkpoint)."""
+        self.cancel_requested = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+class Runtime(Protocol):
+    """Something that can run a workflow: in-process, or remote (Dapr)."""
+
+    def start(
+        self, workflow: Workflow, request: RunRequest, *, collect_events: bool = True
+    ) -> RunStream: ...

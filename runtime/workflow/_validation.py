@@ -1,0 +1,241 @@
+"""Build-time checks of a workflow graph. Each problem names the executor or edge
+and says how to fix it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from runtime.engine import ExecutorPolicy, OnFailure, StateKey
+from runtime.engine._types import is_subtype, list_element_types, type_name
+
+if TYPE_CHECKING:
+    from runtime.workflow._executor import Executor
+
+__all__ = ["validate"]
+
+Draft = tuple[str, list[str], list[str], Any, Any, Any, int]
+
+
+def _accepts_type(ex: Executor, t: Any) -> bool:
+    return any(is_subtype(t, h) for h in ex.input_types)
+
+
+def _accepts_list_of(ex: Executor, t: Any) -> bool:
+    for h in ex.input_types:
+        elems = list_element_types(h)
+        if elems is not None and any(is_subtype(t, e) for e in elems):
+            return True
+    return False
+
+
+def _names(types: Sequence[Any]) -> str:
+    return ", ".join(type_name(t) for t in types) or "nothing"
+
+
+def validate(
+    *,
+    start: str,
+    executors: Mapping[str, Executor],
+    order: list[str],
+    drafts: list[Draft],
+    policies: Mapping[str, ExecutorPolicy],
+    state_keys: Mapping[str, StateKey],
+    max_supersteps: int | None,
+) -> list[str]:
+    problems: list[str] = []
+    succ: dict[str, set[str]] = {eid: set() for eid in order}
+    edge_pairs: dict[tuple[str, str], int] = {}
+    conditional: set[tuple[str, str]] = set()
+
+    for gi, (kind, sources, targets, condition, selector, _cases, defaults) in enumerate(drafts):
+        label = (
+            f"{kind.replace('_', '-')} group #{gi} ({', '.join(sources)} -> {', '.join(targets)})"
+        )
+        if kind == "switch_case" and defaults != 1:
+            problems.append(
+                f"{label}: a switch-case group needs exactly one Default branch, found {defaults}; "
+                "add Default(target=...) as the last branch"
+            )
+        if kind == "fan_in" and len(set(sources)) != len(sources):
+            problems.append(f"{label}: a fan-in lists the same source twice")
+        if kind in ("fan_out", "multi_selection") and len(set(targets)) != len(targets):
+            problems.append(f"{label}: the same target is listed twice")
+        for s in sources:
+            for t in set(targets):
+                key = (s, t)
+                if key in edge_pairs and not (kind == "switch_case" and edge_pairs[key] == gi):
+                    problems.append(
+                        f"duplicate edge {s!r} -> {t!r} (edge groups #{edge_pairs[key]} and #{gi}); a "
+                        "message would be delivered twice. Keep one edge per (source, target)"
+                    )
+                edge_pairs.setdefault(key, gi)
+                succ[s].add(t)
+                if condition is not None or selector is not None or kind == "switch_case":
+                    conditional.add(key)
+        # types along the edges
+        for s in sources:
+            out = executors[s].output_types
+            if out is None:
+                continue
+            if kind == "fan_in":
+                target = executors[targets[0]]
+                if not any(list_element_types(h) is not None for h in target.input_types):
+                    problems.append(
+                        f"{label}: fan-in target {targets[0]!r} has no handler for a list; add a "
+                        f"handler taking list[{_names(out)}]"
+                    )
+                elif out and not any(_accepts_list_of(target, t) for t in out):
+                    problems.append(
+                        f"{label}: fan-in target {targets[0]!r} handles {_names(target.input_types)}, "
+                        f"not a list of what {s!r} sends ({_names(out)})"
+                    )
+                continue
+            for t in dict.fromkeys(targets):
+                target = executors[t]
+                if out and not any(_accepts_type(target, o) for o in out):
+                    problems.append(
+                        f"edge {s!r} -> {t!r}: {s!r} sends {_names(out)} but {t!r} only handles "
+                        f"{_names(target.input_types)}; add a handler for it or change the edge"
+                    )
+        if kind == "fan_in":
+            target = executors[targets[0]]
+            if not any(list_element_types(h) is not None for h in target.input_types) and all(
+                executors[s].output_types is None for s in sources
+            ):
+                problems.append(
+                    f"{label}: fan-in target {targets[0]!r} has no handler for a list; a fan-in "
+                    "delivers list[T]"
+                )
+
+    # every declared output type must be accepted by some outgoing edge
+    for eid in order:
+        out = executors[eid].output_types
+        if not out:
+            continue
+        outgoing = [d for d in drafts if eid in d[1]]
+        if not outgoing:
+            problems.append(
+                f"executor {eid!r} declares it sends {_names(out)} but has no outgoing edges; add an "
+                "edge or declare WorkflowContext[Never, ...]"
+            )
+            continue
+        for t in out:
+            ok = False
+            for kind, _s, targets, *_ in outgoing:
+                if kind == "fan_in":
+                    ok = ok or _accepts_list_of(executors[targets[0]], t)
+                else:
+                    ok = ok or any(_accepts_type(executors[x], t) for x in targets)
+            if not ok:
+                problems.append(
+                    f"executor {eid!r} sends {type_name(t)} but no target of its edges handles it; "
+                    "add a handler for it downstream or stop sending it"
+                )
+
+    # reachability from the start executor
+    if start in succ:
+        seen = {start}
+        stack = [start]
+        while stack:
+            for nxt in succ[stack.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        for eid, policy in policies.items():
+            if policy.fallback and eid in seen:
+                seen.add(policy.fallback)
+        for eid in order:
+            if eid not in seen:
+                problems.append(
+                    f"executor {eid!r} is unreachable from the start executor {start!r}; connect it "
+                    "with an edge or remove it"
+                )
+
+    # failure policies
+    for eid in order:
+        maybe = policies.get(eid) or executors[eid].policy
+        if maybe is None:
+            continue
+        policy = maybe
+        if policy.max_attempts < 1:
+            problems.append(f"executor {eid!r}: max_attempts must be at least 1")
+        if policy.on_failure is OnFailure.FALLBACK:
+            fb = policy.fallback
+            if fb is None or fb not in executors:
+                problems.append(
+                    f"executor {eid!r}: on_failure='fallback' names fallback {fb!r}, which is not an "
+                    "executor of this workflow"
+                )
+            elif not all(
+                any(_accepts_type(executors[fb], t) for t in [i])
+                for i in executors[eid].input_types
+            ):
+                problems.append(
+                    f"executor {eid!r}: its fallback {fb!r} handles {_names(executors[fb].input_types)}, "
+                    f"not everything {eid!r} receives ({_names(executors[eid].input_types)})"
+                )
+
+    # cycles with no way out when the run is unbounded
+    if max_supersteps is None:
+        for comp in _cycles(order, succ):
+            if any(t not in comp for s in comp for t in succ[s]):
+                continue
+            if any((s, t) in conditional for s in comp for t in succ[s] if t in comp):
+                continue
+            if any(executors[s].workflow_output_types for s in comp):
+                continue
+            path = " -> ".join([*sorted(comp, key=order.index), sorted(comp, key=order.index)[0]])
+            problems.append(
+                f"cycle {path} has no exit: its edges are unconditional, nothing leaves it and none "
+                "of its executors yields outputs, so with max_supersteps=None it could run forever. "
+                "Add a condition to an edge of the cycle or set max_supersteps"
+            )
+    _ = state_keys
+    return problems
+
+
+def _cycles(order: list[str], succ: Mapping[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components that contain a cycle (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[set[str]] = []
+    counter = 0
+    for root in order:
+        if root in index:
+            continue
+        work: list[tuple[str, list[str]]] = [(root, sorted(succ[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, pending = work[-1]
+            if pending:
+                nxt = pending.pop()
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, sorted(succ[nxt])))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                comp: set[str] = set()
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.add(w)
+                    if w == node:
+                        break
+                if len(comp) > 1 or node in succ[node]:
+                    out.append(comp)
+    return out

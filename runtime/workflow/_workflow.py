@@ -1,0 +1,105 @@
+"""``Workflow``: a validated graph with its executors, runnable on any runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from runtime.engine import Graph, RunState
+from runtime.workflow._executor import Executor
+from runtime.workflow._run import NO_INPUT, RunRequest, RunResult, RunStream, Runtime
+
+if TYPE_CHECKING:
+    from runtime.checkpoint import CheckpointStorage
+
+__all__ = ["Workflow"]
+
+
+class Workflow:
+    """An immutable workflow graph and its executors. Build it with ``WorkflowBuilder``.
+
+    ``await workflow.run(input)`` runs it to the end (or until it awaits input) and
+    returns a ``RunResult``; ``workflow.run(input, stream=True)`` returns a
+    ``RunStream`` to iterate events as supersteps commit. ``runtime=`` picks where
+    it runs (in-process by default); the same workflow object runs everywhere.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        executors: Mapping[str, Executor],
+        *,
+        description: str | None = None,
+        checkpoint_storage: CheckpointStorage | None = None,
+    ) -> None:
+        self.graph = graph
+        self.executors: Mapping[str, Executor] = dict(executors)
+        self.description = description
+        self.checkpoint_storage = checkpoint_storage
+        self._paused: RunState | None = None
+        self._running = False
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def signature(self) -> str:
+        return self.graph.signature
+
+    def get_start_executor(self) -> Executor:
+        return self.executors[self.graph.start]
+
+    def get_executors_list(self) -> list[Executor]:
+        return list(self.executors.values())
+
+    def run(
+        self,
+        message: Any = NO_INPUT,
+        *,
+        stream: bool = False,
+        responses: Mapping[str, Any] | None = None,
+        checkpoint_id: str | None = None,
+        checkpoint_storage: CheckpointStorage | None = None,
+        runtime: Runtime | None = None,
+        run_id: str | None = None,
+        seed: int = 0,
+    ) -> RunStream:
+        """Start a run, continue a paused one with ``responses``, or resume from
+        ``checkpoint_id`` (found in ``checkpoint_storage``).
+
+        The returned ``RunStream`` is awaitable (the ``RunResult``) and async
+        iterable (the events); ``stream`` is accepted for agent-framework
+        compatibility and changes nothing.
+        """
+        del stream
+        if runtime is None:
+            from runtime.inprocess import InProcessRuntime
+
+            runtime = InProcessRuntime()
+        request = RunRequest(
+            input=message,
+            responses=responses,
+            checkpoint_id=checkpoint_id,
+            checkpoint_storage=checkpoint_storage,
+            run_id=run_id,
+            seed=seed,
+        )
+        return runtime.start(self, request)
+
+    async def run_to_result(self, message: Any = NO_INPUT, **kwargs: Any) -> RunResult:
+        """``await workflow.run(...)`` spelled as a coroutine function."""
+        return await self.run(message, **kwargs)
+
+    def to_mermaid(self) -> str:
+        from runtime.workflow._viz import to_mermaid
+
+        return to_mermaid(self.graph)
+
+    def to_dot(self) -> str:
+        from runtime.workflow._viz import to_dot
+
+        return to_dot(self.graph)
+
+    def __repr__(self) -> str:
+        return f"Workflow(name={self.name!r}, executors={list(self.executors)})"
