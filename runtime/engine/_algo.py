@@ -192,11 +192,19 @@ def derive_seed(run_seed: int, superstep: int, executor_id: str) -> int:
     return int(digest(str(run_seed), str(superstep), executor_id)[:16], 16)
 
 
-def message_digest(m: Message) -> str:
-    """Digest of a message's identity and content, independent of the superstep number."""
-    return digest(
-        m.source, m.target, str(m.seq), m.kind.value, m.request_id or "", canonical_json(m.data)
-    )
+def message_digest(m: Message, _memo: dict[int, str] | None = None) -> str:
+    """Digest of a message's identity and content, independent of the superstep number.
+
+    ``_memo`` (id of data -> its JSON) lets a caller that digests many messages
+    sharing one payload (a fan-out) serialise it once.
+    """
+    if _memo is None:
+        text = canonical_json(m.data)
+    else:
+        key = id(m.data)
+        cached = _memo.get(key)
+        text = cached if cached is not None else _memo.setdefault(key, canonical_json(m.data))
+    return digest(m.source, m.target, str(m.seq), m.kind.value, m.request_id or "", text)
 
 
 def commit(
@@ -314,7 +322,8 @@ def commit(
     events = tuple(e for r in ok for e in r.events)
 
     # -- trace ----------------------------------------------------------------------
-    delivered_digests = [message_digest(m) for a in activations for m in a.messages]
+    memo: dict[int, str] = {}
+    delivered_digests = [message_digest(m, memo) for a in activations for m in a.messages]
     state_digest = run_state.state_digest if not written else _state_digest(new_state)
     step = digest(
         str(k),

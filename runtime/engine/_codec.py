@@ -35,9 +35,14 @@ def type_tag(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(data: Any) -> str:
     """The canonical JSON text of encoded data: sorted keys, no spaces."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(data)
 
 
 def digest(*parts: str) -> str:

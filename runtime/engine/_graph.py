@@ -234,6 +234,8 @@ class Graph:
     strict_routing: bool = False
     nodes: Mapping[str, ExecutorNode] = field(init=False)
     by_source: Mapping[str, tuple[EdgeGroup, ...]] = field(init=False)
+    by_pair: Mapping[tuple[str, str], tuple[EdgeGroup, ...]] = field(init=False)
+    """(source, target) -> the edge groups that could carry a message between them."""
     signature: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -243,6 +245,12 @@ class Graph:
             for s in g.sources:
                 by_source[s].append(g)
         object.__setattr__(self, "by_source", {k: tuple(v) for k, v in by_source.items()})
+        by_pair: dict[tuple[str, str], list[EdgeGroup]] = {}
+        for g in self.groups:
+            for s in g.sources:
+                for t in dict.fromkeys(g.targets):
+                    by_pair.setdefault((s, t), []).append(g)
+        object.__setattr__(self, "by_pair", {k: tuple(v) for k, v in by_pair.items()})
         object.__setattr__(self, "signature", digest(canonical_json(self.describe())))
 
     def index_of(self, executor_id: str) -> int:

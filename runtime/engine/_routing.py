@@ -29,7 +29,12 @@ def route(
     nodes = graph.nodes
     out: list[tuple[str, int]] = []
     considered = False
-    for g in graph.by_source.get(source, ()):
+    groups = (
+        graph.by_source.get(source, ())
+        if target_id is None
+        else graph.by_pair.get((source, target_id), ())
+    )
+    for g in groups:
         if isinstance(g, Edge):
             if target_id is not None and target_id != g.target:
                 continue
