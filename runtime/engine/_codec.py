@@ -132,22 +132,32 @@ class JsonCodec:
     # -- decoding ---------------------------------------------------------------
     def decode(self, data: Any) -> Any:
         t = type(data)
-        if t in _PRIMITIVES or t is float:
+        if t in _PRIMITIVES:
+            return data
+        if t is float:
+            if not math.isfinite(data):
+                raise CodecError(f"{data!r} is not valid JSON (NaN and infinities are not)")
             return data
         if t is list:
             return [self.decode(v) for v in data]
         if t is dict:
             tag = data.get("$type")
             if tag is not None:
-                cls = self._by_tag.get(tag)
+                cls = self._by_tag.get(tag) if type(tag) is str else None
                 if cls is None:
-                    raise CodecError(f"unknown message type {tag!r}: it is not registered here")
+                    raise CodecError(
+                        f"unknown message type {tag!r}: it is not registered here; name it in a "
+                        "handler's annotation or call WorkflowBuilder.register_types(...) on "
+                        "this side too"
+                    )
                 try:
                     return self._adapter(cls).validate_python(data.get("$value"))
                 except Exception as exc:
                     raise CodecError(f"cannot decode {tag}: {exc}") from exc
             inner = data.get("$dict")
             if inner is not None and len(data) == 1:
+                if type(inner) is not dict:
+                    raise CodecError(f"malformed $dict wrapper: {inner!r} is not an object")
                 return {k: self.decode(v) for k, v in inner.items()}
             return {k: self.decode(v) for k, v in data.items()}
         raise CodecError(f"not JSON data: {data!r}")
