@@ -1,9 +1,9 @@
 """Checkpoint storage: a small port with in-memory and file implementations.
 
 A checkpoint is taken at a barrier and holds everything needed to continue the
-run on any runtime (docs/concurrency.md rule 13). The file store writes one JSON
-file per checkpoint atomically (temporary file + rename), so a checkpoint written
-by one process can be restored by another.
+run on any runtime (docs/concurrency.md rule 13). The file store appends each
+checkpoint as one JSON line to its run's log, so a checkpoint written by one
+process can be restored by another and a crash never leaves half a checkpoint.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import asyncio
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from runtime.engine import Checkpoint
+from runtime.engine import SCHEMA_VERSION, Checkpoint
 from runtime.errors import CheckpointError
 
 __all__ = [
@@ -26,9 +25,11 @@ __all__ = [
     "FileCheckpointStorage",
     "InMemoryCheckpointStorage",
     "checkpoint_id_for",
+    "read_checkpoint_file",
 ]
 
-_SAFE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_INLINE_LIMIT = 64 * 1024
+_SAFE = re.compile(r"^[A-Za-z0-9_.:@-]+$")
 
 
 def checkpoint_id_for(run_id: str, superstep: int) -> str:
@@ -92,65 +93,125 @@ class InMemoryCheckpointStorage:
 
 
 class FileCheckpointStorage:
-    """One JSON file per checkpoint under ``directory``, written atomically.
+    """Checkpoints as JSON lines, one append-only log file per run under ``directory``.
 
-    ``fsync=True`` also flushes each file and the directory to disk (survives a
-    machine crash, at the cost of a disk flush per checkpoint); without it a
-    checkpoint survives the crash of the process that wrote it.
+    Each checkpoint is one line written with a single ``write`` to a file opened
+    in append mode, so a reader sees whole checkpoints only: a line cut short by
+    a crash has no newline, fails to parse and is ignored (and cut off before
+    the log is appended to again). A checkpoint written by one process is read
+    by any other. ``fsync=True`` also flushes every line to the disk (survives a
+    machine crash, at the cost of a disk flush per checkpoint).
     """
-
-    _INLINE_LIMIT = 64 * 1024
 
     def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = False) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
+        self._fds: dict[str, int] = {}
 
-    def _path(self, checkpoint_id: str) -> Path:
-        if not _SAFE.match(checkpoint_id):
-            raise CheckpointError(f"invalid checkpoint id {checkpoint_id!r}")
-        return self.directory / f"{checkpoint_id}.json"
+    def _log(self, run_id: str) -> Path:
+        if not _SAFE.match(run_id):
+            raise CheckpointError(f"invalid run id {run_id!r}")
+        return self.directory / f"{run_id}.jsonl"
+
+    def _fd(self, run_id: str) -> int:
+        fd = self._fds.get(run_id)
+        if fd is None:
+            path = self._log(run_id)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            _cut_torn_tail(fd)
+            self._fds[run_id] = fd
+        return fd
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        text = json.dumps(checkpoint.to_json(), separators=(",", ":"), ensure_ascii=False)
-        path = self._path(checkpoint.checkpoint_id)
-        if len(text) > self._INLINE_LIMIT or self.fsync:
-            await asyncio.to_thread(self._write, path, text)
+        line = json.dumps(checkpoint.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+        data = line.encode()
+        fd = self._fd(checkpoint.run_id)
+        if len(data) > _INLINE_LIMIT or self.fsync:
+            await asyncio.to_thread(self._append, fd, data)
         else:
-            self._write(path, text)
+            self._append(fd, data)
 
-    def _write(self, path: Path, text: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    def _append(self, fd: int, data: bytes) -> None:
+        written = os.write(fd, data)
+        if written != len(data):  # a short write leaves a torn line: cut it off
+            _cut_torn_tail(fd)
+            raise CheckpointError("short write to the checkpoint log; the checkpoint was not saved")
         if self.fsync:
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            os.fsync(fd)
+
+    def close(self) -> None:
+        """Close the open log files (they are reopened on the next save)."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def __del__(self) -> None:
+        self.close()
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
-        path = self._path(checkpoint_id)
-        return _read(path)
+        run_id, sep, _ = checkpoint_id.rpartition("@")
+        if not sep or not _SAFE.match(checkpoint_id):
+            raise CheckpointError(f"invalid checkpoint id {checkpoint_id!r}")
+        prefix = f'{{"schema_version":{SCHEMA_VERSION},"checkpoint_id":{json.dumps(checkpoint_id)},'
+        path = self._log(run_id)
+        for line in _lines(path):
+            if line.startswith(prefix):
+                return Checkpoint.from_json(_parse(line, path))
+        raise CheckpointError(f"no checkpoint {checkpoint_id!r} in {str(self.directory)!r}")
 
     async def list(
         self, *, run_id: str | None = None, workflow: str | None = None
     ) -> list[CheckpointInfo]:
+        paths = (
+            [self._log(run_id)] if run_id is not None else sorted(self.directory.glob("*.jsonl"))
+        )
         infos = []
-        for path in sorted(self.directory.glob("*.json")):
-            if path.name.startswith(".tmp-"):
-                continue
-            infos.append(CheckpointInfo.of(_read(path)))
+        for path in paths:
+            for line in _lines(path):
+                infos.append(CheckpointInfo.of(Checkpoint.from_json(_parse(line, path))))
         return _select(infos, run_id, workflow)
+
+
+def _cut_torn_tail(fd: int) -> None:
+    """Truncate a log after its last newline (drops a line cut short by a crash)."""
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size == 0:
+        return
+    if os.pread(fd, 1, size - 1) == b"\n":
+        return
+    pos = size
+    while pos > 0:
+        start = max(0, pos - 65536)
+        chunk = os.pread(fd, pos - start, start)
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            os.ftruncate(fd, start + nl + 1)
+            return
+        pos = start
+    os.ftruncate(fd, 0)
+
+
+def _lines(path: Path) -> list[str]:
+    """The complete lines of a log (a torn last line is left out)."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    lines = raw.split("\n")
+    return [ln for ln in lines[:-1] if ln]
+
+
+def _parse(line: str, path: Path) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: a checkpoint line is not valid JSON ({exc})") from exc
+
+
+def read_checkpoint_file(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read a checkpoint exported as one JSON document (``Checkpoint.to_json()``)."""
+    return _read(Path(path))
 
 
 def _read(path: Path) -> Checkpoint:

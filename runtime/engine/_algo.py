@@ -405,7 +405,7 @@ def _configuration(
     fan_in: Mapping[int, Mapping[str, tuple[Message, ...]]],
     state_digest: str,
 ) -> str:
-    """Digest of what is pending at a barrier, independent of the superstep number."""
+    """Short digest of what is pending at a barrier, independent of the superstep number."""
     return digest(
         *sorted(message_digests),
         "|",
@@ -417,7 +417,7 @@ def _configuration(
         ),
         "|",
         state_digest,
-    )
+    )[:16]
 
 
 def _merge_state(

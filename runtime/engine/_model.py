@@ -315,7 +315,8 @@ class RunState:
     """Digest of ``state`` (maintained by ``commit``)."""
     trace_hash: str = ""
     recent: tuple[str, ...] = ()
-    """Configuration digests of recent barriers (livelock detection)."""
+    """Short (16 hex digit) configuration digests of recent barriers, oldest first
+    (livelock detection). Stored in JSON as one concatenated string."""
     seed: int = 0
     external_seq: int = 0
     """Sequence for external inputs (run input, responses)."""
@@ -341,7 +342,7 @@ class RunState:
             "activity": {k: v.to_json() for k, v in self.activity.items()},
             "state_digest": self.state_digest,
             "trace_hash": self.trace_hash,
-            "recent": list(self.recent),
+            "recent": "".join(self.recent),
             "seed": self.seed,
             "external_seq": self.external_seq,
             "error": self.error.to_json() if self.error else None,
@@ -374,13 +375,19 @@ class RunState:
                 activity={k: ExecutorActivity.from_json(v) for k, v in d["activity"].items()},
                 state_digest=d["state_digest"],
                 trace_hash=d["trace_hash"],
-                recent=tuple(d["recent"]),
+                recent=_split16(d["recent"]),
                 seed=int(d["seed"]),
                 external_seq=int(d["external_seq"]),
                 error=ErrorInfo.from_json(d["error"]) if d.get("error") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"malformed run state: {exc!r}") from exc
+
+
+def _split16(text: str) -> tuple[str, ...]:
+    if not isinstance(text, str) or len(text) % 16:
+        raise ValueError("recent digests must be a string of 16-character digests")
+    return tuple(text[i : i + 16] for i in range(0, len(text), 16))
 
 
 @dataclass(frozen=True, slots=True)
