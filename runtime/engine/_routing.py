@@ -75,7 +75,7 @@ def route(
     if out:
         return tuple(out), None
     type_ = type(value).__qualname__
-    if target_id is not None and not considered:
+    if target_id is not None and not groups:
         return (), f"no edge from {source!r} leads to target_id {target_id!r}"
     if not considered and not graph.by_source.get(source):
         return (), f"{source!r} has no outgoing edges"
