@@ -1,0 +1,1 @@
+"""The Dapr-API-compatible local sidecar (a development and CI tool, not Dapr itself)."""

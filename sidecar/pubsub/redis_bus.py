@@ -1,0 +1,201 @@
+"""``pubsub.redis``: Redis Streams with one consumer group per ``consumerID``.
+
+A topic is a stream; every message is ``XADD <topic> * data <bytes> [metadata <json>]``.
+Subscribers of the same ``consumerID`` (default: the app id) share a consumer group and
+compete; different ids each get a copy. Up to ``concurrency`` deliveries run at once per
+subscription (so no ordering). After a failed delivery the message is acknowledged, i.e.
+discarded (contrib ≥ 1.17), unless ``processingTimeout`` had already passed: then it stays
+pending and the reclaim loop (every ``redeliverInterval``) delivers it again. Messages
+left pending by a crashed sidecar are reclaimed the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from sidecar.errors import BrokerError
+from sidecar.pubsub.base import Broker, BrokerMessage, Handler, TopicSubscription
+from sidecar.redis_conn import redis_client
+from sidecar.resources.model import Component
+
+__all__ = ["RedisStreamsBroker"]
+
+log = logging.getLogger(__name__)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _StreamSubscription(TopicSubscription):
+    def __init__(self, broker: RedisStreamsBroker, topic: str, handler: Handler) -> None:
+        self.broker = broker
+        self.topic = topic
+        self.handler = handler
+        self.group = broker.consumer_id
+        self.consumer = f"{broker.consumer_id}-{uuid.uuid4().hex[:12]}"
+        self.client: aioredis.Redis = redis_client(broker.component)
+        self.slots = asyncio.Semaphore(broker.concurrency)
+        self.workers: set[asyncio.Task[None]] = set()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.closing = False
+
+    async def start(self) -> None:
+        try:
+            await self.client.xgroup_create(self.topic, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise BrokerError(f"redis streams: cannot create group: {exc}") from exc
+        except RedisError as exc:
+            raise BrokerError(f"redis streams: {exc}") from exc
+        self.tasks.append(asyncio.create_task(self._read_loop()))
+        if self.broker.redeliver_interval > 0:
+            self.tasks.append(asyncio.create_task(self._reclaim_loop()))
+
+    async def _read_loop(self) -> None:
+        while not self.closing:
+            try:
+                reply: Any = await self.client.xreadgroup(
+                    self.group,
+                    self.consumer,
+                    {self.topic: ">"},
+                    count=self.broker.queue_depth,
+                    block=1000,
+                )
+            except RedisError as exc:
+                log.warning("redis streams: read from %s failed: %s", self.topic, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for _stream, entries in reply or []:
+                for message_id, fields in entries:
+                    await self._dispatch(_text(message_id), fields)
+
+    async def _dispatch(self, message_id: str, fields: Mapping[bytes, bytes] | None) -> None:
+        await self.slots.acquire()
+        task = asyncio.create_task(self._handle(message_id, fields or {}))
+        self.workers.add(task)
+        task.add_done_callback(self.workers.discard)
+
+    async def _handle(self, message_id: str, fields: Mapping[bytes, bytes]) -> None:
+        started = time.monotonic()
+        try:
+            metadata: dict[str, str] = {}
+            raw_meta = fields.get(b"metadata")
+            if raw_meta:
+                with contextlib.suppress(ValueError):
+                    metadata = {str(k): str(v) for k, v in json.loads(raw_meta).items()}
+            message = BrokerMessage(
+                self.topic, bytes(fields.get(b"data", b"")), metadata, message_id
+            )
+            try:
+                await self.handler(message)
+            except Exception as exc:  # the component decides: ack (drop) or keep pending
+                if time.monotonic() - started >= self.broker.processing_timeout:
+                    log.warning(
+                        "redis streams: %s/%s left pending: %s", self.topic, message_id, exc
+                    )
+                    return
+                log.warning("redis streams: dropping %s/%s: %s", self.topic, message_id, exc)
+            with contextlib.suppress(RedisError):
+                await self.client.xack(self.topic, self.group, message_id)
+        finally:
+            self.slots.release()
+
+    async def _reclaim_loop(self) -> None:
+        idle_ms = int(self.broker.processing_timeout * 1000)
+        while not self.closing:
+            await asyncio.sleep(self.broker.redeliver_interval)
+            try:
+                pending: Any = await self.client.xpending_range(
+                    self.topic,
+                    self.group,
+                    min="-",
+                    max="+",
+                    count=self.broker.queue_depth,
+                    idle=idle_ms,
+                )
+                ids = [p["message_id"] for p in pending]
+                if not ids:
+                    continue
+                claimed: Any = await self.client.xclaim(
+                    self.topic, self.group, self.consumer, idle_ms, ids
+                )
+            except RedisError as exc:
+                log.warning("redis streams: reclaim on %s failed: %s", self.topic, exc)
+                continue
+            for message_id, fields in claimed:
+                if fields is None:  # trimmed from the stream meanwhile
+                    await self.client.xack(self.topic, self.group, message_id)
+                    continue
+                await self._dispatch(_text(message_id), fields)
+
+    async def close(self) -> None:
+        self.closing = True
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.workers:
+            await asyncio.gather(*list(self.workers), return_exceptions=True)
+        with contextlib.suppress(RedisError):
+            info: Any = await self.client.xinfo_consumers(self.topic, self.group)
+            mine = [c for c in info if _text(c["name"]) == self.consumer]
+            if mine and int(mine[0]["pending"]) == 0:
+                await self.client.xgroup_delconsumer(self.topic, self.group, self.consumer)
+        await self.client.aclose()
+
+
+class RedisStreamsBroker(Broker):
+    def __init__(self, component: Component, app_id: str) -> None:
+        self.component = component
+        self.consumer_id = component.get("consumerID") or app_id
+        self.concurrency = max(1, component.integer("concurrency", 10))
+        self.queue_depth = max(1, component.integer("queueDepth", 100))
+        self.processing_timeout = component.seconds("processingTimeout", 15.0)
+        self.redeliver_interval = component.seconds("redeliverInterval", 60.0)
+        self.max_len = component.integer("maxLenApprox", 0)
+        self._client: aioredis.Redis = redis_client(component)
+        self._subs: list[_StreamSubscription] = []
+
+    async def start(self) -> None:
+        try:
+            await self._client.ping()
+        except RedisError as exc:
+            raise BrokerError(
+                f"redis pub/sub {self.component.name!r}: cannot reach "
+                f"{self.component.get('redisHost')}: {exc}"
+            ) from exc
+
+    async def publish(self, topic: str, data: bytes, metadata: Mapping[str, str]) -> None:
+        fields: dict[str, bytes | str] = {"data": data}
+        if metadata:
+            fields["metadata"] = json.dumps(dict(metadata))
+        try:
+            await self._client.xadd(
+                topic,
+                fields,  # type: ignore[arg-type]  # redis stubs want a dict of one value type
+                maxlen=self.max_len or None,
+                approximate=True,
+            )
+        except RedisError as exc:
+            raise BrokerError(f"redis streams: publish to {topic} failed: {exc}") from exc
+
+    async def subscribe(self, topic: str, handler: Handler) -> TopicSubscription:
+        sub = _StreamSubscription(self, topic, handler)
+        await sub.start()
+        self._subs.append(sub)
+        return sub
+
+    async def close(self) -> None:
+        subs, self._subs = self._subs, []
+        await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
+        await self._client.aclose()
