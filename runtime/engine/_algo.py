@@ -221,117 +221,132 @@ def commit(
     """
     k = run_state.superstep + 1
     by_id = {r.executor_id: r for r in results}
-    missing = [a.executor_id for a in activations if a.executor_id not in by_id]
-    if missing:
-        raise ValueError(f"commit of superstep {k} lacks results for {missing}")
-    ordered = [by_id[a.executor_id] for a in activations]
+    ordered: list[ActivationResult] = []
+    for a in activations:
+        r = by_id.get(a.executor_id)
+        if r is None:
+            missing = [x.executor_id for x in activations if x.executor_id not in by_id]
+            raise ValueError(f"commit of superstep {k} lacks results for {missing}")
+        ordered.append(r)
     activated = tuple(a.executor_id for a in activations)
-    delivered = sum(len(a.messages) for a in activations)
+    delivered = 0
+    for a in activations:
+        delivered += len(a.messages)
 
-    def fail(exc: Exception, executor_id: str | None = None) -> tuple[RunState, SuperstepReport]:
-        info = ErrorInfo.of(exc, executor_id, k)
-        failed = replace(run_state, status=RunStatus.FAILED, error=info)
-        return failed, SuperstepReport(k, activated, delivered, error=exc, committed=False)
-
+    ok: list[ActivationResult] = []
+    unusual = False
     for r in ordered:
-        if r.status is ActivationStatus.FAILED:
+        if r.status is ActivationStatus.OK:
+            ok.append(r)
+            if r.attempts > 1:
+                unusual = True
+        elif r.status is ActivationStatus.FAILED:
             err = r.error
-            return fail(
-                ExecutorFailedError(r.executor_id, k, r.attempts, err.message if err else "failed"),
-                r.executor_id,
+            exc = ExecutorFailedError(
+                r.executor_id, k, r.attempts, err.message if err else "failed"
             )
-
-    ok = [r for r in ordered if r.status is ActivationStatus.OK]
+            return _failed(run_state, k, activated, delivered, exc, r.executor_id)
+        else:
+            unusual = True
 
     # -- shared state: merge per key --------------------------------------------------
     new_state, written, conflict = _merge_state(run_state.state, graph, ok)
     if conflict is not None:
-        return fail(conflict)
+        return _failed(run_state, k, activated, delivered, conflict, None)
 
     # -- messages: route into the inbox and fan-in buffers ---------------------------
+    groups = graph.groups
     inbox: list[Message] = []
-    fan_in = {g: dict(buf) for g, buf in run_state.fan_in.items()}
+    buffers: dict[int, dict[str, list[Message]]] | None = None
     dropped: list[Dropped] = []
+    outputs: list[OutputRecord] = []
+    events: list[EventRecord] = []
+    new_requests: list[PendingRequest] = []
     for r in ordered:
+        eid = r.executor_id
         if r.status is ActivationStatus.OK:
             for s in r.sent:
                 if not s.deliveries:
-                    dropped.append(Dropped(r.executor_id, s.drop_reason or "no route", s.data))
+                    dropped.append(Dropped(eid, s.drop_reason or "no route", s.data))
                     continue
                 for target, gi in s.deliveries:
-                    m = Message(r.executor_id, target, s.data, k, s.seq, group=gi)
-                    if isinstance(graph.groups[gi], FanInGroup):
-                        buf = fan_in.setdefault(gi, {})
-                        buf[r.executor_id] = (*buf.get(r.executor_id, ()), m)
+                    m = Message(eid, target, s.data, k, s.seq, group=gi)
+                    if isinstance(groups[gi], FanInGroup):
+                        if buffers is None:
+                            buffers = {}
+                        buffers.setdefault(gi, {}).setdefault(eid, []).append(m)
                     else:
                         inbox.append(m)
+            for o in r.outputs:
+                outputs.append(OutputRecord(eid, o))
+            events.extend(r.events)
+            new_requests.extend(r.requests)
         elif r.status is ActivationStatus.FALLBACK and r.fallback is not None:
-            act = next(a for a in activations if a.executor_id == r.executor_id)
+            act = next(a for a in activations if a.executor_id == eid)
             for seq, orig in enumerate(act.messages):
-                inbox.append(Message(r.executor_id, r.fallback, orig.data, k, seq))
+                inbox.append(Message(eid, r.fallback, orig.data, k, seq))
     if dropped and graph.strict_routing:
         d = dropped[0]
-        return fail(
-            UndeliverableMessageError(
-                f"strict routing: message from {d.source!r} dropped: {d.reason}"
-            ),
-            d.source,
+        undeliverable = UndeliverableMessageError(
+            f"strict routing: message from {d.source!r} dropped: {d.reason}"
         )
+        return _failed(run_state, k, activated, delivered, undeliverable, d.source)
 
+    # -- fan-in: buffer, and flush the groups every source has contributed to ---------
+    fan_in = run_state.fan_in
     flushed: list[str] = []
-    for g in sorted(fan_in):
-        group = graph.groups[g]
-        assert isinstance(group, FanInGroup)
-        buf = fan_in[g]
-        if all(buf.get(s) for s in group.sources):
-            items = [m for s in group.sources for m in buf[s]]
-            inbox.append(
-                Message(
-                    f"$fan_in:{g}",
-                    group.target,
-                    [m.data for m in items],
-                    k,
-                    0,
-                    kind=MessageKind.FAN_IN,
-                    group=g,
-                    parts=tuple(m.source for m in items),
+    if buffers is not None or fan_in:
+        merged: dict[int, dict[str, tuple[Message, ...]]] = {g: dict(b) for g, b in fan_in.items()}
+        for gi, by_src in (buffers or {}).items():
+            buf = merged.setdefault(gi, {})
+            for src, msgs in by_src.items():
+                buf[src] = (*buf.get(src, ()), *msgs)
+        for g in sorted(merged):
+            group = groups[g]
+            assert isinstance(group, FanInGroup)
+            buf = merged[g]
+            if all(buf.get(src) for src in group.sources):
+                items = [m for src in group.sources for m in buf[src]]
+                inbox.append(
+                    Message(
+                        f"$fan_in:{g}",
+                        group.target,
+                        [m.data for m in items],
+                        k,
+                        0,
+                        kind=MessageKind.FAN_IN,
+                        group=g,
+                        parts=tuple(m.source for m in items),
+                    )
                 )
-            )
-            fan_in[g] = {}
-            flushed.append(group.target)
-    fan_in = {g: b for g, b in fan_in.items() if b}
+                merged[g] = {}
+                flushed.append(group.target)
+        fan_in = {g: b for g, b in merged.items() if b}
 
     # -- requests, snapshots, activity ------------------------------------------------
-    pending = dict(run_state.pending)
-    new_requests: list[PendingRequest] = []
-    for r in ok:
-        for req in r.requests:
+    pending = run_state.pending
+    if new_requests:
+        pending = dict(pending)
+        for req in new_requests:
             pending[req.request_id] = req
-            new_requests.append(req)
     snapshots = run_state.snapshots
-    if any(r.has_snapshot for r in ok):
-        snapshots = dict(snapshots)
-        for r in ok:
-            if r.has_snapshot:
-                snapshots[r.executor_id] = r.snapshot
+    for r in ok:
+        if r.has_snapshot:
+            if snapshots is run_state.snapshots:
+                snapshots = dict(snapshots)
+            snapshots[r.executor_id] = r.snapshot
     activity = dict(run_state.activity)
     for r in ordered:
         activity[r.executor_id] = ExecutorActivity(k, r.status, len(r.sent))
-
-    outputs = tuple(OutputRecord(r.executor_id, o) for r in ok for o in r.outputs)
-    events = tuple(e for r in ok for e in r.events)
 
     # -- trace ----------------------------------------------------------------------
     memo: dict[int, str] = {}
     delivered_digests = [message_digest(m, memo) for a in activations for m in a.messages]
     state_digest = run_state.state_digest if not written else _state_digest(new_state)
-    step = digest(
-        str(k),
-        ",".join(activated),
-        *delivered_digests,
-        state_digest,
-        *(canonical_json([o.executor_id, o.data]) for o in outputs),
-    )
+    parts = [str(k), ",".join(activated), *delivered_digests, state_digest]
+    for o in outputs:
+        parts.append(canonical_json([o.executor_id, o.data]))
+    step = digest(*parts)
     trace_hash = digest(run_state.trace_hash, step)
 
     # -- livelock memory: the configuration at the previous barrier ---------------------
@@ -339,7 +354,7 @@ def commit(
     recent = run_state.recent
     if run_state.superstep > 0:
         prev = _configuration(delivered_digests, run_state.fan_in, run_state.state_digest)
-        recent = (*recent[-(LIVELOCK_WINDOW - 1) :], prev)
+        recent = (*recent[1:], prev) if len(recent) >= LIVELOCK_WINDOW else (*recent, prev)
 
     # -- termination ----------------------------------------------------------------
     status = RunStatus.RUNNING
@@ -385,19 +400,37 @@ def commit(
         superstep=k,
         activated=activated,
         delivered=delivered,
-        outputs=outputs,
-        events=events,
+        outputs=tuple(outputs),
+        events=tuple(events),
         requests=tuple(new_requests),
         dropped=tuple(dropped),
-        skipped=tuple(r for r in ordered if r.status is ActivationStatus.SKIPPED),
-        fallbacks=tuple(r for r in ordered if r.status is ActivationStatus.FALLBACK),
-        retried=tuple(r for r in ordered if r.attempts > 1),
         written=written,
         fan_in_flushed=tuple(flushed),
         step_digest=step,
         error=report_error,
     )
+    if unusual:
+        report = replace(
+            report,
+            skipped=tuple(r for r in ordered if r.status is ActivationStatus.SKIPPED),
+            fallbacks=tuple(r for r in ordered if r.status is ActivationStatus.FALLBACK),
+            retried=tuple(r for r in ordered if r.attempts > 1),
+        )
     return new_run_state, report
+
+
+def _failed(
+    run_state: RunState,
+    k: int,
+    activated: tuple[str, ...],
+    delivered: int,
+    exc: Exception,
+    executor_id: str | None,
+) -> tuple[RunState, SuperstepReport]:
+    """The superstep failed as a whole: nothing of it is committed."""
+    info = ErrorInfo.of(exc, executor_id, k)
+    failed = replace(run_state, status=RunStatus.FAILED, error=info)
+    return failed, SuperstepReport(k, activated, delivered, error=exc, committed=False)
 
 
 def _configuration(
