@@ -12,6 +12,7 @@ from runtime.workflow._executor import (
     response_handler,
 )
 from runtime.workflow._run import NO_INPUT, RunRequest, RunResult, RunStream, Runtime
+from runtime.workflow._subworkflow import WorkflowExecutor
 from runtime.workflow._workflow import Workflow
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "WorkflowBuilder",
     "WorkflowContext",
     "WorkflowEvent",
+    "WorkflowExecutor",
     "execute_activation",
     "executor",
     "handler",

@@ -103,9 +103,12 @@ def _ctx_types(annotation: Any) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]
 
 
 def _declared(types: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    """Declared types without the "nothing" markers: ``Never``, ``NoReturn`` and ``None``
+    (``WorkflowContext[None, str]`` reads as "sends nothing, yields str")."""
     if types is None or any(t is Any for t in types):
         return None
-    return tuple(t for t in types if t is not typing.Never and t is not typing.NoReturn)
+    nothing = (typing.Never, typing.NoReturn, None, type(None))
+    return tuple(t for t in types if t not in nothing)
 
 
 def _hints(func: Callable[..., Any], owner: str) -> tuple[dict[str, Any], str | None]:
