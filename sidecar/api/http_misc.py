@@ -121,7 +121,6 @@ def misc_routes(sidecar: Sidecar) -> list[Route]:
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     return [
-        Route("/v1.0/publish/{pubsub}/{topic:path}", guarded(publish), methods=["POST", "PUT"]),
         Route(
             "/v1.0-alpha1/publish/bulk/{pubsub}/{topic:path}",
             guarded(bulk_publish),
@@ -132,6 +131,8 @@ def misc_routes(sidecar: Sidecar) -> list[Route]:
             guarded(bulk_publish),
             methods=["POST", "PUT"],
         ),
+        # After the bulk routes: a static "bulk" segment wins, as in daprd's router.
+        Route("/v1.0/publish/{pubsub}/{topic:path}", guarded(publish), methods=["POST", "PUT"]),
         Route("/v1.0/healthz", guarded(healthz), methods=["GET"]),
         Route("/v1.0/healthz/outbound", guarded(outbound), methods=["GET"]),
         Route("/v1.0/metadata", guarded(metadata), methods=["GET"]),
