@@ -371,7 +371,8 @@ def commit(
             status = RunStatus.COMPLETED
     elif graph.max_supersteps is not None and k >= graph.max_supersteps:
         now = _configuration([message_digest(m) for m in inbox], fan_in, state_digest)
-        period = len(recent) - recent.index(now) if now in recent else None
+        # the most recent repetition gives the period (an older one, a multiple of it)
+        period = recent[::-1].index(now) + 1 if now in recent else None
         status = RunStatus.FAILED
         conv = ConvergenceError(graph.max_supersteps, period)
         error, report_error = ErrorInfo.of(conv, superstep=k), conv
