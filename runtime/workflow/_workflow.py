@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from runtime.engine import Graph, RunState
 from runtime.workflow._executor import Executor
@@ -53,6 +53,32 @@ class Workflow:
     def get_executors_list(self) -> list[Executor]:
         return list(self.executors.values())
 
+    @overload
+    def run(
+        self,
+        message: Any = NO_INPUT,
+        *,
+        stream: Literal[False] = False,
+        responses: Mapping[str, Any] | None = None,
+        checkpoint_id: str | None = None,
+        checkpoint_storage: CheckpointStorage | None = None,
+        runtime: Runtime | None = None,
+        run_id: str | None = None,
+        seed: int = 0,
+    ) -> Coroutine[Any, Any, RunResult]: ...
+    @overload
+    def run(
+        self,
+        message: Any = NO_INPUT,
+        *,
+        stream: Literal[True],
+        responses: Mapping[str, Any] | None = None,
+        checkpoint_id: str | None = None,
+        checkpoint_storage: CheckpointStorage | None = None,
+        runtime: Runtime | None = None,
+        run_id: str | None = None,
+        seed: int = 0,
+    ) -> RunStream: ...
     def run(
         self,
         message: Any = NO_INPUT,
@@ -64,15 +90,14 @@ class Workflow:
         runtime: Runtime | None = None,
         run_id: str | None = None,
         seed: int = 0,
-    ) -> RunStream:
+    ) -> Coroutine[Any, Any, RunResult] | RunStream:
         """Start a run, continue a paused one with ``responses``, or resume from
         ``checkpoint_id`` (found in ``checkpoint_storage``).
 
-        The returned ``RunStream`` is awaitable (the ``RunResult``) and async
-        iterable (the events); ``stream`` is accepted for agent-framework
-        compatibility and changes nothing.
+        Without ``stream`` it returns a coroutine for the ``RunResult``; with
+        ``stream=True`` a ``RunStream`` to ``async for`` over the events as
+        supersteps commit (and to ``await`` for the result, or ``cancel()``).
         """
-        del stream
         if runtime is None:
             from runtime.inprocess import InProcessRuntime
 
@@ -85,11 +110,8 @@ class Workflow:
             run_id=run_id,
             seed=seed,
         )
-        return runtime.start(self, request)
-
-    async def run_to_result(self, message: Any = NO_INPUT, **kwargs: Any) -> RunResult:
-        """``await workflow.run(...)`` spelled as a coroutine function."""
-        return await self.run(message, **kwargs)
+        run = runtime.start(self, request)
+        return run if stream else run.get_final_response()
 
     def to_mermaid(self) -> str:
         from runtime.workflow._viz import to_mermaid
