@@ -232,6 +232,25 @@ class SentMessage:
     target_id: str | None = None
     drop_reason: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "data": self.data,
+            "deliveries": [list(d) for d in self.deliveries],
+            "target_id": self.target_id,
+            "drop_reason": self.drop_reason,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SentMessage:
+        return cls(
+            int(d["seq"]),
+            d["data"],
+            tuple((str(t), int(g)) for t, g in d["deliveries"]),
+            d.get("target_id"),
+            d.get("drop_reason"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StateWrite:
@@ -239,6 +258,13 @@ class StateWrite:
     data: Any
     """Codec JSON form; ``None`` together with ``delete=True`` deletes the key."""
     delete: bool = False
+
+    def to_json(self) -> list[Any]:
+        return [self.key, self.data, self.delete]
+
+    @classmethod
+    def from_json(cls, d: list[Any]) -> StateWrite:
+        return cls(str(d[0]), d[1], bool(d[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +278,13 @@ class EventRecord:
     executor_id: str
     type: str
     data: Any
+
+    def to_json(self) -> list[Any]:
+        return [self.executor_id, self.type, self.data]
+
+    @classmethod
+    def from_json(cls, d: list[Any]) -> EventRecord:
+        return cls(str(d[0]), str(d[1]), d[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +306,49 @@ class ActivationResult:
     error: ErrorInfo | None = None
     fallback: str | None = None
     duration_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "executor_id": self.executor_id,
+            "superstep": self.superstep,
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "sent": [m.to_json() for m in self.sent],
+            "outputs": list(self.outputs),
+            "events": [e.to_json() for e in self.events],
+            "writes": [w.to_json() for w in self.writes],
+            "requests": [r.to_json() for r in self.requests],
+            "snapshot": self.snapshot,
+            "has_snapshot": self.has_snapshot,
+            "error": self.error.to_json() if self.error else None,
+            "fallback": self.fallback,
+            "duration_s": self.duration_s,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ActivationResult:
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(
+                f"activation result has schema version {d.get('schema_version')!r}, "
+                f"expected {SCHEMA_VERSION}"
+            )
+        return cls(
+            executor_id=str(d["executor_id"]),
+            superstep=int(d["superstep"]),
+            status=ActivationStatus(d["status"]),
+            attempts=int(d["attempts"]),
+            sent=tuple(SentMessage.from_json(m) for m in d["sent"]),
+            outputs=tuple(d["outputs"]),
+            events=tuple(EventRecord.from_json(e) for e in d["events"]),
+            writes=tuple(StateWrite.from_json(w) for w in d["writes"]),
+            requests=tuple(PendingRequest.from_json(r) for r in d["requests"]),
+            snapshot=d.get("snapshot"),
+            has_snapshot=bool(d.get("has_snapshot", False)),
+            error=ErrorInfo.from_json(d["error"]) if d.get("error") else None,
+            fallback=d.get("fallback"),
+            duration_s=float(d.get("duration_s", 0.0)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
