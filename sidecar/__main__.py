@@ -1,0 +1,81 @@
+"""``python -m sidecar run -f dapr.yaml``: run a multi-app template with the local sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from sidecar.errors import ResourceError, StartupError
+from sidecar.launcher import Topology, load_template
+
+log = logging.getLogger("sidecar")
+
+
+async def _run(template_file: str) -> int:
+    template = load_template(template_file)
+    topology = Topology(template.apps)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await topology.start()
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for line in exc.log_tail:
+            print(f"  | {line}", file=sys.stderr)
+        return 1
+    for app_id, sidecar in topology.sidecars.items():
+        log.info(
+            "%s: sidecar HTTP %d, gRPC %d, ready", app_id, sidecar.http_port, sidecar.grpc_port
+        )
+    print(f"== local sidecar == {len(topology.apps)} app(s) running; Ctrl-C stops them")
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        while not stop.is_set():
+            exited = asyncio.create_task(topology.wait_any_exit())
+            done, _ = await asyncio.wait({waiter, exited}, return_when=asyncio.FIRST_COMPLETED)
+            if exited in done:
+                app_id = exited.result()
+                log.warning("app %s exited; its sidecar keeps running", app_id)
+                topology.processes.pop(app_id, None)
+                if not topology.processes:
+                    break
+            else:
+                exited.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await exited
+    finally:
+        waiter.cancel()
+        print("== local sidecar == stopping")
+        await topology.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sidecar",
+        description="Run apps with the Dapr-API-compatible local sidecar (not Dapr itself).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a multi-app template (like `dapr run -f`)")
+    run.add_argument("-f", "--file", required=True, help="the run template, e.g. dapr.yaml")
+    run.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="== SIDECAR == %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return asyncio.run(_run(args.file))
+    except ResourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""App processes: started with the environment ``dapr run -f`` gives, logs prefixed by app id."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["AppProcess", "LogSink", "stdout_sink"]
+
+log = logging.getLogger(__name__)
+
+LogSink = Callable[[str, str], None]  # (app id, line)
+
+
+def stdout_sink(app_id: str, line: str) -> None:
+    sys.stdout.write(f"== APP - {app_id} == {line}\n")
+    sys.stdout.flush()
+
+
+class AppProcess:
+    """One app's process; keeps its last log lines for start-up error reports."""
+
+    def __init__(
+        self,
+        app_id: str,
+        command: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        *,
+        sink: LogSink = stdout_sink,
+        keep: int = 40,
+    ) -> None:
+        self.app_id = app_id
+        self.command = tuple(command)
+        self.cwd = cwd
+        self.env = dict(env)
+        self.sink = sink
+        self.tail: collections.deque[str] = collections.deque(maxlen=keep)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode if self._proc is not None else None
+
+    async def start(self) -> None:
+        self.tail.clear()
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.command,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._reader = asyncio.create_task(self._read(self._proc))
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while True:
+            raw = await proc.stdout.readline()
+            if not raw:
+                break
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.tail.append(line)
+            self.sink(self.app_id, line)
+
+    async def wait(self) -> int:
+        assert self._proc is not None
+        code = await self._proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        return code
+
+    def _signal(self, sig: int) -> None:
+        if self._proc is None or self._proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)
+
+    async def kill(self) -> None:
+        """SIGKILL the app (and its process group): a crash, for fault injection."""
+        self._signal(signal.SIGKILL)
+        if self._proc is not None:
+            await self.wait()
+
+    async def terminate(self, grace: float = 5.0) -> None:
+        if self._proc is None or self._proc.returncode is not None:
+            if self._reader is not None:
+                await asyncio.gather(self._reader, return_exceptions=True)
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.wait(), grace)
+        except TimeoutError:
+            log.warning("%s did not stop after SIGTERM, killing it", self.app_id)
+            await self.kill()

@@ -1,0 +1,155 @@
+"""The multi-app run template (``dapr.yaml``) of ``dapr run -f`` (dapr-contract §6).
+
+``common`` keys apply to every app that leaves them unset; ``env`` merges per key (the
+app wins). ``common`` paths are relative to the template, app paths to ``appDirPath``.
+Resources path per app: the app's ``resourcesPaths`` → ``<appDirPath>/.dapr/resources``
+if it exists → ``common.resourcesPaths`` → ``~/.dapr/components``. Unknown keys are
+ignored, as the CLI's non-strict parser does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from sidecar.errors import ResourceError
+
+__all__ = ["AppSpec", "RunTemplate", "load_template"]
+
+
+def _empty() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """One app of a run: its process and its sidecar."""
+
+    app_id: str
+    app_dir: Path
+    command: tuple[str, ...] = ()
+    app_port: int | None = None
+    app_host: str = "127.0.0.1"
+    app_protocol: str = "http"
+    http_port: int = 0
+    grpc_port: int = 0
+    env: Mapping[str, str] = field(default_factory=_empty)
+    resources_paths: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunTemplate:
+    name: str
+    apps: tuple[AppSpec, ...]
+    file: Path
+
+
+def _paths(raw: object, base: Path, where: str, field_name: str) -> list[Path]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise ResourceError(where, field_name, "must be a list of paths")
+    return [(base / Path(p).expanduser()).resolve() for p in raw]
+
+
+def _env(raw: object, where: str, field_name: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ResourceError(where, field_name, "must be a mapping of names to values")
+    return {str(k): "" if v is None else str(v) for k, v in raw.items()}
+
+
+def _int(raw: object, where: str, field_name: str) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ResourceError(where, field_name, "must be a port number")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ResourceError(where, field_name, f"{raw!r} is not a port number") from None
+
+
+def _resources(
+    app: Mapping[str, Any], common: Mapping[str, Any], app_dir: Path, base: Path, where: str
+) -> tuple[Path, ...]:
+    own = _paths(app.get("resourcesPaths"), app_dir, where, "resourcesPaths")
+    own += _paths(app.get("resourcesPath"), app_dir, where, "resourcesPath")
+    if own:
+        return tuple(own)
+    local = app_dir / ".dapr" / "resources"
+    if local.is_dir():
+        return (local,)
+    shared = _paths(common.get("resourcesPaths"), base, where, "common.resourcesPaths")
+    shared += _paths(common.get("resourcesPath"), base, where, "common.resourcesPath")
+    if shared:
+        return tuple(shared)
+    return (Path("~/.dapr/components").expanduser(),)
+
+
+def load_template(file: Path | str) -> RunTemplate:
+    path = Path(file).resolve()
+    where = str(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ResourceError(where, "<file>", f"cannot read the run template: {exc}") from None
+    if not isinstance(doc, Mapping):
+        raise ResourceError(where, "<document>", "expected a mapping")
+    if not doc.get("version"):
+        raise ResourceError(where, "version", "is required and must be non-zero")
+    base = path.parent
+    common = doc.get("common") or {}
+    if not isinstance(common, Mapping):
+        raise ResourceError(where, "common", "must be a mapping")
+    raw_apps = doc.get("apps")
+    if not isinstance(raw_apps, list) or not raw_apps:
+        raise ResourceError(where, "apps", "needs at least one app")
+    apps: list[AppSpec] = []
+    seen: set[str] = set()
+    for i, app in enumerate(raw_apps):
+        field_base = f"apps[{i}]"
+        if not isinstance(app, Mapping):
+            raise ResourceError(where, field_base, "must be a mapping")
+        dir_raw = app.get("appDirPath")
+        if not isinstance(dir_raw, str) or not dir_raw:
+            raise ResourceError(where, f"{field_base}.appDirPath", "is required")
+        app_dir = (base / dir_raw).resolve()
+        if not app_dir.is_dir():
+            raise ResourceError(where, f"{field_base}.appDirPath", f"{app_dir} is not a directory")
+        app_id = str(app.get("appID") or app_dir.name)
+        if app_id in seen:
+            raise ResourceError(where, f"{field_base}.appID", f"app id {app_id!r} is used twice")
+        seen.add(app_id)
+
+        def pick(key: str, app: Mapping[str, Any] = app) -> Any:
+            return app[key] if app.get(key) is not None else common.get(key)
+
+        command = app.get("command") or []
+        if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+            raise ResourceError(where, f"{field_base}.command", "must be a list of strings")
+        env = {**_env(common.get("env"), where, "common.env")}
+        env.update(_env(app.get("env"), where, f"{field_base}.env"))
+        apps.append(
+            AppSpec(
+                app_id=app_id,
+                app_dir=app_dir,
+                command=tuple(command),
+                app_port=_int(app.get("appPort"), where, f"{field_base}.appPort"),
+                app_host=str(pick("appChannelAddress") or "127.0.0.1"),
+                app_protocol=str(pick("appProtocol") or "http"),
+                http_port=_int(app.get("daprHTTPPort"), where, f"{field_base}.daprHTTPPort") or 0,
+                grpc_port=_int(app.get("daprGRPCPort"), where, f"{field_base}.daprGRPCPort") or 0,
+                env=MappingProxyType(env),
+                resources_paths=_resources(app, common, app_dir, base, where),
+            )
+        )
+    return RunTemplate(str(doc.get("name") or path.stem), tuple(apps), path)

@@ -1,0 +1,208 @@
+"""Actor contract (dapr-contract §4): two app processes host ``Counter`` (SDK ``DaprActor``),
+each with its sidecar; calls go through HTTP and the SDK's ``ActorProxy``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dapr.actor import ActorId, ActorProxy
+from dapr.conf import settings
+
+from sidecar.launcher import AppSpec, Topology
+from sidecar.testing import BackgroundLoop, free_port, wait_until
+from tests.sidecar.apps.actor_app import CounterInterface
+from tests.sidecar.conftest import require_service, write_resources
+
+pytestmark = pytest.mark.sidecar_only
+
+REPO = Path(__file__).resolve().parents[2]
+
+STORE = """
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: actorstore}
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+  - {name: redisHost, value: "localhost:6379"}
+  - {name: actorStateStore, value: "true"}
+"""
+
+
+def _topology(resources: Path, idle: str = "3600") -> Topology:
+    apps = []
+    for app_id in ("host-a", "host-b"):
+        port = free_port()
+        command = (
+            sys.executable, "-m", "uvicorn", "tests.sidecar.apps.actor_app:app",
+            "--port", str(port), "--log-level", "warning",
+        )  # fmt: skip
+        apps.append(
+            AppSpec(
+                app_id=app_id,
+                app_dir=REPO,
+                command=command,
+                app_port=port,
+                env={"ACTOR_IDLE_SECONDS": idle},
+                resources_paths=(resources,),
+            )
+        )
+    return Topology(apps, sink=lambda app, line: None, probe_interval=0.1)
+
+
+@pytest.fixture(scope="module")
+def resources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_service("Redis", 6379)
+    return write_resources(tmp_path_factory.mktemp("actors"), {"store.yaml": STORE})
+
+
+@pytest.fixture(scope="module")
+def topo(bg: BackgroundLoop, resources: Path) -> Iterator[Topology]:
+    topology = _topology(resources, idle="1.5")
+    bg.run(topology.start())
+    yield topology
+    bg.run(topology.stop())
+
+
+def _url(topo: Topology, app_id: str) -> str:
+    return f"http://127.0.0.1:{topo.sidecar(app_id).http_port}/v1.0"
+
+
+def _call(topo: Topology, via: str, actor_id: str, method: str, body: Any = None) -> httpx.Response:
+    with httpx.Client(timeout=30) as client:
+        return client.put(f"{_url(topo, via)}/actors/Counter/{actor_id}/method/{method}", json=body)
+
+
+def _debug(topo: Topology, app_id: str) -> dict[str, Any]:
+    port = topo.sidecar(app_id).options.app_port
+    with httpx.Client(timeout=5) as client:
+        result: dict[str, Any] = client.get(f"http://127.0.0.1:{port}/debug").json()
+        return result
+
+
+def test_invoke_and_state_through_the_sdk_proxy(
+    topo: Topology, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "DAPR_HTTP_PORT", topo.sidecar("host-a").http_port)
+    proxy = ActorProxy.create("Counter", ActorId(uid), CounterInterface)
+
+    async def twice() -> list[Any]:
+        return [await proxy.Incr(2), await proxy.Incr(3)]
+
+    assert asyncio.run(twice()) == [2, 5]
+    state = httpx.get(f"{_url(topo, 'host-a')}/actors/Counter/{uid}/state/count", timeout=5)
+    # Actor state is read on the hosting sidecar; the other one answers 204 (other app id).
+    owner = _call(topo, "host-a", uid, "WhoAmI").json()["app"]
+    state = httpx.get(f"{_url(topo, owner)}/actors/Counter/{uid}/state/count", timeout=5)
+    assert state.status_code == 200 and state.json() == 5
+
+
+def test_turns_are_serialised_per_actor_and_parallel_across_actors(
+    topo: Topology, uid: str
+) -> None:
+    ids = [f"{uid}-0", f"{uid}-0", f"{uid}-0", f"{uid}-0", f"{uid}-1", f"{uid}-2"]
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(ids)) as pool:
+        answers = list(
+            pool.map(lambda i: _call(topo, ("host-a", "host-b")[len(i) % 2], i, "Slow", 300), ids)
+        )
+    elapsed = time.monotonic() - started
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert max(a.json()["max"] for a in answers) == 1
+    assert elapsed >= 1.2  # four turns of one actor, one after the other
+    assert elapsed < 1.2 + 1.5  # the other actors ran alongside
+
+
+def test_single_activation_across_two_host_processes(topo: Topology, uid: str) -> None:
+    ids = [f"{uid}-{n}" for n in range(16)]
+    calls = [(i, via) for i in ids for via in ("host-a", "host-b")] * 2
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda c: (c[0], _call(topo, c[1], c[0], "WhoAmI")), calls))
+    owners: dict[str, set[str]] = {}
+    for actor_id, answer in answers:
+        assert answer.status_code == 200
+        owners.setdefault(actor_id, set()).add(answer.json()["app"])
+    assert all(len(apps) == 1 for apps in owners.values()), owners
+    assert {next(iter(a)) for a in owners.values()} == {"host-a", "host-b"}  # spread by hashing
+
+
+def test_only_200_is_success(topo: Topology, uid: str) -> None:
+    answer = _call(topo, "host-a", uid, "Fail")
+    assert answer.status_code == 500
+    assert answer.json()["errorCode"] == "ERR_ACTOR_INVOKE_METHOD"
+    assert "error from actor service: (500)" in answer.json()["message"]
+
+
+def test_state_write_needs_an_active_actor(topo: Topology, uid: str) -> None:
+    body = [{"operation": "upsert", "request": {"key": "k", "value": 1}}]
+    answer = httpx.put(f"{_url(topo, 'host-a')}/actors/Counter/{uid}/state", json=body, timeout=5)
+    assert answer.status_code == 400
+    assert answer.json()["errorCode"] == "ERR_ACTOR_INSTANCE_MISSING"
+
+
+def test_bad_names_are_400(topo: Topology) -> None:
+    answer = httpx.put(f"{_url(topo, 'host-a')}/actors/Counter/a%23b/method/WhoAmI", timeout=5)
+    assert answer.status_code == 400
+
+
+def test_timer_fires_through_the_actor(topo: Topology, uid: str) -> None:
+    owner = _call(topo, "host-a", uid, "WhoAmI").json()["app"]
+    assert _call(topo, "host-a", uid, "Tick", {"name": f"t-{uid}"}).status_code == 200
+    wait_until(
+        lambda: sum(1 for e in _debug(topo, owner)["events"] if e.get("name") == f"t-{uid}") >= 2,
+        what="two timer fires",
+    )
+
+
+def test_idle_actor_is_deactivated(topo: Topology, uid: str) -> None:
+    owner = _call(topo, "host-b", uid, "WhoAmI").json()["app"]
+    wait_until(
+        lambda: {"kind": "deactivate", "actor": uid} in _debug(topo, owner)["events"],
+        within=8,
+        what="deactivation after the idle timeout",
+    )
+
+
+def test_reminders_persist_and_move_to_the_survivor_when_an_app_dies(
+    bg: BackgroundLoop, resources: Path, uid: str
+) -> None:
+    topology = _topology(resources)
+    bg.run(topology.start())
+    try:
+        ids = [f"{uid}-{n}" for n in range(8)]
+        owners = {i: _call(topology, "host-a", i, "WhoAmI").json()["app"] for i in ids}
+        victim = next(i for i in ids if owners[i] == "host-b")
+        name = f"r-{uid}"
+        assert _call(topology, "host-a", victim, "Remind", {"name": name}).status_code == 200
+        reminder = httpx.get(
+            f"{_url(topology, 'host-b')}/actors/Counter/{victim}/reminders/{name}", timeout=5
+        )
+        assert reminder.status_code == 200 and reminder.json()["actorID"] == victim
+        wait_until(
+            lambda: any(e.get("name") == name for e in _debug(topology, "host-b")["events"]),
+            what="reminder fired on host-b",
+        )
+        bg.run(topology.kill_app("host-b"))
+        wait_until(
+            lambda: any(e.get("name") == name for e in _debug(topology, "host-a")["events"]),
+            within=15,
+            what="reminder fired on host-a after host-b died",
+        )
+        assert _call(topology, "host-a", victim, "WhoAmI").json()["app"] == "host-a"
+        non_hosted = httpx.put(
+            f"{_url(topology, 'host-b')}/actors/Counter/{victim}/reminders/x",
+            json={"dueTime": "1s"},
+            timeout=5,
+        )
+        assert non_hosted.status_code == 403
+    finally:
+        bg.run(topology.stop())
