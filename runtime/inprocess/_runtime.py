@@ -31,6 +31,7 @@ from runtime.engine import (
 from runtime.errors import CheckpointError, RequestError, RunCancelledError
 from runtime.workflow._events import RequestInfo, WorkflowEvent
 from runtime.workflow._execute import execute_activation
+from runtime.workflow._reporting import final_events, superstep_events
 from runtime.workflow._responses import check_response
 from runtime.workflow._run import NO_INPUT, Emit, RunRequest, RunResult, RunStream
 from runtime.workflow._workflow import Workflow
@@ -246,98 +247,15 @@ class _Run:
 
     # -- reporting ------------------------------------------------------------------
     def _report(self, report: SuperstepReport, results: list[ActivationResult]) -> None:
-        codec = self.graph.codec
-        k = report.superstep
-        emit = self.emit
-        if not report.committed:
-            for r in results:
-                if r.error is not None:
-                    emit(
-                        WorkflowEvent(
-                            "executor_failed",
-                            executor_id=r.executor_id,
-                            superstep=k,
-                            details={"error": r.error.message, "attempts": r.attempts},
-                        )
-                    )
-            if type(report.error).__name__ == "StateConflictError":
-                emit(
-                    WorkflowEvent(
-                        "state_conflict", superstep=k, details={"error": str(report.error)}
-                    )
-                )
-            return
-        by_id = {r.executor_id: r for r in results}
-        for eid in report.activated:
-            r = by_id[eid]
-            details: dict[str, Any] = {"duration_s": r.duration_s, "attempts": r.attempts}
-            if r.attempts > 1:
-                emit(
-                    WorkflowEvent("executor_retried", executor_id=eid, superstep=k, details=details)
-                )
-            if r.error is None:
-                emit(
-                    WorkflowEvent(
-                        "executor_completed", executor_id=eid, superstep=k, details=details
-                    )
-                )
-            else:
-                details["error"] = r.error.message
-                kind = "executor_skipped" if r.fallback is None else "executor_fallback"
-                if r.fallback is not None:
-                    details["fallback"] = r.fallback
-                emit(WorkflowEvent(kind, executor_id=eid, superstep=k, details=details))
-        for e in report.events:
-            emit(
-                WorkflowEvent(
-                    e.type, data=codec.decode(e.data), executor_id=e.executor_id, superstep=k
-                )
-            )
-        for o in report.outputs:
-            value = codec.decode(o.data)
-            self.outputs.append(value)
-            emit(WorkflowEvent("output", data=value, executor_id=o.executor_id, superstep=k))
-        for req in report.requests:
-            emit(
-                WorkflowEvent(
-                    "request_info",
-                    data=codec.decode(req.data),
-                    executor_id=req.executor_id,
-                    superstep=k,
-                    request_id=req.request_id,
-                    details={"response_type": req.response_type},
-                )
-            )
-        for d in report.dropped:
-            emit(
-                WorkflowEvent(
-                    "message_dropped",
-                    data=codec.decode(d.data),
-                    executor_id=d.source,
-                    superstep=k,
-                    details={"reason": d.reason},
-                )
-            )
-        emit(
-            WorkflowEvent(
-                "superstep_completed",
-                superstep=k,
-                details={"activated": list(report.activated), "delivered": report.delivered},
-            )
-        )
+        for ev in superstep_events(self.graph.codec, report, results):
+            if ev.type == "output":
+                self.outputs.append(ev.data)
+            self.emit(ev)
 
     def _finish(self, state: RunState) -> RunResult:
         codec = self.graph.codec
-        if state.error is not None:
-            self.emit(
-                WorkflowEvent(
-                    "failed",
-                    data=state.error.message,
-                    superstep=state.superstep,
-                    details={"type": state.error.type, "executor_id": state.error.executor_id},
-                )
-            )
-        self.emit(WorkflowEvent("status", data=state.status.value, superstep=state.superstep))
+        for ev in final_events(state):
+            self.emit(ev)
         pending = [
             RequestInfo(
                 p.request_id, p.executor_id, codec.decode(p.data), p.response_type, p.superstep
