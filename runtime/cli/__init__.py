@@ -1,0 +1,14 @@
+"""The ``superstep`` command line.
+
+    superstep demo [--docs N] [--workers M] [--latency-ms X] [--seed S]
+    superstep run module:attr --input JSON [--checkpoint-dir DIR] [--resume ID] [--responses JSON]
+    superstep graph module:attr --format mermaid|dot
+    superstep checkpoints list DIR
+
+Bad arguments give one line on stderr and exit status 2; a run that ends failed,
+stalled or cancelled exits with 1.
+"""
+
+from runtime.cli._main import build_parser, main
+
+__all__ = ["build_parser", "main"]

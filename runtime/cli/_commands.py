@@ -1,0 +1,300 @@
+"""``superstep run``, ``superstep graph`` and ``superstep checkpoints list``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from pydantic_core import to_jsonable_python
+
+from runtime.checkpoint import CheckpointInfo, FileCheckpointStorage
+from runtime.cli._common import (
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    CliError,
+    dumps,
+    load_workflow,
+    one_line,
+    parse_json,
+    to_input,
+)
+from runtime.engine import Checkpoint, PendingRequest, RunStatus
+from runtime.errors import CheckpointError, CodecError, RequestError
+from runtime.workflow import RunResult, Workflow, WorkflowEvent
+
+if TYPE_CHECKING:
+    from runtime.cli._common import SubParsers
+
+__all__ = ["add_checkpoints_parser", "add_graph_parser", "add_run_parser"]
+
+_PRIMITIVE_RESPONSES = frozenset({"int", "str", "float", "bool", "None", "list", "dict"})
+_OK_STATUSES = (RunStatus.COMPLETED, RunStatus.AWAITING_INPUT)
+
+
+# -- run --------------------------------------------------------------------------------
+async def run_workflow(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.resume is not None and args.checkpoint_dir is None:
+        raise CliError("--resume needs --checkpoint-dir (the directory holding the checkpoint)")
+    if args.resume is None and args.input is None:
+        raise CliError("give --input JSON (or --resume CHECKPOINT_ID with --checkpoint-dir)")
+    if args.resume is not None and args.input is not None:
+        raise CliError("give either --input or --resume, not both")
+    if args.responses is not None and args.resume is None:
+        raise CliError(
+            "--responses answers the pending requests of a paused run: give --resume "
+            "CHECKPOINT_ID and --checkpoint-dir too"
+        )
+    raw_input = parse_json(args.input, "--input") if args.input is not None else None
+    raw_responses = parse_json(args.responses, "--responses") if args.responses else None
+    wf = load_workflow(args.workflow)
+
+    storage = FileCheckpointStorage(args.checkpoint_dir) if args.checkpoint_dir else None
+    kwargs: dict[str, Any] = {"checkpoint_storage": storage}
+    if args.resume is not None:
+        assert storage is not None
+        cp = await _find_checkpoint(storage, args.resume, wf)
+        kwargs["checkpoint_id"] = cp.checkpoint_id
+        if raw_responses is not None:
+            kwargs["responses"] = _to_responses(wf, cp.state.pending, raw_responses)
+        stream = wf.run(stream=True, **kwargs)
+    else:
+        stream = wf.run(to_input(wf, raw_input), stream=True, **kwargs)
+
+    try:
+        async for ev in stream:
+            if not args.quiet:
+                out.write(_event_json(ev) if args.json else _event_line(ev))
+                out.flush()
+        result = await stream
+    except (CheckpointError, RequestError, CodecError) as exc:
+        raise CliError(one_line(exc)) from exc
+    except (TypeError, ValueError) as exc:  # the runtime refusing the input or responses
+        raise CliError(one_line(exc)) from exc
+    finally:
+        if storage is not None:
+            storage.close()
+    _print_result(out, result, as_json=args.json)
+    return EXIT_OK if result.status in _OK_STATUSES else EXIT_RUN_FAILED
+
+
+async def _find_checkpoint(storage: FileCheckpointStorage, wanted: str, wf: Workflow) -> Checkpoint:
+    if wanted == "latest":
+        infos = await storage.list(workflow=wf.name)
+        if not infos:
+            raise CliError(f"no checkpoints of workflow {wf.name!r} in {storage.directory}")
+        wanted = max(infos, key=lambda i: (i.created_at, i.superstep)).checkpoint_id
+    try:
+        return await storage.load(wanted)
+    except CheckpointError as exc:
+        try:
+            known = {i.checkpoint_id for i in await storage.list()}
+        except CheckpointError:
+            known = {wanted}  # the directory holds unreadable files: report the load error
+        if wanted not in known:
+            raise CliError(
+                f"no checkpoint {wanted!r} in {storage.directory} "
+                f"(superstep checkpoints list {storage.directory} shows what is there)"
+            ) from exc
+        raise CliError(one_line(exc)) from exc
+
+
+def _to_responses(wf: Workflow, pending: Mapping[str, PendingRequest], raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise CliError('--responses must be a JSON object: {"request_id": response, ...}')
+    codec = wf.graph.codec
+    out: dict[str, Any] = {}
+    for rid, value in raw.items():
+        req = pending.get(rid)
+        if req is None:
+            known = ", ".join(sorted(pending)) or "none"
+            raise CliError(f"--responses: no pending request {rid!r} (pending: {known})")
+        try:
+            if isinstance(value, dict) and "$type" in value:
+                out[rid] = codec.decode(value)
+            elif req.response_type in _PRIMITIVE_RESPONSES:
+                out[rid] = value
+            else:
+                out[rid] = codec.decode({"$type": req.response_type, "$value": value})
+        except CodecError as exc:
+            raise CliError(f"--responses: {rid!r}: {one_line(exc)}") from exc
+    return out
+
+
+def _event_line(ev: WorkflowEvent) -> str:
+    step = f"{ev.superstep:>4}" if ev.superstep is not None else "   -"
+    bits = [step, f"{ev.type:<20}", ev.executor_id or "-"]
+    if ev.request_id is not None:
+        bits.append(f"request={ev.request_id}")
+    if ev.data is not None:
+        bits.append(dumps(ev.data))
+    elif ev.details:
+        bits.append(dumps(ev.details))
+    return " ".join(bits).rstrip() + "\n"
+
+
+def _event_json(ev: WorkflowEvent) -> str:
+    record = {
+        "event": ev.type,
+        "superstep": ev.superstep,
+        "executor_id": ev.executor_id,
+        "request_id": ev.request_id,
+        "data": ev.data,
+        "details": ev.details,
+    }
+    return json.dumps(to_jsonable_python(record, fallback=repr), ensure_ascii=False) + "\n"
+
+
+def _print_result(out: TextIO, result: RunResult, *, as_json: bool) -> None:
+    pending = [
+        {
+            "request_id": p.request_id,
+            "executor_id": p.executor_id,
+            "response_type": p.response_type,
+            "data": p.data,
+        }
+        for p in result.pending_requests
+    ]
+    if as_json:
+        record = {
+            "result": result.status.value,
+            "run_id": result.run_id,
+            "outputs": result.outputs,
+            "pending_requests": pending,
+            "supersteps": result.supersteps,
+            "trace_hash": result.trace_hash,
+            "last_checkpoint_id": result.last_checkpoint_id,
+            "error": result.error.message if result.error else None,
+        }
+        out.write(json.dumps(to_jsonable_python(record, fallback=repr), ensure_ascii=False) + "\n")
+        return
+    w = out.write
+    w(f"status: {result.status.value}\n")
+    w(f"outputs: {dumps(result.outputs)}\n")
+    if pending:
+        w(f"pending requests: {len(pending)}\n")
+        for p in pending:
+            w(
+                f"  {p['request_id']}  executor={p['executor_id']}  "
+                f"response_type={p['response_type']}  data={dumps(p['data'])}\n"
+            )
+    else:
+        w("pending requests: none\n")
+    w(f"supersteps: {result.supersteps}\n")
+    w(f"trace hash: {result.trace_hash}\n")
+    if result.last_checkpoint_id:
+        w(f"last checkpoint: {result.last_checkpoint_id}\n")
+    if result.error is not None:
+        w(f"error: {' '.join(result.error.message.split())}\n")
+
+
+def add_run_parser(sub: SubParsers) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a workflow in-process, printing its events and result",
+        description=(
+            "Run module:attr (a Workflow, or a zero-argument function returning one) on the "
+            "in-process runtime. Exit status: 0 completed or awaiting input, 1 failed, stalled "
+            "or cancelled, 2 bad arguments."
+        ),
+    )
+    p.add_argument("workflow", metavar="module:attr")
+    p.add_argument(
+        "--input",
+        metavar="JSON",
+        help="the input message; a JSON object becomes the start executor's dataclass/model",
+    )
+    p.add_argument("--checkpoint-dir", metavar="DIR", help="write a checkpoint at every barrier")
+    p.add_argument(
+        "--resume",
+        metavar="CHECKPOINT_ID",
+        help="continue from a checkpoint in --checkpoint-dir ('latest' for the newest)",
+    )
+    p.add_argument(
+        "--responses",
+        metavar="JSON",
+        help='answers to pending requests when resuming: {"request_id": response, ...}',
+    )
+    p.add_argument("--json", action="store_true", help="print events and result as JSON lines")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the result")
+    p.set_defaults(handler=run_workflow)
+
+
+# -- graph --------------------------------------------------------------------------------
+async def show_graph(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    wf = load_workflow(args.workflow)
+    out.write(wf.to_mermaid() if args.format == "mermaid" else wf.to_dot())
+    return EXIT_OK
+
+
+def add_graph_parser(sub: SubParsers) -> None:
+    p = sub.add_parser(
+        "graph",
+        help="print a workflow's graph as Mermaid or Graphviz DOT",
+        description="Print the graph of module:attr (a Workflow or a function returning one).",
+    )
+    p.add_argument("workflow", metavar="module:attr")
+    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    p.set_defaults(handler=show_graph)
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+async def list_checkpoints(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    directory = _existing_dir(args.directory)
+    storage = FileCheckpointStorage(directory)
+    try:
+        infos = await storage.list(run_id=args.run)
+    except CheckpointError as exc:
+        raise CliError(one_line(exc)) from exc
+    finally:
+        storage.close()
+    if not infos:
+        out.write(f"no checkpoints in {directory}\n")
+        return EXIT_OK
+    out.write(_table(infos))
+    return EXIT_OK
+
+
+def _existing_dir(name: str) -> Path:
+    directory = Path(name)
+    if not directory.is_dir():
+        raise CliError(f"no checkpoint directory {name!r}")
+    return directory
+
+
+def _table(infos: list[CheckpointInfo]) -> str:
+    header = ("id", "run", "superstep", "status", "pending", "created")
+    rows = [
+        (
+            i.checkpoint_id,
+            i.run_id,
+            str(i.superstep),
+            i.status,
+            str(i.pending_requests),
+            datetime.datetime.fromtimestamp(i.created_at).isoformat(sep=" ", timespec="seconds"),
+        )
+        for i in infos
+    ]
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    right = {2, 4}
+    lines = []
+    for r in [header, *rows]:
+        cells = [v.rjust(widths[c]) if c in right else v.ljust(widths[c]) for c, v in enumerate(r)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def add_checkpoints_parser(sub: SubParsers) -> None:
+    p = sub.add_parser("checkpoints", help="inspect checkpoint directories")
+    csub = p.add_subparsers(dest="checkpoints_command", metavar="COMMAND", required=True)
+    lp = csub.add_parser(
+        "list",
+        help="list the checkpoints in a directory",
+        description="List the checkpoints a FileCheckpointStorage wrote to DIR, oldest first.",
+    )
+    lp.add_argument("directory", metavar="DIR")
+    lp.add_argument("--run", metavar="RUN_ID", help="only the checkpoints of this run")
+    lp.set_defaults(handler=list_checkpoints)

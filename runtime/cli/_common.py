@@ -1,0 +1,204 @@
+"""What the commands share: the CLI's error, loading ``module:attr``, JSON in and out."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
+
+from runtime.engine._types import type_name
+from runtime.errors import CodecError, SuperstepError, WorkflowValidationError
+from runtime.workflow import Workflow
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_RUN_FAILED",
+    "EXIT_USAGE",
+    "CliError",
+    "Parser",
+    "SubParsers",
+    "dumps",
+    "load_workflow",
+    "non_negative_float",
+    "non_negative_int",
+    "one_line",
+    "parse_json",
+    "positive_int",
+    "to_input",
+]
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+"""The workflow ran and ended failed, stalled or cancelled."""
+EXIT_USAGE = 2
+"""Bad arguments: unknown module, bad JSON, missing checkpoint, invalid graph..."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Reports bad arguments as one ``CliError`` line instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+if TYPE_CHECKING:
+    SubParsers = argparse._SubParsersAction[Parser]
+
+
+class CliError(Exception):
+    """A problem with what the user asked for; reported as one line, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message folded onto one line."""
+    if isinstance(exc, WorkflowValidationError) and exc.problems:
+        text = "; ".join(exc.problems)
+        if len(exc.problems) > 1:
+            text = f"{len(exc.problems)} problems: {text}"
+        return f"invalid workflow: {text}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON of any value handlers exchange (dataclasses, models, enums...)."""
+    return json.dumps(to_jsonable_python(value, fallback=repr), ensure_ascii=False)
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+        ) from None
+
+
+def load_workflow(spec: str) -> Workflow:
+    """Import ``module:attr`` (``attr`` may be dotted); a zero-argument callable is called.
+
+    The current directory is importable, as with ``python -m``."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise CliError(f"expected module:attribute (e.g. myflows:workflow), got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise CliError(
+                f"cannot import module {module_name!r}: no module named {exc.name!r}"
+            ) from None
+        raise CliError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    except SuperstepError as exc:
+        raise CliError(f"importing {module_name!r} failed: {one_line(exc)}") from exc
+    except Exception as exc:
+        raise CliError(
+            f"importing {module_name!r} failed: {type(exc).__name__}: {one_line(exc)}"
+        ) from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CliError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if isinstance(obj, Workflow):
+        return obj
+    if not callable(obj):
+        raise CliError(
+            f"{spec} is not a Workflow or a function returning one (it is {type(obj).__name__})"
+        )
+    try:
+        made = obj()
+    except SuperstepError as exc:
+        raise CliError(one_line(exc)) from exc
+    except Exception as exc:
+        raise CliError(f"calling {spec}() failed: {type(exc).__name__}: {one_line(exc)}") from exc
+    if not isinstance(made, Workflow):
+        raise CliError(f"{spec}() returned {type(made).__name__}, not a Workflow")
+    return made
+
+
+def to_input(workflow: Workflow, raw: Any) -> Any:
+    """Turn parsed JSON into a value the start executor accepts.
+
+    Tried in order: the codec's tagged form (``{"$type": ..., "$value": ...}``),
+    the JSON value itself, then each type the start executor handles (a JSON
+    object becomes a dataclass or pydantic model through pydantic)."""
+    start = workflow.graph.nodes[workflow.graph.start]
+    if isinstance(raw, dict) and "$type" in raw:
+        try:
+            value = workflow.graph.codec.decode(raw)
+        except CodecError as exc:
+            raise CliError(f"--input: {one_line(exc)}") from exc
+        if start.accepts(value):
+            return value
+    elif start.accepts(raw):
+        return raw
+    errors: list[str] = []
+    for t in start.input_types:
+        try:
+            value = TypeAdapter(t).validate_python(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            errors.append(f"as {type_name(t)}: {where + ': ' if where else ''}{first['msg']}")
+            continue
+        except Exception:  # a type pydantic cannot build a validator for
+            continue
+        if start.accepts(value):
+            return value
+    handled = _names(start.input_types)
+    detail = f" ({'; '.join(errors)})" if errors else ""
+    raise CliError(
+        f"--input does not fit the start executor {start.id!r}, which handles {handled}{detail}"
+    )
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text, float)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
+    return value
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _number(text: str, kind: type[_N]) -> _N:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _names(types: Sequence[Any]) -> str:
+    return ", ".join(type_name(t) for t in types) or "nothing"

@@ -1,0 +1,73 @@
+"""The ``superstep`` command: argument parsing, dispatch, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TextIO
+
+from runtime import __version__
+from runtime.cli._commands import add_checkpoints_parser, add_graph_parser, add_run_parser
+from runtime.cli._common import EXIT_USAGE, CliError, Parser, one_line
+from runtime.cli._demo import add_demo_parser
+from runtime.errors import SuperstepError
+
+__all__ = ["build_parser", "main"]
+
+PROG = "superstep"
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any, Any, int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=PROG,
+        description=(
+            "Agent workflows in bulk-synchronous supersteps. Run the demo, run a workflow, "
+            "draw its graph, inspect checkpoints."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show tracebacks instead of one-line errors"
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser
+    )
+    add_demo_parser(sub)
+    add_run_parser(sub)
+    add_graph_parser(sub)
+    add_checkpoints_parser(sub)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 the run failed, 2 bad usage)."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    show_traceback = "--traceback" in args_list
+    try:
+        args = build_parser().parse_args(args_list)
+        handler: Handler = args.handler
+        return asyncio.run(handler(args, out, err))
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        err.write(f"{PROG}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except CliError as exc:
+        if show_traceback:
+            raise
+        err.write(f"{PROG}: error: {one_line(exc)}\n")
+        return exc.exit_code
+    except SuperstepError as exc:
+        if show_traceback:
+            raise
+        err.write(f"{PROG}: error: {type(exc).__name__}: {one_line(exc)}\n")
+        return EXIT_USAGE

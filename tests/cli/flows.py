@@ -1,0 +1,91 @@
+"""Workflows the CLI tests load by ``module:attr``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Never
+
+from runtime import Executor, Workflow, WorkflowBuilder, WorkflowContext, handler, response_handler
+
+
+@dataclass(frozen=True)
+class Greeting:
+    name: str
+    times: int = 1
+
+
+class Greeter(Executor):
+    @handler
+    async def on_greeting(self, g: Greeting, ctx: WorkflowContext[str]) -> None:
+        await ctx.send_message(" ".join([f"hello {g.name}"] * g.times))
+
+
+class Shout(Executor):
+    @handler
+    async def on_text(self, text: str, ctx: WorkflowContext[Never, str]) -> None:
+        await ctx.yield_output(text.upper())
+
+
+def greeting() -> Workflow:
+    """greeter -> shout: completes with one output."""
+    g, s = Greeter("greeter"), Shout("shout")
+    return WorkflowBuilder(start_executor=g).add_edge(g, s).build()
+
+
+def counter() -> Workflow:
+    """Takes an int and yields it doubled (the input is a plain JSON value)."""
+
+    class Double(Executor):
+        @handler
+        async def on_int(self, x: int, ctx: WorkflowContext[Never, int]) -> None:
+            await ctx.yield_output(2 * x)
+
+    return WorkflowBuilder(start_executor=Double("double")).build()
+
+
+class Boom(Executor):
+    @handler
+    async def on_int(self, x: int, ctx: WorkflowContext[Never]) -> None:
+        raise RuntimeError(f"boom on {x}")
+
+
+def failing() -> Workflow:
+    return WorkflowBuilder(start_executor=Boom("boom")).build()
+
+
+@dataclass(frozen=True)
+class Approval:
+    amount: int
+
+
+class Approver(Executor):
+    @handler
+    async def on_amount(self, amount: int, ctx: WorkflowContext[Never, str]) -> None:
+        await ctx.request_info(Approval(amount), bool)
+
+    @response_handler
+    async def on_answer(
+        self, request: Approval, approved: bool, ctx: WorkflowContext[Never, str]
+    ) -> None:
+        await ctx.yield_output(f"{request.amount}: {'approved' if approved else 'rejected'}")
+
+
+def approval() -> Workflow:
+    """Asks a human whether to approve the amount it gets."""
+    return WorkflowBuilder(start_executor=Approver("approver")).build()
+
+
+def invalid() -> Workflow:
+    """Two executors with one id: WorkflowBuilder.build() refuses it."""
+    a, b = Shout("same"), Shout("same")
+    return WorkflowBuilder(start_executor=a).add_edge(a, b).build()
+
+
+def needs_arguments(n: int) -> Workflow:
+    raise AssertionError("never called: the CLI calls factories without arguments")
+
+
+NOT_A_WORKFLOW = 42
+
+workflow = greeting()
+"""A module-level Workflow object (not a factory)."""

@@ -1,0 +1,213 @@
+"""``superstep run``, ``graph`` and ``checkpoints list``: outputs, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli
+
+FLOWS = "tests.cli.flows"
+
+
+# -- run ------------------------------------------------------------------------------
+def test_run_prints_events_and_result(cli: Cli) -> None:
+    r = cli("run", f"{FLOWS}:workflow", "--input", '{"name": "ada", "times": 2}')
+    assert r.code == 0, r.err
+    assert re.search(r"^\s+2 output\s+shout \"HELLO ADA HELLO ADA\"$", r.out, re.M)
+    assert re.search(r"^\s+1 superstep_started", r.out, re.M)
+    assert "status: completed\n" in r.out
+    assert 'outputs: ["HELLO ADA HELLO ADA"]\n' in r.out
+    assert "pending requests: none\n" in r.out
+    assert re.search(r"^trace hash: [0-9a-f]{32}$", r.out, re.M)
+    assert r.err == ""
+
+
+def test_run_calls_a_factory_and_takes_plain_json(cli: Cli) -> None:
+    r = cli("run", f"{FLOWS}:counter", "--input", "21", "--quiet")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[:2] == ["status: completed", "outputs: [42]"]
+
+
+def test_run_json_lines(cli: Cli) -> None:
+    r = cli("run", f"{FLOWS}:counter", "--input", "5", "--json")
+    assert r.code == 0, r.err
+    records = [json.loads(line) for line in r.out.splitlines()]
+    assert records[0]["event"] == "started"
+    assert any(e.get("event") == "output" and e["data"] == 10 for e in records[:-1])
+    final = records[-1]
+    assert final["result"] == "completed"
+    assert final["outputs"] == [10]
+    assert re.fullmatch(r"[0-9a-f]{32}", final["trace_hash"])
+
+
+def test_run_demo_workflow_with_a_dataclass_input(cli: Cli) -> None:
+    r = cli("run", "runtime.demo:build_workflow", "--input", '{"docs": 30, "seed": 2}', "-q")
+    assert r.code == 0, r.err
+    outputs = json.loads(r.out.splitlines()[1].removeprefix("outputs: "))
+    assert outputs[0]["documents"] == 30
+
+
+def test_run_that_fails_exits_1(cli: Cli) -> None:
+    r = cli("run", f"{FLOWS}:failing", "--input", "3")
+    assert r.code == 1
+    assert "status: failed\n" in r.out
+    assert "error: executor 'boom' failed in superstep 1 after 1 attempt(s): boom on 3" in r.out
+    assert "Traceback" not in r.out + r.err
+
+
+def test_human_in_the_loop_across_invocations(cli: Cli, tmp_path: Path) -> None:
+    d = str(tmp_path / "cps")
+    first = cli("run", f"{FLOWS}:approval", "--input", "250", "--checkpoint-dir", d, "--json")
+    assert first.code == 0, first.err
+    paused = json.loads(first.out.splitlines()[-1])
+    assert paused["result"] == "awaiting_input"
+    (req,) = paused["pending_requests"]
+    assert req["response_type"] == "bool" and req["data"] == {"amount": 250}
+
+    listing = cli("checkpoints", "list", d)
+    assert listing.code == 0, listing.err
+    header, row = listing.out.splitlines()
+    assert header.split() == ["id", "run", "superstep", "status", "pending", "created"]
+    assert row.split()[:5] == [
+        paused["last_checkpoint_id"],
+        paused["run_id"],
+        "1",
+        "awaiting_input",
+        "1",
+    ]
+
+    resumed = cli(
+        "run", f"{FLOWS}:approval", "--checkpoint-dir", d,
+        "--resume", paused["last_checkpoint_id"],
+        "--responses", json.dumps({req["request_id"]: True}),
+    )  # fmt: skip
+    assert resumed.code == 0, resumed.err
+    assert 'outputs: ["250: approved"]\n' in resumed.out
+    assert "status: completed\n" in resumed.out
+
+    listing = cli("checkpoints", "list", d, "--run", paused["run_id"])
+    assert [ln.split()[3] for ln in listing.out.splitlines()[1:]] == [
+        "awaiting_input",
+        "completed",
+    ]
+
+
+def test_resume_latest(cli: Cli, tmp_path: Path) -> None:
+    d = str(tmp_path)
+    cli("run", "runtime.demo:build_workflow", "--input", '{"docs": 8}', "-q",
+        "--checkpoint-dir", d)  # fmt: skip
+    r = cli("run", "runtime.demo:build_workflow", "--checkpoint-dir", d, "--resume", "latest")
+    assert r.code == 0, r.err
+    assert "status: completed" in r.out
+
+
+# -- graph ------------------------------------------------------------------------------
+def test_graph_mermaid_and_dot(cli: Cli) -> None:
+    m = cli("graph", f"{FLOWS}:workflow")
+    assert m.code == 0
+    assert m.out.startswith("flowchart TD\n") and "n_greeter --> n_shout" in m.out
+    d = cli("graph", f"{FLOWS}:greeting", "--format", "dot")
+    assert d.code == 0
+    assert d.out.startswith('digraph "workflow:greeter" {') and '"greeter" -> "shout";' in d.out
+
+
+# -- errors: one line, exit 2, no traceback ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("run", "no_such_module:wf", "--input", "1"), "cannot import module 'no_such_module'"),
+        (("run", "tests.cli.flows", "--input", "1"), "expected module:attribute"),
+        (("run", f"{FLOWS}:missing", "--input", "1"), "has no attribute 'missing'"),
+        (("run", f"{FLOWS}:NOT_A_WORKFLOW", "--input", "1"), "not a Workflow"),
+        (("run", f"{FLOWS}:needs_arguments", "--input", "1"), "missing 1 required positional"),
+        (("run", f"{FLOWS}:invalid", "--input", "1"), "invalid workflow: duplicate executor id"),
+        (("graph", f"{FLOWS}:invalid"), "invalid workflow: duplicate executor id 'same'"),
+        (("run", f"{FLOWS}:counter", "--input", "{nope"), "--input is not valid JSON"),
+        (("run", f"{FLOWS}:counter", "--input", '"text"'), "does not fit the start executor"),
+        (("run", f"{FLOWS}:workflow", "--input", '{"nam": 1}'), "name: Field required"),
+        (("run", f"{FLOWS}:counter"), "give --input JSON"),
+        (("run", f"{FLOWS}:counter", "--resume", "x"), "--resume needs --checkpoint-dir"),
+        (("run", f"{FLOWS}:counter", "--input", "1", "--responses", "{}"), "--responses"),
+        (("graph", f"{FLOWS}:workflow", "--format", "png"), "invalid choice: 'png'"),
+        (("checkpoints", "list", "/no/such/dir"), "no checkpoint directory"),
+        (("checkpoints",), "required"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+        ((), "the following arguments are required: COMMAND"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(
+    cli: Cli, argv: tuple[str, ...], message: str
+) -> None:
+    r = cli(*argv)
+    assert r.code == 2
+    assert r.out == ""
+    assert r.err.startswith("superstep: error: ") and r.err.count("\n") == 1, r.err
+    assert message in r.err
+    assert "Traceback" not in r.err
+
+
+def test_missing_and_corrupt_checkpoints(cli: Cli, tmp_path: Path) -> None:
+    r = cli("run", f"{FLOWS}:approval", "--checkpoint-dir", str(tmp_path), "--resume", "abc@1")
+    assert r.code == 2 and "no checkpoint 'abc@1'" in r.err and r.err.count("\n") == 1
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+    r = cli("checkpoints", "list", str(tmp_path))
+    assert r.code == 2 and "not valid JSON" in r.err and r.err.count("\n") == 1
+    r = cli("run", f"{FLOWS}:approval", "--checkpoint-dir", str(tmp_path), "--resume", "bad@1")
+    assert r.code == 2 and "no checkpoint 'bad@1'" in r.err and r.err.count("\n") == 1
+
+
+def test_checkpoint_of_another_graph_is_refused(cli: Cli, tmp_path: Path) -> None:
+    d = str(tmp_path)
+    cli("run", f"{FLOWS}:counter", "--input", "1", "--checkpoint-dir", d, "-q")
+    listing = cli("checkpoints", "list", d)
+    cp_id = listing.out.splitlines()[1].split()[0]
+    r = cli("run", f"{FLOWS}:approval", "--checkpoint-dir", d, "--resume", cp_id)
+    assert r.code == 2
+    assert "belongs to a different graph" in r.err and r.err.count("\n") == 1
+
+
+def test_empty_checkpoint_directory(cli: Cli, tmp_path: Path) -> None:
+    r = cli("checkpoints", "list", str(tmp_path))
+    assert r.code == 0 and r.out == f"no checkpoints in {tmp_path}\n"
+
+
+def test_help_and_version_exit_0(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("--help").code == 0
+    assert cli("run", "--help").code == 0
+    assert cli("--version").code == 0
+    assert "superstep" in capsys.readouterr().out
+
+
+# -- the installed console script ------------------------------------------------------------
+def test_installed_console_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "superstep"
+    assert script.exists(), "install the project (pip install -e .) to get the console script"
+    ok = subprocess.run(
+        [str(script), "demo", "--docs", "40", "--workers", "4", "--latency-ms", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "Processed 40 documents" in ok.stdout
+    assert "analysing: 100%" in ok.stderr
+    bad = subprocess.run(
+        [str(script), "run", "no_such_module:wf", "--input", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert bad.stderr == (
+        "superstep: error: cannot import module 'no_such_module': no module named "
+        "'no_such_module'\n"
+    )
