@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -101,6 +103,9 @@ class _Run:
         )
         self.last_checkpoint: str | None = None
         self._emit_external = emit
+        self.hosts = {
+            eid: f"in-process:{socket.gethostname()}:{os.getpid()}" for eid in self.graph.nodes
+        }
         self._collect = collect
 
     def emit(self, ev: WorkflowEvent) -> None:
@@ -247,7 +252,7 @@ class _Run:
 
     # -- reporting ------------------------------------------------------------------
     def _report(self, report: SuperstepReport, results: list[ActivationResult]) -> None:
-        for ev in superstep_events(self.graph.codec, report, results):
+        for ev in superstep_events(self.graph, report, results, self.hosts):
             if ev.type == "output":
                 self.outputs.append(ev.data)
             self.emit(ev)

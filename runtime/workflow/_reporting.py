@@ -7,10 +7,10 @@ stream is identical wherever it ran. Events also cross the wire as JSON
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runtime.engine import ActivationResult, JsonCodec, RunState, SuperstepReport
+from runtime.engine import ActivationResult, Graph, JsonCodec, RunState, SuperstepReport
 from runtime.errors import StateConflictError
 from runtime.workflow._events import WorkflowEvent
 
@@ -18,9 +18,17 @@ __all__ = ["event_from_json", "event_to_json", "final_events", "superstep_events
 
 
 def superstep_events(
-    codec: JsonCodec, report: SuperstepReport, results: Sequence[ActivationResult]
+    graph: Graph,
+    report: SuperstepReport,
+    results: Sequence[ActivationResult],
+    hosts: Mapping[str, str] | None = None,
 ) -> list[WorkflowEvent]:
-    """The events of one superstep, in canonical order (rule 3)."""
+    """The events of one superstep, in canonical order (rule 3).
+
+    Executor events record where each activation ran: its placement pool and,
+    when the runtime knows it, the host (``hosts``: executor id -> host name).
+    """
+    codec = graph.codec
     k = report.superstep
     out: list[WorkflowEvent] = []
     if not report.committed:
@@ -42,7 +50,13 @@ def superstep_events(
     by_id = {r.executor_id: r for r in results}
     for eid in report.activated:
         r = by_id[eid]
-        details: dict[str, Any] = {"duration_s": r.duration_s, "attempts": r.attempts}
+        details: dict[str, Any] = {
+            "duration_s": r.duration_s,
+            "attempts": r.attempts,
+            "pool": graph.nodes[eid].placement.pool,
+        }
+        if hosts is not None and eid in hosts:
+            details["host"] = hosts[eid]
         if r.attempts > 1:
             out.append(
                 WorkflowEvent("executor_retried", executor_id=eid, superstep=k, details=details)
