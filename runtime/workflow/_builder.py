@@ -251,7 +251,11 @@ class WorkflowBuilder:
                 "executor object (or add it with another edge) before naming it by id"
             )
         for ex in self._executors.values():
-            problems.extend(ex._problems)
+            # handler problems are found per class: say which executor has them
+            problems.extend(
+                p if p.startswith(f"executor {ex.id!r}") else f"executor {ex.id!r}: {p}"
+                for p in ex._problems
+            )
         state = dict(self._state)
         for key, reducer in self._reducers.items():
             if key not in state:
@@ -263,7 +267,10 @@ class WorkflowBuilder:
                 state[key] = StateKey(key, state[key].initial, reducer)
         placements: dict[str, Placement] = {}
         for eid, ps in self._placements.items():
-            distinct = list(dict.fromkeys(ps))
+            distinct: list[Placement] = []
+            for p in ps:  # Placement holds a dict of labels: compare, don't hash
+                if p not in distinct:
+                    distinct.append(p)
             if len(distinct) > 1:
                 problems.append(
                     f"conflicting placement for executor {eid!r}: "
