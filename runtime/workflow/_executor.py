@@ -252,7 +252,8 @@ class Executor:
         self._problems = list(problems)
         if not handlers and not responses and not problems:
             self._problems.append(
-                f"executor {id!r} ({type(self).__qualname__}) has no @handler methods"
+                f"executor {id!r} ({type(self).__qualname__}) has no @handler methods; mark "
+                "its message handlers with @handler"
             )
         self._dispatch: dict[type, HandlerSpec | None] = {}
 

@@ -58,13 +58,15 @@ def validate(
                 "add Default(target=...) as the last branch"
             )
         if kind == "fan_in" and len(set(sources)) != len(sources):
-            problems.append(f"{label}: a fan-in lists the same source twice")
+            problems.append(f"{label}: a fan-in lists the same source twice; list each source once")
         if kind in ("fan_out", "multi_selection") and len(set(targets)) != len(targets):
-            problems.append(f"{label}: the same target is listed twice")
+            problems.append(f"{label}: the same target is listed twice; list each target once")
         for s in sources:
             for t in set(targets):
                 key = (s, t)
-                if key in edge_pairs and not (kind == "switch_case" and edge_pairs[key] == gi):
+                # within one group a repeated pair is its own problem (reported above) or,
+                # for switch-case, several cases sharing a target
+                if key in edge_pairs and edge_pairs[key] != gi:
                     problems.append(
                         f"duplicate edge {s!r} -> {t!r} (edge groups #{edge_pairs[key]} and #{gi}); a "
                         "message would be delivered twice. Keep one edge per (source, target)"
@@ -88,7 +90,8 @@ def validate(
                 elif out and not any(_accepts_list_of(target, t) for t in out):
                     problems.append(
                         f"{label}: fan-in target {targets[0]!r} handles {_names(target.input_types)}, "
-                        f"not a list of what {s!r} sends ({_names(out)})"
+                        f"not a list of what {s!r} sends ({_names(out)}); add a handler taking "
+                        f"list[{_names(out)}]"
                     )
                 continue
             for t in dict.fromkeys(targets):
@@ -133,18 +136,24 @@ def validate(
                     "add a handler for it downstream or stop sending it"
                 )
 
-    # reachability from the start executor
+    # reachability from the start executor (a fallback is reached through its executor)
     if start in succ:
+        fallbacks: dict[str, str] = {}
+        for eid in order:
+            eff = policies.get(eid) or executors[eid].policy
+            if eff is not None and eff.on_failure is OnFailure.FALLBACK and eff.fallback in succ:
+                fallbacks[eid] = eff.fallback
         seen = {start}
         stack = [start]
         while stack:
-            for nxt in succ[stack.pop()]:
+            node = stack.pop()
+            nexts = set(succ[node])
+            if node in fallbacks:
+                nexts.add(fallbacks[node])
+            for nxt in nexts:
                 if nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
-        for eid, policy in policies.items():
-            if policy.fallback and eid in seen:
-                seen.add(policy.fallback)
         for eid in order:
             if eid not in seen:
                 problems.append(
@@ -165,7 +174,14 @@ def validate(
             if fb is None or fb not in executors:
                 problems.append(
                     f"executor {eid!r}: on_failure='fallback' names fallback {fb!r}, which is not an "
-                    "executor of this workflow"
+                    "executor of this workflow; add that executor to the workflow (an edge, or "
+                    "set_policy/set_placement with the executor object) or name another one"
+                )
+            elif fb == eid:
+                problems.append(
+                    f"executor {eid!r}: on_failure='fallback' names {eid!r} as its own fallback, "
+                    "so its failing messages would come straight back to it; name another "
+                    "executor or use on_failure='skip'"
                 )
             elif not all(
                 any(_accepts_type(executors[fb], t) for t in [i])
@@ -173,8 +189,15 @@ def validate(
             ):
                 problems.append(
                     f"executor {eid!r}: its fallback {fb!r} handles {_names(executors[fb].input_types)}, "
-                    f"not everything {eid!r} receives ({_names(executors[eid].input_types)})"
+                    f"not everything {eid!r} receives ({_names(executors[eid].input_types)}); give "
+                    f"{fb!r} a handler for each of them or pick another fallback"
                 )
+        elif policy.fallback is not None:
+            problems.append(
+                f"executor {eid!r}: fallback {policy.fallback!r} is given but "
+                f"on_failure={policy.on_failure.value!r}, so it would never be used; set "
+                "on_failure=OnFailure.FALLBACK or drop the fallback"
+            )
 
     # cycles with no way out when the run is unbounded
     if max_supersteps is None:
