@@ -3,7 +3,7 @@
 ``common`` keys apply to every app that leaves them unset; ``env`` merges per key (the
 app wins). ``common`` paths are relative to the template, app paths to ``appDirPath``.
 Resources path per app: the app's ``resourcesPaths`` → ``<appDirPath>/.dapr/resources``
-if it exists → ``common.resourcesPaths`` → ``~/.dapr/components``. Unknown keys are
+if it exists → ``common.resourcesPaths`` → ``~/.dapr/components`` (if it exists). Unknown keys are
 ignored, as the CLI's non-strict parser does.
 """
 
@@ -92,7 +92,8 @@ def _resources(
     shared += _paths(common.get("resourcesPath"), base, where, "common.resourcesPath")
     if shared:
         return tuple(shared)
-    return (Path("~/.dapr/components").expanduser(),)
+    fallback = Path("~/.dapr/components").expanduser()
+    return (fallback,) if fallback.is_dir() else ()
 
 
 def load_template(file: Path | str) -> RunTemplate:

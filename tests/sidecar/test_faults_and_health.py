@@ -1,0 +1,173 @@
+"""Health handshake (§4.1, §5.2), API token (§1), metadata (§5.3), and seeded fault injection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sidecar.cluster import Cluster
+from sidecar.faults import FaultPlan, PubSubFaults, StateFaults
+from sidecar.runtime import SidecarOptions
+from sidecar.testing import AppServer, BackgroundLoop, free_port, start_sidecar, wait_until
+from tests.sidecar.conftest import write_resources
+
+pytestmark = pytest.mark.sidecar_only
+
+MEMORY = {
+    "state.yaml": """
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: mem}
+spec: {type: state.in-memory, version: v1, metadata: []}
+""",
+    "bus.yaml": """
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: bus}
+spec: {type: pubsub.in-memory, version: v1, metadata: []}
+""",
+}
+
+
+@pytest.fixture
+def resources(tmp_path: Path) -> Path:
+    return write_resources(tmp_path / "res", dict(MEMORY))
+
+
+def test_outbound_health_before_the_app_is_up(
+    bg: BackgroundLoop, cluster: Cluster, resources: Path
+) -> None:
+    options = SidecarOptions(app_id="late", resources_paths=(resources,), app_port=free_port())
+    sidecar = bg.run(start_sidecar(options, cluster, ready=False))
+    try:
+        base = f"http://127.0.0.1:{sidecar.http_port}/v1.0"
+        with httpx.Client(timeout=5) as client:
+            assert client.get(f"{base}/healthz/outbound").status_code == 204
+            not_ready = client.get(f"{base}/healthz")
+            assert not_ready.status_code == 500
+            assert not_ready.json()["errorCode"] == "ERR_HEALTH_NOT_READY"
+    finally:
+        bg.run(sidecar.stop())
+
+
+def _subscriber() -> tuple[Starlette, list[dict[str, Any]], list[str]]:
+    received: list[dict[str, Any]] = []
+    calls: list[str] = []
+
+    async def subscribe(request: Request) -> Response:
+        calls.append(request.headers.get("dapr-app-id", ""))
+        return JSONResponse([{"pubsubname": "bus", "topic": "t", "route": "/t"}])
+
+    async def config(request: Request) -> Response:
+        return Response(status_code=404)
+
+    async def deliver(request: Request) -> Response:
+        received.append(await request.json())
+        return Response(status_code=200)
+
+    app = Starlette(
+        routes=[
+            Route("/dapr/subscribe", subscribe),
+            Route("/dapr/config", config),
+            Route("/t", deliver, methods=["POST"]),
+        ]
+    )
+    return app, received, calls
+
+
+@pytest.fixture
+def subscriber(bg: BackgroundLoop) -> Iterator[tuple[int, list[dict[str, Any]], list[str]]]:
+    app, received, calls = _subscriber()
+    server = bg.run(AppServer(app).start())
+    yield server.port, received, calls
+    bg.run(server.stop())
+
+
+def test_handshake_token_and_metadata(
+    bg: BackgroundLoop,
+    cluster: Cluster,
+    resources: Path,
+    subscriber: tuple[int, list[dict[str, Any]], list[str]],
+) -> None:
+    port, received, calls = subscriber
+    options = SidecarOptions(
+        app_id="guarded", resources_paths=(resources,), app_port=port, api_token="s3cret"
+    )
+    sidecar = bg.run(start_sidecar(options, cluster))
+    try:
+        base = f"http://127.0.0.1:{sidecar.http_port}/v1.0"
+        token = {"dapr-api-token": "s3cret"}
+        with httpx.Client(timeout=5) as client:
+            assert client.get(f"{base}/healthz").status_code == 204  # exempt from the token
+            assert client.get(f"{base}/healthz?appid=other").status_code == 500
+            denied = client.get(f"{base}/state/mem/k")
+            assert denied.status_code == 401 and denied.text == "invalid api token"
+            assert client.get(f"{base}/state/mem/k", headers=token).status_code == 204
+            meta = client.get(f"{base}/metadata", headers=token).json()
+            assert meta["id"] == "guarded"
+            assert {c["name"] for c in meta["components"]} == {"mem", "bus"}
+            mem = next(c for c in meta["components"] if c["name"] == "mem")
+            assert {"ETAG", "TRANSACTIONAL", "ACTOR"} <= set(mem["capabilities"])
+            assert meta["subscriptions"][0]["type"] == "PROGRAMMATIC"
+            published = client.post(f"{base}/publish/bus/t", json={"x": 1}, headers=token)
+            assert published.status_code == 204
+        assert calls == ["guarded"]  # /dapr/subscribe read once, with dapr-app-id
+        wait_until(lambda: len(received) == 1)
+    finally:
+        bg.run(sidecar.stop())
+
+
+def _deliveries(
+    bg: BackgroundLoop, cluster: Cluster, resources: Path, plan: FaultPlan, count: int
+) -> list[int]:
+    app, received, _ = _subscriber()
+    server = bg.run(AppServer(app).start())
+    options = SidecarOptions(
+        app_id="faulty", resources_paths=(resources,), app_port=server.port, faults=plan
+    )
+    sidecar = bg.run(start_sidecar(options, cluster))
+    try:
+        base = f"http://127.0.0.1:{sidecar.http_port}/v1.0"
+        with httpx.Client(timeout=10) as client:
+            for i in range(count):
+                assert client.post(f"{base}/publish/bus/t", json={"i": i}).status_code == 204
+            assert client.post(f"{base}/publish/bus/t", json={"i": -1}).status_code == 204
+        wait_until(lambda: any(r["data"]["i"] == -1 for r in received) or len(received) >= count)
+        return [r["data"]["i"] for r in received if r["data"]["i"] >= 0]
+    finally:
+        bg.run(sidecar.stop())
+        bg.run(server.stop())
+
+
+def test_seeded_pubsub_faults_are_reproducible(
+    bg: BackgroundLoop, cluster: Cluster, resources: Path
+) -> None:
+    plan = FaultPlan(seed=7, pubsub=PubSubFaults(drop=0.3, duplicate=0.3))
+    first = _deliveries(bg, cluster, resources, plan, 20)
+    second = _deliveries(bg, cluster, resources, plan, 20)
+    assert first == second
+    assert len(set(first)) < 20  # some dropped
+    assert len(first) > len(set(first))  # some duplicated
+
+
+def test_state_faults_fail_and_delay(bg: BackgroundLoop, cluster: Cluster, resources: Path) -> None:
+    plan = FaultPlan(seed=1, state=StateFaults(fail=1.0, operations=frozenset({"set"})))
+    options = SidecarOptions(app_id="flaky", resources_paths=(resources,), faults=plan)
+    sidecar = bg.run(start_sidecar(options, cluster))
+    try:
+        base = f"http://127.0.0.1:{sidecar.http_port}/v1.0"
+        with httpx.Client(timeout=5) as client:
+            failed = client.post(f"{base}/state/mem", json=[{"key": "k", "value": 1}])
+            assert failed.status_code == 500
+            assert failed.json()["errorCode"] == "ERR_STATE_SAVE"
+            assert client.get(f"{base}/state/mem/k").status_code == 204
+    finally:
+        bg.run(sidecar.stop())

@@ -1,0 +1,170 @@
+"""The multi-app launcher: run template rules (§6), app environment, log prefixes, service
+invocation between apps, and a non-zero exit with the app's last lines on a failed start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sidecar.errors import ResourceError, StartupError
+from sidecar.launcher import AppSpec, Topology, load_template
+from sidecar.testing import BackgroundLoop, free_port
+
+pytestmark = pytest.mark.sidecar_only
+
+MEMORY = """
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: statestore}
+spec: {type: state.in-memory, version: v1, metadata: []}
+"""
+
+
+def _tree(tmp_path: Path) -> Path:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "state.yaml").write_text(MEMORY)
+    for name in ("alpha", "beta"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "beta" / ".dapr" / "resources").mkdir(parents=True)
+    (tmp_path / "beta" / ".dapr" / "resources" / "state.yaml").write_text(MEMORY)
+    template = tmp_path / "dapr.yaml"
+    template.write_text(
+        textwrap.dedent(
+            """
+            version: 1
+            common:
+              resourcesPaths: [./shared]
+              env: {LEVEL: info, SHARED: common}
+              appProtocol: http
+            apps:
+              - appDirPath: ./alpha
+                appPort: 7001
+                env: {LEVEL: debug}
+                command: ["python", "app.py"]
+                unknownKey: ignored
+              - appID: custom-beta
+                appDirPath: ./beta
+                daprHTTPPort: 3999
+            """
+        )
+    )
+    return template
+
+
+def test_template_rules(tmp_path: Path) -> None:
+    template = load_template(_tree(tmp_path))
+    alpha, beta = template.apps
+    assert alpha.app_id == "alpha"  # default: base name of appDirPath
+    assert alpha.app_dir == (tmp_path / "alpha").resolve()
+    assert dict(alpha.env) == {"LEVEL": "debug", "SHARED": "common"}  # app wins per key
+    assert alpha.resources_paths == ((tmp_path / "shared").resolve(),)
+    assert alpha.command == ("python", "app.py") and alpha.app_port == 7001
+    assert beta.app_id == "custom-beta" and beta.http_port == 3999 and beta.app_port is None
+    # <appDirPath>/.dapr/resources wins over common.resourcesPaths
+    assert beta.resources_paths == (tmp_path / "beta" / ".dapr" / "resources",)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("apps: [{appDirPath: ./alpha}]", "version"),
+        ("version: 1\napps: [{appID: x}]", "apps[0].appDirPath"),
+        ("version: 1\napps: [{appDirPath: ./nope}]", "apps[0].appDirPath"),
+        ("version: 1\napps: [{appDirPath: ./alpha, appPort: abc}]", "apps[0].appPort"),
+        ("version: 1\napps: [{appDirPath: ./alpha}, {appDirPath: ./alpha}]", "apps[1].appID"),
+    ],
+)
+def test_bad_templates_name_the_field(tmp_path: Path, text: str, field: str) -> None:
+    (tmp_path / "alpha").mkdir()
+    (tmp_path / "dapr.yaml").write_text(text)
+    with pytest.raises(ResourceError) as info:
+        load_template(tmp_path / "dapr.yaml")
+    assert info.value.field == field
+
+
+SERVER = """
+import http.server, json, os, socketserver
+print("starting", os.environ["APP_ID"], flush=True)
+with open("env.json", "w") as f:
+    json.dump({k: os.environ.get(k) for k in
+               ("APP_ID", "APP_PORT", "DAPR_HTTP_PORT", "DAPR_GRPC_PORT", "APP_PROTOCOL", "ROLE")}, f)
+socketserver.TCPServer.allow_reuse_address = True
+http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler,
+                 port=int(os.environ["APP_PORT"]), bind="127.0.0.1")
+"""
+
+
+def test_topology_env_logs_and_service_invocation(bg: BackgroundLoop, tmp_path: Path) -> None:
+    lines: list[tuple[str, str]] = []
+    apps = []
+    for name in ("web-a", "web-b"):
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "server.py").write_text(SERVER)
+        (directory / "hello.txt").write_text(f"hello from {name}")
+        apps.append(
+            AppSpec(
+                app_id=name,
+                app_dir=directory,
+                command=(sys.executable, "server.py"),
+                app_port=free_port(),
+                env={"ROLE": name.upper()},
+            )
+        )
+    topology = Topology(apps, sink=lambda app, line: lines.append((app, line)))
+    bg.run(topology.start())
+    try:
+        env = json.loads((tmp_path / "web-a" / "env.json").read_text())
+        sidecar = topology.sidecar("web-a")
+        assert env["APP_ID"] == "web-a" and env["ROLE"] == "WEB-A"
+        assert env["DAPR_HTTP_PORT"] == str(sidecar.http_port)
+        assert env["DAPR_GRPC_PORT"] == str(sidecar.grpc_port)
+        assert env["APP_PORT"] == str(apps[0].app_port) and env["APP_PROTOCOL"] == "http"
+        assert ("web-a", "starting web-a") in lines
+        base = f"http://127.0.0.1:{sidecar.http_port}/v1.0"
+        with httpx.Client(timeout=5) as client:
+            assert client.get(f"{base}/healthz").status_code == 204
+            answer = client.get(f"{base}/invoke/web-b/method/hello.txt")
+            assert answer.status_code == 200 and answer.text == "hello from web-b"
+            missing = client.get(f"{base}/invoke/nobody/method/x")
+            assert missing.status_code == 500
+            assert missing.json()["errorCode"] == "ERR_DIRECT_INVOKE"
+    finally:
+        bg.run(topology.stop())
+
+
+def test_app_dying_during_startup_fails_with_its_last_lines(
+    bg: BackgroundLoop, tmp_path: Path
+) -> None:
+    command = (sys.executable, "-c", "print('loading config'); raise SystemExit(3)")
+    spec = AppSpec(app_id="crasher", app_dir=tmp_path, command=command, app_port=free_port())
+    topology = Topology([spec], sink=lambda app, line: None)
+    with pytest.raises(StartupError) as info:
+        bg.run(topology.start())
+    assert "exited with code 3" in str(info.value)
+    assert "loading config" in info.value.log_tail
+
+
+def test_cli_exits_non_zero_with_the_app_log(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "dapr.yaml").write_text(
+        "version: 1\napps:\n  - appDirPath: ./app\n    appPort: "
+        f"{free_port()}\n    command: ['{sys.executable}', '-c', "
+        "\"print('cannot connect to the database'); raise SystemExit(2)\"]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "sidecar", "run", "-f", str(tmp_path / "dapr.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "cannot connect to the database" in done.stderr
+    assert "== APP - app == cannot connect to the database" in done.stdout
