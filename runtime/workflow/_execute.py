@@ -78,9 +78,10 @@ async def execute_activation(
     t0 = time.perf_counter()
     while attempts < policy.max_attempts:
         attempts += 1
+        deadline = asyncio.timeout(policy.timeout_s) if policy.timeout_s is not None else None
         try:
-            if policy.timeout_s is not None:
-                async with asyncio.timeout(policy.timeout_s):
+            if deadline is not None:
+                async with deadline:
                     ctx = await _attempt(executor, graph, activation, state)
             else:
                 ctx = await _attempt(executor, graph, activation, state)
@@ -103,10 +104,12 @@ async def execute_activation(
                 duration_s=time.perf_counter() - t0,
             )
         except Exception as exc:
+            # only our deadline is reported as a timeout; a handler's own TimeoutError
+            # keeps its message
             error = (
-                exc
-                if not isinstance(exc, TimeoutError)
-                else TimeoutError(f"attempt {attempts} exceeded the timeout of {policy.timeout_s}s")
+                TimeoutError(f"attempt {attempts} exceeded the timeout of {policy.timeout_s}s")
+                if deadline is not None and deadline.expired()
+                else exc
             )
             if executor._has_snapshot:
                 await executor.on_checkpoint_restore(
