@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.engine._codec import JsonCodec, canonical_json, digest
-from runtime.engine._types import is_instance_of, list_element_types, type_name
+from runtime.engine._types import (
+    depends_on_value,
+    is_instance_of,
+    list_element_types,
+    type_name,
+)
 
 __all__ = [
     "Edge",
@@ -104,6 +109,8 @@ class ExecutorNode:
 
     _cache: dict[tuple[bool, type], bool] = field(default_factory=dict, compare=False, repr=False)
     _list_elems: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+    _per_type: bool = field(default=True, compare=False, repr=False)
+    """Whether ``accepts`` may be cached per type (not with ``Literal`` handlers)."""
 
     def __post_init__(self) -> None:
         elems: list[Any] = []
@@ -112,11 +119,13 @@ class ExecutorNode:
             if found is not None:
                 elems.extend(found)
         object.__setattr__(self, "_list_elems", tuple(elems))
+        per_type = not any(depends_on_value(t) for t in self.input_types)
+        object.__setattr__(self, "_per_type", per_type)
 
     def accepts(self, value: Any) -> bool:
         """Does some handler of this executor take ``value``?"""
         t = type(value)
-        simple = t not in _CONTAINERS
+        simple = self._per_type and t not in _CONTAINERS
         if simple:
             hit = self._cache.get((False, t))
             if hit is not None:
@@ -131,7 +140,7 @@ class ExecutorNode:
         if not self._list_elems:
             return False
         t = type(value)
-        simple = t not in _CONTAINERS
+        simple = self._per_type and t not in _CONTAINERS
         if simple:
             hit = self._cache.get((True, t))
             if hit is not None:

@@ -8,7 +8,14 @@ import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
 
-__all__ = ["flatten_union", "is_instance_of", "iter_named_types", "list_element_types", "type_name"]
+__all__ = [
+    "depends_on_value",
+    "flatten_union",
+    "is_instance_of",
+    "iter_named_types",
+    "list_element_types",
+    "type_name",
+]
 
 _UNION_ORIGINS: tuple[Any, ...] = (Union, types.UnionType)
 
@@ -79,6 +86,17 @@ def is_instance_of(value: Any, annotation: Any) -> bool:
     if isinstance(origin, type):
         return isinstance(value, origin)
     return False
+
+
+def depends_on_value(annotation: Any) -> bool:
+    """Does matching ``annotation`` depend on the value and not only on its type?
+
+    True when a ``Literal`` appears anywhere in it: such matches cannot be cached
+    per type.
+    """
+    if get_origin(annotation) is Literal:
+        return True
+    return any(depends_on_value(a) for a in get_args(annotation) if a is not Ellipsis)
 
 
 def list_element_types(annotation: Any) -> tuple[Any, ...] | None:

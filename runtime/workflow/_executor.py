@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, get_args, get_origin, overload
 
 from runtime.engine import ExecutorPolicy, Placement
-from runtime.engine._types import flatten_union, is_instance_of, type_name
+from runtime.engine._types import depends_on_value, flatten_union, is_instance_of, type_name
 from runtime.workflow._context import WorkflowContext
 
 __all__ = ["Executor", "FunctionExecutor", "executor", "handler", "response_handler"]
@@ -256,6 +256,8 @@ class Executor:
                 "its message handlers with @handler"
             )
         self._dispatch: dict[type, HandlerSpec | None] = {}
+        # a Literal handler matches some values of a type and not others: no per-type cache
+        self._dispatch_per_type = not any(depends_on_value(h.message_type) for h in handlers)
 
     def _discover(
         self,
@@ -293,7 +295,7 @@ class Executor:
 
     def _handler_for(self, value: Any) -> HandlerSpec | None:
         t = type(value)
-        simple = t not in (list, dict, tuple, set, frozenset)
+        simple = self._dispatch_per_type and t not in (list, dict, tuple, set, frozenset)
         if simple:
             try:
                 return self._dispatch[t]
