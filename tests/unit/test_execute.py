@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import datetime
 from collections.abc import Mapping, Sequence
-from typing import Any, Never
+from typing import Any, Literal, Never
 
 import pytest
 
@@ -560,3 +560,23 @@ async def test_random_sequence_continues_across_messages_of_one_activation() -> 
     ex = Flaky("x")
     await _run(ex, [1, 2])
     assert ex.seen_random[0] != ex.seen_random[1]
+
+
+async def test_literal_handlers_dispatch_by_value() -> None:
+    class Router(Executor):
+        def __init__(self) -> None:
+            super().__init__("router")
+            self.calls: list[tuple[str, str]] = []
+
+        @handler
+        async def on_stop(self, x: Literal["stop"], ctx: WorkflowContext[int]) -> None:
+            self.calls.append(("stop", x))
+
+        @handler
+        async def on_str(self, x: str, ctx: WorkflowContext[int]) -> None:
+            self.calls.append(("str", x))
+
+    ex = Router()
+    r = await _run(ex, ["go", "stop", "go", "stop"])
+    assert r.status is ActivationStatus.OK
+    assert ex.calls == [("str", "go"), ("stop", "stop"), ("str", "go"), ("stop", "stop")]

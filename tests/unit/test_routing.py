@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -358,3 +358,16 @@ def test_routing_is_deterministic_across_graph_instances() -> None:
     results = {route(make(), "a", v, None) for v in range(6) for _ in range(3)}
     assert len(results) == 2  # one for even values, one for odd
     assert route(make(), "a", 2, None) == ((("y", 0), ("x", 0), ("x", 1), ("agg", 2)), None)
+
+
+def test_literal_handler_types_are_matched_by_value_not_by_type() -> None:
+    g = _graph(
+        [("a", STR), ("yes", (Literal["yes"],)), ("agg", (list[Literal["y", "n"]],))],
+        [Edge(0, "a", "yes"), FanInGroup(1, ("a",), "agg")],
+    )
+    # the first routed value must not decide for every later str
+    assert route(g, "a", "yes", None) == ((("yes", 0),), None)
+    assert route(g, "a", "no", None)[0] == ()
+    assert route(g, "a", "yes", None) == ((("yes", 0),), None)
+    assert route(g, "a", "n", None) == ((("agg", 1),), None)
+    assert route(g, "a", "maybe", None)[0] == ()
