@@ -472,7 +472,7 @@ def _merge_state(
         rs = writers[key]
         spec = graph.state_keys.get(key)
         if spec is not None and spec.reducer is not None:
-            acc = codec.decode(state[key]) if key in state else spec.initial
+            acc = codec.decode(state[key]) if key in state else codec.roundtrip(spec.initial)
             for r in rs:
                 for w in r.writes:
                     if w.key == key:
