@@ -1156,3 +1156,17 @@ def test_activation_json_roundtrip() -> None:
     )
     for m in (fan, resp):
         assert Message.from_json(json.loads(json.dumps(m.to_json()))) == m
+
+
+def test_reducer_folding_from_the_initial_value_does_not_mutate_the_graph() -> None:
+    def append_in_place(acc: list[Any], update: Any) -> list[Any]:
+        acc.append(update)
+        return acc
+
+    key = StateKey("log", [], append_in_place)
+    g = _graph(state_keys={"log": key})
+    for run in ("r1", "r2"):
+        rs = _state(g, inbox=[_msg("s", "a", 1)], state={}, run_id=run)
+        new, _ = commit(rs, g, _acts(g, rs), [_ok("a", 2, writes=_writes(("log", run)))])
+        assert new.state == {"log": [run]}
+    assert key.initial == []
