@@ -17,6 +17,7 @@ from runtime.cli._common import (
     EXIT_RUN_FAILED,
     CliError,
     dumps,
+    format_table,
     load_workflow,
     one_line,
     parse_json,
@@ -278,13 +279,7 @@ def _table(infos: list[CheckpointInfo]) -> str:
         )
         for i in infos
     ]
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
-    right = {2, 4}
-    lines = []
-    for r in [header, *rows]:
-        cells = [v.rjust(widths[c]) if c in right else v.ljust(widths[c]) for c, v in enumerate(r)]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines) + "\n"
+    return "\n".join(format_table(header, rows, right={2, 4})) + "\n"
 
 
 def add_checkpoints_parser(sub: SubParsers) -> None:

@@ -8,7 +8,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -26,6 +26,7 @@ __all__ = [
     "Parser",
     "SubParsers",
     "dumps",
+    "format_table",
     "load_workflow",
     "non_negative_float",
     "non_negative_int",
@@ -75,6 +76,19 @@ def one_line(exc: BaseException) -> str:
 def dumps(value: Any) -> str:
     """Compact JSON of any value handlers exchange (dataclasses, models, enums...)."""
     return json.dumps(to_jsonable_python(value, fallback=repr), ensure_ascii=False)
+
+
+def format_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, right: Collection[int] = ()
+) -> list[str]:
+    """Plain-text columns: padded to the widest cell, ``right`` columns right-aligned."""
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    return [
+        "  ".join(
+            v.rjust(widths[c]) if c in right else v.ljust(widths[c]) for c, v in enumerate(r)
+        ).rstrip()
+        for r in [header, *rows]
+    ]
 
 
 def parse_json(text: str, what: str) -> Any:

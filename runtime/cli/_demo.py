@@ -13,6 +13,7 @@ from runtime.cli._common import (
     EXIT_OK,
     EXIT_RUN_FAILED,
     CliError,
+    format_table,
     non_negative_float,
     non_negative_int,
     one_line,
@@ -172,11 +173,9 @@ def _print_timings(out: TextIO, result: RunResult, summary: Summary) -> None:
         agg.documents = summary.documents
         row("aggregator", agg)
     header = ("executor", "activations", "documents", "busy s", "ms/activation")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     out.write("Per-executor timings (from executor_completed events)\n")
-    for r in [header, *rows]:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(widths[i]) for i, c in enumerate(r) if i]
-        out.write("  " + "  ".join(cells) + "\n")
+    for line in format_table(header, rows, right=range(1, 5)):
+        out.write(f"  {line}\n")
 
 
 def add_demo_parser(sub: SubParsers) -> None:

@@ -26,8 +26,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Never
 
-from runtime.workflow import Executor, Workflow, WorkflowBuilder, WorkflowContext, handler
-from runtime.workflow._events import WorkflowEvent
+from runtime.workflow import (
+    Executor,
+    Workflow,
+    WorkflowBuilder,
+    WorkflowContext,
+    WorkflowEvent,
+    handler,
+)
 
 __all__ = [
     "CLAUSES",
