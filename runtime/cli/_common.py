@@ -95,8 +95,11 @@ def parse_json(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        hint = ""
+        if text.strip() and text.strip()[0] not in '{["':
+            hint = f"; a JSON string needs quotes: {what} '{json.dumps(text.strip())}'"
         raise CliError(
-            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno}){hint}"
         ) from None
 
 

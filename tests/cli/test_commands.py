@@ -129,6 +129,7 @@ def test_graph_mermaid_and_dot(cli: Cli) -> None:
         (("run", f"{FLOWS}:invalid", "--input", "1"), "invalid workflow: duplicate executor id"),
         (("graph", f"{FLOWS}:invalid"), "invalid workflow: duplicate executor id 'same'"),
         (("run", f"{FLOWS}:counter", "--input", "{nope"), "--input is not valid JSON"),
+        (("run", f"{FLOWS}:counter", "--input", "hi"), """needs quotes: --input '"hi"'"""),
         (("run", f"{FLOWS}:counter", "--input", '"text"'), "does not fit the start executor"),
         (("run", f"{FLOWS}:workflow", "--input", '{"nam": 1}'), "name: Field required"),
         (("run", f"{FLOWS}:counter"), "give --input JSON"),
