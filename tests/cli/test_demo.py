@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 
+from runtime import InMemoryCheckpointStorage
 from runtime.cli._progress import ProgressBar
 from runtime.demo import Job, Summary, build_workflow
 from runtime.engine import RunStatus
@@ -99,3 +100,17 @@ def test_progress_bar_redraws_one_line_on_a_tty() -> None:
     assert text.count("\n") == 1 and text.endswith("\x1b[K\n")
     assert text.count("\r") >= 6
     assert "100%  10/10 docs" in text.rsplit("\r", 1)[-1]
+
+
+async def test_demo_workflow_resumes_from_a_mid_run_checkpoint_with_the_same_result() -> None:
+    storage = InMemoryCheckpointStorage()
+    full = await build_workflow(workers=3, latency_ms=0, waves=5).run(
+        Job(docs=40, seed=3), checkpoint_storage=storage
+    )
+    mid = next(i for i in await storage.list(run_id=full.run_id) if i.superstep == 4)
+    resumed = await build_workflow(workers=3, latency_ms=0, waves=5).run(
+        checkpoint_id=mid.checkpoint_id, checkpoint_storage=storage
+    )
+    assert resumed.status is RunStatus.COMPLETED
+    assert resumed.outputs == full.outputs
+    assert resumed.trace_hash == full.trace_hash
