@@ -179,12 +179,10 @@ class WorkflowContext(Generic[OutT, W_OutT]):
             return cached
         data = self._state.get(key, _MISSING)
         if data is _MISSING:
-            spec = self._graph.state_keys.get(key)
-            if spec is None or spec.initial is None:
-                return default
-            value = self._codec.roundtrip(spec.initial)
-        else:
-            value = self._codec.decode(data)
+            # declared initial values are committed by start(); a key missing from the
+            # committed state was never set or was deleted: it reads as absent
+            return default
+        value = self._codec.decode(data)
         self._reads[key] = value
         return value
 
