@@ -580,3 +580,32 @@ async def test_literal_handlers_dispatch_by_value() -> None:
     r = await _run(ex, ["go", "stop", "go", "stop"])
     assert r.status is ActivationStatus.OK
     assert ex.calls == [("str", "go"), ("stop", "stop"), ("str", "go"), ("stop", "stop")]
+
+
+async def test_a_deleted_key_reads_as_absent_not_as_its_initial_value() -> None:
+    """After a committed delete the key is absent from the state: rule 5 says a read
+    sees the state as committed, so the default comes back, not the declared initial."""
+
+    class Reader(Executor):
+        def __init__(self) -> None:
+            super().__init__("reader")
+            self.reads: list[Any] = []
+
+        @handler
+        async def on(self, x: int, ctx: WorkflowContext[int]) -> None:
+            self.reads.append(ctx.get_state("gone", "absent"))
+
+    ex = Reader()
+    sink = Sink("sink")
+    wf = (
+        WorkflowBuilder(start_executor=ex)
+        .add_edge(ex, sink)
+        .add_state("gone", initial="here")
+        .build()
+    )
+    committed_after_delete: dict[str, Any] = {}
+    await execute_activation(
+        ex, wf.graph, _activation(wf.graph, "reader", [1]), committed_after_delete
+    )
+    await execute_activation(ex, wf.graph, _activation(wf.graph, "reader", [1]), {"gone": "there"})
+    assert ex.reads == ["absent", "there"]
