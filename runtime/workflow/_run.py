@@ -145,10 +145,9 @@ class RunStream:
     async def get_final_response(self) -> RunResult:
         if self._result is not None:
             return self._result
-        if self._task is None:
-            self._result = await self._producer(lambda _e: None, self)
-            return self._result
-        self._result = await self._task
+        # the run always gets its own task, so that cancel() can interrupt the superstep
+        # in flight (awaiting the producer inline left cancel() nothing to cancel)
+        self._result = await self._start(lambda _e: None)
         return self._result
 
     def __await__(self) -> Generator[Any, None, RunResult]:
