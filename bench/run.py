@@ -347,11 +347,19 @@ def main() -> None:
         default="",
         help="comma list of peers not to run: af, lg (for a quick look at our own numbers)",
     )
+    ap.add_argument(
+        "--setup", action="store_true", help="only create or check the peer venvs, then exit"
+    )
     ap.add_argument("--from-json", metavar="FILE", help="print the table of a saved run")
     ap.add_argument("--write-readme", action="store_true", help="put the table in bench/README.md")
     args = ap.parse_args()
     args.skip = {s for s in args.skip.split(",") if s}
 
+    if args.setup:
+        root = Path(args.peer_venvs) if args.peer_venvs else REPO / ".peer-venvs"
+        for p in PEERS:
+            log(f"{p.name}: {ensure_venv(root, p, create=not args.peer_venvs)}")
+        return
     if args.from_json:
         source = Path(args.from_json).resolve()
         record = json.loads(source.read_text(encoding="utf-8"))
