@@ -1,0 +1,288 @@
+"""The Dapr actor types: ``SuperstepCoordinator`` (one per run, in the API app) and
+``superstep-executor-<pool>`` (one per (run, executor), in the pool's hosts).
+
+Both are thin: they adapt Dapr's actor runtime (single activation, turn-based
+calls, reminders, actor state) to ``RunDriver`` and ``execute_activation``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+
+from dapr.actor import Actor, ActorInterface, Remindable, actormethod
+from dapr.actor.id import ActorId
+from dapr.actor.runtime.context import ActorRuntimeContext
+
+from executor_host._coordinator import Publish, RunDriver
+from executor_host._store import RunStore
+from executor_host._workflows import WorkflowRegistry
+from executor_host.protocol import ActivationEnvelope, ResultEnvelope
+from runtime.engine import Activation, ActivationResult, ActivationStatus, ErrorInfo, RunState
+from runtime.workflow import Workflow, execute_activation
+
+__all__ = [
+    "COORDINATOR_TYPE",
+    "Coordinator",
+    "CoordinatorDeps",
+    "CoordinatorInterface",
+    "ExecutorActor",
+    "ExecutorDeps",
+    "ExecutorInterface",
+    "coordinator_class",
+    "executor_actor_class",
+    "executor_actor_id",
+    "executor_actor_type",
+]
+
+log = logging.getLogger(__name__)
+
+COORDINATOR_TYPE = "SuperstepCoordinator"
+DEADLINE_REMINDER = "deadline"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _method(name: str) -> Callable[[F], F]:
+    return cast(Callable[[F], F], actormethod(name=name))
+
+
+def executor_actor_type(pool: str) -> str:
+    return f"superstep-executor-{pool}"
+
+
+def executor_actor_class(pool: str) -> type[ExecutorActor]:
+    """The executor actor class of a pool. The SDK names an actor type after its
+    class, so each pool gets a subclass named ``superstep-executor-<pool>``."""
+    return type(executor_actor_type(pool), (ExecutorActor,), {})
+
+
+def executor_actor_id(run_id: str, executor_index: int) -> str:
+    return f"{run_id}:{executor_index}"
+
+
+# -- coordinator ------------------------------------------------------------------------------
+class CoordinatorInterface(ActorInterface):
+    @_method("Start")
+    async def start(self, payload: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @_method("Result")
+    async def result(self, payload: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @_method("Respond")
+    async def respond(self, payload: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @_method("Cancel")
+    async def cancel(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorDeps:
+    store: RunStore
+    registry: WorkflowRegistry
+    publish: Publish
+    deadline_s: float
+    inline_state_limit: int
+    on_change: Callable[[str], None]
+
+
+class Coordinator(Actor, CoordinatorInterface, Remindable):
+    """One per run: plans supersteps, collects results, commits barriers.
+
+    Registered under the type name ``SuperstepCoordinator`` (see ``coordinator_class``)."""
+
+    def __init__(self, ctx: ActorRuntimeContext, actor_id: ActorId, deps: CoordinatorDeps) -> None:
+        super().__init__(ctx, actor_id)
+        self._deps = deps
+        self._driver = RunDriver(
+            actor_id.id,
+            deps.store,
+            deps.registry.template,
+            deps.publish,
+            inline_state_limit=deps.inline_state_limit,
+            on_change=deps.on_change,
+        )
+        self._resumed = False
+
+    async def _ensure(self) -> None:
+        if not self._resumed:
+            self._resumed = True
+            await self._driver.resume()
+
+    async def start(self, payload: dict[str, Any]) -> dict[str, Any]:
+        state = RunState.from_json(payload["state"])
+        existing = await self._deps.store.load_run(self.id.id)
+        if existing is not None:
+            return {"created": False, "status": existing.state.status.value}
+        self._resumed = True
+        await self._arm()
+        record = await self._driver.create(payload["workflow"], state)
+        return {"created": True, "status": record.state.status.value}
+
+    async def result(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._ensure()
+        accepted = await self._driver.on_result(ResultEnvelope.model_validate(payload))
+        await self._disarm_if_done()
+        return {"accepted": accepted}
+
+    async def respond(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._ensure()
+        await self._arm()
+        await self._driver.respond(payload["responses"])
+        await self._disarm_if_done()
+        return {"ok": True}
+
+    async def cancel(self) -> dict[str, Any]:
+        await self._ensure()
+        await self._driver.cancel()
+        await self._disarm_if_done()
+        return {"ok": True}
+
+    async def receive_reminder(
+        self,
+        name: str,
+        state: bytes,
+        due_time: timedelta,
+        period: timedelta,
+        ttl: timedelta | None = None,
+    ) -> None:
+        if name != DEADLINE_REMINDER:
+            return
+        await self._ensure()
+        await self._driver.on_deadline(self._deps.deadline_s)
+        await self._disarm_if_done()
+
+    async def _arm(self) -> None:
+        period = timedelta(seconds=self._deps.deadline_s)
+        await self.register_reminder(DEADLINE_REMINDER, b"", period, period)
+
+    async def _disarm_if_done(self) -> None:
+        record = self._driver.record
+        if record is None or record.state.status.value != "running":
+            try:
+                await self.unregister_reminder(DEADLINE_REMINDER)
+            except Exception:  # already gone: nothing to do
+                log.debug("run %s: no deadline reminder to remove", self.id.id)
+
+
+def coordinator_class() -> type[Coordinator]:
+    """The coordinator actor class, named ``SuperstepCoordinator`` (the SDK names an
+    actor type after its class)."""
+    return type(COORDINATOR_TYPE, (Coordinator,), {})
+
+
+# -- executors ---------------------------------------------------------------------------------
+class ExecutorInterface(ActorInterface):
+    @_method("Execute")
+    async def execute(self, payload: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+PublishResult = Callable[[ResultEnvelope], Awaitable[None]]
+
+
+class RunInstances:
+    """The ``Workflow`` objects of the runs this host is executing (bounded LRU).
+
+    Executor instances carry a run's executor state; an evicted run is rebuilt from
+    its factory and restored from the snapshot each activation carries."""
+
+    def __init__(self, registry: WorkflowRegistry, limit: int = 256) -> None:
+        self._registry = registry
+        self._limit = limit
+        self._items: OrderedDict[str, Workflow] = OrderedDict()
+
+    def get(self, run_id: str, workflow: str) -> Workflow:
+        wf = self._items.get(run_id)
+        if wf is None:
+            wf = self._registry.fresh(workflow)
+            self._items[run_id] = wf
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(run_id)
+        return wf
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorDeps:
+    app_id: str
+    store: RunStore
+    registry: WorkflowRegistry
+    instances: RunInstances
+    publish_result: PublishResult
+
+
+class ExecutorActor(Actor, ExecutorInterface):
+    """One per (run, executor): executes its activations one at a time and keeps each
+    superstep's result, so a repeated activation returns the stored result."""
+
+    def __init__(self, ctx: ActorRuntimeContext, actor_id: ActorId, deps: ExecutorDeps) -> None:
+        super().__init__(ctx, actor_id)
+        self._deps = deps
+
+    async def execute(self, payload: dict[str, Any]) -> dict[str, Any]:
+        env = ActivationEnvelope.model_validate(payload)
+        key = f"result:{env.superstep}"
+        found, stored = await self._state_manager.try_get_state(key)
+        duplicate = bool(found)
+        if found:
+            result_json = cast(dict[str, Any], stored)
+        else:
+            result_json = (await self._run(env)).to_json()
+            await self._state_manager.set_state(key, result_json)
+            old = f"result:{env.superstep - 2}"
+            if await self._state_manager.contains_state(old):
+                await self._state_manager.remove_state(old)
+            await self._state_manager.save_state()
+        await self._deps.publish_result(
+            ResultEnvelope(
+                run_id=env.run_id,
+                epoch=env.epoch,
+                superstep=env.superstep,
+                executor_id=env.executor_id,
+                host=self._deps.app_id,
+                result=result_json,
+            )
+        )
+        return {"duplicate": duplicate}
+
+    async def _run(self, env: ActivationEnvelope) -> ActivationResult:
+        activation = Activation.from_json(env.activation)
+        if env.workflow not in self._deps.registry:
+            return _refused(activation, f"this host does not serve workflow {env.workflow!r}")
+        wf = self._deps.instances.get(env.run_id, env.workflow)
+        if wf.graph.signature != env.signature:
+            return _refused(
+                activation,
+                f"this host runs another version of {env.workflow!r} (graph signature "
+                f"{wf.graph.signature[:12]}, coordinator {env.signature[:12]})",
+            )
+        executor = wf.executors[activation.executor_id]
+        if env.has_snapshot and executor._has_snapshot:
+            await executor.on_checkpoint_restore(wf.graph.codec.decode(env.snapshot))
+        if env.state is not None:
+            state = env.state
+        else:
+            version = int((env.state_key or "").rsplit(":", 1)[-1])
+            state = await self._deps.store.load_shared_state(env.run_id, version)
+        return await execute_activation(
+            executor, wf.graph, activation, state, prior_snapshot=env.snapshot
+        )
+
+
+def _refused(activation: Activation, reason: str) -> ActivationResult:
+    return ActivationResult(
+        executor_id=activation.executor_id,
+        superstep=activation.superstep,
+        status=ActivationStatus.FAILED,
+        error=ErrorInfo("HostMismatchError", reason, activation.executor_id, activation.superstep),
+    )

@@ -1,0 +1,81 @@
+"""Publishing and receiving the protocol's CloudEvents through Dapr pub/sub.
+
+Events are published structured (``application/cloudevents+json``) so that their
+ids are ours — deterministic, see ``protocol`` — rather than fresh UUIDs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from cloudevents.conversion import to_json
+from cloudevents.http import CloudEvent, from_http
+from dapr.aio.clients import DaprClient
+from pydantic import BaseModel, ValidationError
+
+from executor_host.protocol import (
+    RESULTS_TOPIC,
+    ActivationEnvelope,
+    ResultEnvelope,
+    activation_topic,
+)
+
+__all__ = ["Bus", "MalformedEvent", "parse_event"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class MalformedEvent(ValueError):
+    """A delivered event is not a CloudEvent carrying the expected envelope."""
+
+
+class Bus:
+    def __init__(self, client: DaprClient, pubsub: str, source: str) -> None:
+        self._client = client
+        self._pubsub = pubsub
+        self._source = f"superstep/{source}"
+
+    async def publish_activation(self, env: ActivationEnvelope, pool: str) -> None:
+        await self._publish(
+            activation_topic(pool), env.event_id(), "io.superstep.activation.v1", env
+        )
+
+    async def publish_result(self, env: ResultEnvelope) -> None:
+        await self._publish(RESULTS_TOPIC, env.event_id(), "io.superstep.result.v1", env)
+
+    async def _publish(self, topic: str, event_id: str, type_: str, env: BaseModel) -> None:
+        event = CloudEvent(
+            {
+                "id": event_id,
+                "source": self._source,
+                "type": type_,
+                "datacontenttype": "application/json",
+            },
+            env.model_dump(mode="json"),
+        )
+        await self._client.publish_event(
+            self._pubsub,
+            topic,
+            to_json(event),
+            data_content_type="application/cloudevents+json",
+        )
+
+
+def parse_event(headers: dict[str, str], body: bytes, model: type[M]) -> M:
+    """The envelope inside a delivered CloudEvent; ``MalformedEvent`` if it is not one."""
+    try:
+        event = from_http(headers, body)
+    except Exception as exc:  # the SDK raises several unrelated types for bad input
+        raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
+    data: Any = event.data
+    if isinstance(data, (bytes, str)):
+        import json
+
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise MalformedEvent(f"event data is not JSON: {exc}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise MalformedEvent(f"event data is not a {model.__name__}: {exc}") from exc

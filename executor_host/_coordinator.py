@@ -1,0 +1,295 @@
+"""The coordinator: drives one run's supersteps over Dapr.
+
+``RunDriver`` holds the logic (plan, publish, collect results, commit the barrier,
+re-publish late activations); the ``Coordinator`` actor in ``_actors.py`` is a
+thin adapter that gives it Dapr's single activation per run and a reminder.
+All semantics come from the engine core (``runtime.engine``): the driver only
+moves its values between the state store and pub/sub.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from executor_host._store import ConflictError, RunRecord, RunStore
+from executor_host.protocol import ActivationEnvelope, ResultEnvelope
+from runtime.checkpoint import checkpoint_id_for
+from runtime.engine import (
+    Activation,
+    ActivationResult,
+    Checkpoint,
+    RunState,
+    RunStatus,
+    commit,
+    plan,
+)
+from runtime.workflow import Workflow
+from runtime.workflow._events import WorkflowEvent
+from runtime.workflow._reporting import event_to_json, final_events, superstep_events
+
+__all__ = ["Publish", "RunDriver"]
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[ActivationEnvelope], Awaitable[None]]
+"""Publishes an activation to its pool's topic."""
+
+
+@dataclass(slots=True)
+class _InFlight:
+    superstep: int
+    activations: tuple[Activation, ...]
+    results: dict[str, ActivationResult] = field(default_factory=dict)
+    hosts: dict[str, str] = field(default_factory=dict)
+    published_at: float = 0.0
+    attempt: int = 1
+
+
+class RunDriver:
+    """Drives one run. Not safe for concurrent use: the actor's turns serialise calls."""
+
+    def __init__(
+        self,
+        run_id: str,
+        store: RunStore,
+        workflow: Callable[[str], Workflow],
+        publish: Publish,
+        *,
+        inline_state_limit: int = 64 * 1024,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[str], None] = lambda _run: None,
+    ) -> None:
+        self.run_id = run_id
+        self._store = store
+        self._workflow = workflow
+        self._publish = publish
+        self._inline_limit = inline_state_limit
+        self._clock = clock
+        self._on_change = on_change
+        self._record: RunRecord | None = None
+        self._flight: _InFlight | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def create(self, workflow_name: str, state: RunState) -> RunRecord:
+        """Create the run record of a new run (or of a run resumed from a checkpoint)
+        and publish its next superstep."""
+        wf = self._workflow(workflow_name)
+        now = self._clock()
+        record = RunRecord(
+            run_id=self.run_id,
+            workflow=workflow_name,
+            signature=wf.graph.signature,
+            epoch=1,
+            state=state,
+            created_at=now,
+            updated_at=now,
+            planned_at=now,
+            state_version=state.superstep,
+        )
+        record = await self._store.create_run(record)
+        first = [WorkflowEvent("started", data=self.run_id, superstep=state.superstep)]
+        if state.status is not RunStatus.RUNNING:
+            first.extend(final_events(state))
+        self._record = await self._store.commit_barrier(
+            record,
+            events=[event_to_json(wf.graph.codec, e) for e in first],
+            checkpoint=None,
+            state_version=(state.superstep, dict(state.state)),
+        )
+        self._on_change(self.run_id)
+        await self._advance()
+        return self._record
+
+    async def resume(self) -> None:
+        """Take over a run after (re)activation: a new epoch fences older coordinators,
+        then the in-flight superstep is published again (executors return stored results)."""
+        record = await self._store.load_run(self.run_id)
+        if record is None:
+            return
+        record = await self._store.save_run(replace(record, epoch=record.epoch + 1))
+        self._record = record
+        self._flight = None
+        if record.state.status is RunStatus.RUNNING:
+            await self._advance()
+
+    @property
+    def record(self) -> RunRecord | None:
+        return self._record
+
+    # -- the superstep loop -----------------------------------------------------------------
+    async def _advance(self) -> None:
+        """Publish the activations of the next superstep (if the run is running)."""
+        record = self._require()
+        state = record.state
+        if state.status is not RunStatus.RUNNING:
+            return
+        wf = self._workflow(record.workflow)
+        activations = plan(state, wf.graph, timestamp=record.planned_at)
+        if not activations:
+            return
+        self._flight = _InFlight(state.superstep + 1, activations, published_at=self._clock())
+        await self._publish_all(self._flight, activations)
+
+    async def _publish_all(self, flight: _InFlight, activations: tuple[Activation, ...]) -> None:
+        record = self._require()
+        wf = self._workflow(record.workflow)
+        graph = wf.graph
+        shared = record.state.state
+        inline = len(shared) == 0 or _approx_size(shared) <= self._inline_limit
+        for a in activations:
+            snapshot = record.state.snapshots.get(a.executor_id)
+            env = ActivationEnvelope(
+                run_id=record.run_id,
+                workflow=record.workflow,
+                signature=record.signature,
+                epoch=record.epoch,
+                attempt=flight.attempt,
+                executor_index=graph.index_of(a.executor_id),
+                activation=a.to_json(),
+                state=dict(shared) if inline else None,
+                state_key=None if inline else f"state:{record.run_id}:{record.state_version}",
+                snapshot=snapshot,
+                has_snapshot=a.executor_id in record.state.snapshots,
+            )
+            await self._publish(env)
+
+    async def on_result(self, env: ResultEnvelope) -> bool:
+        """Take one result; commit the barrier when the last one is in. Returns whether
+        the result was new (duplicates and late results are ignored)."""
+        flight = self._flight
+        if self._record is None or flight is None or env.superstep != flight.superstep:
+            return False
+        if env.executor_id in flight.results or all(
+            a.executor_id != env.executor_id for a in flight.activations
+        ):
+            return False
+        flight.results[env.executor_id] = ActivationResult.from_json(env.result)
+        flight.hosts[env.executor_id] = env.host
+        if len(flight.results) == len(flight.activations):
+            await self._commit(flight)
+        return True
+
+    async def _commit(self, flight: _InFlight) -> None:
+        record = self._require()
+        wf = self._workflow(record.workflow)
+        graph = wf.graph
+        results = [flight.results[a.executor_id] for a in flight.activations]
+        new_state, report = commit(record.state, graph, flight.activations, results)
+        events = superstep_events(graph, report, results, flight.hosts)
+        if new_state.status is not RunStatus.RUNNING:
+            events.extend(final_events(new_state))
+        checkpoint = None
+        checkpoints = record.checkpoints
+        if report.committed:
+            cp_id = checkpoint_id_for(record.run_id, new_state.superstep)
+            checkpoint = Checkpoint(cp_id, graph.name, graph.signature, self._clock(), new_state)
+            checkpoints = [*checkpoints, cp_id]
+        state_version = record.state_version
+        version_write = None
+        if report.committed and report.written:
+            state_version = new_state.superstep
+            version_write = (state_version, new_state.state)
+        updated = replace(
+            record,
+            state=new_state,
+            checkpoints=checkpoints,
+            outputs=[*record.outputs, *(o.data for o in report.outputs)],
+            trace=[*record.trace, report.step_digest] if report.committed else record.trace,
+            updated_at=self._clock(),
+            planned_at=self._clock(),
+            state_version=state_version,
+        )
+        try:
+            self._record = await self._store.commit_barrier(
+                updated,
+                events=[event_to_json(graph.codec, e) for e in events],
+                checkpoint=checkpoint,
+                state_version=version_write,
+            )
+        except ConflictError:
+            log.warning(
+                "run %s: fenced at superstep %d (another coordinator took over)",
+                record.run_id,
+                flight.superstep,
+            )
+            self._record = None
+            self._flight = None
+            return
+        self._flight = None
+        self._on_change(record.run_id)
+        await self._advance()
+
+    async def on_deadline(self, deadline_s: float) -> int:
+        """Publish again the activations whose results are later than ``deadline_s``.
+        Returns how many were published."""
+        flight = self._flight
+        if flight is None or self._clock() - flight.published_at < deadline_s:
+            return 0
+        missing = tuple(a for a in flight.activations if a.executor_id not in flight.results)
+        if not missing:
+            return 0
+        flight.attempt += 1
+        flight.published_at = self._clock()
+        log.info(
+            "run %s superstep %d: re-publishing %d late activation(s), attempt %d",
+            self.run_id,
+            flight.superstep,
+            len(missing),
+            flight.attempt,
+        )
+        await self._publish_all(flight, missing)
+        return len(missing)
+
+    # -- external inputs --------------------------------------------------------------------
+    async def respond(self, responses: Mapping[str, Any]) -> None:
+        """Deliver (codec-encoded) responses to pending requests; the run continues."""
+        from runtime.engine import respond
+
+        record = self._require()
+        wf = self._workflow(record.workflow)
+        state = respond(record.state, wf.graph, responses)
+        self._record = await self._store.save_run(
+            replace(record, state=state, planned_at=self._clock(), updated_at=self._clock())
+        )
+        self._on_change(self.run_id)
+        await self._advance()
+
+    async def cancel(self) -> None:
+        record = self._require()
+        if record.state.status.is_final:
+            return
+        from runtime.engine import ErrorInfo
+        from runtime.errors import RunCancelledError
+
+        wf = self._workflow(record.workflow)
+        state = replace(
+            record.state,
+            status=RunStatus.CANCELLED,
+            error=ErrorInfo.of(
+                RunCancelledError("the run was cancelled"), superstep=record.state.superstep + 1
+            ),
+        )
+        events = [event_to_json(wf.graph.codec, e) for e in final_events(state)]
+        self._flight = None
+        self._record = await self._store.commit_barrier(
+            replace(record, state=state, updated_at=self._clock()),
+            events=events,
+            checkpoint=None,
+            state_version=None,
+        )
+        self._on_change(self.run_id)
+
+    def _require(self) -> RunRecord:
+        if self._record is None:
+            raise LookupError(f"run {self.run_id!r} is not loaded")
+        return self._record
+
+
+def _approx_size(state: Mapping[str, Any]) -> int:
+    import json
+
+    return len(json.dumps(state, separators=(",", ":")))

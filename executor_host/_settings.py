@@ -1,0 +1,57 @@
+"""Settings of the Dapr-side apps, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Settings"]
+
+
+def _labels(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"SUPERSTEP_LABELS: expected key=value, got {part!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    app_id: str
+    workflows: tuple[str, ...]
+    """``module:attr`` specs of the workflows this app serves."""
+    pool: str = "default"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    state_store: str = "statestore"
+    pubsub: str = "pubsub"
+    deadline_s: float = 10.0
+    """How long the coordinator waits for a result before publishing the activation again."""
+    heartbeat_s: float = 2.0
+    host_ttl_s: float = 6.0
+    """A host whose heartbeat is older than this is considered gone."""
+    inline_state_limit: int = 64 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        specs = tuple(s.strip() for s in e.get("SUPERSTEP_WORKFLOWS", "").split(",") if s.strip())
+        if not specs:
+            raise ValueError(
+                "SUPERSTEP_WORKFLOWS is empty: set it to module:attr[,module:attr...] naming the "
+                "workflows (or factories returning them) this app serves"
+            )
+        return cls(
+            app_id=e.get("APP_ID", "superstep"),
+            workflows=specs,
+            pool=e.get("SUPERSTEP_POOL", "default"),
+            labels=_labels(e.get("SUPERSTEP_LABELS", "")),
+            state_store=e.get("SUPERSTEP_STATESTORE", "statestore"),
+            pubsub=e.get("SUPERSTEP_PUBSUB", "pubsub"),
+            deadline_s=float(e.get("SUPERSTEP_DEADLINE_S", "10")),
+            heartbeat_s=float(e.get("SUPERSTEP_HEARTBEAT_S", "2")),
+            host_ttl_s=float(e.get("SUPERSTEP_HOST_TTL_S", "6")),
+        )

@@ -1,0 +1,263 @@
+"""The run store: run records, events, checkpoints, shared-state versions and the
+host registry, in the Dapr state store (a component with ``keyPrefix: name`` so
+every app sees the same keys).
+
+Only this module talks to the state API; Dapr errors are mapped to ours here.
+Keys (all under the ``superstep:`` prefix):
+
+    run:<run>               the run record (run state, epoch, event count), ETag-guarded
+    events:<run>:<n>        the n-th chunk of the run's events
+    ckpt:<run>@<superstep>  a checkpoint (runtime.engine.Checkpoint JSON)
+    state:<run>:<version>   the committed shared state as of superstep <version>
+    runs                    index of run ids
+    host:<app id>           a host's registration (protocol.HostRecord)
+    hosts                   index of host app ids
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from dapr.aio.clients import DaprClient
+from dapr.clients.exceptions import DaprGrpcError
+from dapr.clients.grpc._request import TransactionalStateOperation
+
+from runtime.engine import Checkpoint, RunState
+
+__all__ = ["ConflictError", "RunRecord", "RunStore", "StoreError"]
+
+log = logging.getLogger(__name__)
+
+PREFIX = "superstep:"
+
+
+class StoreError(Exception):
+    """The state store failed; retrying later may help."""
+
+    retryable = True
+
+
+class ConflictError(StoreError):
+    """An ETag did not match: somebody else wrote first (a stale coordinator is fenced)."""
+
+    retryable = False
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """What the state store knows of a run."""
+
+    run_id: str
+    workflow: str
+    signature: str
+    epoch: int
+    state: RunState
+    event_chunks: int = 0
+    checkpoints: list[str] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+    """Codec JSON of every output so far."""
+    trace: list[str] = field(default_factory=list)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    planned_at: float = 0.0
+    """Logical time of the next superstep (``ctx.now()``), fixed before it is published."""
+    state_version: int = 0
+    """The superstep whose commit last wrote the shared state (its ``state:`` key)."""
+    etag: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "signature": self.signature,
+            "epoch": self.epoch,
+            "state": self.state.to_json(),
+            "event_chunks": self.event_chunks,
+            "checkpoints": self.checkpoints,
+            "outputs": self.outputs,
+            "trace": self.trace,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "planned_at": self.planned_at,
+            "state_version": self.state_version,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], etag: str | None) -> RunRecord:
+        return cls(
+            run_id=d["run_id"],
+            workflow=d["workflow"],
+            signature=d["signature"],
+            epoch=int(d["epoch"]),
+            state=RunState.from_json(d["state"]),
+            event_chunks=int(d["event_chunks"]),
+            checkpoints=list(d["checkpoints"]),
+            outputs=list(d["outputs"]),
+            trace=list(d["trace"]),
+            created_at=float(d["created_at"]),
+            updated_at=float(d["updated_at"]),
+            planned_at=float(d["planned_at"]),
+            state_version=int(d["state_version"]),
+            etag=etag,
+        )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class RunStore:
+    def __init__(self, client: DaprClient, store: str) -> None:
+        self._client = client
+        self._store = store
+
+    # -- primitives -------------------------------------------------------------------
+    async def _get(self, key: str) -> tuple[Any, str | None]:
+        try:
+            resp = await self._client.get_state(self._store, PREFIX + key)
+        except DaprGrpcError as exc:
+            raise StoreError(f"reading {key!r} failed: {exc}") from exc
+        if not resp.data:
+            return None, None
+        return json.loads(resp.data), (resp.etag or None)
+
+    async def _save(self, key: str, value: Any, etag: str | None = None) -> None:
+        try:
+            await self._client.save_state(self._store, PREFIX + key, _dumps(value), etag=etag)
+        except DaprGrpcError as exc:
+            if "etag" in str(exc).lower() or "Aborted" in str(exc.code()):  # type: ignore[no-untyped-call]
+                raise ConflictError(f"{key!r} was changed concurrently") from exc
+            raise StoreError(f"writing {key!r} failed: {exc}") from exc
+
+    async def _transaction(self, ops: Sequence[TransactionalStateOperation]) -> None:
+        try:
+            await self._client.execute_state_transaction(self._store, ops)
+        except DaprGrpcError as exc:
+            text = str(exc).lower()
+            if "etag" in text or "mismatch" in text:
+                raise ConflictError(f"transaction conflicted: {exc}") from exc
+            raise StoreError(f"transaction failed: {exc}") from exc
+
+    # -- runs -------------------------------------------------------------------------
+    async def load_run(self, run_id: str) -> RunRecord | None:
+        data, etag = await self._get(f"run:{run_id}")
+        return RunRecord.from_json(data, etag) if data is not None else None
+
+    async def create_run(self, record: RunRecord) -> RunRecord:
+        """Write a new run record; ``ConflictError`` if the run id exists."""
+        existing = await self.load_run(record.run_id)
+        if existing is not None:
+            raise ConflictError(f"run {record.run_id!r} already exists")
+        await self._save(f"run:{record.run_id}", record.to_json())
+        await self._add_to_index("runs", record.run_id)
+        fresh = await self.load_run(record.run_id)
+        assert fresh is not None
+        return fresh
+
+    async def save_run(self, record: RunRecord) -> RunRecord:
+        """ETag-guarded write of the run record alone (epoch changes, cancellation)."""
+        await self._save(f"run:{record.run_id}", record.to_json(), etag=record.etag)
+        fresh = await self.load_run(record.run_id)
+        assert fresh is not None
+        return fresh
+
+    async def commit_barrier(
+        self,
+        record: RunRecord,
+        *,
+        events: list[dict[str, Any]],
+        checkpoint: Checkpoint | None,
+        state_version: tuple[int, dict[str, Any]] | None,
+    ) -> RunRecord:
+        """Commit a barrier in one state transaction: events, checkpoint, shared-state
+        version and, last, the run record under its ETag.
+
+        Every key but the run record is derived from (run, superstep), and a superstep's
+        commit is deterministic, so a store that applies the other operations of a
+        transaction whose ETag check failed (Redis does) writes nothing new.
+        """
+        ops: list[TransactionalStateOperation] = []
+        if events:
+            ops.append(
+                TransactionalStateOperation(
+                    key=f"{PREFIX}events:{record.run_id}:{record.event_chunks}", data=_dumps(events)
+                )
+            )
+        if checkpoint is not None:
+            ops.append(
+                TransactionalStateOperation(
+                    key=f"{PREFIX}ckpt:{checkpoint.checkpoint_id}",
+                    data=_dumps(checkpoint.to_json()),
+                )
+            )
+        if state_version is not None:
+            version, state = state_version
+            ops.append(
+                TransactionalStateOperation(
+                    key=f"{PREFIX}state:{record.run_id}:{version}", data=_dumps(state)
+                )
+            )
+        new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
+        ops.append(
+            TransactionalStateOperation(
+                key=f"{PREFIX}run:{record.run_id}", data=_dumps(new.to_json()), etag=record.etag
+            )
+        )
+        await self._transaction(ops)
+        fresh = await self.load_run(record.run_id)
+        assert fresh is not None
+        return fresh
+
+    async def load_events(self, run_id: str, chunk: int) -> list[dict[str, Any]]:
+        data, _ = await self._get(f"events:{run_id}:{chunk}")
+        return list(data or [])
+
+    async def load_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        data, _ = await self._get(f"ckpt:{checkpoint_id}")
+        return Checkpoint.from_json(data) if data is not None else None
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self._save(f"ckpt:{checkpoint.checkpoint_id}", checkpoint.to_json())
+
+    async def load_shared_state(self, run_id: str, version: int) -> dict[str, Any]:
+        data, _ = await self._get(f"state:{run_id}:{version}")
+        if data is None:
+            raise StoreError(f"shared state version {version} of run {run_id!r} is missing")
+        return dict(data)
+
+    async def list_runs(self) -> list[str]:
+        data, _ = await self._get("runs")
+        return list(data or [])
+
+    # -- hosts ------------------------------------------------------------------------
+    async def register_host(self, app_id: str, record: dict[str, Any]) -> None:
+        await self._save(f"host:{app_id}", record)
+        await self._add_to_index("hosts", app_id)
+
+    async def list_hosts(self) -> list[dict[str, Any]]:
+        ids, _ = await self._get("hosts")
+        out = []
+        for app_id in ids or []:
+            data, _ = await self._get(f"host:{app_id}")
+            if data is not None:
+                out.append(data)
+        return out
+
+    async def _add_to_index(self, key: str, item: str) -> None:
+        """Add ``item`` to a list under ``key``: ETag-guarded read-modify-write, re-read
+        until the item is seen (the first write of a new index has no ETag to guard it)."""
+        for _ in range(50):
+            data, etag = await self._get(key)
+            items = list(data or [])
+            if item in items:
+                return
+            items.append(item)
+            try:
+                await self._save(key, items, etag=etag)
+            except ConflictError:
+                continue
+        raise StoreError(f"could not add {item!r} to the {key!r} index: too much contention")

@@ -1,0 +1,427 @@
+"""The API/coordinator app: the HTTP API and the ``SuperstepCoordinator`` actor type.
+
+Run it with ``uvicorn --factory executor_host.api:create_app`` next to a Dapr
+sidecar (``dapr run -f dapr.yaml`` or the local sidecar). Set-up happens in the
+lifespan; the handlers are thin and the semantics live in ``runtime.engine``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from dapr.actor import ActorId, ActorProxy
+from dapr.aio.clients import DaprClient
+from dapr.ext.fastapi import DaprActor, DaprApp
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from executor_host._actors import (
+    COORDINATOR_TYPE,
+    CoordinatorDeps,
+    CoordinatorInterface,
+    coordinator_class,
+)
+from executor_host._bus import Bus, MalformedEvent, parse_event
+from executor_host._problems import Problem, install_problem_handlers
+from executor_host._settings import Settings
+from executor_host._store import RunRecord, RunStore
+from executor_host._workflows import WorkflowRegistry
+from executor_host.protocol import RESULTS_TOPIC, ActivationEnvelope, HostRecord, ResultEnvelope
+from runtime.engine import Checkpoint, RunState, start
+from runtime.errors import CheckpointError, CodecError, RequestError
+from runtime.workflow import Workflow
+from runtime.workflow._responses import check_response
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+class StartRun(BaseModel):
+    workflow: str = Field(min_length=1)
+    input: Any = Field(default=None, description="the run input, codec JSON")
+    has_input: bool = Field(default=True, description="false when resuming from a checkpoint")
+    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
+    seed: int = 0
+    signature: str | None = Field(default=None, description="the client's graph signature")
+    checkpoint: dict[str, Any] | None = Field(default=None, description="a checkpoint to resume")
+    checkpoint_id: str | None = Field(default=None, description="a stored checkpoint to resume")
+    responses: dict[str, Any] | None = None
+
+
+class Responses(BaseModel):
+    responses: dict[str, Any] = Field(min_length=1)
+
+
+class RunWatch:
+    """Wakes event streams of this app when a run's record changes."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def changed(self, run_id: str) -> None:
+        ev = self._events.pop(run_id, None)
+        if ev is not None:
+            ev.set()
+
+    async def wait(self, run_id: str, within: float) -> None:
+        """Return when the run changes, or after ``within`` seconds (another replica may
+        have changed it without telling this one)."""
+        ev = self._events.setdefault(run_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ev.wait(), within)
+
+
+def _coordinator(run_id: str) -> Any:
+    return ActorProxy.create(COORDINATOR_TYPE, ActorId(run_id), CoordinatorInterface)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    registry = WorkflowRegistry.load(settings.workflows)
+    watch = RunWatch()
+    services: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = DaprClient()
+        store = RunStore(client, settings.state_store)
+        bus = Bus(client, settings.pubsub, settings.app_id)
+
+        async def publish(env: ActivationEnvelope) -> None:
+            wf = registry.template(env.workflow)
+            pool = wf.graph.nodes[env.executor_id].placement.pool
+            await bus.publish_activation(env, pool)
+
+        deps = CoordinatorDeps(
+            store=store,
+            registry=registry,
+            publish=publish,
+            deadline_s=settings.deadline_s,
+            inline_state_limit=settings.inline_state_limit,
+            on_change=watch.changed,
+        )
+        cls = coordinator_class()
+        await actors.register_actor(
+            cls, actor_factory=lambda ctx, actor_id: cls(ctx, actor_id, deps)
+        )
+        services["store"] = store
+        yield
+        await client.close()  # type: ignore[no-untyped-call]  # untyped SDK
+
+    app = FastAPI(
+        title="superstep",
+        version="1",
+        description="Start, watch, answer and cancel workflow runs on the Dapr runtime.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    actors = DaprActor(app)
+    dapr_app = DaprApp(app)
+
+    def store() -> RunStore:
+        return services["store"]  # type: ignore[no-any-return]
+
+    def workflow(name: str) -> Workflow:
+        if name not in registry:
+            raise Problem(
+                404, "Unknown workflow", f"no workflow named {name!r}; registered: {registry.names}"
+            )
+        return registry.template(name)
+
+    async def record_of(run_id: str) -> RunRecord:
+        record = await store().load_run(run_id)
+        if record is None:
+            raise Problem(404, "Unknown run", f"no run {run_id!r}")
+        return record
+
+    # -- runs -----------------------------------------------------------------------
+    @app.post("/runs", status_code=201, summary="Start a run (or resume one from a checkpoint)")
+    async def start_run(body: StartRun) -> dict[str, Any]:
+        wf = workflow(body.workflow)
+        graph = wf.graph
+        if body.signature is not None and body.signature != graph.signature:
+            raise Problem(
+                409,
+                "Workflow version mismatch",
+                f"the client's {body.workflow!r} has graph signature {body.signature[:12]}, the "
+                f"server's {graph.signature[:12]}: deploy the same workflow code on both sides",
+            )
+        await _check_placement(wf)
+        state = await _initial_state(wf, body)
+        outcome = await _coordinator(state.run_id).Start(
+            {"workflow": body.workflow, "state": state.to_json()}
+        )
+        if not outcome.get("created"):
+            raise Problem(409, "Run exists", f"a run with id {state.run_id!r} already exists")
+        return {"run_id": state.run_id, "status": outcome["status"]}
+
+    async def _initial_state(wf: Workflow, body: StartRun) -> RunState:
+        graph = wf.graph
+        codec = graph.codec
+        state: RunState
+        if body.checkpoint is not None or body.checkpoint_id is not None:
+            try:
+                if body.checkpoint is not None:
+                    cp = Checkpoint.from_json(body.checkpoint)
+                else:
+                    found = await store().load_checkpoint(body.checkpoint_id or "")
+                    if found is None:
+                        raise Problem(
+                            404, "Unknown checkpoint", f"no checkpoint {body.checkpoint_id!r}"
+                        )
+                    cp = found
+            except CheckpointError as exc:
+                raise Problem(400, "Invalid checkpoint", str(exc)) from exc
+            if cp.graph_signature != graph.signature:
+                raise Problem(
+                    409,
+                    "Checkpoint of another graph",
+                    f"checkpoint {cp.checkpoint_id!r} was taken with graph signature "
+                    f"{cp.graph_signature[:12]}, {body.workflow!r} has {graph.signature[:12]}",
+                )
+            state = cp.state
+            if body.run_id is not None and body.run_id != state.run_id:
+                from dataclasses import replace
+
+                state = replace(state, run_id=body.run_id)
+        else:
+            if not body.has_input:
+                raise Problem(400, "No input", "a new run needs an input (or a checkpoint)")
+            try:
+                value = codec.decode(body.input)
+            except CodecError as exc:
+                raise Problem(400, "Undecodable input", str(exc)) from exc
+            node = graph.nodes[graph.start]
+            if not node.accepts(value):
+                raise Problem(
+                    422,
+                    "Input not accepted",
+                    f"the start executor {graph.start!r} has no handler for "
+                    f"{type(value).__qualname__}",
+                )
+            state = start(graph, body.input, run_id=body.run_id or uuid.uuid4().hex, seed=body.seed)
+        if body.responses:
+            state = _apply_responses(wf, state, body.responses)
+        return state
+
+    def _apply_responses(wf: Workflow, state: RunState, responses: Mapping[str, Any]) -> RunState:
+        from runtime.engine import respond
+
+        codec = wf.graph.codec
+        try:
+            for rid, data in responses.items():
+                pending = state.pending.get(rid)
+                if pending is None:
+                    raise RequestError(
+                        f"no pending request with id {rid!r} (pending: {sorted(state.pending)})"
+                    )
+                check_response(codec, pending, codec.decode(data))
+            return respond(state, wf.graph, responses)
+        except (RequestError, CodecError) as exc:
+            raise Problem(400, "Invalid response", str(exc)) from exc
+
+    async def _check_placement(wf: Workflow) -> None:
+        hosts = [h for h in await _hosts() if h["alive"]]
+        missing: list[str] = []
+        for node in wf.graph.executors:
+            ok = any(
+                h["pool"] == node.placement.pool
+                and node.id in h["workflows"].get(wf.name, [])
+                and all(h["labels"].get(k) == v for k, v in node.placement.labels.items())
+                for h in hosts
+            )
+            if not ok:
+                want = f"pool {node.placement.pool!r}"
+                if node.placement.labels:
+                    want += f" with labels {dict(node.placement.labels)}"
+                missing.append(f"{node.id!r} needs a live host in {want}")
+        if missing:
+            raise Problem(
+                409,
+                "Executors cannot be placed",
+                "no live executor host can run: " + "; ".join(missing),
+                executors=[m.split("'")[1] for m in missing],
+            )
+
+    @app.get("/runs", summary="List runs")
+    async def list_runs() -> list[dict[str, Any]]:
+        out = []
+        for run_id in await store().list_runs():
+            record = await store().load_run(run_id)
+            if record is not None:
+                out.append(
+                    {
+                        "run_id": run_id,
+                        "workflow": record.workflow,
+                        "status": record.state.status.value,
+                        "superstep": record.state.superstep,
+                    }
+                )
+        return out
+
+    @app.get("/runs/{run_id}", summary="A run's status, outputs and pending requests")
+    async def get_run(run_id: str) -> dict[str, Any]:
+        return _view(await record_of(run_id))
+
+    @app.get("/runs/{run_id}/events", summary="The run's events (Server-Sent Events)")
+    async def run_events(
+        run_id: str, after: int = Query(default=-1, ge=-1, description="last event chunk seen")
+    ) -> StreamingResponse:
+        await record_of(run_id)
+
+        async def stream() -> AsyncIterator[bytes]:
+            seen = after
+            while True:
+                record = await record_of(run_id)
+                last_type = None
+                for chunk in range(seen + 1, record.event_chunks):
+                    for ev in await store().load_events(run_id, chunk):
+                        last_type = ev.get("type")
+                        yield f"id: {chunk}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
+                    seen = chunk
+                if last_type == "status":
+                    return
+                await watch.wait(run_id, 0.5)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.post("/runs/{run_id}/responses", status_code=202, summary="Answer pending requests")
+    async def answer(run_id: str, body: Responses) -> dict[str, Any]:
+        record = await record_of(run_id)
+        wf = workflow(record.workflow)
+        _apply_responses(wf, record.state, body.responses)  # validates; the actor applies
+        await _coordinator(run_id).Respond({"responses": body.responses})
+        return {"run_id": run_id, "accepted": sorted(body.responses)}
+
+    @app.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run")
+    async def cancel(run_id: str) -> dict[str, Any]:
+        await record_of(run_id)
+        await _coordinator(run_id).Cancel()
+        return {"run_id": run_id}
+
+    @app.get("/runs/{run_id}/checkpoints", summary="A run's checkpoints")
+    async def checkpoints(run_id: str) -> list[str]:
+        return (await record_of(run_id)).checkpoints
+
+    @app.get("/checkpoints/{checkpoint_id}", summary="A checkpoint (portable JSON)")
+    async def get_checkpoint(checkpoint_id: str) -> dict[str, Any]:
+        cp = await store().load_checkpoint(checkpoint_id)
+        if cp is None:
+            raise Problem(404, "Unknown checkpoint", f"no checkpoint {checkpoint_id!r}")
+        return cp.to_json()
+
+    @app.get("/runs/{run_id}/topology", summary="Which host ran which executor")
+    async def topology(run_id: str) -> dict[str, Any]:
+        record = await record_of(run_id)
+        graph = workflow(record.workflow).graph
+        ran: dict[str, set[str]] = {}
+        for chunk in range(record.event_chunks):
+            for ev in await store().load_events(run_id, chunk):
+                host = (ev.get("details") or {}).get("host")
+                if host and ev.get("executor_id"):
+                    ran.setdefault(ev["executor_id"], set()).add(host)
+        return {
+            "run_id": run_id,
+            "executors": [
+                {
+                    "executor_id": n.id,
+                    "pool": n.placement.pool,
+                    "labels": dict(n.placement.labels),
+                    "hosts": sorted(ran.get(n.id, ())),
+                }
+                for n in graph.executors
+            ],
+        }
+
+    # -- discovery --------------------------------------------------------------------
+    async def _hosts() -> list[dict[str, Any]]:
+        now = time.time()
+        out = []
+        for raw in await store().list_hosts():
+            try:
+                rec = HostRecord.model_validate(raw)
+            except ValueError:
+                continue
+            out.append({**rec.model_dump(), "alive": now - rec.heartbeat_at < settings.host_ttl_s})
+        return out
+
+    @app.get("/hosts", summary="Registered executor hosts and whether they are alive")
+    async def hosts() -> list[dict[str, Any]]:
+        return await _hosts()
+
+    @app.get("/workflows", summary="Registered workflows and their placeable executors")
+    async def workflows() -> list[dict[str, Any]]:
+        live = [h for h in await _hosts() if h["alive"]]
+        out = []
+        for name in registry.names:
+            graph = registry.template(name).graph
+            out.append(
+                {
+                    "name": name,
+                    "signature": graph.signature,
+                    "start": graph.start,
+                    "executors": [
+                        {
+                            "id": n.id,
+                            "pool": n.placement.pool,
+                            "labels": dict(n.placement.labels),
+                            "placeable": any(
+                                h["pool"] == n.placement.pool
+                                and n.id in h["workflows"].get(name, [])
+                                for h in live
+                            ),
+                        }
+                        for n in graph.executors
+                    ],
+                }
+            )
+        return out
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    # -- results from executor hosts -----------------------------------------------------
+    @dapr_app.subscribe(  # type: ignore[untyped-decorator]  # untyped SDK
+        pubsub=settings.pubsub, topic=RESULTS_TOPIC, route="/events/results"
+    )
+    async def on_result(request: Request) -> dict[str, str]:
+        body = await request.body()
+        try:
+            env = parse_event(dict(request.headers), body, ResultEnvelope)
+        except MalformedEvent as exc:
+            log.warning("dropping a malformed result event: %s", exc)
+            return {"status": "DROP"}
+        await _coordinator(env.run_id).Result(env.model_dump(mode="json"))
+        return {"status": "SUCCESS"}
+
+    return app
+
+
+def _view(record: RunRecord) -> dict[str, Any]:
+    state = record.state
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "signature": record.signature,
+        "status": state.status.value,
+        "superstep": state.superstep,
+        "outputs": record.outputs,
+        "pending_requests": [p.to_json() for p in state.pending.values()],
+        "trace_hash": state.trace_hash,
+        "trace": record.trace,
+        "error": state.error.to_json() if state.error else None,
+        "checkpoints": record.checkpoints[-1:],
+        "event_chunks": record.event_chunks,
+        "epoch": record.epoch,
+    }

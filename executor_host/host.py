@@ -1,0 +1,130 @@
+"""The executor host app: the actor type of one executor pool and that pool's
+activation subscription. Several replicas of a pool share the work: the
+subscription's consumer group hands each activation to one of them, and actor
+placement runs each (run, executor) on one of them at a time.
+
+Run it with ``uvicorn --factory executor_host.host:create_app`` next to a Dapr
+sidecar, with ``SUPERSTEP_POOL`` naming the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from dapr.actor import ActorId, ActorProxy
+from dapr.aio.clients import DaprClient
+from dapr.ext.fastapi import DaprActor, DaprApp
+from fastapi import FastAPI, Request
+
+from executor_host._actors import (
+    ExecutorDeps,
+    ExecutorInterface,
+    RunInstances,
+    executor_actor_class,
+    executor_actor_id,
+    executor_actor_type,
+)
+from executor_host._bus import Bus, MalformedEvent, parse_event
+from executor_host._problems import install_problem_handlers
+from executor_host._settings import Settings
+from executor_host._store import RunStore, StoreError
+from executor_host._workflows import WorkflowRegistry
+from executor_host.protocol import ActivationEnvelope, HostRecord, activation_topic
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    registry = WorkflowRegistry.load(settings.workflows)
+    actor_type = executor_actor_type(settings.pool)
+
+    def host_record() -> HostRecord:
+        served: dict[str, list[str]] = {}
+        for name in registry.names:
+            graph = registry.template(name).graph
+            served[name] = [
+                n.id
+                for n in graph.executors
+                if n.placement.pool == settings.pool
+                and all(settings.labels.get(k) == v for k, v in n.placement.labels.items())
+            ]
+        return HostRecord(
+            app_id=settings.app_id,
+            pool=settings.pool,
+            labels=dict(settings.labels),
+            workflows=served,
+            heartbeat_at=time.time(),
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = DaprClient()
+        store = RunStore(client, settings.state_store)
+        bus = Bus(client, settings.pubsub, settings.app_id)
+        deps = ExecutorDeps(
+            app_id=settings.app_id,
+            store=store,
+            registry=registry,
+            instances=RunInstances(registry),
+            publish_result=bus.publish_result,
+        )
+        cls = executor_actor_class(settings.pool)
+        await actors.register_actor(
+            cls, actor_factory=lambda ctx, actor_id: cls(ctx, actor_id, deps)
+        )
+        await store.register_host(settings.app_id, host_record().model_dump(mode="json"))
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(settings.heartbeat_s)
+                try:
+                    await store.register_host(
+                        settings.app_id, host_record().model_dump(mode="json")
+                    )
+                except StoreError as exc:
+                    log.warning("heartbeat of %s failed: %s", settings.app_id, exc)
+
+        beat = asyncio.create_task(heartbeat())
+        yield
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+        await client.close()  # type: ignore[no-untyped-call]  # untyped SDK
+
+    app = FastAPI(title=f"superstep executor host ({settings.pool})", lifespan=lifespan)
+    install_problem_handlers(app)
+    actors = DaprActor(app)
+    dapr_app = DaprApp(app)
+
+    @dapr_app.subscribe(  # type: ignore[untyped-decorator]  # untyped SDK
+        pubsub=settings.pubsub, topic=activation_topic(settings.pool), route="/events/activations"
+    )
+    async def on_activation(request: Request) -> dict[str, str]:
+        body = await request.body()
+        try:
+            env = parse_event(dict(request.headers), body, ActivationEnvelope)
+        except MalformedEvent as exc:
+            log.warning("dropping a malformed activation event: %s", exc)
+            return {"status": "DROP"}
+        proxy: Any = ActorProxy.create(
+            actor_type,
+            ActorId(executor_actor_id(env.run_id, env.executor_index)),
+            ExecutorInterface,
+        )
+        await proxy.Execute(env.model_dump(mode="json"))
+        return {"status": "SUCCESS"}
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "pool": settings.pool}
+
+    return app

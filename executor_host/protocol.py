@@ -1,0 +1,124 @@
+"""The wire protocol between the coordinator and executor hosts.
+
+Every payload is a CloudEvent 1.0 with ``datacontenttype: application/json``
+whose ``data`` is one of the versioned envelopes below. Their JSON schema is
+published in ``docs/protocol.md`` (``python -m executor_host.protocol`` prints
+it), so a host written in another language can join a pool.
+
+Topics (on the pub/sub component named by ``SUPERSTEP_PUBSUB``):
+
+* ``superstep.activations.<pool>`` — one ``ActivationEnvelope`` per activated
+  executor of that pool; competing consumers: one host of the pool takes it.
+* ``superstep.results`` — one ``ResultEnvelope`` per executed activation,
+  consumed by the API/coordinator app.
+
+Ids are deterministic: an activation's CloudEvent id is
+``<run>/<superstep>/<executor index>/<epoch>/<attempt>``, a result's the same with
+``result`` in front, so duplicates are recognisable and harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "RESULTS_TOPIC",
+    "ActivationEnvelope",
+    "HostRecord",
+    "ResultEnvelope",
+    "activation_topic",
+    "json_schema",
+]
+
+PROTOCOL_VERSION = 1
+RESULTS_TOPIC = "superstep.results"
+ACTIVATION_TOPIC_PREFIX = "superstep.activations."
+
+
+def activation_topic(pool: str) -> str:
+    return ACTIVATION_TOPIC_PREFIX + pool
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActivationEnvelope(_Envelope):
+    """Coordinator -> executor host: run one activation."""
+
+    kind: Literal["activation"] = "activation"
+    v: Literal[1] = 1
+    run_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+    workflow: str = Field(min_length=1, description="registered workflow name")
+    signature: str = Field(description="graph signature the coordinator planned with")
+    epoch: int = Field(ge=1, description="coordinator epoch; results echo it (fencing)")
+    attempt: int = Field(ge=1, description="1 for the first publish, +1 per re-publish")
+    executor_index: int = Field(ge=0, description="position in the graph's executor order")
+    activation: dict[str, Any] = Field(description="runtime.engine.Activation.to_json()")
+    state: dict[str, Any] | None = Field(
+        default=None, description="committed shared state (codec JSON) when sent inline"
+    )
+    state_key: str | None = Field(
+        default=None, description="state-store key of the committed shared state otherwise"
+    )
+    snapshot: Any = Field(default=None, description="the executor's last committed snapshot")
+    has_snapshot: bool = False
+
+    @property
+    def superstep(self) -> int:
+        return int(self.activation["superstep"])
+
+    @property
+    def executor_id(self) -> str:
+        return str(self.activation["executor_id"])
+
+    def event_id(self) -> str:
+        return f"{self.run_id}/{self.superstep}/{self.executor_index}/{self.epoch}/{self.attempt}"
+
+
+class ResultEnvelope(_Envelope):
+    """Executor host -> coordinator: what one activation produced."""
+
+    kind: Literal["result"] = "result"
+    v: Literal[1] = 1
+    run_id: str = Field(min_length=1)
+    epoch: int = Field(ge=1)
+    superstep: int = Field(ge=1)
+    executor_id: str
+    host: str = Field(description="app id of the host that executed it")
+    result: dict[str, Any] = Field(description="runtime.engine.ActivationResult.to_json()")
+
+    def event_id(self) -> str:
+        return f"result/{self.run_id}/{self.superstep}/{self.executor_id}/{self.epoch}"
+
+
+class HostRecord(_Envelope):
+    """What an executor host registers (and refreshes with a heartbeat)."""
+
+    kind: Literal["host"] = "host"
+    v: Literal[1] = 1
+    app_id: str
+    pool: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    workflows: dict[str, list[str]] = Field(
+        default_factory=dict, description="workflow name -> executor ids this host can run"
+    )
+    heartbeat_at: float = Field(description="unix time of the last heartbeat")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of every envelope (published in docs/protocol.md)."""
+    return {
+        "protocol_version": PROTOCOL_VERSION,
+        "activation": ActivationEnvelope.model_json_schema(),
+        "result": ResultEnvelope.model_json_schema(),
+        "host": HostRecord.model_json_schema(),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2))
