@@ -1,0 +1,233 @@
+"""Scenarios of shared state and failure: visibility, merge, the atomic barrier,
+exactly-once effects and failure policies (rules 5, 6, 7, 8, 12)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from runtime.checkpoint import checkpoint_id_for
+from runtime.engine import RunStatus
+from runtime.errors import StateConflictError
+from runtime.testing.conformance._harness import SAME_PROCESS, RuntimeHarness
+from runtime.testing.conformance._registry import (
+    check,
+    check_equal,
+    events,
+    run,
+    scenario,
+    timed_outputs,
+)
+from runtime.testing.conformance._workflows import (
+    GUARD_S,
+    SignalProbe,
+    counter_workflow,
+    failure_workflow,
+    hang_workflow,
+    policy_workflow,
+    retry_workflow,
+    timeout_workflow,
+    visibility_workflow,
+)
+from runtime.workflow import RunResult, RunStream
+
+__all__: list[str] = []
+
+
+@scenario(5, needs=[SAME_PROCESS])
+async def scenario_read_your_writes_and_snapshot_isolation(h: RuntimeHarness) -> None:
+    """A writer reads its own writes at once (reducer keys folded); a reader in the same
+    superstep, running after the write, still sees the last barrier; k+1 sees the merge."""
+    probe = SignalProbe()
+    result = await run(h, h.build(visibility_workflow, probe=probe), 0)
+    check_equal(result.status, RunStatus.COMPLETED, "status")
+    check_equal(
+        result.outputs,
+        [
+            ["s", 1],
+            ["w", 2, [0, 0, 1, 7, "absent"]],
+            ["r", 2, [0, 0, "here"]],
+            ["c", 3, [1, 7, "w", "absent"], [0, 0]],
+        ],
+        "reads: writer [x, total, x, total, gone] / reader [x, total, gone] / "
+        "next superstep [x, total, mine, gone]",
+    )
+
+
+@scenario(6, 4)
+async def scenario_reducer_counter_is_exact(h: RuntimeHarness) -> None:
+    """20 executors add 1 three times each to one key in one superstep: the reducer
+    gives exactly 60, and an order-sensitive reducer folds in canonical order."""
+    rng = random.Random(6)
+    ids = [f"inc{i}" for i in range(20)]
+    for attempt in range(2):
+        delays = [rng.uniform(0, 0.002) for _ in range(20)]
+        result = await run(h, h.build(counter_workflow, n=20, times=3, delays=delays), 0)
+        check_equal(result.status, RunStatus.COMPLETED, f"status (run {attempt})")
+        check_equal(
+            result.outputs[-1],
+            ["report", 3, [60, ids], ids],
+            "report [superstep, [count, log], fan-in list]",
+        )
+
+
+@scenario(6, 7)
+async def scenario_conflicting_writers_commit_nothing(h: RuntimeHarness) -> None:
+    """Read-modify-write of a key without reducer by 20 executors is a
+    ``StateConflictError`` naming key and writers; the superstep commits nothing."""
+    storage = h.checkpoint_storage()
+    wf = h.build(counter_workflow, n=20, times=3, use_reducer=False)
+    result = await run(h, wf, 0, run_id="conflict", checkpoint_storage=storage)
+    check_equal(result.status, RunStatus.FAILED, "status")
+    check_equal(result.error and result.error.type, "StateConflictError", "error type")
+    text = result.error.message if result.error else ""
+    writers = ", ".join(repr(f"inc{i}") for i in range(20))
+    check(f"state key 'count' was written by {writers} in superstep 2" in text, text)
+    check_equal(result.outputs, [["s", 1]], "outputs (nothing of superstep 2)")
+    check_equal(len(events(result, "state_conflict")), 1, "state_conflict events")
+    infos = await storage.list(run_id="conflict")
+    check_equal([i.superstep for i in infos], [1], "checkpoints (none for superstep 2)")
+    check_equal(result.last_checkpoint_id, checkpoint_id_for("conflict", 1), "last checkpoint")
+    cp = await storage.load(checkpoint_id_for("conflict", 1))
+    check_equal(cp.state.state, {"count": 0, "log": []}, "committed state")
+    check_equal(cp.state.fan_in, {}, "fan-in buffers")
+    try:
+        result.raise_for_status()
+    except StateConflictError:
+        pass
+    else:
+        check(False, "raise_for_status() raises StateConflictError")
+
+
+@scenario(7, 12)
+async def scenario_failed_superstep_commits_nothing(h: RuntimeHarness) -> None:
+    """When one executor fails (policy ``fail``), its superstep's outputs, events, state,
+    requests, messages and fan-in contributions from every executor are discarded."""
+    storage = h.checkpoint_storage()
+    result = await run(h, h.build(failure_workflow), 4, run_id="fail", checkpoint_storage=storage)
+    check_equal(result.status, RunStatus.FAILED, "status")
+    error = result.error
+    check_equal(error and (error.type, error.executor_id), ("ExecutorFailedError", "boom"), "error")
+    check("'boom' failed in superstep 2 after 1 attempt" in (error.message if error else ""), "msg")
+    check_equal(result.outputs, [["s", 1]], "outputs")
+    check_equal(result.pending_requests, [], "pending requests")
+    check_equal(events(result, "busy"), [], "custom events of the failed superstep")
+    check_equal(
+        [e.executor_id for e in events(result, "executor_failed")], ["boom"], "executor_failed"
+    )
+    check_equal([i.superstep for i in await storage.list(run_id="fail")], [1], "checkpoints")
+    cp = await storage.load(checkpoint_id_for("fail", 1))
+    check_equal(
+        (cp.state.state, cp.state.fan_in, cp.state.pending),
+        ({"busy": 0}, {}, {}),
+        "committed state, fan-in buffers, pending requests",
+    )
+
+
+async def _result(stream: RunStream) -> RunResult:
+    return await stream
+
+
+@scenario(7, 13, needs=[SAME_PROCESS])
+async def scenario_cancel_commits_nothing(h: RuntimeHarness) -> None:
+    """Cancelling while an executor hangs ends the run ``cancelled`` at the last barrier;
+    resumed from it, the run ends exactly like one never interrupted."""
+    probe = SignalProbe()
+    storage = h.checkpoint_storage()
+    stream = h.build(hang_workflow, probe=probe).run(
+        0, stream=True, runtime=h.make_runtime(), run_id="cancel", checkpoint_storage=storage
+    )
+    waiter = asyncio.ensure_future(_result(stream))
+    await probe.wait("started")
+    stream.cancel()
+    # wait without cancelling the waiter ourselves: only stream.cancel() may end the run
+    done, _ = await asyncio.wait({waiter}, timeout=GUARD_S)
+    if not done:
+        waiter.cancel()
+        check(False, f"cancel() did not end the run within {GUARD_S}s")
+    cancelled = waiter.result()
+    check_equal(cancelled.status, RunStatus.CANCELLED, "status")
+    check_equal(cancelled.error and cancelled.error.type, "RunCancelledError", "error type")
+    check_equal(cancelled.outputs, [["s", 1], ["a", 2, 1]], "outputs (nothing of superstep 3)")
+    check_equal(cancelled.last_checkpoint_id, checkpoint_id_for("cancel", 2), "last checkpoint")
+    check_equal([i.superstep for i in await storage.list(run_id="cancel")], [1, 2], "checkpoints")
+
+    reference = await run(h, h.build(hang_workflow), 0, run_id="reference")
+    storage = await h.restart(storage)
+    resumed = await run(
+        h,
+        h.build(hang_workflow),
+        checkpoint_id=checkpoint_id_for("cancel", 2),
+        checkpoint_storage=storage,
+    )
+    check_equal(resumed.status, RunStatus.COMPLETED, "resumed status")
+    check_equal(resumed.trace_hash, reference.trace_hash, "trace hash of the resumed run")
+    check_equal(
+        timed_outputs(resumed),
+        [o for o in timed_outputs(reference) if (o[0] or 0) > 2],
+        "outputs after the restored barrier",
+    )
+
+
+@scenario(8, 12)
+async def scenario_retried_activation_commits_one_attempt(h: RuntimeHarness) -> None:
+    """An executor that fails three times after sending, writing, yielding and emitting
+    commits exactly the fourth attempt's effects; every attempt saw the same
+    idempotency key, random numbers and logical time."""
+    storage = h.checkpoint_storage()
+    result = await run(
+        h, h.build(retry_workflow, failures=3), 5, run_id="retry", checkpoint_storage=storage
+    )
+    check_equal(result.status, RunStatus.COMPLETED, "status")
+    check_equal(
+        result.outputs,
+        [["s", 1], ["flaky", 2, 4], ["flaky", "distinct", 1, 1, 1, 4], ["down", 3, 4, ["flaky"]]],
+        "outputs (attempt 4 only; 1 distinct key/random/time over 4 attempts)",
+    )
+    check_equal([e.data for e in events(result, "attempt")], [4], "custom events")
+    retried = events(result, "executor_retried")
+    check_equal(
+        [(e.executor_id, e.details.get("attempts")) for e in retried], [("flaky", 4)], "retries"
+    )
+    cp = await storage.load(checkpoint_id_for("retry", 3))
+    check_equal(cp.state.state, {"attempt": 4, "effects": 1}, "committed state")
+    check_equal(cp.state.snapshots.get("flaky"), {"handled": 1}, "committed executor snapshot")
+
+
+@scenario(12)
+async def scenario_skip_and_fallback_policies(h: RuntimeHarness) -> None:
+    """``skip`` drops a failed activation after its retries; ``fallback`` hands its
+    messages to the fallback executor in the next superstep; the run goes on."""
+    result = await run(h, h.build(policy_workflow), 3)
+    check_equal(result.status, RunStatus.COMPLETED, "status")
+    check_equal(
+        result.outputs,
+        [["s", 1], ["ok", 2, 3], ["sink", 3, 3, ["ok"]], ["backup", 3, 3, ["faller"]]],
+        "outputs",
+    )
+    skipped = events(result, "executor_skipped")
+    check_equal(
+        [(e.executor_id, e.superstep, e.details.get("attempts")) for e in skipped],
+        [("skipper", 2, 2)],
+        "skipped",
+    )
+    check("skipper cannot handle 3" in str(skipped[0].details.get("error")), "skip error")
+    fallbacks = events(result, "executor_fallback")
+    check_equal(
+        [(e.executor_id, e.details.get("fallback")) for e in fallbacks],
+        [("faller", "backup")],
+        "fallbacks",
+    )
+
+
+@scenario(12)
+async def scenario_timeout_policy(h: RuntimeHarness) -> None:
+    """An attempt that exceeds ``timeout_s`` fails like any other: retried, then skipped."""
+    result = await run(h, h.build(timeout_workflow, timeout_s=0.05), 0)
+    check_equal(result.status, RunStatus.COMPLETED, "status")
+    check_equal(result.outputs, [["s", 1], ["ok", 2, 0, ["s"]]], "outputs")
+    skipped = events(result, "executor_skipped")
+    check_equal(
+        [(e.executor_id, e.details.get("attempts")) for e in skipped], [("sleeper", 2)], "skipped"
+    )
+    check("timeout" in str(skipped[0].details.get("error")), f"error: {skipped[0].details}")
