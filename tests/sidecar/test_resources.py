@@ -159,3 +159,15 @@ def test_resiliency_naming_an_unknown_policy_fails(tmp_path: Path) -> None:
     )
     with pytest.raises(ResourceError, match=r"spec\.targets\.components\.pubsub\.inbound\.retry"):
         load_resources([tmp_path], "a")
+
+
+def test_public_api_is_pinned() -> None:
+    import sidecar
+
+    assert sorted(sidecar.__all__) == [
+        "ApiError", "AppSpec", "BrokerError", "Cluster", "EtagInvalid", "EtagMismatch",
+        "FaultPlan", "PubSubFaults", "ResourceError", "RunTemplate", "Sidecar",
+        "SidecarError", "SidecarOptions", "StartupError", "StateFaults", "StoreError",
+        "Topology", "load_template",
+    ]  # fmt: skip
+    assert all(hasattr(sidecar, name) for name in sidecar.__all__)
