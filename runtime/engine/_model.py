@@ -426,6 +426,8 @@ class RunState:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunState:
+        if not isinstance(d, dict):
+            raise CheckpointError("malformed run state: a run state is a JSON object")
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
             raise CheckpointError(
@@ -456,7 +458,7 @@ class RunState:
                 external_seq=int(d["external_seq"]),
                 error=ErrorInfo.from_json(d["error"]) if d.get("error") else None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise CheckpointError(f"malformed run state: {exc!r}") from exc
 
 
@@ -515,3 +517,5 @@ class Checkpoint:
             )
         except KeyError as exc:
             raise CheckpointError(f"malformed checkpoint: missing {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"malformed checkpoint: {exc!r}") from exc
