@@ -1170,3 +1170,26 @@ def test_reducer_folding_from_the_initial_value_does_not_mutate_the_graph() -> N
         new, _ = commit(rs, g, _acts(g, rs), [_ok("a", 2, writes=_writes(("log", run)))])
         assert new.state == {"log": [run]}
     assert key.initial == []
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        pytest.param(lambda d: d.__setitem__("run_state", []), id="run-state-not-an-object"),
+        pytest.param(lambda d: d["run_state"].__setitem__("fan_in", []), id="fan-in-a-list"),
+        pytest.param(
+            lambda d: d["run_state"].__setitem__("activity", {"a": []}), id="activity-short"
+        ),
+        pytest.param(lambda d: d["run_state"].__setitem__("inbox", [[]]), id="message-a-list"),
+        pytest.param(lambda d: d["run_state"].__setitem__("pending", [{}]), id="request-empty"),
+        pytest.param(lambda d: d.__setitem__("created_at", "noon"), id="created-at-text"),
+    ],
+)
+def test_any_malformed_checkpoint_is_a_checkpoint_error(
+    corrupt: Callable[[dict[str, Any]], None],
+) -> None:
+    """A checkpoint file from disk or a peer is untrusted: every defect is a CheckpointError."""
+    d = json.loads(json.dumps(Checkpoint("cp", "algo", "sig", 1.0, _rich_state()).to_json()))
+    corrupt(d)
+    with pytest.raises(CheckpointError, match="malformed"):
+        Checkpoint.from_json(d)
