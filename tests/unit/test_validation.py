@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any, Never
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runtime import (
     Case,
@@ -25,6 +27,7 @@ from runtime import (
     handler,
     response_handler,
 )
+from runtime.workflow._validation import _cycles
 
 # -- executors ------------------------------------------------------------------------------
 
@@ -827,3 +830,43 @@ def test_a_single_problem_is_the_whole_message() -> None:
         WorkflowBuilder(start_executor=IntSink("s"), max_supersteps=0).build()
     assert str(info.value) == info.value.problems[0]
     assert isinstance(info.value, ValueError)
+
+
+# -- cycle detection (property) ------------------------------------------------------------------
+
+
+def _sccs_by_reachability(order: list[str], succ: dict[str, set[str]]) -> set[frozenset[str]]:
+    reach: dict[str, set[str]] = {}
+    for n in order:
+        seen: set[str] = set()
+        stack = [n]
+        while stack:
+            for y in succ[stack.pop()]:
+                if y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+        reach[n] = seen
+    out: set[frozenset[str]] = set()
+    for n in order:
+        comp = frozenset({m for m in order if m in reach[n] and n in reach[m]} | {n})
+        if len(comp) > 1 or n in succ[n]:
+            out.add(comp)
+    return out
+
+
+@given(
+    st.integers(1, 7).flatmap(
+        lambda n: st.lists(
+            st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=14
+        ).map(lambda edges: (n, edges))
+    )
+)
+def test_cycle_detection_finds_exactly_the_cyclic_components(
+    graph: tuple[int, list[tuple[int, int]]],
+) -> None:
+    n, edges = graph
+    order = [f"e{i}" for i in range(n)]
+    succ: dict[str, set[str]] = {e: set() for e in order}
+    for a, b in edges:
+        succ[order[a]].add(order[b])
+    assert {frozenset(c) for c in _cycles(order, succ)} == _sccs_by_reachability(order, succ)
