@@ -21,6 +21,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import redis
 from dapr.clients import DaprClient
 from dapr.clients.exceptions import DaprGrpcError
 
@@ -83,9 +84,17 @@ def postgres_service() -> None:
 
 
 @pytest.fixture(scope="session")
-def run_id() -> str:
-    """Unique per test session: prefixes keys, topics and streams so reruns never collide."""
-    return uuid.uuid4().hex[:10]
+def run_id() -> Iterator[str]:
+    """Unique per test session: prefixes keys, topics and streams so reruns never collide.
+
+    The session's Redis streams are deleted at the end.
+    """
+    value = uuid.uuid4().hex[:10]
+    yield value
+    if not ON_DAPRD and _reachable("127.0.0.1", 6379):
+        with redis.Redis() as client:
+            for key in client.scan_iter(match=f"sstest-{value}-*", count=500):
+                client.delete(key)
 
 
 @pytest.fixture
