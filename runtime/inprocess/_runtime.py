@@ -200,17 +200,19 @@ class _Run:
                 state = _cancelled(state)
                 break
             new_state, report = commit(state, self.graph, activations, results)
+            if report.committed and self.storage is not None:
+                # checkpoint first: a superstep's outputs and events are published only
+                # once it is durable (rule 7), so a restore never repeats published ones
+                cp_id = checkpoint_id_for(new_state.run_id, new_state.superstep)
+                await self.storage.save(
+                    Checkpoint(cp_id, self.graph.name, self.graph.signature, time.time(), new_state)
+                )
+                self.last_checkpoint = cp_id
             self._report(report, results)
             state = new_state
             if not report.committed:
                 break  # the superstep failed and committed nothing
             self.trace.append(report.step_digest)
-            if self.storage is not None:
-                cp_id = checkpoint_id_for(state.run_id, state.superstep)
-                await self.storage.save(
-                    Checkpoint(cp_id, self.graph.name, self.graph.signature, time.time(), state)
-                )
-                self.last_checkpoint = cp_id
         if state.status is RunStatus.AWAITING_INPUT:
             self.wf._paused = state
         return self._finish(state)
