@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from runtime.checkpoint import checkpoint_id_for
-from runtime.engine import RunStatus
-from runtime.errors import StateConflictError
+from runtime.checkpoint import CheckpointInfo, CheckpointStorage, checkpoint_id_for
+from runtime.engine import Checkpoint, RunStatus
+from runtime.errors import CheckpointError, StateConflictError
 from runtime.testing.conformance._harness import SAME_PROCESS, RuntimeHarness
 from runtime.testing.conformance._registry import (
     check,
@@ -26,10 +26,11 @@ from runtime.testing.conformance._workflows import (
     hang_workflow,
     policy_workflow,
     retry_workflow,
+    staged_workflow,
     timeout_workflow,
     visibility_workflow,
 )
-from runtime.workflow import RunResult, RunStream
+from runtime.workflow import RunResult, RunStream, WorkflowEvent
 
 __all__: list[str] = []
 
@@ -121,6 +122,62 @@ async def scenario_failed_superstep_commits_nothing(h: RuntimeHarness) -> None:
         (cp.state.state, cp.state.fan_in, cp.state.pending),
         ({"busy": 0}, {}, {}),
         "committed state, fan-in buffers, pending requests",
+    )
+
+
+class FailingStorage:
+    """Delegates to ``inner`` but refuses to save the checkpoint of superstep ``fail_at``."""
+
+    def __init__(self, inner: CheckpointStorage, fail_at: int) -> None:
+        self.inner = inner
+        self.fail_at = fail_at
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.superstep == self.fail_at:
+            raise CheckpointError(f"injected: cannot save superstep {self.fail_at}")
+        await self.inner.save(checkpoint)
+
+    async def load(self, checkpoint_id: str) -> Checkpoint:
+        return await self.inner.load(checkpoint_id)
+
+    async def list(
+        self, *, run_id: str | None = None, workflow: str | None = None
+    ) -> list[CheckpointInfo]:
+        return await self.inner.list(run_id=run_id, workflow=workflow)
+
+
+@scenario(7, 13, needs=[SAME_PROCESS])
+async def scenario_unsaved_superstep_publishes_nothing(h: RuntimeHarness) -> None:
+    """When the checkpoint of a superstep cannot be saved, none of its outputs reach the
+    stream; resumed from the last saved barrier, every output is seen exactly once."""
+    storage = FailingStorage(h.checkpoint_storage(), fail_at=2)
+    stream = h.build(staged_workflow).run(
+        0, stream=True, runtime=h.make_runtime(), run_id="torn", checkpoint_storage=storage
+    )
+    seen: list[WorkflowEvent] = []
+    status: RunStatus | None = None
+    try:
+        async for ev in stream:
+            seen.append(ev)
+        status = (await stream).status
+    except CheckpointError:
+        pass
+    check(status is not RunStatus.COMPLETED, "a run whose checkpoint failed is not completed")
+    early = [(e.superstep, e.data) for e in seen if e.type == "output"]
+    check_equal(early, [(1, ["s", 1])], "outputs streamed before the failed checkpoint")
+    check_equal([i.superstep for i in await storage.list(run_id="torn")], [1], "checkpoints")
+
+    resumed = await run(
+        h,
+        h.build(staged_workflow),
+        checkpoint_id=checkpoint_id_for("torn", 1),
+        checkpoint_storage=await h.restart(storage.inner),
+    )
+    reference = await run(h, h.build(staged_workflow), 0)
+    check_equal(
+        early + [(s, d) for s, _, d in timed_outputs(resumed)],
+        [(s, d) for s, _, d in timed_outputs(reference)],
+        "outputs across the failure and the resumed run",
     )
 
 
