@@ -222,8 +222,10 @@ class ExecutorDeps:
 
 
 class ExecutorActor(Actor, ExecutorInterface):
-    """One per (run, executor): executes its activations one at a time and keeps each
-    superstep's result, so a repeated activation returns the stored result."""
+    """One per (run, executor): executes its activations one at a time and stores each
+    superstep's result in the state store (keyed by run, superstep and executor, not by
+    host), so a repeated activation — on this host or, after failover, on another —
+    returns the stored result instead of running again."""
 
     def __init__(self, ctx: ActorRuntimeContext, actor_id: ActorId, deps: ExecutorDeps) -> None:
         super().__init__(ctx, actor_id)
@@ -231,18 +233,14 @@ class ExecutorActor(Actor, ExecutorInterface):
 
     async def execute(self, payload: dict[str, Any]) -> dict[str, Any]:
         env = ActivationEnvelope.model_validate(payload)
-        key = f"result:{env.superstep}"
-        found, stored = await self._state_manager.try_get_state(key)
-        duplicate = bool(found)
-        if found:
-            result_json = cast(dict[str, Any], stored)
+        store = self._deps.store
+        stored = await store.load_result(env.run_id, env.superstep, env.executor_index)
+        duplicate = stored is not None
+        if stored is not None:
+            result_json = stored
         else:
             result_json = (await self._run(env)).to_json()
-            await self._state_manager.set_state(key, result_json)
-            old = f"result:{env.superstep - 2}"
-            if await self._state_manager.contains_state(old):
-                await self._state_manager.remove_state(old)
-            await self._state_manager.save_state()
+            await store.save_result(env.run_id, env.superstep, env.executor_index, result_json)
         await self._deps.publish_result(
             ResultEnvelope(
                 run_id=env.run_id,

@@ -14,10 +14,10 @@ from dapr.aio.clients import DaprClient
 from pydantic import BaseModel, ValidationError
 
 from executor_host.protocol import (
-    RESULTS_TOPIC,
     ActivationEnvelope,
     ResultEnvelope,
     activation_topic,
+    results_topic,
 )
 
 __all__ = ["Bus", "MalformedEvent", "parse_event"]
@@ -30,18 +30,21 @@ class MalformedEvent(ValueError):
 
 
 class Bus:
-    def __init__(self, client: DaprClient, pubsub: str, source: str) -> None:
+    def __init__(self, client: DaprClient, pubsub: str, source: str, topic_prefix: str) -> None:
         self._client = client
         self._pubsub = pubsub
         self._source = f"superstep/{source}"
+        self._prefix = topic_prefix
 
     async def publish_activation(self, env: ActivationEnvelope, pool: str) -> None:
         await self._publish(
-            activation_topic(pool), env.event_id(), "io.superstep.activation.v1", env
+            activation_topic(pool, self._prefix), env.event_id(), "io.superstep.activation.v1", env
         )
 
     async def publish_result(self, env: ResultEnvelope) -> None:
-        await self._publish(RESULTS_TOPIC, env.event_id(), "io.superstep.result.v1", env)
+        await self._publish(
+            results_topic(self._prefix), env.event_id(), "io.superstep.result.v1", env
+        )
 
     async def _publish(self, topic: str, event_id: str, type_: str, env: BaseModel) -> None:
         event = CloudEvent(

@@ -94,6 +94,8 @@ class RunDriver:
         first = [WorkflowEvent("started", data=self.run_id, superstep=state.superstep)]
         if state.status is not RunStatus.RUNNING:
             first.extend(final_events(state))
+        elif state.inbox:
+            first.append(WorkflowEvent("superstep_started", superstep=state.superstep + 1))
         self._record = await self._store.commit_barrier(
             record,
             events=[event_to_json(wf.graph.codec, e) for e in first],
@@ -182,6 +184,8 @@ class RunDriver:
         events = superstep_events(graph, report, results, flight.hosts)
         if new_state.status is not RunStatus.RUNNING:
             events.extend(final_events(new_state))
+        else:
+            events.append(WorkflowEvent("superstep_started", superstep=new_state.superstep + 1))
         checkpoint = None
         checkpoints = record.checkpoints
         if report.committed:
@@ -252,8 +256,15 @@ class RunDriver:
         record = self._require()
         wf = self._workflow(record.workflow)
         state = respond(record.state, wf.graph, responses)
-        self._record = await self._store.save_run(
-            replace(record, state=state, planned_at=self._clock(), updated_at=self._clock())
+        events = [
+            WorkflowEvent("started", data=self.run_id, superstep=state.superstep),
+            WorkflowEvent("superstep_started", superstep=state.superstep + 1),
+        ]
+        self._record = await self._store.commit_barrier(
+            replace(record, state=state, planned_at=self._clock(), updated_at=self._clock()),
+            events=[event_to_json(wf.graph.codec, e) for e in events],
+            checkpoint=None,
+            state_version=None,
         )
         self._on_change(self.run_id)
         await self._advance()

@@ -9,6 +9,7 @@ Keys (all under the ``superstep:`` prefix):
     events:<run>:<n>        the n-th chunk of the run's events
     ckpt:<run>@<superstep>  a checkpoint (runtime.engine.Checkpoint JSON)
     state:<run>:<version>   the committed shared state as of superstep <version>
+    result:<run>:<k>:<i>    the stored result of executor <i>'s activation in superstep <k>
     runs                    index of run ids
     host:<app id>           a host's registration (protocol.HostRecord)
     hosts                   index of host app ids
@@ -228,6 +229,15 @@ class RunStore:
         if data is None:
             raise StoreError(f"shared state version {version} of run {run_id!r} is missing")
         return dict(data)
+
+    async def load_result(self, run_id: str, superstep: int, index: int) -> dict[str, Any] | None:
+        data, _ = await self._get(f"result:{run_id}:{superstep}:{index}")
+        return dict(data) if data is not None else None
+
+    async def save_result(
+        self, run_id: str, superstep: int, index: int, result: dict[str, Any]
+    ) -> None:
+        await self._save(f"result:{run_id}:{superstep}:{index}", result)
 
     async def list_runs(self) -> list[str]:
         data, _ = await self._get("runs")

@@ -35,7 +35,7 @@ from executor_host._problems import Problem, install_problem_handlers
 from executor_host._settings import Settings
 from executor_host._store import RunRecord, RunStore
 from executor_host._workflows import WorkflowRegistry
-from executor_host.protocol import RESULTS_TOPIC, ActivationEnvelope, HostRecord, ResultEnvelope
+from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelope, results_topic
 from runtime.engine import Checkpoint, RunState, start
 from runtime.errors import CheckpointError, CodecError, RequestError
 from runtime.workflow import Workflow
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = DaprClient()
         store = RunStore(client, settings.state_store)
-        bus = Bus(client, settings.pubsub, settings.app_id)
+        bus = Bus(client, settings.pubsub, settings.app_id, settings.topic_prefix)
 
         async def publish(env: ActivationEnvelope) -> None:
             wf = registry.template(env.workflow)
@@ -393,7 +393,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # -- results from executor hosts -----------------------------------------------------
     @dapr_app.subscribe(  # type: ignore[untyped-decorator]  # untyped SDK
-        pubsub=settings.pubsub, topic=RESULTS_TOPIC, route="/events/results"
+        pubsub=settings.pubsub,
+        topic=results_topic(settings.topic_prefix),
+        route="/events/results",
     )
     async def on_result(request: Request) -> dict[str, str]:
         body = await request.body()

@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = DaprClient()
         store = RunStore(client, settings.state_store)
-        bus = Bus(client, settings.pubsub, settings.app_id)
+        bus = Bus(client, settings.pubsub, settings.app_id, settings.topic_prefix)
         deps = ExecutorDeps(
             app_id=settings.app_id,
             store=store,
@@ -106,7 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dapr_app = DaprApp(app)
 
     @dapr_app.subscribe(  # type: ignore[untyped-decorator]  # untyped SDK
-        pubsub=settings.pubsub, topic=activation_topic(settings.pool), route="/events/activations"
+        pubsub=settings.pubsub,
+        topic=activation_topic(settings.pool, settings.topic_prefix),
+        route="/events/activations",
     )
     async def on_activation(request: Request) -> dict[str, str]:
         body = await request.body()

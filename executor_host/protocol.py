@@ -5,7 +5,8 @@ whose ``data`` is one of the versioned envelopes below. Their JSON schema is
 published in ``docs/protocol.md`` (``python -m executor_host.protocol`` prints
 it), so a host written in another language can join a pool.
 
-Topics (on the pub/sub component named by ``SUPERSTEP_PUBSUB``):
+Topics (on the pub/sub component named by ``SUPERSTEP_PUBSUB``; the ``superstep``
+prefix is ``SUPERSTEP_TOPIC_PREFIX``):
 
 * ``superstep.activations.<pool>`` — one ``ActivationEnvelope`` per activated
   executor of that pool; competing consumers: one host of the pool takes it.
@@ -25,22 +26,28 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "DEFAULT_TOPIC_PREFIX",
     "PROTOCOL_VERSION",
-    "RESULTS_TOPIC",
     "ActivationEnvelope",
     "HostRecord",
     "ResultEnvelope",
     "activation_topic",
     "json_schema",
+    "results_topic",
 ]
 
 PROTOCOL_VERSION = 1
-RESULTS_TOPIC = "superstep.results"
-ACTIVATION_TOPIC_PREFIX = "superstep.activations."
+DEFAULT_TOPIC_PREFIX = "superstep"
 
 
-def activation_topic(pool: str) -> str:
-    return ACTIVATION_TOPIC_PREFIX + pool
+def activation_topic(pool: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    """The topic of a pool's activations: ``<prefix>.activations.<pool>``."""
+    return f"{prefix}.activations.{pool}"
+
+
+def results_topic(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    """The topic of activation results: ``<prefix>.results``."""
+    return f"{prefix}.results"
 
 
 class _Envelope(BaseModel):

@@ -13,7 +13,8 @@ Every error says whether retrying the same call can succeed (``retryable``).
     │   ├── UndeliverableMessageError  strict routing: a message no edge accepts
     │   └── RunCancelledError        the run was cancelled
     ├── RequestError                 a human response names no pending request or has the wrong type
-    └── CheckpointError              a checkpoint cannot be read, or belongs to another graph
+    ├── CheckpointError              a checkpoint cannot be read, or belongs to another graph
+    └── RemoteError                  a remote runtime's API refused a call or could not be reached
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "CodecError",
     "ConvergenceError",
     "ExecutorFailedError",
+    "RemoteError",
     "RequestError",
     "RunCancelledError",
     "RunError",
@@ -130,3 +132,16 @@ class RequestError(SuperstepError, ValueError):
 
 class CheckpointError(SuperstepError):
     """A checkpoint cannot be read, has an unknown schema, or belongs to another graph."""
+
+
+class RemoteError(SuperstepError):
+    """A remote runtime's HTTP API refused a call (``status`` 4xx/5xx, with its problem
+    description) or could not be reached (``status`` None; retrying may help)."""
+
+    def __init__(
+        self, message: str, status: int | None = None, problem: dict[str, object] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = dict(problem or {})
+        self.retryable = status is None or status >= 500

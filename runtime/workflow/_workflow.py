@@ -38,6 +38,8 @@ class Workflow:
         self.checkpoint_storage = checkpoint_storage
         self._paused: RunState | None = None
         self._running = False
+        self._remote_cursor: dict[str, Any] | None = None
+        """Last remote run of this object and the last event chunk seen (RemoteRuntime)."""
 
     @property
     def name(self) -> str:

@@ -1,0 +1,70 @@
+"""A local deployment of the Dapr runtime for the tests: the API/coordinator app and
+three executor hosts (pools ``default``, two replicas, and ``aux``, one), each a separate process
+with its local sidecar, on the repo's Redis components.
+
+Redis is required: without it the tests skip with the reason printed, and fail
+instead when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from executor_host.local import LocalDeployment
+from sidecar.testing import BackgroundLoop
+
+
+def _redis_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Deployment:
+    local: LocalDeployment
+    bg: BackgroundLoop
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.local.api_url
+
+    def kill(self, app_id: str) -> None:
+        self.bg.run(self.local.kill(app_id))
+
+    def restart(self, app_id: str) -> None:
+        self.bg.run(self.local.restart(app_id))
+
+
+@pytest.fixture(scope="session")
+def deployment() -> Iterator[Deployment]:
+    if not _redis_reachable():
+        message = "Redis is not reachable on 127.0.0.1:6379 (the Dapr runtime tests need it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI is set: the service is required", pytrace=False)
+        pytest.skip(message)
+    logs: list[str] = []
+    local = LocalDeployment(
+        workflows=["tests.dapr.workflows:all_workflows"],
+        pools={"default": 2, "aux": 1},
+        env={
+            "SUPERSTEP_DEADLINE_S": "2",
+            "SUPERSTEP_HEARTBEAT_S": "0.5",
+            "SUPERSTEP_HOST_TTL_S": "2",
+        },
+        sink=lambda app, line: logs.append(f"{app}: {line}"),
+    )
+    with BackgroundLoop() as bg:
+        bg.run(local.start(), timeout=120)
+        try:
+            yield Deployment(local, bg, logs)
+        finally:
+            bg.run(local.stop(), timeout=60)

@@ -1,0 +1,84 @@
+"""Cancellation, host failure and checkpoint portability on the Dapr runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from runtime import FileCheckpointStorage, RunStatus
+from runtime.client import RemoteRuntime
+from tests.dapr import workflows
+from tests.dapr.conftest import Deployment
+
+
+async def test_cancel_stops_the_run_and_commits_nothing_more(deployment: Deployment) -> None:
+    stream = workflows.slow().run(1.0, runtime=RemoteRuntime(deployment.url), stream=True)
+    seen: list[str] = []
+    async for ev in stream:
+        seen.append(ev.type)
+        if ev.type == "superstep_started" and ev.superstep == 2:
+            stream.cancel()
+    result = await stream
+    assert result.status is RunStatus.CANCELLED
+    assert result.supersteps == 1  # superstep 2 was in flight: nothing of it committed
+    assert result.outputs == []
+    assert seen[-1] == "status"
+
+
+async def test_checkpoint_from_in_process_resumes_on_dapr(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    storage = FileCheckpointStorage(tmp_path)
+    full = await workflows.ping().run(0, checkpoint_storage=storage, run_id="portable-1")
+    checkpoint_id = f"portable-1@{5:06d}"
+    resumed = await workflows.ping().run(
+        checkpoint_id=checkpoint_id,
+        checkpoint_storage=FileCheckpointStorage(tmp_path),
+        runtime=RemoteRuntime(deployment.url),
+        run_id=f"portable-1-dapr-{id(storage)}",
+    )
+    assert resumed.status is RunStatus.COMPLETED
+    assert resumed.outputs == full.outputs
+    assert resumed.trace_hash == full.trace_hash
+
+
+async def test_checkpoint_from_dapr_resumes_in_process(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    remote = RemoteRuntime(deployment.url)
+    full = await workflows.ping().run(0, runtime=remote)
+    cp_json = await remote.checkpoint(f"{full.run_id}@{4:06d}")
+    from runtime import Checkpoint
+
+    storage = FileCheckpointStorage(tmp_path)
+    await storage.save(Checkpoint.from_json(cp_json))
+    resumed = await workflows.ping().run(
+        checkpoint_id=f"{full.run_id}@{4:06d}", checkpoint_storage=storage
+    )
+    assert resumed.status is RunStatus.COMPLETED
+    assert resumed.outputs == full.outputs
+    assert resumed.trace_hash == full.trace_hash
+
+
+async def test_killing_an_executor_host_mid_run_still_completes(deployment: Deployment) -> None:
+    expected = await workflows.slow().run(0.8)
+    stream = workflows.slow().run(0.8, runtime=RemoteRuntime(deployment.url), stream=True)
+    killed = None
+    try:
+        async for ev in stream:
+            if ev.type == "executor_completed" and ev.executor_id == "s1" and killed is None:
+                killed = ev.details["host"]
+                deployment.kill(killed)  # s1 runs again in superstep 3: on the other host
+        result = await stream
+    finally:
+        if killed is not None:
+            deployment.restart(killed)
+    assert killed is not None and killed.startswith("superstep-default-")
+    assert result.status is RunStatus.COMPLETED
+    assert result.outputs == expected.outputs
+    assert result.trace_hash == expected.trace_hash
+    async with httpx.AsyncClient(base_url=deployment.url) as client:
+        topo = (await client.get(f"/runs/{result.run_id}/topology")).json()
+    s1_hosts = next(e["hosts"] for e in topo["executors"] if e["executor_id"] == "s1")
+    assert len(s1_hosts) == 2 and killed in s1_hosts

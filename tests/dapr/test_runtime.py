@@ -1,0 +1,86 @@
+"""The Dapr runtime end to end: runs started through the client runtime over HTTP,
+against a local deployment (API app + executor hosts, each with its sidecar)."""
+
+from __future__ import annotations
+
+import httpx
+
+from runtime import RunStatus, WorkflowEvent
+from runtime.client import RemoteRuntime
+from tests.dapr import workflows
+from tests.dapr.conftest import Deployment
+
+
+async def test_ping_runs_with_the_in_process_trace(deployment: Deployment) -> None:
+    remote = await workflows.ping().run(0, runtime=RemoteRuntime(deployment.url))
+    local = await workflows.ping().run(0)
+    assert remote.status is RunStatus.COMPLETED
+    assert remote.outputs == local.outputs == [11]
+    assert remote.trace_hash == local.trace_hash
+    assert remote.trace == local.trace
+
+
+async def test_events_equal_the_in_process_stream(deployment: Deployment) -> None:
+    remote = await workflows.fan().run("a b|c|d e f|g", runtime=RemoteRuntime(deployment.url))
+    local = await workflows.fan().run("a b|c|d e f|g")
+
+    def shape(events: list[WorkflowEvent]) -> list[tuple[object, ...]]:
+        return [(e.type, e.executor_id, e.superstep, repr(e.data)) for e in events]
+
+    assert shape(remote.events[1:]) == shape(local.events[1:])  # "started" carries the run id
+    assert remote.outputs == [
+        {"words": 7, "order": 312, "parts": 4}
+    ]  # sources 0,1,2 in group order
+    assert remote.trace_hash == local.trace_hash
+
+
+async def test_placement_puts_each_executor_on_its_pool(deployment: Deployment) -> None:
+    result = await workflows.ping().run(0, runtime=RemoteRuntime(deployment.url))
+    async with httpx.AsyncClient(base_url=deployment.url) as client:
+        topo = (await client.get(f"/runs/{result.run_id}/topology")).json()
+    hosts = {e["executor_id"]: e["hosts"] for e in topo["executors"]}
+    assert hosts["a"] and all(h.startswith("superstep-default-") for h in hosts["a"])
+    assert hosts["b"] == ["superstep-aux-1"]
+
+
+async def test_unplaceable_run_is_refused_naming_the_executor(deployment: Deployment) -> None:
+    async with httpx.AsyncClient(base_url=deployment.url) as client:
+        resp = await client.post("/runs", json={"workflow": "unplaceable", "input": 0})
+    assert resp.status_code == 409
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    problem = resp.json()
+    assert problem["executors"] == ["gpu-worker"]
+    assert "'gpu-worker' needs a live host in pool 'gpu'" in problem["detail"]
+
+
+async def test_human_in_the_loop_over_http(deployment: Deployment) -> None:
+    runtime = RemoteRuntime(deployment.url)
+    wf = workflows.hitl()
+    first = await wf.run("release", runtime=runtime)
+    assert first.status is RunStatus.AWAITING_INPUT
+    [request] = first.pending_requests
+    assert request.data == workflows.Question("approve release?")
+    second = await wf.run(responses={request.request_id: True}, runtime=runtime)
+    assert second.status is RunStatus.COMPLETED
+    assert second.outputs == ["approve release? -> yes"]
+
+
+async def test_malformed_requests_get_problem_details(deployment: Deployment) -> None:
+    async with httpx.AsyncClient(base_url=deployment.url) as client:
+        bad_json = await client.post(
+            "/runs", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        unknown_wf = await client.post("/runs", json={"workflow": "nope", "input": 1})
+        wrong_type = await client.post("/runs", json={"workflow": "ping", "input": "text"})
+        unknown_run = await client.get("/runs/does-not-exist")
+        bad_id = await client.post("/runs", json={"workflow": "ping", "input": 0, "run_id": "a/b"})
+    assert bad_json.status_code == 422
+    assert unknown_wf.status_code == 404 and "nope" in unknown_wf.json()["detail"]
+    assert (
+        wrong_type.status_code == 422
+        and "'a' has no handler for str" in wrong_type.json()["detail"]
+    )
+    assert unknown_run.status_code == 404
+    assert bad_id.status_code == 422
+    for resp in (bad_json, unknown_wf, wrong_type, unknown_run, bad_id):
+        assert resp.headers["content-type"].startswith("application/problem+json")

@@ -1,0 +1,140 @@
+"""Workflows served by the test deployment of the Dapr runtime (and run in-process
+too, to compare traces)."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from dataclasses import dataclass
+from typing import Never
+
+from runtime import (
+    Executor,
+    Placement,
+    Workflow,
+    WorkflowBuilder,
+    WorkflowContext,
+    handler,
+    response_handler,
+)
+
+
+class Ping(Executor):
+    def __init__(self, id: str, last: int, pool: str = "default") -> None:
+        super().__init__(id, placement=Placement(pool=pool))
+        self.last = last
+
+    @handler
+    async def on_int(self, x: int, ctx: WorkflowContext[int, int]) -> None:
+        if x >= self.last:
+            await ctx.yield_output(x)
+        else:
+            await ctx.send_message(x + 1)
+
+
+def ping() -> Workflow:
+    """Two executors in two pools pass an int back and forth for 12 supersteps."""
+    a, b = Ping("a", 11), Ping("b", 11, pool="aux")
+    return WorkflowBuilder(start_executor=a, name="ping").add_edge(a, b).add_edge(b, a).build()
+
+
+@dataclass
+class Part:
+    index: int
+    text: str
+
+
+@dataclass
+class Count:
+    index: int
+    words: int
+
+
+class Split(Executor):
+    @handler
+    async def split(self, text: str, ctx: WorkflowContext[Part]) -> None:
+        for i, part in enumerate(text.split("|")):
+            await ctx.send_message(Part(i, part), target_id=f"count-{i % 3}")
+
+
+class Counter(Executor):
+    @handler
+    async def count(self, part: Part, ctx: WorkflowContext[Count]) -> None:
+        await asyncio.sleep(0.01 * (3 - part.index % 3))  # finish in reverse order
+        ctx.set_state("parts", 1)
+        await ctx.send_message(Count(part.index, len(part.text.split())))
+
+
+class Total(Executor):
+    @handler
+    async def total(self, counts: list[Count], ctx: WorkflowContext[Never, dict[str, int]]) -> None:
+        await ctx.yield_output(
+            {
+                "words": sum(c.words for c in counts),
+                "order": int("".join(str(c.index) for c in counts)),
+                "parts": ctx.get_state("parts"),
+            }
+        )
+
+
+def fan() -> Workflow:
+    """Fan-out to three counters (targeted), fan-in to a total, a reducer key."""
+    split, total = Split("split"), Total("total")
+    counters = [Counter(f"count-{i}") for i in range(3)]
+    return (
+        WorkflowBuilder(start_executor=split, name="fan")
+        .add_fan_out_edges(split, counters)
+        .add_fan_in_edges(counters, total)
+        .add_state("parts", initial=0, reducer=operator.add)
+        .build()
+    )
+
+
+@dataclass
+class Question:
+    text: str
+
+
+class Asker(Executor):
+    @handler
+    async def ask(self, topic: str, ctx: WorkflowContext[Never, str]) -> None:
+        await ctx.request_info(Question(f"approve {topic}?"), bool)
+
+    @response_handler
+    async def answered(
+        self, original: Question, approved: bool, ctx: WorkflowContext[Never, str]
+    ) -> None:
+        await ctx.yield_output(f"{original.text} -> {'yes' if approved else 'no'}")
+
+
+def hitl() -> Workflow:
+    asker = Asker("asker")
+    return WorkflowBuilder(start_executor=asker, name="hitl").build()
+
+
+class Sleeper(Executor):
+    @handler
+    async def nap(self, seconds: float, ctx: WorkflowContext[float, float]) -> None:
+        await asyncio.sleep(seconds)
+        if ctx.superstep >= 3:
+            await ctx.yield_output(seconds)
+        else:
+            await ctx.send_message(seconds)
+
+
+def slow() -> Workflow:
+    """Three supersteps of one sleeping executor each (cancel and failover tests)."""
+    a, b = Sleeper("s1"), Sleeper("s2")
+    return WorkflowBuilder(start_executor=a, name="slow").add_edge(a, b).add_edge(b, a).build()
+
+
+def unplaceable() -> Workflow:
+    a = Ping("a", 1)
+    b = Ping("gpu-worker", 1, pool="gpu")
+    return (
+        WorkflowBuilder(start_executor=a, name="unplaceable").add_edge(a, b).add_edge(b, a).build()
+    )
+
+
+def all_workflows() -> list[Workflow]:
+    return [ping(), fan(), hitl(), slow(), unplaceable()]
