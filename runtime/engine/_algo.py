@@ -117,6 +117,10 @@ def respond(run_state: RunState, graph: Graph, responses: Mapping[str, Any]) -> 
     Raises ``RequestError`` when an id names no pending request. Type checks of the
     response value are the caller's (it holds the live value).
     """
+    if run_state.status.is_final:
+        raise RequestError(
+            f"run {run_state.run_id!r} has ended ({run_state.status.value}); it takes no responses"
+        )
     unknown = [rid for rid in responses if rid not in run_state.pending]
     if unknown:
         known = ", ".join(sorted(run_state.pending)) or "none"
@@ -282,9 +286,29 @@ def commit(
             events.extend(r.events)
             new_requests.extend(r.requests)
         elif r.status is ActivationStatus.FALLBACK and r.fallback is not None:
+            # the fallback gets what the failed executor was given: its messages and
+            # fan-in lists (as lists); a response belongs to the request's executor only
             act = next(a for a in activations if a.executor_id == eid)
             for seq, orig in enumerate(act.messages):
+                if orig.kind is MessageKind.RESPONSE:
+                    dropped.append(
+                        Dropped(
+                            eid,
+                            f"a response to {orig.request_id!r} cannot go to a fallback",
+                            orig.data,
+                        )
+                    )
+                    continue
                 inbox.append(Message(eid, r.fallback, orig.data, k, seq))
+    seen_requests: set[str] = set()
+    for req in new_requests:
+        if req.request_id in run_state.pending or req.request_id in seen_requests:
+            duplicate = RequestError(
+                f"request id {req.request_id!r} (from {req.executor_id!r}) is already pending; "
+                "request ids must be unique within a run"
+            )
+            return _failed(run_state, k, activated, delivered, duplicate, req.executor_id)
+        seen_requests.add(req.request_id)
     if dropped and graph.strict_routing:
         d = dropped[0]
         undeliverable = UndeliverableMessageError(
