@@ -128,6 +128,11 @@ class WorkflowBuilder:
                 self._problems.append(problem)
         return ref.id
 
+    def add_executor(self, executor: Executor) -> WorkflowBuilder:
+        """Add an executor that no edge names yet (e.g. one only used as a fallback)."""
+        self._add(executor)
+        return self
+
     def set_start_executor(self, executor: Executor) -> WorkflowBuilder:
         self._start = self._add(executor)
         return self

@@ -84,6 +84,7 @@ async def test_a_response_is_not_forwarded_to_a_fallback() -> None:
     wf = (
         WorkflowBuilder(start_executor=asker)
         .add_edge(asker, sink)
+        .add_executor(backup)
         .set_policy(asker, ExecutorPolicy(on_failure=OnFailure.FALLBACK, fallback="backup"))
         .build()
     )
