@@ -81,7 +81,12 @@ def scenario(
         if not doc:
             raise ValueError(f"conformance scenario {name!r} needs a docstring")
         _REGISTRY[name] = Scenario(
-            name, fn, tuple(sorted(rules)), doc.splitlines()[0], frozenset(needs), min_concurrency
+            name,
+            fn,
+            tuple(sorted(rules)),
+            " ".join(doc.split("\n\n")[0].split()),
+            frozenset(needs),
+            min_concurrency,
         )
         return fn
 

@@ -43,6 +43,11 @@ async def scenario_loop_exits_on_condition(h: RuntimeHarness) -> None:
     check_equal(result.outputs, [["done", 11, 5]], "outputs")
     check_equal(result.supersteps, 11, "supersteps")
     check_equal(result.pending_requests, [], "pending requests")
+    exact = await run(h, h.build(loop_workflow, max_supersteps=11), {"n": 0, "limit": 5})
+    check_equal(exact.status, RunStatus.COMPLETED, "status when the last superstep is the bound")
+    short = await run(h, h.build(loop_workflow, max_supersteps=10), {"n": 0, "limit": 5})
+    check_equal(short.status, RunStatus.FAILED, "status one superstep short of the exit")
+    check_equal(short.error and short.error.type, "ConvergenceError", "error one superstep short")
 
 
 @scenario(11, 16)
