@@ -66,6 +66,20 @@ def test_the_document_names_no_unknown_scenario() -> None:
     assert looks_like_scenario - known == set()
 
 
+def test_the_unit_tests_the_document_cites_exist() -> None:
+    root = DOC.parents[1]
+    text = DOC.read_text(encoding="utf-8")
+    current: Path | None = None
+    missing: list[str] = []
+    for path, name in re.findall(r"`(tests/unit/test_\w+\.py)?::(test_\w+)`", text):
+        if path:
+            current = root / path
+        assert current is not None, f"{name} is cited before any file"
+        if not re.search(rf"^(async )?def {name}\(", current.read_text(), flags=re.MULTILINE):
+            missing.append(f"{current.name}::{name}")
+    assert missing == []
+
+
 def test_factories_are_importable_by_reference() -> None:
     for name in _workflows.__all__:
         if not name.endswith("_workflow"):

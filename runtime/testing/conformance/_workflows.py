@@ -591,7 +591,7 @@ def policy_workflow() -> Workflow:
         .add_edge(ok, sink)
         .set_policy(skipper, ExecutorPolicy(max_attempts=2, on_failure=OnFailure.SKIP))
         .set_policy(faller, ExecutorPolicy(on_failure=OnFailure.FALLBACK, fallback="backup"))
-        .set_policy(backup, ExecutorPolicy())  # in the graph, reached by fallback only
+        .add_executor(backup)  # reached by fallback only
         .build()
     )
 
