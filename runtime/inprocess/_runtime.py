@@ -11,7 +11,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -27,14 +26,12 @@ from runtime.engine import (
     SuperstepReport,
     commit,
     plan,
-    respond,
-    start,
 )
-from runtime.errors import CheckpointError, RequestError, RunCancelledError
+from runtime.errors import RequestError, RunCancelledError
 from runtime.workflow._events import RequestInfo, WorkflowEvent
 from runtime.workflow._execute import execute_activation
+from runtime.workflow._prepare import apply_responses, load_checkpoint, new_run_state
 from runtime.workflow._reporting import final_events, superstep_events
-from runtime.workflow._responses import check_response
 from runtime.workflow._run import NO_INPUT, Emit, RunRequest, RunResult, RunStream
 from runtime.workflow._workflow import Workflow
 
@@ -115,41 +112,22 @@ class _Run:
 
     # -- set-up ---------------------------------------------------------------------
     async def _initial_state(self) -> RunState:
-        req, graph, wf = self.req, self.graph, self.wf
-        codec = graph.codec
+        req, wf = self.req, self.wf
         if req.checkpoint_id is not None:
-            if self.storage is None:
-                raise CheckpointError(
-                    "checkpoint_id given but no checkpoint_storage to load it from"
-                )
-            cp = await self.storage.load(req.checkpoint_id)
-            if cp.graph_signature != graph.signature:
-                raise CheckpointError(
-                    f"checkpoint {req.checkpoint_id!r} belongs to a different graph (signature "
-                    f"{cp.graph_signature[:12]}, this workflow {graph.signature[:12]}); restore it "
-                    "with the workflow that wrote it"
-                )
+            if req.input is not NO_INPUT:
+                raise ValueError("pass either a new input or checkpoint_id, not both")
+            cp = await load_checkpoint(wf, self.storage, req.checkpoint_id)
             state = cp.state
             self.last_checkpoint = cp.checkpoint_id
+            codec = self.graph.codec
             for eid, snap in state.snapshots.items():
                 ex = wf.executors.get(eid)
                 if ex is not None:
                     await ex.on_checkpoint_restore(codec.decode(snap))
-            if req.input is not NO_INPUT:
-                raise ValueError("pass either a new input or checkpoint_id, not both")
         elif req.input is not NO_INPUT:
             if req.responses:
                 raise ValueError("pass either a new input or responses, not both")
-            start_node = graph.nodes[graph.start]
-            if not start_node.accepts(req.input):
-                raise TypeError(
-                    f"the start executor {graph.start!r} has no handler for "
-                    f"{type(req.input).__qualname__}; it handles "
-                    + ", ".join(map(repr, start_node.input_types))
-                )
-            state = start(
-                graph, codec.encode(req.input), run_id=req.run_id or uuid.uuid4().hex, seed=req.seed
-            )
+            state = new_run_state(wf, req.input, req.run_id, req.seed)
         elif req.responses is not None:
             if wf._paused is None:
                 raise RequestError(
@@ -160,15 +138,7 @@ class _Run:
         else:
             raise ValueError("run() needs an input, responses, or a checkpoint_id")
         if req.responses:
-            encoded = {}
-            for rid, value in req.responses.items():
-                pending = state.pending.get(rid)
-                if pending is None:
-                    known = ", ".join(sorted(state.pending)) or "none"
-                    raise RequestError(f"no pending request with id {rid!r} (pending: {known})")
-                check_response(codec, pending, value)
-                encoded[rid] = codec.encode(value)
-            state = respond(state, graph, encoded)
+            state = apply_responses(wf, state, req.responses)
         return state
 
     # -- the loop -------------------------------------------------------------------
