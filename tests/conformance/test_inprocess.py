@@ -26,3 +26,9 @@ async def test_scenario(name: str, limit: int | None, tmp_path: Path) -> None:
 def test_every_scenario_runs_unbounded() -> None:
     unbounded = InProcessHarness(Path("."))
     assert [n for n, s in SCENARIOS.items() if not s.supports(unbounded)] == []
+
+
+async def test_state_visibility_without_pacing(tmp_path: Path) -> None:
+    """The rule-5 scenario as a runtime without ``same_process`` runs it (no pacing)."""
+    harness = InProcessHarness(tmp_path, capabilities=frozenset())
+    await SCENARIOS["read_your_writes_and_snapshot_isolation"](harness)

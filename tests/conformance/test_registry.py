@@ -106,6 +106,11 @@ def test_scenarios_needing_more_concurrency_or_capabilities_are_not_supported(
     assert SCENARIOS["delivery_in_next_superstep"].supports(remote)
 
 
+def test_every_rule_is_proved_without_same_process_too() -> None:
+    remote = [s for s in SCENARIOS.values() if SAME_PROCESS not in s.needs]
+    assert [r for r in RULES if not any(r in s.rules for s in remote)] == []
+
+
 def test_registering_a_scenario_checks_rules_and_docstring() -> None:
     async def scenario_nameless(h: RuntimeHarness) -> None:
         del h
