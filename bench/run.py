@@ -139,6 +139,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     pythons = {p.key: ensure_venv(root, p, create=not args.peer_venvs) for p in peers}
     started = datetime.datetime.now(datetime.UTC)
     load_before = os.getloadavg()
+    if load_before[0] > 0.5:
+        log(
+            f"load average {load_before[0]:.2f}: other processes are running, the figures "
+            "will be noisy (quote only runs on an idle machine)"
+        )
     results: dict[str, dict[str, Any]] = {}
     for wl in workloads:
         log(f"{wl}: superstep")
