@@ -322,7 +322,7 @@ def provenance(record: dict[str, Any]) -> str:
         f"Measured {record['started']} to {record['finished']} with `{record['command']}` "
         f"({record['reps']} repetition(s) per workload, medians), on {m['platform']}, "
         f"Python {m['python']}, {m['cpus']} CPUs. Load average before: {before}; after: {after}. "
-        f"Versions: {versions}.\n"
+        f"Versions: {versions}." + (f" {record['note']}" if record.get("note") else "") + "\n"
     )
 
 
@@ -335,6 +335,14 @@ def write_readme(record: dict[str, Any], source: Path) -> None:
     body = f"{provenance(record)}Raw results: `{source.relative_to(REPO)}`.\n\n{table(record)}"
     README.write_text(f"{head}{TABLE_START}\n{body}{TABLE_END}{tail}", encoding="utf-8")
     log(f"wrote the table into {README.relative_to(REPO)}")
+
+
+def _save(record: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    log(f"raw results: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
 
 def main() -> None:
@@ -357,6 +365,7 @@ def main() -> None:
     )
     ap.add_argument("--from-json", metavar="FILE", help="print the table of a saved run")
     ap.add_argument("--write-readme", action="store_true", help="put the table in bench/README.md")
+    ap.add_argument("--note", help="a remark on the conditions, kept with the results")
     args = ap.parse_args()
     args.skip = {s for s in args.skip.split(",") if s}
 
@@ -370,13 +379,12 @@ def main() -> None:
         record = json.loads(source.read_text(encoding="utf-8"))
     else:
         record = measure(args)
-        RESULTS.mkdir(exist_ok=True)
         stamp = record["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
         source = RESULTS / f"{stamp}.json"
-        tmp = source.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(source)
-        log(f"raw results: {source.relative_to(REPO)}")
+    if args.note:
+        record["note"] = args.note
+    if args.note or not args.from_json:
+        _save(record, source)
     print(provenance(record))
     print(table(record))
     if args.write_readme:
