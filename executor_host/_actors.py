@@ -105,7 +105,7 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
         self._driver = RunDriver(
             actor_id.id,
             deps.store,
-            deps.registry.template,
+            deps.registry.resolve,
             deps.publish,
             inline_state_limit=deps.inline_state_limit,
             on_change=deps.on_change,
@@ -120,12 +120,22 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
     async def start(self, payload: dict[str, Any]) -> dict[str, Any]:
         state = RunState.from_json(payload["state"])
         existing = await self._deps.store.load_run(self.id.id)
+        after = -1
         if existing is not None:
-            return {"created": False, "status": existing.state.status.value}
+            resumable = payload.get("resume") and existing.state.status.value != "running"
+            if not resumable or existing.workflow != payload["workflow"]:
+                return {"created": False, "status": existing.state.status.value}
+            after = existing.event_chunks - 1
         self._resumed = True
         await self._arm()
-        record = await self._driver.create(payload["workflow"], state)
-        return {"created": True, "status": record.state.status.value}
+        record = await self._driver.create(
+            payload["workflow"],
+            state,
+            payload.get("factory"),
+            payload.get("params"),
+            existing=existing,
+        )
+        return {"created": True, "status": record.state.status.value, "after": after}
 
     async def result(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._ensure()
@@ -198,17 +208,18 @@ class RunInstances:
     def __init__(self, registry: WorkflowRegistry, limit: int = 256) -> None:
         self._registry = registry
         self._limit = limit
-        self._items: OrderedDict[str, Workflow] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int], Workflow] = OrderedDict()
 
-    def get(self, run_id: str, workflow: str) -> Workflow:
-        wf = self._items.get(run_id)
+    def get(self, env: ActivationEnvelope) -> Workflow:
+        key = (env.run_id, env.generation)
+        wf = self._items.get(key)
         if wf is None:
-            wf = self._registry.fresh(workflow)
-            self._items[run_id] = wf
+            wf = self._registry.build(env.workflow, env.factory, env.params)
+            self._items[key] = wf
             while len(self._items) > self._limit:
                 self._items.popitem(last=False)
         else:
-            self._items.move_to_end(run_id)
+            self._items.move_to_end(key)
         return wf
 
 
@@ -234,13 +245,17 @@ class ExecutorActor(Actor, ExecutorInterface):
     async def execute(self, payload: dict[str, Any]) -> dict[str, Any]:
         env = ActivationEnvelope.model_validate(payload)
         store = self._deps.store
-        stored = await store.load_result(env.run_id, env.superstep, env.executor_index)
+        stored = await store.load_result(
+            env.run_id, env.generation, env.superstep, env.executor_index
+        )
         duplicate = stored is not None
         if stored is not None:
             result_json = stored
         else:
             result_json = (await self._run(env)).to_json()
-            await store.save_result(env.run_id, env.superstep, env.executor_index, result_json)
+            await store.save_result(
+                env.run_id, env.generation, env.superstep, env.executor_index, result_json
+            )
         await self._deps.publish_result(
             ResultEnvelope(
                 run_id=env.run_id,
@@ -255,9 +270,9 @@ class ExecutorActor(Actor, ExecutorInterface):
 
     async def _run(self, env: ActivationEnvelope) -> ActivationResult:
         activation = Activation.from_json(env.activation)
-        if env.workflow not in self._deps.registry:
+        if not self._deps.registry.serves(env.workflow, env.factory):
             return _refused(activation, f"this host does not serve workflow {env.workflow!r}")
-        wf = self._deps.instances.get(env.run_id, env.workflow)
+        wf = self._deps.instances.get(env)
         if wf.graph.signature != env.signature:
             return _refused(
                 activation,

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 Publish = Callable[[ActivationEnvelope], Awaitable[None]]
 """Publishes an activation to its pool's topic."""
 
+Resolve = Callable[[str, str | None, dict[str, Any] | None], Workflow]
+"""(workflow name, factory, params) -> the workflow's template."""
+
 
 @dataclass(slots=True)
 class _InFlight:
@@ -56,7 +59,7 @@ class RunDriver:
         self,
         run_id: str,
         store: RunStore,
-        workflow: Callable[[str], Workflow],
+        resolve: Resolve,
         publish: Publish,
         *,
         inline_state_limit: int = 64 * 1024,
@@ -65,7 +68,7 @@ class RunDriver:
     ) -> None:
         self.run_id = run_id
         self._store = store
-        self._workflow = workflow
+        self._resolve = resolve
         self._publish = publish
         self._inline_limit = inline_state_limit
         self._clock = clock
@@ -74,10 +77,21 @@ class RunDriver:
         self._flight: _InFlight | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
-    async def create(self, workflow_name: str, state: RunState) -> RunRecord:
+    async def create(
+        self,
+        workflow_name: str,
+        state: RunState,
+        factory: str | None = None,
+        params: dict[str, Any] | None = None,
+        existing: RunRecord | None = None,
+    ) -> RunRecord:
         """Create the run record of a new run (or of a run resumed from a checkpoint)
-        and publish its next superstep."""
-        wf = self._workflow(workflow_name)
+        and publish its next superstep.
+
+        With ``existing`` (a run of the same id that is not running) the run is
+        continued from ``state`` instead — a resume from one of its checkpoints: a new
+        epoch, the old events kept, outputs and trace counted from the resume on."""
+        wf = self._resolve(workflow_name, factory, params)
         now = self._clock()
         record = RunRecord(
             run_id=self.run_id,
@@ -85,12 +99,28 @@ class RunDriver:
             signature=wf.graph.signature,
             epoch=1,
             state=state,
+            factory=factory,
+            params=params,
             created_at=now,
             updated_at=now,
             planned_at=now,
             state_version=state.superstep,
         )
-        record = await self._store.create_run(record)
+        if existing is None:
+            record = await self._store.create_run(record)
+        else:
+            record = await self._store.save_run(
+                replace(
+                    record,
+                    epoch=existing.epoch + 1,
+                    generation=existing.generation + 1,
+                    event_chunks=existing.event_chunks,
+                    checkpoints=existing.checkpoints,
+                    created_at=existing.created_at,
+                    etag=existing.etag,
+                )
+            )
+        self._flight = None
         first = [WorkflowEvent("started", data=self.run_id, superstep=state.superstep)]
         if state.status is not RunStatus.RUNNING:
             first.extend(final_events(state))
@@ -129,7 +159,7 @@ class RunDriver:
         state = record.state
         if state.status is not RunStatus.RUNNING:
             return
-        wf = self._workflow(record.workflow)
+        wf = self._workflow_of(record)
         activations = plan(state, wf.graph, timestamp=record.planned_at)
         if not activations:
             return
@@ -138,7 +168,7 @@ class RunDriver:
 
     async def _publish_all(self, flight: _InFlight, activations: tuple[Activation, ...]) -> None:
         record = self._require()
-        wf = self._workflow(record.workflow)
+        wf = self._workflow_of(record)
         graph = wf.graph
         shared = record.state.state
         inline = len(shared) == 0 or _approx_size(shared) <= self._inline_limit
@@ -147,8 +177,11 @@ class RunDriver:
             env = ActivationEnvelope(
                 run_id=record.run_id,
                 workflow=record.workflow,
+                factory=record.factory,
+                params=record.params,
                 signature=record.signature,
                 epoch=record.epoch,
+                generation=record.generation,
                 attempt=flight.attempt,
                 executor_index=graph.index_of(a.executor_id),
                 activation=a.to_json(),
@@ -177,7 +210,7 @@ class RunDriver:
 
     async def _commit(self, flight: _InFlight) -> None:
         record = self._require()
-        wf = self._workflow(record.workflow)
+        wf = self._workflow_of(record)
         graph = wf.graph
         results = [flight.results[a.executor_id] for a in flight.activations]
         new_state, report = commit(record.state, graph, flight.activations, results)
@@ -254,7 +287,7 @@ class RunDriver:
         from runtime.engine import respond
 
         record = self._require()
-        wf = self._workflow(record.workflow)
+        wf = self._workflow_of(record)
         state = respond(record.state, wf.graph, responses)
         events = [
             WorkflowEvent("started", data=self.run_id, superstep=state.superstep),
@@ -276,7 +309,7 @@ class RunDriver:
         from runtime.engine import ErrorInfo
         from runtime.errors import RunCancelledError
 
-        wf = self._workflow(record.workflow)
+        wf = self._workflow_of(record)
         state = replace(
             record.state,
             status=RunStatus.CANCELLED,
@@ -293,6 +326,9 @@ class RunDriver:
             state_version=None,
         )
         self._on_change(self.run_id)
+
+    def _workflow_of(self, record: RunRecord) -> Workflow:
+        return self._resolve(record.workflow, record.factory, record.params)
 
     def _require(self) -> RunRecord:
         if self._record is None:

@@ -9,7 +9,8 @@ Keys (all under the ``superstep:`` prefix):
     events:<run>:<n>        the n-th chunk of the run's events
     ckpt:<run>@<superstep>  a checkpoint (runtime.engine.Checkpoint JSON)
     state:<run>:<version>   the committed shared state as of superstep <version>
-    result:<run>:<k>:<i>    the stored result of executor <i>'s activation in superstep <k>
+    result:<run>:<g>:<k>:<i>  the stored result of executor <i>'s activation in superstep <k>
+                            of the run's generation <g>
     runs                    index of run ids
     host:<app id>           a host's registration (protocol.HostRecord)
     hosts                   index of host app ids
@@ -57,6 +58,12 @@ class RunRecord:
     signature: str
     epoch: int
     state: RunState
+    factory: str | None = None
+    """``module:function`` that builds the workflow, for factory-built workflows."""
+    generation: int = 1
+    """+1 each time the run is resumed from one of its checkpoints; stored results and
+    executor instances of an earlier generation are not reused."""
+    params: dict[str, Any] | None = None
     event_chunks: int = 0
     checkpoints: list[str] = field(default_factory=list)
     outputs: list[Any] = field(default_factory=list)
@@ -77,6 +84,9 @@ class RunRecord:
             "signature": self.signature,
             "epoch": self.epoch,
             "state": self.state.to_json(),
+            "factory": self.factory,
+            "params": self.params,
+            "generation": self.generation,
             "event_chunks": self.event_chunks,
             "checkpoints": self.checkpoints,
             "outputs": self.outputs,
@@ -95,6 +105,9 @@ class RunRecord:
             signature=d["signature"],
             epoch=int(d["epoch"]),
             state=RunState.from_json(d["state"]),
+            factory=d.get("factory"),
+            params=d.get("params"),
+            generation=int(d.get("generation", 1)),
             event_chunks=int(d["event_chunks"]),
             checkpoints=list(d["checkpoints"]),
             outputs=list(d["outputs"]),
@@ -230,14 +243,16 @@ class RunStore:
             raise StoreError(f"shared state version {version} of run {run_id!r} is missing")
         return dict(data)
 
-    async def load_result(self, run_id: str, superstep: int, index: int) -> dict[str, Any] | None:
-        data, _ = await self._get(f"result:{run_id}:{superstep}:{index}")
+    async def load_result(
+        self, run_id: str, generation: int, superstep: int, index: int
+    ) -> dict[str, Any] | None:
+        data, _ = await self._get(f"result:{run_id}:{generation}:{superstep}:{index}")
         return dict(data) if data is not None else None
 
     async def save_result(
-        self, run_id: str, superstep: int, index: int, result: dict[str, Any]
+        self, run_id: str, generation: int, superstep: int, index: int, result: dict[str, Any]
     ) -> None:
-        await self._save(f"result:{run_id}:{superstep}:{index}", result)
+        await self._save(f"result:{run_id}:{generation}:{superstep}:{index}", result)
 
     async def list_runs(self) -> list[str]:
         data, _ = await self._get("runs")

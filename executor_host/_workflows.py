@@ -4,34 +4,51 @@
 or dict of either (or a factory returning such a collection). Every run gets
 fresh ``Workflow`` objects from its factory, because executor instances hold the
 run's executor state.
+
+``module:*`` serves every module-level factory of ``module`` with JSON parameters:
+a run names the factory (``module:function``) and its parameters, and every app
+builds the same workflow from them (the conformance suite runs this way).
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from runtime import Workflow
+from runtime.engine import canonical_json
 
 __all__ = ["WorkflowRegistry"]
 
 Factory = Callable[[], Workflow]
 
 
+class UnknownWorkflow(LookupError):
+    """The named workflow (or factory) is not served here."""
+
+
 class WorkflowRegistry:
-    def __init__(self, factories: dict[str, Factory]) -> None:
+    def __init__(self, factories: dict[str, Factory], modules: Iterable[str] = ()) -> None:
         self._factories = factories
         self._templates = {name: f() for name, f in factories.items()}
+        self.modules = tuple(modules)
+        """Modules whose factories may be called with parameters (``module:*``)."""
+        self._built: dict[tuple[str, str], Workflow] = {}
 
     @classmethod
     def load(cls, specs: Iterable[str]) -> WorkflowRegistry:
         factories: dict[str, Factory] = {}
+        modules: list[str] = []
         for spec in specs:
             module_name, sep, attr = spec.partition(":")
             if not sep or not attr:
                 raise ValueError(f"workflow spec {spec!r} is not module:attr")
+            if attr == "*":
+                importlib.import_module(module_name)
+                modules.append(module_name)
+                continue
             obj: Any = importlib.import_module(module_name)
             for part in attr.split("."):
                 obj = getattr(obj, part)
@@ -40,25 +57,60 @@ class WorkflowRegistry:
                 if name in factories:
                     raise ValueError(f"two workflows are named {name!r} ({spec})")
                 factories[name] = factory
-        return cls(factories)
+        return cls(factories, modules)
 
     @property
     def names(self) -> list[str]:
         return sorted(self._factories)
 
-    def template(self, name: str) -> Workflow:
-        """A shared instance for planning and validation (never run)."""
-        try:
-            return self._templates[name]
-        except KeyError:
-            raise KeyError(name) from None
-
-    def fresh(self, name: str) -> Workflow:
-        """A new instance whose executors belong to one run."""
-        return self._factories[name]()
-
     def __contains__(self, name: object) -> bool:
         return name in self._factories
+
+    def serves(self, name: str, factory: str | None) -> bool:
+        if factory is None:
+            return name in self._factories
+        return factory.partition(":")[0] in self.modules
+
+    def _call(self, factory: str, params: Mapping[str, Any]) -> Workflow:
+        module_name, _, attr = factory.partition(":")
+        if module_name not in self.modules:
+            raise UnknownWorkflow(
+                f"factory {factory!r} is not served here (its module is not listed as "
+                f"'{module_name}:*' in SUPERSTEP_WORKFLOWS)"
+            )
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part, None)
+        if not callable(obj):
+            raise UnknownWorkflow(f"factory {factory!r} does not exist")
+        made = obj(**params)
+        if not isinstance(made, Workflow):
+            raise UnknownWorkflow(f"factory {factory!r} did not return a Workflow")
+        return made
+
+    def resolve(
+        self, name: str, factory: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> Workflow:
+        """The shared template of a served workflow (never run)."""
+        if factory is None:
+            if name not in self._templates:
+                raise UnknownWorkflow(f"no workflow named {name!r}; registered: {self.names}")
+            return self._templates[name]
+        key = (factory, canonical_json(dict(params or {})))
+        wf = self._built.get(key)
+        if wf is None:
+            wf = self._built[key] = self._call(factory, params or {})
+        return wf
+
+    def build(
+        self, name: str, factory: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> Workflow:
+        """A new instance whose executors belong to one run."""
+        if factory is None:
+            if name not in self._factories:
+                raise UnknownWorkflow(f"no workflow named {name!r}; registered: {self.names}")
+            return self._factories[name]()
+        return self._call(factory, params or {})
 
 
 def _factories_of(obj: Any, spec: str) -> list[Factory]:

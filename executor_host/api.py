@@ -34,7 +34,7 @@ from executor_host._bus import Bus, MalformedEvent, parse_event
 from executor_host._problems import Problem, install_problem_handlers
 from executor_host._settings import Settings
 from executor_host._store import RunRecord, RunStore
-from executor_host._workflows import WorkflowRegistry
+from executor_host._workflows import UnknownWorkflow, WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelope, results_topic
 from runtime.engine import Checkpoint, RunState, start
 from runtime.errors import CheckpointError, CodecError, RequestError
@@ -48,6 +48,13 @@ log = logging.getLogger(__name__)
 
 class StartRun(BaseModel):
     workflow: str = Field(min_length=1)
+    factory: str | None = Field(
+        default=None, description="module:function building the workflow, with params"
+    )
+    params: dict[str, Any] | None = None
+    state: dict[str, Any] | None = Field(
+        default=None, description="a prepared run state (RunState JSON) to start from"
+    )
     input: Any = Field(default=None, description="the run input, codec JSON")
     has_input: bool = Field(default=True, description="false when resuming from a checkpoint")
     run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
@@ -98,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bus = Bus(client, settings.pubsub, settings.app_id, settings.topic_prefix)
 
         async def publish(env: ActivationEnvelope) -> None:
-            wf = registry.template(env.workflow)
+            wf = registry.resolve(env.workflow, env.factory, env.params)
             pool = wf.graph.nodes[env.executor_id].placement.pool
             await bus.publish_activation(env, pool)
 
@@ -131,12 +138,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def store() -> RunStore:
         return services["store"]  # type: ignore[no-any-return]
 
-    def workflow(name: str) -> Workflow:
-        if name not in registry:
-            raise Problem(
-                404, "Unknown workflow", f"no workflow named {name!r}; registered: {registry.names}"
-            )
-        return registry.template(name)
+    def workflow(
+        name: str, factory: str | None = None, params: dict[str, Any] | None = None
+    ) -> Workflow:
+        try:
+            return registry.resolve(name, factory, params)
+        except UnknownWorkflow as exc:
+            raise Problem(404, "Unknown workflow", str(exc)) from exc
+        except (TypeError, ValueError) as exc:
+            raise Problem(400, "Invalid workflow parameters", f"{factory}: {exc}") from exc
 
     async def record_of(run_id: str) -> RunRecord:
         record = await store().load_run(run_id)
@@ -147,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # -- runs -----------------------------------------------------------------------
     @app.post("/runs", status_code=201, summary="Start a run (or resume one from a checkpoint)")
     async def start_run(body: StartRun) -> dict[str, Any]:
-        wf = workflow(body.workflow)
+        wf = workflow(body.workflow, body.factory, body.params)
         graph = wf.graph
         if body.signature is not None and body.signature != graph.signature:
             raise Problem(
@@ -156,20 +166,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 f"the client's {body.workflow!r} has graph signature {body.signature[:12]}, the "
                 f"server's {graph.signature[:12]}: deploy the same workflow code on both sides",
             )
-        await _check_placement(wf)
+        await _check_placement(wf, body.factory)
         state = await _initial_state(wf, body)
+        # continuing a run from its own state or checkpoint reuses its id
+        resume = (
+            body.state is not None or body.checkpoint is not None or body.checkpoint_id is not None
+        )
         outcome = await _coordinator(state.run_id).Start(
-            {"workflow": body.workflow, "state": state.to_json()}
+            {
+                "workflow": body.workflow,
+                "factory": body.factory,
+                "params": body.params,
+                "state": state.to_json(),
+                "resume": resume,
+            }
         )
         if not outcome.get("created"):
             raise Problem(409, "Run exists", f"a run with id {state.run_id!r} already exists")
-        return {"run_id": state.run_id, "status": outcome["status"]}
+        return {"run_id": state.run_id, "status": outcome["status"], "after": outcome["after"]}
 
     async def _initial_state(wf: Workflow, body: StartRun) -> RunState:
         graph = wf.graph
         codec = graph.codec
         state: RunState
-        if body.checkpoint is not None or body.checkpoint_id is not None:
+        if body.state is not None:
+            try:
+                state = RunState.from_json(body.state)
+            except CheckpointError as exc:
+                raise Problem(400, "Invalid run state", str(exc)) from exc
+            if state.graph_signature != graph.signature:
+                raise Problem(
+                    409,
+                    "Run state of another graph",
+                    f"the run state was made for graph signature {state.graph_signature[:12]}, "
+                    f"{body.workflow!r} has {graph.signature[:12]}",
+                )
+        elif body.checkpoint is not None or body.checkpoint_id is not None:
             try:
                 if body.checkpoint is not None:
                     cp = Checkpoint.from_json(body.checkpoint)
@@ -230,13 +262,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except (RequestError, CodecError) as exc:
             raise Problem(400, "Invalid response", str(exc)) from exc
 
-    async def _check_placement(wf: Workflow) -> None:
+    async def _check_placement(wf: Workflow, factory: str | None) -> None:
         hosts = [h for h in await _hosts() if h["alive"]]
         missing: list[str] = []
+        module = (factory or "").partition(":")[0]
         for node in wf.graph.executors:
             ok = any(
                 h["pool"] == node.placement.pool
-                and node.id in h["workflows"].get(wf.name, [])
+                and (
+                    module in h.get("modules", [])
+                    if factory
+                    else node.id in h["workflows"].get(wf.name, [])
+                )
                 and all(h["labels"].get(k) == v for k, v in node.placement.labels.items())
                 for h in hosts
             )
@@ -298,7 +335,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/runs/{run_id}/responses", status_code=202, summary="Answer pending requests")
     async def answer(run_id: str, body: Responses) -> dict[str, Any]:
         record = await record_of(run_id)
-        wf = workflow(record.workflow)
+        wf = workflow(record.workflow, record.factory, record.params)
         _apply_responses(wf, record.state, body.responses)  # validates; the actor applies
         await _coordinator(run_id).Respond({"responses": body.responses})
         return {"run_id": run_id, "accepted": sorted(body.responses)}
@@ -323,7 +360,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/runs/{run_id}/topology", summary="Which host ran which executor")
     async def topology(run_id: str) -> dict[str, Any]:
         record = await record_of(run_id)
-        graph = workflow(record.workflow).graph
+        graph = workflow(record.workflow, record.factory, record.params).graph
         ran: dict[str, set[str]] = {}
         for chunk in range(record.event_chunks):
             for ev in await store().load_events(run_id, chunk):
@@ -364,7 +401,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         live = [h for h in await _hosts() if h["alive"]]
         out = []
         for name in registry.names:
-            graph = registry.template(name).graph
+            graph = registry.resolve(name).graph
             out.append(
                 {
                     "name": name,

@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def host_record() -> HostRecord:
         served: dict[str, list[str]] = {}
         for name in registry.names:
-            graph = registry.template(name).graph
+            graph = registry.resolve(name).graph
             served[name] = [
                 n.id
                 for n in graph.executors
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool=settings.pool,
             labels=dict(settings.labels),
             workflows=served,
+            modules=list(registry.modules),
             heartbeat_at=time.time(),
         )
 

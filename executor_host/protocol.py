@@ -61,8 +61,15 @@ class ActivationEnvelope(_Envelope):
     v: Literal[1] = 1
     run_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
     workflow: str = Field(min_length=1, description="registered workflow name")
+    factory: str | None = Field(
+        default=None, description="module:function building the workflow (with params)"
+    )
+    params: dict[str, Any] | None = Field(default=None, description="the factory's parameters")
     signature: str = Field(description="graph signature the coordinator planned with")
     epoch: int = Field(ge=1, description="coordinator epoch; results echo it (fencing)")
+    generation: int = Field(
+        default=1, ge=1, description="+1 per resume of the run from one of its checkpoints"
+    )
     attempt: int = Field(ge=1, description="1 for the first publish, +1 per re-publish")
     executor_index: int = Field(ge=0, description="position in the graph's executor order")
     activation: dict[str, Any] = Field(description="runtime.engine.Activation.to_json()")
@@ -84,7 +91,10 @@ class ActivationEnvelope(_Envelope):
         return str(self.activation["executor_id"])
 
     def event_id(self) -> str:
-        return f"{self.run_id}/{self.superstep}/{self.executor_index}/{self.epoch}/{self.attempt}"
+        return (
+            f"{self.run_id}/{self.generation}/{self.superstep}/{self.executor_index}/"
+            f"{self.epoch}/{self.attempt}"
+        )
 
 
 class ResultEnvelope(_Envelope):
@@ -113,6 +123,9 @@ class HostRecord(_Envelope):
     labels: dict[str, str] = Field(default_factory=dict)
     workflows: dict[str, list[str]] = Field(
         default_factory=dict, description="workflow name -> executor ids this host can run"
+    )
+    modules: list[str] = Field(
+        default_factory=list, description="modules whose workflow factories this host serves"
     )
     heartbeat_at: float = Field(description="unix time of the last heartbeat")
 

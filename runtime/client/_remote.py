@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from runtime.checkpoint import CheckpointStorage
-from runtime.engine import ErrorInfo, RunStatus
+from runtime.engine import Checkpoint, ErrorInfo, RunState, RunStatus
 from runtime.errors import RemoteError, RequestError
 from runtime.workflow import RequestInfo, RunRequest, RunResult, RunStream, Workflow
+from runtime.workflow._prepare import apply_responses, load_checkpoint, new_run_state
 from runtime.workflow._reporting import event_from_json
 from runtime.workflow._run import NO_INPUT, Emit
 
@@ -33,8 +35,12 @@ class RemoteRuntime:
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
+        run_id_prefix: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.run_id_prefix = run_id_prefix
+        """Scopes this client's run ids on the server (``<prefix><run id>``); results,
+        checkpoints and ids reported back carry the caller's own run ids."""
         self.timeout_s = timeout_s
         self._transport = transport
         self._headers = dict(headers or {})
@@ -53,7 +59,7 @@ class RemoteRuntime:
         async def produce(emit: Emit, stream: RunStream) -> RunResult:
             async with self._client() as client:
                 return await _RemoteRun(
-                    client, workflow, request, emit, stream, collect_events
+                    client, workflow, request, emit, stream, collect_events, self.run_id_prefix
                 ).run()
 
         return RunStream(produce)
@@ -89,8 +95,14 @@ class _RemoteRun:
         emit: Emit,
         stream: RunStream,
         collect: bool,
+        prefix: str,
     ) -> None:
         self.client = client
+        self.prefix = prefix
+        self.storage: CheckpointStorage | None = (
+            request.checkpoint_storage or workflow.checkpoint_storage
+        )
+        self.first_superstep = 0
         self.wf = workflow
         self.codec = workflow.graph.codec
         self.req = request
@@ -99,6 +111,7 @@ class _RemoteRun:
         self.collect = collect
         self.events: list[Any] = []
         self.outputs: list[Any] = []
+        self.trace: list[str] = []
 
     async def run(self) -> RunResult:
         run_id, after = await self._begin()
@@ -122,11 +135,36 @@ class _RemoteRun:
                 await _call(self.client, "POST", f"/runs/{run_id}/cancel")
                 after = (self.wf._remote_cursor or {}).get("after", after)
         view = await _call(self.client, "GET", f"/runs/{run_id}")
+        if self.storage is not None:
+            await self._mirror_checkpoints(run_id)
         return self._result(view)
+
+    def _own(self, server_id: str) -> str:
+        return server_id.removeprefix(self.prefix) if self.prefix else server_id
+
+    async def _mirror_checkpoints(self, run_id: str) -> None:
+        """Copy the checkpoints this run took on the server into the caller's storage,
+        under the caller's run id, so they restore on any runtime."""
+        assert self.storage is not None
+        ids: list[str] = await _call(self.client, "GET", f"/runs/{run_id}/checkpoints")
+        own = self._own(run_id)
+        have = {i.checkpoint_id for i in await self.storage.list(run_id=own)}
+        for server_cp in ids:
+            cp_id = self._own(server_cp)
+            if cp_id in have:
+                continue
+            cp = Checkpoint.from_json(await _call(self.client, "GET", f"/checkpoints/{server_cp}"))
+            if cp.superstep <= self.first_superstep:
+                continue
+            await self.storage.save(
+                replace(cp, checkpoint_id=cp_id, state=replace(cp.state, run_id=own))
+            )
 
     def _take(self, ev: Any) -> None:
         if ev.type == "output":
             self.outputs.append(ev.data)
+        elif ev.type == "superstep_completed" and "digest" in ev.details:
+            self.trace.append(ev.details["digest"])
         if self.collect:
             self.events.append(ev)
         self.emit_external(ev)
@@ -134,42 +172,69 @@ class _RemoteRun:
     async def _begin(self) -> tuple[str, int]:
         req, wf = self.req, self.wf
         remote = wf._remote_cursor or {}
-        body: dict[str, Any] = {
-            "workflow": wf.name,
-            "signature": wf.graph.signature,
-            "seed": req.seed,
-        }
-        if req.run_id is not None:
-            body["run_id"] = req.run_id
         if req.checkpoint_id is not None:
+            if req.input is not NO_INPUT:
+                raise ValueError("pass either a new input or checkpoint_id, not both")
+            if self.storage is not None:
+                cp = await load_checkpoint(wf, self.storage, req.checkpoint_id)
+                state = cp.state
+                if req.responses:
+                    state = apply_responses(wf, state, req.responses)
+                return await self._start(state)
+            body = self._body()
+            body["checkpoint_id"] = self.prefix + req.checkpoint_id
             body["has_input"] = False
-            storage: CheckpointStorage | None = req.checkpoint_storage or wf.checkpoint_storage
-            if storage is not None:
-                body["checkpoint"] = (await storage.load(req.checkpoint_id)).to_json()
-            else:
-                body["checkpoint_id"] = req.checkpoint_id
             if req.responses:
                 body["responses"] = self._encode_responses()
-        elif req.input is not NO_INPUT:
-            body["input"] = self.codec.encode(req.input)
-        elif req.responses is not None:
+            started = await self._post_run(body)
+            return str(started["run_id"]), int(started.get("after", -1))
+        if req.input is not NO_INPUT:
+            if req.responses:
+                raise ValueError("pass either a new input or responses, not both")
+            return await self._start(new_run_state(wf, req.input, req.run_id, req.seed))
+        if req.responses is not None:
             run_id = remote.get("run_id")
             if run_id is None:
                 raise RequestError(
                     "no paused remote run to answer from this workflow object; pass checkpoint_id "
                     "(and checkpoint_storage) to continue a run from a checkpoint"
                 )
-            await _call(
-                self.client,
-                "POST",
-                f"/runs/{run_id}/responses",
-                json={"responses": self._encode_responses()},
-            )
+            try:
+                await _call(
+                    self.client,
+                    "POST",
+                    f"/runs/{run_id}/responses",
+                    json={"responses": self._encode_responses()},
+                )
+            except RemoteError as exc:
+                if exc.status == 400:
+                    raise RequestError(str(exc.problem.get("detail", exc))) from exc
+                raise
             return str(run_id), int(remote.get("after", -1))
-        else:
-            raise ValueError("run() needs an input, responses, or a checkpoint_id")
-        started = await _call(self.client, "POST", "/runs", json=body)
-        return str(started["run_id"]), -1
+        raise ValueError("run() needs an input, responses, or a checkpoint_id")
+
+    def _body(self) -> dict[str, Any]:
+        wf = self.wf
+        body: dict[str, Any] = {"workflow": wf.name, "signature": wf.graph.signature}
+        if wf.origin is not None:
+            body["factory"], body["params"] = wf.origin[0], wf.origin[1]
+        return body
+
+    async def _start(self, state: RunState) -> tuple[str, int]:
+        self.first_superstep = state.superstep
+        body = self._body()
+        body["state"] = replace(state, run_id=self.prefix + state.run_id).to_json()
+        started = await self._post_run(body)
+        return str(started["run_id"]), int(started.get("after", -1))
+
+    async def _post_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            started: dict[str, Any] = await _call(self.client, "POST", "/runs", json=body)
+        except RemoteError as exc:
+            if exc.status == 400 and "response" in str(exc.problem.get("title", "")).lower():
+                raise RequestError(str(exc.problem.get("detail", exc))) from exc
+            raise
+        return started
 
     def _encode_responses(self) -> dict[str, Any]:
         return {rid: self.codec.encode(v) for rid, v in (self.req.responses or {}).items()}
@@ -216,14 +281,14 @@ class _RemoteRun:
         error = ErrorInfo.from_json(view["error"]) if view.get("error") else None
         checkpoints = view.get("checkpoints") or []
         return RunResult(
-            run_id=view["run_id"],
+            run_id=self._own(view["run_id"]),
             status=RunStatus(view["status"]),
             outputs=self.outputs,
             events=self.events,
             pending_requests=pending,
             trace_hash=view["trace_hash"],
-            trace=list(view["trace"]),
+            trace=self.trace,
             supersteps=int(view["superstep"]),
             error=error,
-            last_checkpoint_id=checkpoints[-1] if checkpoints else None,
+            last_checkpoint_id=self._own(checkpoints[-1]) if checkpoints else None,
         )

@@ -107,7 +107,11 @@ def superstep_events(
         WorkflowEvent(
             "superstep_completed",
             superstep=k,
-            details={"activated": list(report.activated), "delivered": report.delivered},
+            details={
+                "activated": list(report.activated),
+                "delivered": report.delivered,
+                "digest": report.step_digest,
+            },
         )
     )
     return out

@@ -53,7 +53,10 @@ def deployment() -> Iterator[Deployment]:
         pytest.skip(message)
     logs: list[str] = []
     local = LocalDeployment(
-        workflows=["tests.dapr.workflows:all_workflows"],
+        workflows=[
+            "tests.dapr.workflows:all_workflows",
+            "runtime.testing.conformance._workflows:*",
+        ],
         pools={"default": 2, "aux": 1},
         env={
             "SUPERSTEP_DEADLINE_S": "2",
