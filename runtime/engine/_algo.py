@@ -197,18 +197,22 @@ def derive_seed(run_seed: int, superstep: int, executor_id: str) -> int:
 
 
 def message_digest(m: Message, _memo: dict[int, str] | None = None) -> str:
-    """Digest of a message's identity and content, independent of the superstep number.
+    """Digest of a message's identity and content, independent of the superstep number:
+    the digest of (source, target, send sequence, kind, request id, digest of the
+    payload's canonical JSON).
 
-    ``_memo`` (id of data -> its JSON) lets a caller that digests many messages
-    sharing one payload (a fan-out) serialise it once.
+    ``_memo`` (id of data -> payload digest) lets a caller that digests many messages
+    sharing one payload (a fan-out) serialise and hash it once.
     """
     if _memo is None:
-        text = canonical_json(m.data)
+        payload = digest(canonical_json(m.data))
     else:
         key = id(m.data)
         cached = _memo.get(key)
-        text = cached if cached is not None else _memo.setdefault(key, canonical_json(m.data))
-    return digest(m.source, m.target, str(m.seq), m.kind.value, m.request_id or "", text)
+        payload = (
+            cached if cached is not None else _memo.setdefault(key, digest(canonical_json(m.data)))
+        )
+    return digest(m.source, m.target, str(m.seq), m.kind.value, m.request_id or "", payload)
 
 
 def commit(

@@ -65,7 +65,12 @@ def is_instance_of(value: Any, annotation: Any) -> bool:
     if origin in (list, set, frozenset, collections.abc.Sequence, collections.abc.Set):
         if not isinstance(value, origin) or isinstance(value, (str, bytes)):
             return False
-        return not args or all(is_instance_of(v, args[0]) for v in value)
+        if not args:
+            return True
+        elem = args[0]
+        if isinstance(elem, type) and get_origin(elem) is None and elem is not float:
+            return all(isinstance(v, elem) for v in value)  # the common case, without recursion
+        return all(is_instance_of(v, elem) for v in value)
     if origin is tuple:
         if not isinstance(value, tuple):
             return False
