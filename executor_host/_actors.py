@@ -7,6 +7,7 @@ calls, reminders, actor state) to ``RunDriver`` and ``execute_activation``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -186,7 +187,7 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
 def coordinator_class() -> type[Coordinator]:
     """The coordinator actor class, named ``SuperstepCoordinator`` (the SDK names an
     actor type after its class)."""
-    return type(COORDINATOR_TYPE, (Coordinator,), {})
+    return type(COORDINATOR_TYPE, (Coordinator, Remindable), {})
 
 
 # -- executors ---------------------------------------------------------------------------------
@@ -241,31 +242,46 @@ class ExecutorActor(Actor, ExecutorInterface):
     def __init__(self, ctx: ActorRuntimeContext, actor_id: ActorId, deps: ExecutorDeps) -> None:
         super().__init__(ctx, actor_id)
         self._deps = deps
+        self._last: tuple[int, int] | None = None
+        """(generation, superstep) of the last activation this instance executed."""
+        self._last_result: dict[str, Any] | None = None
 
     async def execute(self, payload: dict[str, Any]) -> dict[str, Any]:
         env = ActivationEnvelope.model_validate(payload)
         store = self._deps.store
-        stored = await store.load_result(
-            env.run_id, env.generation, env.superstep, env.executor_index
-        )
+        here = (env.generation, env.superstep)
+        stored: dict[str, Any] | None = None
+        if self._last == here:
+            stored = self._last_result
+        elif (
+            self._last is None or self._last[0] != env.generation or env.superstep <= self._last[1]
+        ):
+            # a fresh instance (after activation or failover) may see a repeat of an
+            # activation another instance ran: look for its stored result. A live
+            # instance that ran superstep k-1 is the only one that can have run k.
+            stored = await store.load_result(
+                env.run_id, env.generation, env.superstep, env.executor_index
+            )
         duplicate = stored is not None
-        if stored is not None:
-            result_json = stored
-        else:
-            result_json = (await self._run(env)).to_json()
-            await store.save_result(
-                env.run_id, env.generation, env.superstep, env.executor_index, result_json
-            )
-        await self._deps.publish_result(
-            ResultEnvelope(
-                run_id=env.run_id,
-                epoch=env.epoch,
-                superstep=env.superstep,
-                executor_id=env.executor_id,
-                host=self._deps.app_id,
-                result=result_json,
-            )
+        result = ResultEnvelope(
+            run_id=env.run_id,
+            epoch=env.epoch,
+            superstep=env.superstep,
+            executor_id=env.executor_id,
+            host=self._deps.app_id,
+            result=stored if stored is not None else (await self._run(env)).to_json(),
         )
+        self._last, self._last_result = here, result.result
+        if duplicate:
+            await self._deps.publish_result(result)
+        else:
+            # stored for repeats; published at once (the coordinator keeps the first copy)
+            await asyncio.gather(
+                store.save_result(
+                    env.run_id, env.generation, env.superstep, env.executor_index, result.result
+                ),
+                self._deps.publish_result(result),
+            )
         return {"duplicate": duplicate}
 
     async def _run(self, env: ActivationEnvelope) -> ActivationResult:

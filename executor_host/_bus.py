@@ -30,11 +30,11 @@ class MalformedEvent(ValueError):
 
 
 class Bus:
-    def __init__(self, client: DaprClient, pubsub: str, source: str, topic_prefix: str) -> None:
+    def __init__(self, client: DaprClient, pubsub: str, source: str, namespace: str) -> None:
         self._client = client
         self._pubsub = pubsub
         self._source = f"superstep/{source}"
-        self._prefix = topic_prefix
+        self._prefix = namespace
 
     async def publish_activation(self, env: ActivationEnvelope, pool: str) -> None:
         await self._publish(

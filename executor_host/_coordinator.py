@@ -9,6 +9,7 @@ moves its values between the state store and pub/sub.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -241,11 +242,12 @@ class RunDriver:
             state_version=state_version,
         )
         try:
-            self._record = await self._store.commit_barrier(
+            committed = await self._store.commit_barrier(
                 updated,
                 events=[event_to_json(graph.codec, e) for e in events],
                 checkpoint=checkpoint,
                 state_version=version_write,
+                reload=False,
             )
         except ConflictError:
             log.warning(
@@ -257,8 +259,24 @@ class RunDriver:
             self._flight = None
             return
         self._flight = None
+        self._record = committed
         self._on_change(record.run_id)
-        await self._advance()
+        # publish the next superstep while the new ETag of the run record is read back;
+        # the actor's turn lock keeps the next commit behind both
+        fresh, _ = await asyncio.gather(self._store.load_run(record.run_id), self._advance())
+        if self._record is not committed:
+            return
+        if (
+            fresh is None
+            or fresh.epoch != committed.epoch
+            or fresh.updated_at != committed.updated_at
+        ):
+            # someone wrote after us (a newer coordinator): we are fenced
+            log.warning("run %s: fenced after superstep %d", record.run_id, flight.superstep)
+            self._record = None
+            self._flight = None
+            return
+        self._record = replace(committed, etag=fresh.etag)
 
     async def on_deadline(self, deadline_s: float) -> int:
         """Publish again the activations whose results are later than ``deadline_s``.

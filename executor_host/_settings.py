@@ -28,7 +28,8 @@ class Settings:
     labels: Mapping[str, str] = field(default_factory=dict)
     state_store: str = "statestore"
     pubsub: str = "pubsub"
-    topic_prefix: str = "superstep"
+    namespace: str = "superstep"
+    """Prefix of every topic and state key: deployments sharing a broker or store differ here."""
     deadline_s: float = 10.0
     """How long the coordinator waits for a result before publishing the activation again."""
     heartbeat_s: float = 2.0
@@ -52,7 +53,7 @@ class Settings:
             labels=_labels(e.get("SUPERSTEP_LABELS", "")),
             state_store=e.get("SUPERSTEP_STATESTORE", "statestore"),
             pubsub=e.get("SUPERSTEP_PUBSUB", "pubsub"),
-            topic_prefix=e.get("SUPERSTEP_TOPIC_PREFIX", "superstep"),
+            namespace=e.get("SUPERSTEP_NAMESPACE", "superstep"),
             deadline_s=float(e.get("SUPERSTEP_DEADLINE_S", "10")),
             heartbeat_s=float(e.get("SUPERSTEP_HEARTBEAT_S", "2")),
             host_ttl_s=float(e.get("SUPERSTEP_HOST_TTL_S", "6")),

@@ -3,7 +3,7 @@ host registry, in the Dapr state store (a component with ``keyPrefix: name`` so
 every app sees the same keys).
 
 Only this module talks to the state API; Dapr errors are mapped to ours here.
-Keys (all under the ``superstep:`` prefix):
+Keys (all under the deployment's namespace, ``superstep:`` by default):
 
     run:<run>               the run record (run state, epoch, event count), ETag-guarded
     events:<run>:<n>        the n-th chunk of the run's events
@@ -33,8 +33,6 @@ from runtime.engine import Checkpoint, RunState
 __all__ = ["ConflictError", "RunRecord", "RunStore", "StoreError"]
 
 log = logging.getLogger(__name__)
-
-PREFIX = "superstep:"
 
 
 class StoreError(Exception):
@@ -125,14 +123,15 @@ def _dumps(value: Any) -> str:
 
 
 class RunStore:
-    def __init__(self, client: DaprClient, store: str) -> None:
+    def __init__(self, client: DaprClient, store: str, namespace: str = "superstep") -> None:
         self._client = client
         self._store = store
+        self._prefix = f"{namespace}:"
 
     # -- primitives -------------------------------------------------------------------
     async def _get(self, key: str) -> tuple[Any, str | None]:
         try:
-            resp = await self._client.get_state(self._store, PREFIX + key)
+            resp = await self._client.get_state(self._store, self._prefix + key)
         except DaprGrpcError as exc:
             raise StoreError(f"reading {key!r} failed: {exc}") from exc
         if not resp.data:
@@ -141,7 +140,7 @@ class RunStore:
 
     async def _save(self, key: str, value: Any, etag: str | None = None) -> None:
         try:
-            await self._client.save_state(self._store, PREFIX + key, _dumps(value), etag=etag)
+            await self._client.save_state(self._store, self._prefix + key, _dumps(value), etag=etag)
         except DaprGrpcError as exc:
             if "etag" in str(exc).lower() or "Aborted" in str(exc.code()):  # type: ignore[no-untyped-call]
                 raise ConflictError(f"{key!r} was changed concurrently") from exc
@@ -186,6 +185,7 @@ class RunStore:
         events: list[dict[str, Any]],
         checkpoint: Checkpoint | None,
         state_version: tuple[int, dict[str, Any]] | None,
+        reload: bool = True,
     ) -> RunRecord:
         """Commit a barrier in one state transaction: events, checkpoint, shared-state
         version and, last, the run record under its ETag.
@@ -198,13 +198,14 @@ class RunStore:
         if events:
             ops.append(
                 TransactionalStateOperation(
-                    key=f"{PREFIX}events:{record.run_id}:{record.event_chunks}", data=_dumps(events)
+                    key=f"{self._prefix}events:{record.run_id}:{record.event_chunks}",
+                    data=_dumps(events),
                 )
             )
         if checkpoint is not None:
             ops.append(
                 TransactionalStateOperation(
-                    key=f"{PREFIX}ckpt:{checkpoint.checkpoint_id}",
+                    key=f"{self._prefix}ckpt:{checkpoint.checkpoint_id}",
                     data=_dumps(checkpoint.to_json()),
                 )
             )
@@ -212,16 +213,20 @@ class RunStore:
             version, state = state_version
             ops.append(
                 TransactionalStateOperation(
-                    key=f"{PREFIX}state:{record.run_id}:{version}", data=_dumps(state)
+                    key=f"{self._prefix}state:{record.run_id}:{version}", data=_dumps(state)
                 )
             )
         new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
         ops.append(
             TransactionalStateOperation(
-                key=f"{PREFIX}run:{record.run_id}", data=_dumps(new.to_json()), etag=record.etag
+                key=f"{self._prefix}run:{record.run_id}",
+                data=_dumps(new.to_json()),
+                etag=record.etag,
             )
         )
         await self._transaction(ops)
+        if not reload:  # the caller reads the new ETag itself (load_run) when it needs it
+            return replace(new, etag=None)
         fresh = await self.load_run(record.run_id)
         assert fresh is not None
         return fresh

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from dapr.actor import ActorId, ActorProxy
 from dapr.aio.clients import DaprClient
 from dapr.ext.fastapi import DaprActor, DaprApp
 from fastapi import FastAPI, Query, Request
@@ -27,10 +26,10 @@ from pydantic import BaseModel, Field
 from executor_host._actors import (
     COORDINATOR_TYPE,
     CoordinatorDeps,
-    CoordinatorInterface,
     coordinator_class,
 )
 from executor_host._bus import Bus, MalformedEvent, parse_event
+from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._problems import Problem, install_problem_handlers
 from executor_host._settings import Settings
 from executor_host._store import RunRecord, RunStore
@@ -88,10 +87,6 @@ class RunWatch:
             await asyncio.wait_for(ev.wait(), within)
 
 
-def _coordinator(run_id: str) -> Any:
-    return ActorProxy.create(COORDINATOR_TYPE, ActorId(run_id), CoordinatorInterface)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     registry = WorkflowRegistry.load(settings.workflows)
@@ -101,8 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = DaprClient()
-        store = RunStore(client, settings.state_store)
-        bus = Bus(client, settings.pubsub, settings.app_id, settings.topic_prefix)
+        store = RunStore(client, settings.state_store, settings.namespace)
+        bus = Bus(client, settings.pubsub, settings.app_id, settings.namespace)
 
         async def publish(env: ActivationEnvelope) -> None:
             wf = registry.resolve(env.workflow, env.factory, env.params)
@@ -122,7 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cls, actor_factory=lambda ctx, actor_id: cls(ctx, actor_id, deps)
         )
         services["store"] = store
+        services["invoker"] = ActorInvoker()
         yield
+        await services["invoker"].aclose()
         await client.close()  # type: ignore[no-untyped-call]  # untyped SDK
 
     app = FastAPI(
@@ -134,6 +131,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     actors = DaprActor(app)
     dapr_app = DaprApp(app)
+
+    async def coordinator(run_id: str, method: str, body: Any = None) -> Any:
+        try:
+            return await services["invoker"].invoke(COORDINATOR_TYPE, run_id, method, body)
+        except ActorInvokeError as exc:
+            raise Problem(502, "Coordinator unavailable", str(exc)) from exc
 
     def store() -> RunStore:
         return services["store"]  # type: ignore[no-any-return]
@@ -172,14 +175,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resume = (
             body.state is not None or body.checkpoint is not None or body.checkpoint_id is not None
         )
-        outcome = await _coordinator(state.run_id).Start(
+        outcome = await coordinator(
+            state.run_id,
+            "Start",
             {
                 "workflow": body.workflow,
                 "factory": body.factory,
                 "params": body.params,
                 "state": state.to_json(),
                 "resume": resume,
-            }
+            },
         )
         if not outcome.get("created"):
             raise Problem(409, "Run exists", f"a run with id {state.run_id!r} already exists")
@@ -337,13 +342,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         record = await record_of(run_id)
         wf = workflow(record.workflow, record.factory, record.params)
         _apply_responses(wf, record.state, body.responses)  # validates; the actor applies
-        await _coordinator(run_id).Respond({"responses": body.responses})
+        await coordinator(run_id, "Respond", {"responses": body.responses})
         return {"run_id": run_id, "accepted": sorted(body.responses)}
 
     @app.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run")
     async def cancel(run_id: str) -> dict[str, Any]:
         await record_of(run_id)
-        await _coordinator(run_id).Cancel()
+        await coordinator(run_id, "Cancel")
         return {"run_id": run_id}
 
     @app.get("/runs/{run_id}/checkpoints", summary="A run's checkpoints")
@@ -431,7 +436,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # -- results from executor hosts -----------------------------------------------------
     @dapr_app.subscribe(  # type: ignore[untyped-decorator]  # untyped SDK
         pubsub=settings.pubsub,
-        topic=results_topic(settings.topic_prefix),
+        topic=results_topic(settings.namespace),
         route="/events/results",
     )
     async def on_result(request: Request) -> dict[str, str]:
@@ -441,7 +446,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except MalformedEvent as exc:
             log.warning("dropping a malformed result event: %s", exc)
             return {"status": "DROP"}
-        await _coordinator(env.run_id).Result(env.model_dump(mode="json"))
+        try:
+            await services["invoker"].invoke(
+                COORDINATOR_TYPE, env.run_id, "Result", env.model_dump(mode="json")
+            )
+        except ActorInvokeError as exc:
+            log.warning("result %s not taken, to be retried: %s", env.event_id(), exc)
+            return {"status": "RETRY"}
         return {"status": "SUCCESS"}
 
     return app

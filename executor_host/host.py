@@ -15,22 +15,20 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from dapr.actor import ActorId, ActorProxy
 from dapr.aio.clients import DaprClient
 from dapr.ext.fastapi import DaprActor, DaprApp
 from fastapi import FastAPI, Request
 
 from executor_host._actors import (
     ExecutorDeps,
-    ExecutorInterface,
     RunInstances,
     executor_actor_class,
     executor_actor_id,
     executor_actor_type,
 )
 from executor_host._bus import Bus, MalformedEvent, parse_event
+from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._problems import install_problem_handlers
 from executor_host._settings import Settings
 from executor_host._store import RunStore, StoreError
@@ -69,8 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = DaprClient()
-        store = RunStore(client, settings.state_store)
-        bus = Bus(client, settings.pubsub, settings.app_id, settings.topic_prefix)
+        store = RunStore(client, settings.state_store, settings.namespace)
+        bus = Bus(client, settings.pubsub, settings.app_id, settings.namespace)
         deps = ExecutorDeps(
             app_id=settings.app_id,
             store=store,
@@ -95,12 +93,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     log.warning("heartbeat of %s failed: %s", settings.app_id, exc)
 
         beat = asyncio.create_task(heartbeat())
+        services["invoker"] = ActorInvoker()
         yield
+        await services["invoker"].aclose()
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beat
         await client.close()  # type: ignore[no-untyped-call]  # untyped SDK
 
+    services: dict[str, ActorInvoker] = {}
     app = FastAPI(title=f"superstep executor host ({settings.pool})", lifespan=lifespan)
     install_problem_handlers(app)
     actors = DaprActor(app)
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @dapr_app.subscribe(  # type: ignore[untyped-decorator]  # untyped SDK
         pubsub=settings.pubsub,
-        topic=activation_topic(settings.pool, settings.topic_prefix),
+        topic=activation_topic(settings.pool, settings.namespace),
         route="/events/activations",
     )
     async def on_activation(request: Request) -> dict[str, str]:
@@ -118,12 +119,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except MalformedEvent as exc:
             log.warning("dropping a malformed activation event: %s", exc)
             return {"status": "DROP"}
-        proxy: Any = ActorProxy.create(
-            actor_type,
-            ActorId(executor_actor_id(env.run_id, env.executor_index)),
-            ExecutorInterface,
-        )
-        await proxy.Execute(env.model_dump(mode="json"))
+        actor_id = executor_actor_id(env.run_id, env.executor_index)
+        try:
+            await services["invoker"].invoke(
+                actor_type, actor_id, "Execute", env.model_dump(mode="json")
+            )
+        except ActorInvokeError as exc:
+            log.warning("activation %s not executed, to be retried: %s", env.event_id(), exc)
+            return {"status": "RETRY"}
         return {"status": "SUCCESS"}
 
     @app.get("/healthz", include_in_schema=False)

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sidecar.faults import FaultPlan
 from sidecar.launcher.processes import LogSink, stdout_sink
 from sidecar.launcher.template import AppSpec
 from sidecar.launcher.topology import Topology
@@ -42,7 +43,8 @@ class LocalDeployment:
         resources: Path | None = None,
         env: Mapping[str, str] | None = None,
         sink: LogSink = stdout_sink,
-        topic_prefix: str | None = None,
+        namespace: str | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.workflows = list(workflows)
         self.pools = dict(pools or {"default": 2})
@@ -50,7 +52,8 @@ class LocalDeployment:
         self.resources = resources or REPO_ROOT / "components"
         self.extra_env = dict(env or {})
         self.sink = sink
-        self.topic_prefix = topic_prefix or f"superstep-{uuid.uuid4().hex[:8]}"
+        self.namespace = namespace or f"superstep-{uuid.uuid4().hex[:8]}"
+        self.faults = faults
         self.api_port = free_port()
         self.topology: Topology | None = None
         self.host_ids: list[str] = []
@@ -63,7 +66,7 @@ class LocalDeployment:
         path = os.environ.get("PYTHONPATH", "")
         return {
             "SUPERSTEP_WORKFLOWS": ",".join(self.workflows),
-            "SUPERSTEP_TOPIC_PREFIX": self.topic_prefix,
+            "SUPERSTEP_NAMESPACE": self.namespace,
             "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{path}" if path else str(REPO_ROOT),
             **self.extra_env,
             **extra,
@@ -107,7 +110,7 @@ class LocalDeployment:
         return apps
 
     async def start(self) -> None:
-        self.topology = Topology(self.specs(), sink=self.sink)
+        self.topology = Topology(self.specs(), sink=self.sink, faults=self.faults)
         await self.topology.start()
 
     async def kill(self, app_id: str) -> None:

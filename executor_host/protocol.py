@@ -6,7 +6,7 @@ published in ``docs/protocol.md`` (``python -m executor_host.protocol`` prints
 it), so a host written in another language can join a pool.
 
 Topics (on the pub/sub component named by ``SUPERSTEP_PUBSUB``; the ``superstep``
-prefix is ``SUPERSTEP_TOPIC_PREFIX``):
+prefix is the deployment's namespace, ``SUPERSTEP_NAMESPACE``):
 
 * ``superstep.activations.<pool>`` — one ``ActivationEnvelope`` per activated
   executor of that pool; competing consumers: one host of the pool takes it.

@@ -68,6 +68,8 @@ def is_instance_of(value: Any, annotation: Any) -> bool:
         if not args:
             return True
         elem = args[0]
+        if elem is Any or elem is object:
+            return True
         if isinstance(elem, type) and get_origin(elem) is None and elem is not float:
             return all(isinstance(v, elem) for v in value)  # the common case, without recursion
         return all(is_instance_of(v, elem) for v in value)

@@ -1,6 +1,6 @@
-"""A local deployment of the Dapr runtime for the tests: the API/coordinator app and
-three executor hosts (pools ``default``, two replicas, and ``aux``, one), each a separate process
-with its local sidecar, on the repo's Redis components.
+"""Local deployments of the Dapr runtime for the tests: the API/coordinator app and
+three executor hosts (pool ``default`` with two replicas, pool ``aux`` with one),
+each a separate process with its local sidecar, on the repo's Redis components.
 
 Redis is required: without it the tests skip with the reason printed, and fail
 instead when ``CI`` is set.
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from executor_host.local import LocalDeployment
+from sidecar.faults import FaultPlan, PubSubFaults
 from sidecar.testing import BackgroundLoop
 
 
@@ -44,8 +45,7 @@ class Deployment:
         self.bg.run(self.local.restart(app_id))
 
 
-@pytest.fixture(scope="session")
-def deployment() -> Iterator[Deployment]:
+def _deploy(faults: FaultPlan | None = None, deadline_s: float = 2.0) -> Iterator[Deployment]:
     if not _redis_reachable():
         message = "Redis is not reachable on 127.0.0.1:6379 (the Dapr runtime tests need it)"
         if os.environ.get("CI"):
@@ -59,11 +59,12 @@ def deployment() -> Iterator[Deployment]:
         ],
         pools={"default": 2, "aux": 1},
         env={
-            "SUPERSTEP_DEADLINE_S": "2",
+            "SUPERSTEP_DEADLINE_S": str(deadline_s),
             "SUPERSTEP_HEARTBEAT_S": "0.5",
             "SUPERSTEP_HOST_TTL_S": "2",
         },
         sink=lambda app, line: logs.append(f"{app}: {line}"),
+        faults=faults,
     )
     with BackgroundLoop() as bg:
         bg.run(local.start(), timeout=120)
@@ -71,3 +72,19 @@ def deployment() -> Iterator[Deployment]:
             yield Deployment(local, bg, logs)
         finally:
             bg.run(local.stop(), timeout=60)
+
+
+@pytest.fixture(scope="session")
+def deployment() -> Iterator[Deployment]:
+    yield from _deploy()
+
+
+@pytest.fixture(scope="session")
+def faulty_deployment() -> Iterator[Deployment]:
+    """The same topology, its sidecars duplicating, reordering, delaying and dropping
+    pub/sub deliveries (seeded); lost activations come back by the deadline reminder."""
+    plan = FaultPlan(
+        seed=7,
+        pubsub=PubSubFaults(duplicate=0.3, reorder=0.3, delay=0.2, drop=0.1, reorder_window=0.2),
+    )
+    yield from _deploy(plan, deadline_s=1.0)

@@ -95,3 +95,15 @@ async def test_a_response_is_not_forwarded_to_a_fallback() -> None:
     assert second.outputs == []
     [dropped] = [e for e in second.events if e.type == "message_dropped"]
     assert "cannot go to a fallback" in dropped.details["reason"]
+
+
+def test_list_of_any_and_of_plain_classes_match_by_element() -> None:
+    from typing import Any
+
+    from runtime.engine._types import is_instance_of
+
+    assert is_instance_of([1, "a", None], list[Any])
+    assert is_instance_of([1, 2], list[int])
+    assert not is_instance_of([1, "a"], list[int])
+    assert is_instance_of([1, 2.5], list[float])
+    assert not is_instance_of([True], list[float])

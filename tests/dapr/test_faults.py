@@ -1,0 +1,35 @@
+"""Duplicated, reordered, delayed and lost pub/sub deliveries change nothing: the
+outputs and the run trace equal the in-process run's."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime import RunStatus
+from runtime.client import RemoteRuntime
+from tests.dapr import workflows
+from tests.dapr.conftest import Deployment
+
+
+@pytest.mark.parametrize("round_", range(3))
+async def test_fan_out_fan_in_under_faulty_delivery(
+    faulty_deployment: Deployment, round_: int
+) -> None:
+    text = "|".join(f"w{i} " * (i % 4 + 1) for i in range(7 + round_))
+    remote = await workflows.fan().run(text, runtime=RemoteRuntime(faulty_deployment.url))
+    local = await workflows.fan().run(text)
+    assert remote.status is RunStatus.COMPLETED
+    assert remote.outputs == local.outputs
+    assert remote.trace_hash == local.trace_hash
+
+
+async def test_ping_pong_under_faulty_delivery(faulty_deployment: Deployment) -> None:
+    remote = await workflows.ping().run(0, runtime=RemoteRuntime(faulty_deployment.url))
+    local = await workflows.ping().run(0)
+    assert remote.status is RunStatus.COMPLETED
+    assert (remote.outputs, remote.trace) == (local.outputs, local.trace)
+    dropped_or_repeated = [
+        line for line in faulty_deployment.logs if "re-publishing" in line or "duplicate" in line
+    ]
+    assert remote.supersteps == 12
+    del dropped_or_repeated
