@@ -289,7 +289,7 @@ class RunDriver:
             return 0
         flight.attempt += 1
         flight.published_at = self._clock()
-        log.info(
+        log.warning(
             "run %s superstep %d: re-publishing %d late activation(s), attempt %d",
             self.run_id,
             flight.superstep,

@@ -28,8 +28,10 @@ async def test_ping_pong_under_faulty_delivery(faulty_deployment: Deployment) ->
     local = await workflows.ping().run(0)
     assert remote.status is RunStatus.COMPLETED
     assert (remote.outputs, remote.trace) == (local.outputs, local.trace)
-    dropped_or_repeated = [
-        line for line in faulty_deployment.logs if "re-publishing" in line or "duplicate" in line
-    ]
     assert remote.supersteps == 12
-    del dropped_or_repeated
+
+
+def test_lost_activations_came_back_by_the_deadline(faulty_deployment: Deployment) -> None:
+    """Runs after the tests above: with 10% of deliveries dropped, some activation was
+    lost and published again by the coordinator's deadline reminder."""
+    assert any("re-publishing" in line for line in faulty_deployment.logs)
