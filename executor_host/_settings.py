@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "resolve_app_id"]
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -22,6 +22,8 @@ def _labels(text: str) -> dict[str, str]:
 @dataclass(frozen=True, slots=True)
 class Settings:
     app_id: str
+    """The Dapr app id; empty when the environment does not say (the Kubernetes
+    injector does not set ``APP_ID``): ``resolve_app_id`` then asks the sidecar."""
     workflows: tuple[str, ...]
     """``module:attr`` specs of the workflows this app serves."""
     pool: str = "default"
@@ -47,7 +49,7 @@ class Settings:
                 "workflows (or factories returning them) this app serves"
             )
         return cls(
-            app_id=e.get("APP_ID", "superstep"),
+            app_id=e.get("APP_ID", ""),
             workflows=specs,
             pool=e.get("SUPERSTEP_POOL", "default"),
             labels=_labels(e.get("SUPERSTEP_LABELS", "")),
@@ -58,3 +60,26 @@ class Settings:
             heartbeat_s=float(e.get("SUPERSTEP_HEARTBEAT_S", "2")),
             host_ttl_s=float(e.get("SUPERSTEP_HOST_TTL_S", "6")),
         )
+
+
+async def resolve_app_id(settings: Settings) -> Settings:
+    """``settings`` with the app id filled in from the sidecar's metadata API when the
+    environment did not give one (``GET /v1.0/metadata`` answers ``{"id": ...}``)."""
+    if settings.app_id:
+        return settings
+    import dataclasses
+
+    import httpx
+
+    port = os.environ.get("DAPR_HTTP_PORT", "3500")
+    base = os.environ.get("DAPR_HTTP_ENDPOINT") or f"http://127.0.0.1:{port}"
+    headers = {}
+    if os.environ.get("DAPR_API_TOKEN"):
+        headers["dapr-api-token"] = os.environ["DAPR_API_TOKEN"]
+    async with httpx.AsyncClient(timeout=10) as client:
+        resp = await client.get(f"{base.rstrip('/')}/v1.0/metadata", headers=headers)
+        resp.raise_for_status()
+        app_id = str(resp.json().get("id") or "")
+    if not app_id:
+        raise RuntimeError("APP_ID is not set and the sidecar's metadata names no app id")
+    return dataclasses.replace(settings, app_id=app_id)

@@ -31,7 +31,7 @@ from executor_host._actors import (
 from executor_host._bus import Bus, MalformedEvent, parse_event
 from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._problems import Problem, install_problem_handlers
-from executor_host._settings import Settings
+from executor_host._settings import Settings, resolve_app_id
 from executor_host._store import RunRecord, RunStore
 from executor_host._workflows import UnknownWorkflow, WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelope, results_topic
@@ -87,14 +87,16 @@ class RunWatch:
             await asyncio.wait_for(ev.wait(), within)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings.from_env()
+def create_app(config: Settings | None = None) -> FastAPI:
+    settings: Settings = config or Settings.from_env()
     registry = WorkflowRegistry.load(settings.workflows)
     watch = RunWatch()
     services: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal settings
+        settings = await resolve_app_id(settings)
         client = DaprClient()
         store = RunStore(client, settings.state_store, settings.namespace)
         bus = Bus(client, settings.pubsub, settings.app_id, settings.namespace)

@@ -30,7 +30,7 @@ from executor_host._actors import (
 from executor_host._bus import Bus, MalformedEvent, parse_event
 from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._problems import install_problem_handlers
-from executor_host._settings import Settings
+from executor_host._settings import Settings, resolve_app_id
 from executor_host._store import RunStore, StoreError
 from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, activation_topic
@@ -40,8 +40,8 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings.from_env()
+def create_app(config: Settings | None = None) -> FastAPI:
+    settings: Settings = config or Settings.from_env()
     registry = WorkflowRegistry.load(settings.workflows)
     actor_type = executor_actor_type(settings.pool)
 
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal settings
+        settings = await resolve_app_id(settings)
         client = DaprClient()
         store = RunStore(client, settings.state_store, settings.namespace)
         bus = Bus(client, settings.pubsub, settings.app_id, settings.namespace)

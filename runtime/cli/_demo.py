@@ -20,6 +20,7 @@ from runtime.cli._common import (
     positive_int,
 )
 from runtime.cli._progress import ProgressBar
+from runtime.client import RemoteRuntime
 from runtime.demo import (
     DEFAULT_DOCS,
     DEFAULT_LATENCY_MS,
@@ -30,7 +31,8 @@ from runtime.demo import (
     build_workflow,
 )
 from runtime.engine import RunStatus
-from runtime.workflow import RunResult
+from runtime.errors import RemoteError
+from runtime.workflow import RunResult, Runtime
 
 if TYPE_CHECKING:
     from runtime.cli._common import SubParsers
@@ -68,19 +70,37 @@ async def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     docs: int = args.docs
     workers: int = args.workers
     latency_ms: float = args.latency_ms
+    remote = args.runtime == "dapr"
+    params: dict[str, object] = {
+        "workers": workers,
+        "latency_ms": latency_ms,
+        "waves": args.waves,
+        "analysis_pool": "analysis" if remote else "default",
+    }
     try:
-        wf = build_workflow(workers, latency_ms, waves=args.waves)
+        wf = build_workflow(
+            workers, latency_ms, waves=args.waves, analysis_pool=str(params["analysis_pool"])
+        )
     except ValueError as exc:
         raise CliError(one_line(exc)) from exc
+    runtime: Runtime | None = None
+    where = "in-process runtime"
+    if remote:
+        wf.origin = ("runtime.demo:build_workflow", params)
+        runtime = RemoteRuntime(args.url, timeout_s=120)
+        where = f"Dapr runtime at {args.url}"
     print(
         f"superstep demo: {docs:,} documents, {workers} analysis executors, "
-        f"{latency_ms:g} ms simulated I/O per document (in-process runtime)",
+        f"{latency_ms:g} ms simulated I/O per document ({where})",
         file=err,
     )
     bar = ProgressBar(err, docs, label="analysing", unit="docs")
     bar.update(0)
     t0 = time.perf_counter()
-    stream = wf.run(Job(docs=docs, seed=args.seed), stream=True)
+    try:
+        stream = wf.run(Job(docs=docs, seed=args.seed), stream=True, runtime=runtime)
+    except RemoteError as exc:
+        raise CliError(one_line(exc)) from exc
     try:
         async for ev in stream:
             if ev.type == "progress" and isinstance(ev.data, dict):
@@ -98,7 +118,22 @@ async def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     summary = result.outputs[0]
     assert isinstance(summary, Summary)
     _print_summary(out, result, summary, wall, docs, workers, latency_ms, args)
+    if remote:
+        _print_hosts(out, result)
     return EXIT_OK
+
+
+def _print_hosts(out: TextIO, result: RunResult) -> None:
+    """Which host ran which executors (from the executor events' ``host``)."""
+    by_host: dict[str, set[str]] = {}
+    for ev in result.events:
+        if ev.type == "executor_completed" and ev.executor_id and ev.details.get("host"):
+            by_host.setdefault(str(ev.details["host"]), set()).add(ev.executor_id)
+    out.write("\nWhere executors ran\n")
+    for host in sorted(by_host):
+        ids = sorted(by_host[host])
+        shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+        out.write(f"  {host:28s} {shown}\n")
 
 
 def _print_summary(
@@ -193,6 +228,18 @@ def add_demo_parser(sub: SubParsers) -> None:
     p.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, metavar="M")
     p.add_argument("--latency-ms", type=non_negative_float, default=DEFAULT_LATENCY_MS, metavar="X")
     p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument(
+        "--runtime",
+        choices=("inprocess", "dapr"),
+        default="inprocess",
+        help="where to run: in this process (default) or on a running Dapr deployment "
+        "(start one with `python -m sidecar run -f dapr.yaml` or `dapr run -f dapr.yaml`)",
+    )
+    p.add_argument(
+        "--url",
+        default="http://127.0.0.1:8300",
+        help="the Dapr deployment's API (with --runtime dapr; default %(default)s)",
+    )
     p.add_argument(
         "--waves",
         type=positive_int,

@@ -26,6 +26,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Never
 
+from runtime.engine import Placement
 from runtime.workflow import (
     Executor,
     Workflow,
@@ -188,8 +189,8 @@ class Dispatcher(Executor):
 class Analyst(Executor):
     """Analyses one document at a time: simulated I/O, then clause detection."""
 
-    def __init__(self, id: str, latency_s: float) -> None:
-        super().__init__(id)
+    def __init__(self, id: str, latency_s: float, pool: str = "default") -> None:
+        super().__init__(id, placement=Placement(pool=pool))
         self.latency_s = latency_s
 
     @handler
@@ -281,12 +282,14 @@ def build_workflow(
     latency_ms: float = DEFAULT_LATENCY_MS,
     *,
     waves: int = DEFAULT_WAVES,
+    analysis_pool: str = "default",
 ) -> Workflow:
     """The demo workflow; run it with a ``Job``: ``await build_workflow().run(Job(docs=500))``.
 
     ``workers`` analysis executors each take ``latency_ms`` per document; the
     documents are released in ``waves`` waves (one per superstep), so a run takes
-    ``waves + 2`` supersteps.
+    ``waves + 2`` supersteps. On a distributed runtime the analysts run on the hosts
+    of ``analysis_pool``, the dispatcher and the aggregator on pool ``default``.
     """
     if workers < 1:
         raise ValueError(f"the demo needs at least one analysis executor, got {workers}")
@@ -294,7 +297,9 @@ def build_workflow(
         raise ValueError(f"the demo needs at least one wave, got {waves}")
     if latency_ms < 0:
         raise ValueError(f"latency_ms must not be negative, got {latency_ms}")
-    analysts = [Analyst(f"analyst-{i:02d}", latency_ms / 1000.0) for i in range(workers)]
+    analysts = [
+        Analyst(f"analyst-{i:02d}", latency_ms / 1000.0, analysis_pool) for i in range(workers)
+    ]
     aggregator = Aggregator("aggregator")
     dispatcher = Dispatcher("dispatcher", [a.id for a in analysts], aggregator.id, waves)
     builder = WorkflowBuilder(

@@ -400,6 +400,32 @@ class RunState:
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
+        """JSON form. A payload several pending messages share (a fan-out) is written
+        once, in ``payloads``, and the messages refer to it by index (``data_ref``)."""
+        msgs = [
+            *self.inbox,
+            *(m for buf in self.fan_in.values() for ms in buf.values() for m in ms),
+        ]
+        payloads: list[Any] = []
+        refs: dict[int, int] = {}
+        if len(msgs) > 1:
+            seen: dict[int, int] = {}
+            for m in msgs:
+                seen[id(m.data)] = seen.get(id(m.data), 0) + 1
+            for m in msgs:
+                key = id(m.data)
+                if seen[key] > 1 and key not in refs and isinstance(m.data, (dict, list)):
+                    refs[key] = len(payloads)
+                    payloads.append(m.data)
+
+        def enc(m: Message) -> dict[str, Any]:
+            out = m.to_json()
+            ref = refs.get(id(m.data))
+            if ref is not None:
+                del out["data"]
+                out["data_ref"] = ref
+            return out
+
         return {
             "schema_version": self.schema_version,
             "run_id": self.run_id,
@@ -407,9 +433,10 @@ class RunState:
             "graph_signature": self.graph_signature,
             "superstep": self.superstep,
             "status": self.status.value,
-            "inbox": [m.to_json() for m in self.inbox],
+            "payloads": payloads,
+            "inbox": [enc(m) for m in self.inbox],
             "fan_in": {
-                str(g): {src: [m.to_json() for m in msgs] for src, msgs in buf.items()}
+                str(g): {src: [enc(m) for m in ms] for src, ms in buf.items()}
                 for g, buf in self.fan_in.items()
             },
             "state": self.state,
@@ -436,15 +463,22 @@ class RunState:
             )
         try:
             pending = [PendingRequest.from_json(p) for p in d["pending"]]
+            payloads = list(d.get("payloads", ()))
+
+            def dec(m: dict[str, Any]) -> Message:
+                if "data_ref" in m:
+                    m = {**m, "data": payloads[int(m["data_ref"])]}
+                return Message.from_json(m)
+
             return cls(
                 run_id=d["run_id"],
                 workflow=d["workflow"],
                 graph_signature=d["graph_signature"],
                 superstep=int(d["superstep"]),
                 status=RunStatus(d["status"]),
-                inbox=tuple(Message.from_json(m) for m in d["inbox"]),
+                inbox=tuple(dec(m) for m in d["inbox"]),
                 fan_in={
-                    int(g): {src: tuple(Message.from_json(m) for m in ms) for src, ms in b.items()}
+                    int(g): {src: tuple(dec(m) for m in ms) for src, ms in b.items()}
                     for g, b in d["fan_in"].items()
                 },
                 state=dict(d["state"]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Sequence
 
 from sidecar.cluster import Cluster
@@ -55,6 +56,9 @@ class Topology:
 
     def app_env(self, spec: AppSpec, sidecar: Sidecar) -> dict[str, str]:
         env = dict(os.environ)
+        # an app command's `python` is the launcher's own interpreter (its venv) first
+        bin_dir = os.path.dirname(sys.executable)
+        env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", "")) if p)
         env.update(
             {
                 "APP_ID": spec.app_id,

@@ -90,3 +90,15 @@ def test_result_of_another_schema_version_is_refused() -> None:
     d["schema_version"] = 99
     with pytest.raises(ValueError, match="schema version 99"):
         ActivationResult.from_json(d)
+
+
+def test_a_fan_out_payload_is_stored_once_in_a_run_state() -> None:
+    from runtime.engine import RunState
+
+    shared = {"$type": "m.Batch", "$value": {"docs": ["x" * 100] * 100}}
+    inbox = tuple(Message("d", f"w{i}", shared, 1, 0, group=i) for i in range(50))
+    state = RunState("r", "wf", "sig", superstep=1, inbox=inbox)
+    text = json.dumps(state.to_json())
+    assert text.count("x" * 100) == 100  # one copy of the payload, not fifty
+    again = RunState.from_json(json.loads(text))
+    assert again.inbox == inbox
