@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -106,7 +107,7 @@ async def _run(
     wall = time.perf_counter() - t0
     if result.status.value != "completed":
         raise SystemExit(f"{name} ended {result.status.value}: {result.error}")
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     return wall, gaps, result.outputs
 
 
