@@ -239,9 +239,6 @@ class RunStore:
         data, _ = await self._get(f"ckpt:{checkpoint_id}")
         return Checkpoint.from_json(data) if data is not None else None
 
-    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        await self._save(f"ckpt:{checkpoint.checkpoint_id}", checkpoint.to_json())
-
     async def load_shared_state(self, run_id: str, version: int) -> dict[str, Any]:
         data, _ = await self._get(f"state:{run_id}:{version}")
         if data is None:

@@ -25,7 +25,6 @@ __all__ = [
     "FileCheckpointStorage",
     "InMemoryCheckpointStorage",
     "checkpoint_id_for",
-    "read_checkpoint_file",
 ]
 
 _INLINE_LIMIT = 64 * 1024
@@ -207,23 +206,6 @@ def _parse(line: str, path: Path) -> Any:
         return json.loads(line)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: a checkpoint line is not valid JSON ({exc})") from exc
-
-
-def read_checkpoint_file(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read a checkpoint exported as one JSON document (``Checkpoint.to_json()``)."""
-    return _read(Path(path))
-
-
-def _read(path: Path) -> Checkpoint:
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint file {str(path)!r}") from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
-    return Checkpoint.from_json(data)
 
 
 def _select(
