@@ -6,6 +6,8 @@ ids are ours — deterministic, see ``protocol`` — rather than fresh UUIDs.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from cloudevents.conversion import to_json
@@ -20,9 +22,11 @@ from executor_host.protocol import (
     results_topic,
 )
 
-__all__ = ["Bus", "MalformedEvent", "parse_event"]
+__all__ = ["Bus", "MalformedEvent", "deliver", "parse_event"]
 
 M = TypeVar("M", bound=BaseModel)
+
+log = logging.getLogger(__name__)
 
 
 class MalformedEvent(ValueError):
@@ -82,3 +86,25 @@ def parse_event(headers: dict[str, str], body: bytes, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise MalformedEvent(f"event data is not a {model.__name__}: {exc}") from exc
+
+
+async def deliver(
+    headers: dict[str, str],
+    body: bytes,
+    model: type[M],
+    take: Callable[[M], Awaitable[Any]],
+    retryable: type[Exception],
+) -> dict[str, str]:
+    """A subscription handler's answer to Dapr: ``DROP`` a malformed event, ``RETRY``
+    when ``take`` fails with ``retryable``, else ``SUCCESS``."""
+    try:
+        env = parse_event(headers, body, model)
+    except MalformedEvent as exc:
+        log.warning("dropping a malformed %s event: %s", model.__name__, exc)
+        return {"status": "DROP"}
+    try:
+        await take(env)
+    except retryable as exc:
+        log.warning("%s not taken, to be retried: %s", model.__name__, exc)
+        return {"status": "RETRY"}
+    return {"status": "SUCCESS"}

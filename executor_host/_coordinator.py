@@ -25,6 +25,7 @@ from runtime.engine import (
     Checkpoint,
     RunState,
     RunStatus,
+    cancel,
     commit,
     plan,
 )
@@ -324,17 +325,8 @@ class RunDriver:
         record = self._require()
         if record.state.status.is_final:
             return
-        from runtime.engine import ErrorInfo
-        from runtime.errors import RunCancelledError
-
         wf = self._workflow_of(record)
-        state = replace(
-            record.state,
-            status=RunStatus.CANCELLED,
-            error=ErrorInfo.of(
-                RunCancelledError("the run was cancelled"), superstep=record.state.superstep + 1
-            ),
-        )
+        state = cancel(record.state)
         events = [event_to_json(wf.graph.codec, e) for e in final_events(state)]
         self._flight = None
         self._record = await self._store.commit_barrier(

@@ -28,7 +28,7 @@ from executor_host._actors import (
     CoordinatorDeps,
     coordinator_class,
 )
-from executor_host._bus import Bus, MalformedEvent, parse_event
+from executor_host._bus import Bus, deliver
 from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._problems import Problem, install_problem_handlers
 from executor_host._settings import Settings, resolve_app_id
@@ -38,7 +38,7 @@ from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelop
 from runtime.engine import Checkpoint, RunState, start
 from runtime.errors import CheckpointError, CodecError, RequestError
 from runtime.workflow import Workflow
-from runtime.workflow._responses import check_response
+from runtime.workflow._prepare import apply_responses
 
 __all__ = ["create_app"]
 
@@ -254,18 +254,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
         return state
 
     def _apply_responses(wf: Workflow, state: RunState, responses: Mapping[str, Any]) -> RunState:
-        from runtime.engine import respond
-
         codec = wf.graph.codec
         try:
-            for rid, data in responses.items():
-                pending = state.pending.get(rid)
-                if pending is None:
-                    raise RequestError(
-                        f"no pending request with id {rid!r} (pending: {sorted(state.pending)})"
-                    )
-                check_response(codec, pending, codec.decode(data))
-            return respond(state, wf.graph, responses)
+            return apply_responses(wf, state, {r: codec.decode(d) for r, d in responses.items()})
         except (RequestError, CodecError) as exc:
             raise Problem(400, "Invalid response", str(exc)) from exc
 
@@ -442,20 +433,13 @@ def create_app(config: Settings | None = None) -> FastAPI:
         route="/events/results",
     )
     async def on_result(request: Request) -> dict[str, str]:
-        body = await request.body()
-        try:
-            env = parse_event(dict(request.headers), body, ResultEnvelope)
-        except MalformedEvent as exc:
-            log.warning("dropping a malformed result event: %s", exc)
-            return {"status": "DROP"}
-        try:
+        async def take(env: ResultEnvelope) -> None:
             await services["invoker"].invoke(
                 COORDINATOR_TYPE, env.run_id, "Result", env.model_dump(mode="json")
             )
-        except ActorInvokeError as exc:
-            log.warning("result %s not taken, to be retried: %s", env.event_id(), exc)
-            return {"status": "RETRY"}
-        return {"status": "SUCCESS"}
+
+        body = await request.body()
+        return await deliver(dict(request.headers), body, ResultEnvelope, take, ActorInvokeError)
 
     return app
 

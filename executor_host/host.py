@@ -27,7 +27,7 @@ from executor_host._actors import (
     executor_actor_id,
     executor_actor_type,
 )
-from executor_host._bus import Bus, MalformedEvent, parse_event
+from executor_host._bus import Bus, deliver
 from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._problems import install_problem_handlers
 from executor_host._settings import Settings, resolve_app_id
@@ -115,21 +115,16 @@ def create_app(config: Settings | None = None) -> FastAPI:
         route="/events/activations",
     )
     async def on_activation(request: Request) -> dict[str, str]:
-        body = await request.body()
-        try:
-            env = parse_event(dict(request.headers), body, ActivationEnvelope)
-        except MalformedEvent as exc:
-            log.warning("dropping a malformed activation event: %s", exc)
-            return {"status": "DROP"}
-        actor_id = executor_actor_id(env.run_id, env.executor_index)
-        try:
+        async def take(env: ActivationEnvelope) -> None:
+            actor_id = executor_actor_id(env.run_id, env.executor_index)
             await services["invoker"].invoke(
                 actor_type, actor_id, "Execute", env.model_dump(mode="json")
             )
-        except ActorInvokeError as exc:
-            log.warning("activation %s not executed, to be retried: %s", env.event_id(), exc)
-            return {"status": "RETRY"}
-        return {"status": "SUCCESS"}
+
+        body = await request.body()
+        return await deliver(
+            dict(request.headers), body, ActivationEnvelope, take, ActorInvokeError
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

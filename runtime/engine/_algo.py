@@ -34,6 +34,7 @@ from runtime.errors import (
     ConvergenceError,
     ExecutorFailedError,
     RequestError,
+    RunCancelledError,
     StalledError,
     StateConflictError,
     UndeliverableMessageError,
@@ -43,6 +44,7 @@ __all__ = [
     "LIVELOCK_WINDOW",
     "Dropped",
     "SuperstepReport",
+    "cancel",
     "commit",
     "derive_seed",
     "diagnose_stall",
@@ -149,6 +151,18 @@ def respond(run_state: RunState, graph: Graph, responses: Mapping[str, Any]) -> 
         external_seq=seq,
         status=RunStatus.RUNNING,
         error=None,
+    )
+
+
+def cancel(run_state: RunState) -> RunState:
+    """The run state of a run cancelled before superstep ``superstep + 1`` committed:
+    the last barrier's state, status ``cancelled``."""
+    return replace(
+        run_state,
+        status=RunStatus.CANCELLED,
+        error=ErrorInfo.of(
+            RunCancelledError("the run was cancelled"), superstep=run_state.superstep + 1
+        ),
     )
 
 

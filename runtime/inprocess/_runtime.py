@@ -20,14 +20,14 @@ from runtime.engine import (
     Activation,
     ActivationResult,
     Checkpoint,
-    ErrorInfo,
     RunState,
     RunStatus,
     SuperstepReport,
+    cancel,
     commit,
     plan,
 )
-from runtime.errors import RequestError, RunCancelledError
+from runtime.errors import RequestError
 from runtime.workflow._events import RequestInfo, WorkflowEvent
 from runtime.workflow._execute import execute_activation
 from runtime.workflow._prepare import apply_responses, load_checkpoint, new_run_state
@@ -154,7 +154,7 @@ class _Run:
             state = replace(state, status=RunStatus.RUNNING)
         while state.status is RunStatus.RUNNING:
             if self.stream.cancel_requested:
-                state = _cancelled(state)
+                state = cancel(state)
                 break
             activations = plan(state, self.graph, timestamp=self.rt.clock())
             k = state.superstep + 1
@@ -167,7 +167,7 @@ class _Run:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-                state = _cancelled(state)
+                state = cancel(state)
                 break
             new_state, report = commit(state, self.graph, activations, results)
             if report.committed and self.storage is not None:
@@ -255,13 +255,3 @@ class _Run:
             last_checkpoint_id=self.last_checkpoint,
             run_state=state,
         )
-
-
-def _cancelled(state: RunState) -> RunState:
-    return replace(
-        state,
-        status=RunStatus.CANCELLED,
-        error=ErrorInfo.of(
-            RunCancelledError("the run was cancelled"), superstep=state.superstep + 1
-        ),
-    )
