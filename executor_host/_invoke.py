@@ -1,9 +1,9 @@
 """Calling actor methods through the Dapr sidecar's HTTP API with one pooled client.
 
 Same request as the SDK's ``ActorProxy`` (``POST /v1.0/actors/<type>/<id>/method/
-<method>``, JSON body, ``dapr-api-token`` when set), but over a kept-alive
-connection pool instead of a new HTTP session per call, which halves the cost of
-an invocation on the superstep's critical path.
+<method>``, JSON body, ``dapr-api-token`` when set), but over kept-alive
+connections of one aiohttp session instead of a new HTTP session per call: the
+call sits on the superstep's critical path.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 
 __all__ = ["ActorInvokeError", "ActorInvoker"]
 
@@ -27,30 +27,42 @@ class ActorInvokeError(Exception):
 
 
 class ActorInvoker:
+    """Create inside the running event loop (an aiohttp session belongs to one)."""
+
     def __init__(self, *, timeout_s: float = 300.0) -> None:
         host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
         port = os.environ.get("DAPR_HTTP_PORT", "3500")
         base = os.environ.get("DAPR_HTTP_ENDPOINT") or f"http://{host}:{port}"
-        headers = {"content-type": "application/json"}
+        self._base = f"{base.rstrip('/')}/v1.0"
+        self._headers = {"content-type": "application/json"}
         token = os.environ.get("DAPR_API_TOKEN")
         if token:
-            headers["dapr-api-token"] = token
-        self._client = httpx.AsyncClient(
-            base_url=f"{base.rstrip('/')}/v1.0", headers=headers, timeout=timeout_s
+            self._headers["dapr-api-token"] = token
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256),
+            timeout=aiohttp.ClientTimeout(total=timeout_s, connect=10.0),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
         )
 
     async def invoke(self, actor_type: str, actor_id: str, method: str, body: Any) -> Any:
-        url = f"/actors/{quote(actor_type, safe='')}/{quote(actor_id, safe='')}/method/{method}"
+        url = (
+            f"{self._base}/actors/{quote(actor_type, safe='')}/"
+            f"{quote(actor_id, safe='')}/method/{method}"
+        )
         try:
-            resp = await self._client.post(url, content=json.dumps(body))
-        except httpx.HTTPError as exc:
-            raise ActorInvokeError(f"{actor_type}/{actor_id}.{method}: {exc}", None) from exc
-        if resp.status_code != 200:
+            async with self._session.post(
+                url, data=json.dumps(body), headers=self._headers
+            ) as resp:
+                content = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ActorInvokeError(f"{actor_type}/{actor_id}.{method}: {exc!r}", None) from exc
+        if status != 200:
+            text = content[:500].decode(errors="replace")
             raise ActorInvokeError(
-                f"{actor_type}/{actor_id}.{method} answered {resp.status_code}: {resp.text[:500]}",
-                resp.status_code,
+                f"{actor_type}/{actor_id}.{method} answered {status}: {text}", status
             )
-        return resp.json() if resp.content else None
+        return json.loads(content) if content else None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.close()

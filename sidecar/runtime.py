@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import uvicorn
 
 from sidecar.actors.config import ActorConfig, parse_app_config
@@ -29,7 +28,7 @@ from sidecar.actors.host import ActorHost
 from sidecar.actors.service import ActorService
 from sidecar.api.grpc_api import DaprGrpcApi, TokenInterceptor
 from sidecar.api.http_app import build_http_app
-from sidecar.app_channel import AppChannel
+from sidecar.app_channel import AppChannel, AppUnreachable
 from sidecar.cluster import Cluster
 from sidecar.errors import ApiError, ResourceError, StartupError
 from sidecar.faults import FaultPlan, FaultyStore, faulty_handler
@@ -255,7 +254,7 @@ class Sidecar:
         try:
             answer = await app.request("GET", "/dapr/config")
             body: Any = json.loads(answer.body) if answer.status == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
+        except (AppUnreachable, ValueError) as exc:
             log.info("%s: /dapr/config unavailable (%s): no actors", self.app_id, exc)
             body = None
         self._actor_config = parse_app_config(body)
@@ -282,7 +281,7 @@ class Sidecar:
         for attempt in range(3):
             try:
                 answer = await app.request("GET", "/dapr/subscribe")
-            except httpx.HTTPError as exc:
+            except AppUnreachable as exc:
                 if attempt == 2:
                     log.error("%s: GET /dapr/subscribe failed: %r", self.app_id, exc)
                     return []

@@ -16,11 +16,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import httpx
-
 from sidecar.actors.config import ActorConfig, TypeConfig
 from sidecar.actors.turns import TurnLock
-from sidecar.app_channel import AppChannel, AppResponse
+from sidecar.app_channel import AppChannel, AppResponse, AppUnreachable
 from sidecar.durations import Schedule
 from sidecar.errors import ApiError, SidecarError
 
@@ -147,7 +145,7 @@ class ActorHost:
                 query=query,
                 reentrancy_id=reentrancy_id,
             )
-        except httpx.HTTPError as exc:
+        except AppUnreachable as exc:
             raise ApiError(
                 500,
                 "INTERNAL",
@@ -175,7 +173,7 @@ class ActorHost:
                 body=body,
                 headers={"Content-Type": "application/json"},
             )
-        except httpx.HTTPError as exc:
+        except AppUnreachable as exc:
             log.warning(
                 "%s: %s %s of %s/%s failed: %r", self.app_id, kind, name, actor_type, actor_id, exc
             )
@@ -267,7 +265,7 @@ class ActorHost:
                     actor_id,
                     response.status,
                 )
-        except httpx.HTTPError as exc:
+        except AppUnreachable as exc:
             log.info("%s: deactivating %s/%s failed: %r", self.app_id, actor_type, actor_id, exc)
 
     async def _idle_loop(self) -> None:

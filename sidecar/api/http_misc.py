@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sidecar.api.http_common import guarded, json_body, malformed, query_metadata, string_map
+from sidecar.app_channel import AppUnreachable
 from sidecar.errors import ApiError
 from sidecar.pubsub.envelope import is_cloudevent_content_type, media_type
 from sidecar.pubsub.service import BulkEntry, bulk_failure_body
@@ -112,7 +112,7 @@ def misc_routes(sidecar: Sidecar) -> list[Route]:
                 headers=headers,
                 query=request.url.query,
             )
-        except httpx.HTTPError as exc:
+        except AppUnreachable as exc:
             raise ApiError(
                 500, "INTERNAL", "ERR_DIRECT_INVOKE", f"failed to invoke {target}: {exc!r}"
             ) from exc

@@ -15,9 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
-from sidecar.app_channel import AppChannel
+from sidecar.app_channel import AppChannel, AppUnreachable
 from sidecar.durations import parse_rfc3339
 from sidecar.errors import SidecarError
 from sidecar.pubsub.base import BrokerMessage
@@ -158,7 +156,7 @@ class SubscriptionDelivery:
             headers["traceparent"] = traceparent
         try:
             answer = await self.app.request("POST", path, body=body, headers=headers)
-        except httpx.HTTPError as exc:
+        except AppUnreachable as exc:
             return Outcome.RETRY, f"app unreachable: {exc!r}"
         outcome = outcome_of(answer.status, answer.body)
         return outcome, f"app answered {answer.status} {answer.body[:200]!r}"
