@@ -20,6 +20,7 @@ from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 
 from executor_host._coordinator import Publish, RunDriver
+from executor_host._payloads import PayloadCache, restore_payloads
 from executor_host._store import RunStore
 from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
@@ -76,6 +77,10 @@ class CoordinatorInterface(ActorInterface):
     async def result(self, payload: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
+    @_method("Results")
+    async def results(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        raise NotImplementedError
+
     @_method("Respond")
     async def respond(self, payload: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
@@ -93,6 +98,8 @@ class CoordinatorDeps:
     deadline_s: float
     inline_state_limit: int
     on_change: Callable[[str], None]
+    payload_ref_bytes: int = 16 * 1024
+    payload_ttl_s: int = 24 * 3600
 
 
 class Coordinator(Actor, CoordinatorInterface, Remindable):
@@ -109,6 +116,8 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
             deps.registry.resolve,
             deps.publish,
             inline_state_limit=deps.inline_state_limit,
+            payload_ref_bytes=deps.payload_ref_bytes,
+            payload_ttl_s=deps.payload_ttl_s,
             on_change=deps.on_change,
         )
         self._resumed = False
@@ -141,6 +150,15 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
     async def result(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._ensure()
         accepted = await self._driver.on_result(ResultEnvelope.model_validate(payload))
+        await self._disarm_if_done()
+        return {"accepted": accepted}
+
+    async def results(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        """Several results in one call (in arrival order), each taken as ``result`` takes it."""
+        await self._ensure()
+        accepted = 0
+        for payload in payloads:
+            accepted += await self._driver.on_result(ResultEnvelope.model_validate(payload))
         await self._disarm_if_done()
         return {"accepted": accepted}
 
@@ -231,6 +249,7 @@ class ExecutorDeps:
     registry: WorkflowRegistry
     instances: RunInstances
     publish_result: PublishResult
+    payloads: PayloadCache
 
 
 class ExecutorActor(Actor, ExecutorInterface):
@@ -285,7 +304,11 @@ class ExecutorActor(Actor, ExecutorInterface):
         return {"duplicate": duplicate}
 
     async def _run(self, env: ActivationEnvelope) -> ActivationResult:
-        activation = Activation.from_json(env.activation)
+        raw = env.activation
+        if env.payload_keys:
+            values = await self._deps.payloads.get_many(list(env.payload_keys.values()))
+            raw = restore_payloads(raw, env.payload_keys, values)
+        activation = Activation.from_json(raw)
         if not self._deps.registry.serves(env.workflow, env.factory):
             return _refused(activation, f"this host does not serve workflow {env.workflow!r}")
         wf = self._deps.instances.get(env)

@@ -7,7 +7,7 @@ ids are ours — deterministic, see ``protocol`` — rather than fresh UUIDs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from cloudevents.conversion import to_json
@@ -22,11 +22,15 @@ from executor_host.protocol import (
     results_topic,
 )
 
-__all__ = ["Bus", "MalformedEvent", "deliver", "parse_event"]
+__all__ = ["Bus", "MalformedEvent", "PublishError", "deliver", "parse_event"]
 
 M = TypeVar("M", bound=BaseModel)
 
 log = logging.getLogger(__name__)
+
+
+class PublishError(RuntimeError):
+    """The sidecar refused some events of a bulk publish."""
 
 
 class MalformedEvent(ValueError):
@@ -45,12 +49,29 @@ class Bus:
             activation_topic(pool, self._prefix), env.event_id(), "io.superstep.activation.v1", env
         )
 
+    async def publish_activations(self, envs: Sequence[ActivationEnvelope], pool: str) -> None:
+        """Publish a superstep's activations of one pool in one bulk publish call."""
+        if len(envs) == 1:
+            await self.publish_activation(envs[0], pool)
+            return
+        events = [self._event(env.event_id(), "io.superstep.activation.v1", env) for env in envs]
+        topic = activation_topic(pool, self._prefix)
+        resp = await self._client.publish_events(
+            self._pubsub, topic, events, data_content_type="application/cloudevents+json"
+        )
+        failed = list(resp.failed_entries)
+        if failed:
+            raise PublishError(
+                f"{len(failed)} of {len(envs)} activation(s) not published to {topic}: "
+                f"{failed[0].error}"
+            )
+
     async def publish_result(self, env: ResultEnvelope) -> None:
         await self._publish(
             results_topic(self._prefix), env.event_id(), "io.superstep.result.v1", env
         )
 
-    async def _publish(self, topic: str, event_id: str, type_: str, env: BaseModel) -> None:
+    def _event(self, event_id: str, type_: str, env: BaseModel) -> bytes:
         event = CloudEvent(
             {
                 "id": event_id,
@@ -60,10 +81,13 @@ class Bus:
             },
             env.model_dump(mode="json"),
         )
+        return bytes(to_json(event))
+
+    async def _publish(self, topic: str, event_id: str, type_: str, env: BaseModel) -> None:
         await self._client.publish_event(
             self._pubsub,
             topic,
-            to_json(event),
+            self._event(event_id, type_, env),
             data_content_type="application/cloudevents+json",
         )
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from executor_host._payloads import PayloadSplitter
 from executor_host._store import ConflictError, RunRecord, RunStore
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.checkpoint import checkpoint_id_for
@@ -37,8 +38,8 @@ __all__ = ["Publish", "RunDriver"]
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[ActivationEnvelope], Awaitable[None]]
-"""Publishes an activation to its pool's topic."""
+Publish = Callable[[Sequence[ActivationEnvelope]], Awaitable[None]]
+"""Publishes a superstep's activations, each to its pool's topic."""
 
 Resolve = Callable[[str, str | None, dict[str, Any] | None], Workflow]
 """(workflow name, factory, params) -> the workflow's template."""
@@ -65,6 +66,8 @@ class RunDriver:
         publish: Publish,
         *,
         inline_state_limit: int = 64 * 1024,
+        payload_ref_bytes: int = 16 * 1024,
+        payload_ttl_s: int = 24 * 3600,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[str], None] = lambda _run: None,
     ) -> None:
@@ -73,6 +76,8 @@ class RunDriver:
         self._resolve = resolve
         self._publish = publish
         self._inline_limit = inline_state_limit
+        self._payload_ref_bytes = payload_ref_bytes
+        self._payload_ttl_s = payload_ttl_s
         self._clock = clock
         self._on_change = on_change
         self._record: RunRecord | None = None
@@ -174,25 +179,33 @@ class RunDriver:
         graph = wf.graph
         shared = record.state.state
         inline = len(shared) == 0 or _approx_size(shared) <= self._inline_limit
+        splitter = PayloadSplitter(record.run_id, self._payload_ref_bytes)
+        envs: list[ActivationEnvelope] = []
         for a in activations:
+            activation, payload_keys = splitter.split(a.to_json())
             snapshot = record.state.snapshots.get(a.executor_id)
-            env = ActivationEnvelope(
-                run_id=record.run_id,
-                workflow=record.workflow,
-                factory=record.factory,
-                params=record.params,
-                signature=record.signature,
-                epoch=record.epoch,
-                generation=record.generation,
-                attempt=flight.attempt,
-                executor_index=graph.index_of(a.executor_id),
-                activation=a.to_json(),
-                state=dict(shared) if inline else None,
-                state_key=None if inline else f"state:{record.run_id}:{record.state_version}",
-                snapshot=snapshot,
-                has_snapshot=a.executor_id in record.state.snapshots,
+            envs.append(
+                ActivationEnvelope(
+                    run_id=record.run_id,
+                    workflow=record.workflow,
+                    factory=record.factory,
+                    params=record.params,
+                    signature=record.signature,
+                    epoch=record.epoch,
+                    generation=record.generation,
+                    attempt=flight.attempt,
+                    executor_index=graph.index_of(a.executor_id),
+                    activation=activation,
+                    state=dict(shared) if inline else None,
+                    state_key=None if inline else f"state:{record.run_id}:{record.state_version}",
+                    snapshot=snapshot,
+                    has_snapshot=a.executor_id in record.state.snapshots,
+                    payload_keys=payload_keys or None,
+                )
             )
-            await self._publish(env)
+        # payloads by reference are written before any activation naming them is out
+        await self._store.save_payloads(splitter.to_write, self._payload_ttl_s)
+        await self._publish(envs)
 
     async def on_result(self, env: ResultEnvelope) -> bool:
         """Take one result; commit the barrier when the last one is in. Returns whether

@@ -38,6 +38,11 @@ class Settings:
     host_ttl_s: float = 6.0
     """A host whose heartbeat is older than this is considered gone."""
     inline_state_limit: int = 64 * 1024
+    payload_ref_bytes: int = 16 * 1024
+    """Message payloads of at least this many bytes of JSON travel by reference (written
+    once to the state store, named by the activations); 0 sends every payload inline."""
+    payload_ttl_s: int = 24 * 3600
+    """Expiry of payloads written by reference (they are read while their superstep runs)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +64,8 @@ class Settings:
             deadline_s=float(e.get("SUPERSTEP_DEADLINE_S", "10")),
             heartbeat_s=float(e.get("SUPERSTEP_HEARTBEAT_S", "2")),
             host_ttl_s=float(e.get("SUPERSTEP_HOST_TTL_S", "6")),
+            payload_ref_bytes=int(e.get("SUPERSTEP_PAYLOAD_REF_BYTES", str(16 * 1024))),
+            payload_ttl_s=int(e.get("SUPERSTEP_PAYLOAD_TTL_S", str(24 * 3600))),
         )
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprGrpcError
 from dapr.clients.grpc._request import TransactionalStateOperation
+from dapr.clients.grpc._state import StateItem
 
 from runtime.engine import Checkpoint, RunState
 
@@ -255,6 +256,29 @@ class RunStore:
         self, run_id: str, generation: int, superstep: int, index: int, result: dict[str, Any]
     ) -> None:
         await self._save(f"result:{run_id}:{generation}:{superstep}:{index}", result)
+
+    # -- payloads by reference (see _payloads) ----------------------------------------
+    async def save_payloads(self, items: dict[str, str], ttl_s: int) -> None:
+        """Write payloads (key -> JSON text) in one bulk save; they expire after ``ttl_s``
+        (they are only read while their superstep is in flight)."""
+        if not items:
+            return
+        meta = {"ttlInSeconds": str(ttl_s)} if ttl_s > 0 else {}
+        states = [StateItem(self._prefix + k, v, metadata=meta) for k, v in items.items()]
+        try:
+            await self._client.save_bulk_state(self._store, states)
+        except DaprGrpcError as exc:
+            raise StoreError(f"writing {len(items)} payload(s) failed: {exc}") from exc
+
+    async def load_payload(self, key: str) -> tuple[Any, int]:
+        """A payload and its size in bytes; ``StoreError`` when it is missing."""
+        try:
+            resp = await self._client.get_state(self._store, self._prefix + key)
+        except DaprGrpcError as exc:
+            raise StoreError(f"reading {key!r} failed: {exc}") from exc
+        if not resp.data:
+            raise StoreError(f"payload {key!r} is missing (expired or never written)")
+        return json.loads(resp.data), len(resp.data)
 
     async def list_runs(self) -> list[str]:
         data, _ = await self._get("runs")

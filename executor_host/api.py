@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ from executor_host._actors import (
     CoordinatorDeps,
     coordinator_class,
 )
+from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
 from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._problems import Problem, install_problem_handlers
@@ -101,10 +102,15 @@ def create_app(config: Settings | None = None) -> FastAPI:
         store = RunStore(client, settings.state_store, settings.namespace)
         bus = Bus(client, settings.pubsub, settings.app_id, settings.namespace)
 
-        async def publish(env: ActivationEnvelope) -> None:
-            wf = registry.resolve(env.workflow, env.factory, env.params)
-            pool = wf.graph.nodes[env.executor_id].placement.pool
-            await bus.publish_activation(env, pool)
+        async def publish(envs: Sequence[ActivationEnvelope]) -> None:
+            by_pool: dict[str, list[ActivationEnvelope]] = {}
+            for env in envs:
+                wf = registry.resolve(env.workflow, env.factory, env.params)
+                pool = wf.graph.nodes[env.executor_id].placement.pool
+                by_pool.setdefault(pool, []).append(env)
+            await asyncio.gather(
+                *(bus.publish_activations(batch, pool) for pool, batch in by_pool.items())
+            )
 
         deps = CoordinatorDeps(
             store=store,
@@ -112,6 +118,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
             publish=publish,
             deadline_s=settings.deadline_s,
             inline_state_limit=settings.inline_state_limit,
+            payload_ref_bytes=settings.payload_ref_bytes,
+            payload_ttl_s=settings.payload_ttl_s,
             on_change=watch.changed,
         )
         cls = coordinator_class()
@@ -133,6 +141,13 @@ def create_app(config: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     actors = DaprActor(app)
     dapr_app = DaprApp(app)
+
+    async def send_results(run_id: str, payloads: list[Any]) -> None:
+        await services["invoker"].invoke(COORDINATOR_TYPE, run_id, "Results", payloads)
+
+    # results of one run arriving while a call to its coordinator is in flight go
+    # together in the next call
+    results = GroupCaller(send_results)
 
     async def coordinator(run_id: str, method: str, body: Any = None) -> Any:
         try:
@@ -434,9 +449,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     )
     async def on_result(request: Request) -> dict[str, str]:
         async def take(env: ResultEnvelope) -> None:
-            await services["invoker"].invoke(
-                COORDINATOR_TYPE, env.run_id, "Result", env.model_dump(mode="json")
-            )
+            await results.submit(env.run_id, env.model_dump(mode="json"))
 
         body = await request.body()
         return await deliver(dict(request.headers), body, ResultEnvelope, take, ActorInvokeError)

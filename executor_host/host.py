@@ -29,6 +29,7 @@ from executor_host._actors import (
 )
 from executor_host._bus import Bus, deliver
 from executor_host._invoke import ActorInvokeError, ActorInvoker
+from executor_host._payloads import PayloadCache
 from executor_host._problems import install_problem_handlers
 from executor_host._settings import Settings, resolve_app_id
 from executor_host._store import RunStore, StoreError
@@ -77,6 +78,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
             registry=registry,
             instances=RunInstances(registry),
             publish_result=bus.publish_result,
+            payloads=PayloadCache(store.load_payload),
         )
         cls = executor_actor_class(settings.pool)
         await actors.register_actor(

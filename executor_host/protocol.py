@@ -81,6 +81,13 @@ class ActivationEnvelope(_Envelope):
     )
     snapshot: Any = Field(default=None, description="the executor's last committed snapshot")
     has_snapshot: bool = False
+    payload_keys: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "message position -> state-store key of its payload (JSON), for payloads "
+            "sent by reference; those messages carry no data field"
+        ),
+    )
 
     @property
     def superstep(self) -> int:

@@ -1,0 +1,166 @@
+"""The executor host's pure plumbing: payloads by reference and grouped actor calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from executor_host._batching import GroupCaller
+from executor_host._payloads import PayloadCache, PayloadSplitter, restore_payloads
+
+
+def _activation(*datas: Any) -> dict[str, Any]:
+    return {
+        "run_id": "r",
+        "superstep": 2,
+        "executor_id": "w",
+        "messages": [
+            {"source": "d", "target": "w", "data": d, "superstep": 1, "seq": i}
+            for i, d in enumerate(datas)
+        ],
+        "timestamp": 0.0,
+        "seed": 1,
+    }
+
+
+def test_small_payloads_stay_inline() -> None:
+    splitter = PayloadSplitter("r", limit=1024)
+    act = _activation(1, "short", {"a": [1, 2]})
+    out, keys = splitter.split(act)
+    assert out is act and keys == {} and splitter.to_write == {}
+
+
+def test_a_large_payload_goes_by_reference_and_comes_back_equal() -> None:
+    big = {"docs": [f"doc-{i}" for i in range(500)]}
+    splitter = PayloadSplitter("r", limit=1024)
+    act = _activation(7, big)
+    out, keys = splitter.split(act)
+    assert list(keys) == ["1"] and keys["1"].startswith("payload:r:")
+    assert "data" not in out["messages"][1] and out["messages"][0]["data"] == 7
+    assert act["messages"][1]["data"] is big, "the input activation is not modified"
+    stored = {k: json.loads(v) for k, v in splitter.to_write.items()}
+    assert restore_payloads(out, keys, stored) == act
+
+
+def test_a_shared_payload_is_written_once() -> None:
+    big = ["x" * 100] * 50
+    splitter = PayloadSplitter("r", limit=1024)
+    keys = [splitter.split(_activation(big))[1]["0"] for _ in range(50)]
+    assert len(set(keys)) == 1 and len(splitter.to_write) == 1
+
+
+def test_equal_payloads_get_equal_keys_and_different_ones_differ() -> None:
+    a = PayloadSplitter("r", limit=10).split(_activation(["a" * 20]))[1]["0"]
+    b = PayloadSplitter("r", limit=10).split(_activation(["a" * 20]))[1]["0"]
+    c = PayloadSplitter("r", limit=10).split(_activation(["b" * 20]))[1]["0"]
+    assert a == b != c
+
+
+def test_limit_zero_sends_everything_inline() -> None:
+    _, keys = PayloadSplitter("r", limit=0).split(_activation(["a" * 10_000]))
+    assert keys == {}
+
+
+async def test_cache_reads_a_key_once_for_concurrent_readers() -> None:
+    loads: list[str] = []
+    gate = asyncio.Event()
+
+    async def load(key: str) -> tuple[Any, int]:
+        loads.append(key)
+        await gate.wait()
+        return {"k": key}, 10
+
+    cache = PayloadCache(load)
+    readers = [asyncio.create_task(cache.get_many(["a", "b", "a"])) for _ in range(20)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*readers)
+    assert sorted(loads) == ["a", "b"]
+    assert all(r == {"a": {"k": "a"}, "b": {"k": "b"}} for r in results)
+    assert await cache.get("a") == {"k": "a"} and len(loads) == 2
+
+
+async def test_cache_evicts_least_recently_used_beyond_its_size() -> None:
+    loads: list[str] = []
+
+    async def load(key: str) -> tuple[Any, int]:
+        loads.append(key)
+        return key, 40
+
+    cache = PayloadCache(load, max_bytes=100)
+    for key in ("a", "b", "a", "c", "a", "b"):
+        await cache.get(key)
+    # a, b fit; c evicts b (a was used more recently); b is read again
+    assert loads == ["a", "b", "c", "b"]
+
+
+async def test_cache_load_errors_reach_the_reader_and_are_not_cached() -> None:
+    calls = 0
+
+    async def load(key: str) -> tuple[Any, int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise LookupError("missing")
+        return "v", 1
+
+    cache = PayloadCache(load)
+    with pytest.raises(LookupError):
+        await cache.get("k")
+    assert await cache.get("k") == "v"
+
+
+async def test_group_caller_batches_items_that_arrive_during_a_call() -> None:
+    calls: list[tuple[str, list[int]]] = []
+    release = asyncio.Event()
+    in_call = asyncio.Event()
+
+    async def send(key: str, items: list[Any]) -> None:
+        calls.append((key, list(items)))
+        if len(calls) == 1:
+            in_call.set()
+            await release.wait()
+
+    caller = GroupCaller(send)
+    first = asyncio.create_task(caller.submit("run", 0))
+    await in_call.wait()
+    assert calls == [("run", [0])], "a lone item is sent at once"
+    rest = [asyncio.create_task(caller.submit("run", i)) for i in range(1, 6)]
+    other = asyncio.create_task(caller.submit("other", 99))
+    await asyncio.wait_for(other, 5)
+    assert len(calls) == 2, "another key does not wait for this one"
+    release.set()
+    await asyncio.gather(first, *rest)
+    assert calls[2] == ("run", [1, 2, 3, 4, 5])
+    assert len(calls) == 3
+
+
+async def test_group_caller_failure_reaches_every_waiter_of_that_call_only() -> None:
+    release = asyncio.Event()
+    in_call = asyncio.Event()
+    sent: list[list[Any]] = []
+
+    async def send(key: str, items: list[Any]) -> None:
+        sent.append(items)
+        if len(sent) == 1:
+            in_call.set()
+            await release.wait()
+            return
+        if len(sent) == 2:
+            raise ConnectionError("coordinator unavailable")
+
+    caller = GroupCaller(send)
+    first = asyncio.create_task(caller.submit("run", "a"))
+    await in_call.wait()
+    failing = [asyncio.create_task(caller.submit("run", x)) for x in ("b", "c")]
+    await asyncio.sleep(0)
+    release.set()
+    await first
+    for task in failing:
+        with pytest.raises(ConnectionError):
+            await task
+    await caller.submit("run", "d")
+    assert sent == [["a"], ["b", "c"], ["d"]]
