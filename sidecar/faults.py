@@ -5,8 +5,12 @@ sidecar draws from its own ``random.Random`` seeded with ``(seed, app id, kind)`
 given seed makes the same decisions in the same order on every run.
 
 * pub/sub deliveries: ``drop`` (lose the message), ``duplicate`` (deliver twice),
-  ``delay`` (wait before delivering), ``reorder`` (hold a message back until the next
-  one of that subscription was delivered, or ``reorder_window`` seconds passed);
+  ``delay`` (wait before delivering), ``reorder`` (hold a message back and deliver it
+  right after the next message of that subscription, or after ``reorder_window``
+  seconds when none comes). A held message is taken from the component at once, so a
+  broker with one delivery in flight (``pubsub.in-memory``) moves on to the next one;
+  if the held delivery later fails, the failure is only logged (the component already
+  counted the message as handled, as Redis Streams does with a failed delivery);
 * state operations: ``delay`` and ``fail`` (the store raises, so the API answers 500);
 * killing an app process is :meth:`sidecar.launcher.Topology.kill_app`.
 """
@@ -66,15 +70,24 @@ def faulty_handler(
     plan: PubSubFaults, rng: random.Random, subscription: Subscription, inner: Handler
 ) -> Handler:
     """Wrap a subscription's delivery handler with the pub/sub faults of ``plan``."""
-    held: list[tuple[BrokerMessage, asyncio.Event]] = []
+    held: list[BrokerMessage] = []  # at most one message
+    timers: set[asyncio.Task[None]] = set()
+
+    async def deliver_held(message: BrokerMessage) -> None:
+        try:
+            await inner(message)
+        except Exception as exc:  # the component already took the message back
+            log.warning("fault: held message %s failed: %s", message.message_id, exc)
 
     async def release_held() -> None:
         while held:
-            message, done = held.pop(0)
-            try:
-                await inner(message)
-            finally:
-                done.set()
+            await deliver_held(held.pop(0))
+
+    async def release_after_window(message: BrokerMessage) -> None:
+        await asyncio.sleep(plan.reorder_window)
+        if held and held[0] is message:
+            held.pop(0)
+            await deliver_held(message)
 
     async def handler(message: BrokerMessage) -> None:
         if plan.topics and message.topic not in plan.topics:
@@ -87,21 +100,20 @@ def faulty_handler(
         if rng.random() < plan.delay:
             await asyncio.sleep(rng.uniform(*plan.delay_seconds))
         if not held and rng.random() < plan.reorder:
-            done = asyncio.Event()
-            held.append((message, done))
-            try:
-                await asyncio.wait_for(done.wait(), plan.reorder_window)
-            except TimeoutError:
-                if held and held[0][0] is message:
-                    held.pop(0)
-                    await inner(message)
+            log.info("fault: holding %s on %s back", message.message_id, message.topic)
+            held.append(message)
+            timer = asyncio.create_task(release_after_window(message))
+            timers.add(timer)
+            timer.add_done_callback(timers.discard)
             return
         duplicate = rng.random() < plan.duplicate
-        await inner(message)
-        if duplicate:
-            log.info("fault: duplicating %s on %s", message.message_id, message.topic)
+        try:
             await inner(message)
-        await release_held()
+            if duplicate:
+                log.info("fault: duplicating %s on %s", message.message_id, message.topic)
+                await inner(message)
+        finally:
+            await release_held()
 
     return handler
 
