@@ -244,7 +244,7 @@ class RunInstances:
 
 @dataclass(frozen=True, slots=True)
 class ExecutorDeps:
-    app_id: str
+    host_id: str
     store: RunStore
     registry: WorkflowRegistry
     instances: RunInstances
@@ -287,7 +287,7 @@ class ExecutorActor(Actor, ExecutorInterface):
             epoch=env.epoch,
             superstep=env.superstep,
             executor_id=env.executor_id,
-            host=self._deps.app_id,
+            host=self._deps.host_id,
             result=stored if stored is not None else (await self._run(env)).to_json(),
         )
         self._last, self._last_result = here, result.result

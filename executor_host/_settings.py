@@ -26,6 +26,10 @@ class Settings:
     injector does not set ``APP_ID``): ``resolve_app_id`` then asks the sidecar."""
     workflows: tuple[str, ...]
     """``module:attr`` specs of the workflows this app serves."""
+    host_id: str = ""
+    """This replica's own name (host records, "which host ran what"); replicas of a
+    pool share the app id. ``SUPERSTEP_HOST_ID``, else Azure Container Apps'
+    ``CONTAINER_APP_REPLICA_NAME``, else the app id."""
     pool: str = "default"
     labels: Mapping[str, str] = field(default_factory=dict)
     state_store: str = "statestore"
@@ -55,6 +59,7 @@ class Settings:
             )
         return cls(
             app_id=e.get("APP_ID", ""),
+            host_id=e.get("SUPERSTEP_HOST_ID") or e.get("CONTAINER_APP_REPLICA_NAME", ""),
             workflows=specs,
             pool=e.get("SUPERSTEP_POOL", "default"),
             labels=_labels(e.get("SUPERSTEP_LABELS", "")),
@@ -72,9 +77,12 @@ class Settings:
 async def resolve_app_id(settings: Settings) -> Settings:
     """``settings`` with the app id filled in from the sidecar's metadata API when the
     environment did not give one (``GET /v1.0/metadata`` answers ``{"id": ...}``)."""
-    if settings.app_id:
-        return settings
     import dataclasses
+
+    if settings.app_id:
+        if not settings.host_id:
+            return dataclasses.replace(settings, host_id=settings.app_id)
+        return settings
 
     import httpx
 
@@ -89,4 +97,4 @@ async def resolve_app_id(settings: Settings) -> Settings:
         app_id = str(resp.json().get("id") or "")
     if not app_id:
         raise RuntimeError("APP_ID is not set and the sidecar's metadata names no app id")
-    return dataclasses.replace(settings, app_id=app_id)
+    return dataclasses.replace(settings, app_id=app_id, host_id=settings.host_id or app_id)

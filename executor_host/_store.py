@@ -285,15 +285,15 @@ class RunStore:
         return list(data or [])
 
     # -- hosts ------------------------------------------------------------------------
-    async def register_host(self, app_id: str, record: dict[str, Any]) -> None:
-        await self._save(f"host:{app_id}", record)
-        await self._add_to_index("hosts", app_id)
+    async def register_host(self, host_id: str, record: dict[str, Any]) -> None:
+        await self._save(f"host:{host_id}", record)
+        await self._add_to_index("hosts", host_id)
 
     async def list_hosts(self) -> list[dict[str, Any]]:
         ids, _ = await self._get("hosts")
         out = []
-        for app_id in ids or []:
-            data, _ = await self._get(f"host:{app_id}")
+        for host_id in ids or []:
+            data, _ = await self._get(f"host:{host_id}")
             if data is not None:
                 out.append(data)
         return out

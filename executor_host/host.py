@@ -58,6 +58,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
             ]
         return HostRecord(
             app_id=settings.app_id,
+            host_id=settings.host_id,
             pool=settings.pool,
             labels=dict(settings.labels),
             workflows=served,
@@ -71,9 +72,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
         settings = await resolve_app_id(settings)
         client = DaprClient()
         store = RunStore(client, settings.state_store, settings.namespace)
-        bus = Bus(client, settings.pubsub, settings.app_id, settings.namespace)
+        bus = Bus(client, settings.pubsub, settings.host_id, settings.namespace)
         deps = ExecutorDeps(
-            app_id=settings.app_id,
+            host_id=settings.host_id,
             store=store,
             registry=registry,
             instances=RunInstances(registry),
@@ -84,17 +85,17 @@ def create_app(config: Settings | None = None) -> FastAPI:
         await actors.register_actor(
             cls, actor_factory=lambda ctx, actor_id: cls(ctx, actor_id, deps)
         )
-        await store.register_host(settings.app_id, host_record().model_dump(mode="json"))
+        await store.register_host(settings.host_id, host_record().model_dump(mode="json"))
 
         async def heartbeat() -> None:
             while True:
                 await asyncio.sleep(settings.heartbeat_s)
                 try:
                     await store.register_host(
-                        settings.app_id, host_record().model_dump(mode="json")
+                        settings.host_id, host_record().model_dump(mode="json")
                     )
                 except StoreError as exc:
-                    log.warning("heartbeat of %s failed: %s", settings.app_id, exc)
+                    log.warning("heartbeat of %s failed: %s", settings.host_id, exc)
 
         beat = asyncio.create_task(heartbeat())
         services["invoker"] = ActorInvoker()

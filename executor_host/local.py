@@ -72,9 +72,10 @@ class LocalDeployment:
             **extra,
         }
 
-    def _app(self, app_id: str, module: str, port: int, **env: str) -> AppSpec:
+    def _app(self, app_id: str, module: str, port: int, instance: str = "", **env: str) -> AppSpec:
         return AppSpec(
             app_id=app_id,
+            instance=instance,
             app_dir=REPO_ROOT,
             command=(
                 sys.executable,
@@ -99,12 +100,21 @@ class LocalDeployment:
         self.host_ids = []
         labels = ",".join(f"{k}={v}" for k, v in self.labels.items())
         for pool, replicas in self.pools.items():
+            # the replicas of a pool are one app (one app id, so one consumer group on
+            # the broker and competing consumers), as on Kubernetes; each has its own
+            # host id
             for i in range(1, replicas + 1):
-                app_id = f"superstep-{pool}-{i}"
-                self.host_ids.append(app_id)
+                host_id = f"superstep-{pool}-{i}"
+                self.host_ids.append(host_id)
                 apps.append(
                     self._app(
-                        app_id, "host", free_port(), SUPERSTEP_POOL=pool, SUPERSTEP_LABELS=labels
+                        f"superstep-{pool}",
+                        "host",
+                        free_port(),
+                        instance=host_id,
+                        SUPERSTEP_POOL=pool,
+                        SUPERSTEP_LABELS=labels,
+                        SUPERSTEP_HOST_ID=host_id,
                     )
                 )
         return apps
@@ -113,15 +123,15 @@ class LocalDeployment:
         self.topology = Topology(self.specs(), sink=self.sink, faults=self.faults)
         await self.topology.start()
 
-    async def kill(self, app_id: str) -> None:
+    async def kill(self, host_id: str) -> None:
         """SIGKILL one app process (its sidecar notices, as with a crash)."""
         assert self.topology is not None
-        await self.topology.kill_app(app_id)
+        await self.topology.kill_app(host_id)
 
-    async def restart(self, app_id: str) -> None:
+    async def restart(self, host_id: str) -> None:
         """Start a killed app again (its sidecar is still up)."""
         assert self.topology is not None
-        await self.topology.restart_app(app_id)
+        await self.topology.restart_app(host_id)
 
     async def stop(self) -> None:
         if self.topology is not None:

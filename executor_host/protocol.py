@@ -113,7 +113,7 @@ class ResultEnvelope(_Envelope):
     epoch: int = Field(ge=1)
     superstep: int = Field(ge=1)
     executor_id: str
-    host: str = Field(description="app id of the host that executed it")
+    host: str = Field(description="host id of the replica that executed it")
     result: dict[str, Any] = Field(description="runtime.engine.ActivationResult.to_json()")
 
     def event_id(self) -> str:
@@ -125,7 +125,10 @@ class HostRecord(_Envelope):
 
     kind: Literal["host"] = "host"
     v: Literal[1] = 1
-    app_id: str
+    app_id: str = Field(description="Dapr app id (shared by the replicas of one app)")
+    host_id: str = Field(
+        default="", description="this replica's own name (the app id when it runs alone)"
+    )
     pool: str
     labels: dict[str, str] = Field(default_factory=dict)
     workflows: dict[str, list[str]] = Field(

@@ -40,6 +40,15 @@ class AppSpec:
     grpc_port: int = 0
     env: Mapping[str, str] = field(default_factory=_empty)
     resources_paths: tuple[Path, ...] = ()
+    instance: str = ""
+    """A replica's own name when several apps share ``app_id`` (replicas of one app,
+    as on Kubernetes); empty for the usual one app per id."""
+
+    @property
+    def name(self) -> str:
+        """What the launcher calls this app (its logs, kill/restart): the instance
+        name of a replica, else the app id."""
+        return self.instance or self.app_id
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,9 @@ class Topology:
         self.sidecars: dict[str, Sidecar] = {}
         self.processes: dict[str, AppProcess] = {}
 
-    def sidecar(self, app_id: str) -> Sidecar:
-        return self.sidecars[app_id]
+    def sidecar(self, name: str) -> Sidecar:
+        """The sidecar of an app (by app id, or by instance name for a replica)."""
+        return self.sidecars[name]
 
     def app_env(self, spec: AppSpec, sidecar: Sidecar) -> dict[str, str]:
         env = dict(os.environ)
@@ -91,26 +92,26 @@ class Topology:
                 )
                 sidecar = Sidecar(options, self.cluster)
                 await sidecar.start()
-                self.sidecars[spec.app_id] = sidecar
+                self.sidecars[spec.name] = sidecar
             for spec in self.apps:
                 if spec.command:
                     process = AppProcess(
-                        spec.app_id,
+                        spec.name,
                         spec.command,
                         spec.app_dir,
-                        self.app_env(spec, self.sidecars[spec.app_id]),
+                        self.app_env(spec, self.sidecars[spec.name]),
                         sink=self.sink,
                     )
                     await process.start()
-                    self.processes[spec.app_id] = process
+                    self.processes[spec.name] = process
             await asyncio.gather(*(self._wait_ready(spec) for spec in self.apps))
         except BaseException:
             await self.stop()
             raise
 
     async def _wait_ready(self, spec: AppSpec) -> None:
-        sidecar = self.sidecars[spec.app_id]
-        process = self.processes.get(spec.app_id)
+        sidecar = self.sidecars[spec.name]
+        process = self.processes.get(spec.name)
         ready = asyncio.create_task(sidecar.wait_ready(self.startup_timeout))
         if process is None:
             await ready
@@ -121,7 +122,7 @@ class Topology:
             ready.cancel()
             await asyncio.gather(ready, return_exceptions=True)
             raise StartupError(
-                f"app {spec.app_id!r} exited with code {exited.result()} during start-up",
+                f"app {spec.name!r} exited with code {exited.result()} during start-up",
                 log_tail=tuple(process.tail),
             )
         exited.cancel()
@@ -131,17 +132,17 @@ class Topology:
         except StartupError as exc:
             raise StartupError(str(exc), log_tail=tuple(process.tail)) from exc
 
-    async def kill_app(self, app_id: str) -> None:
+    async def kill_app(self, name: str) -> None:
         """SIGKILL an app process (its sidecar stays up and notices, like a crash)."""
-        await self.processes[app_id].kill()
+        await self.processes[name].kill()
 
-    async def restart_app(self, app_id: str) -> None:
+    async def restart_app(self, name: str) -> None:
         """Start a killed or stopped app again with the same environment."""
-        await self.processes[app_id].start()
+        await self.processes[name].start()
 
     async def wait_any_exit(self) -> str:
-        """Return the id of the first app process that exits."""
-        waits = {asyncio.create_task(p.wait()): app_id for app_id, p in self.processes.items()}
+        """Return the name of the first app process that exits."""
+        waits = {asyncio.create_task(p.wait()): name for name, p in self.processes.items()}
         if not waits:
             await asyncio.Event().wait()
         done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -196,6 +196,9 @@ def test_pool_deployments_set_their_pool() -> None:
         pool = env.get("SUPERSTEP_POOL")
         assert pool, f"{dep['metadata']['name']} sets no SUPERSTEP_POOL"
         assert _annotations(dep)["dapr.io/app-id"] == f"superstep-executor-{pool}"
+        # replicas share the app id; each records itself under its pod name
+        host_id = next(e for e in _container(dep)["env"] if e["name"] == "SUPERSTEP_HOST_ID")
+        assert host_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     apis = [d for d in _deployments() if not _is_pool(d)]
     assert len(apis) == 1
     assert "SUPERSTEP_POOL" not in _env(_container(apis[0]))
