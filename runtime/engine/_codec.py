@@ -20,8 +20,9 @@ import dataclasses
 import enum
 import hashlib
 import json
+import json.encoder
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from runtime.errors import CodecError
@@ -29,6 +30,7 @@ from runtime.errors import CodecError
 __all__ = ["JsonCodec", "canonical_json", "digest", "type_tag"]
 
 _PRIMITIVES = (str, int, bool, type(None))
+_PRIMITIVE_SET = frozenset(_PRIMITIVES)
 
 
 def type_tag(cls: type) -> str:
@@ -40,9 +42,31 @@ _CANONICAL = json.JSONEncoder(
 )
 
 
+def _not_json(o: Any) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+# The C encoder ``_CANONICAL.encode`` builds on every call, made once: the same text
+# without the per-call set-up (a few microseconds, most of the cost for small data).
+# No circular-reference bookkeeping: encoded data is a tree (a cycle would recurse
+# forever in ``JsonCodec.encode`` first); a cycle shows as ``RecursionError``.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encode_basestring: Any = getattr(json.encoder, "c_encode_basestring", None)
+_CANONICAL_C: Callable[[Any, int], Any] | None = (
+    _c_make_encoder(None, _not_json, _c_encode_basestring, None, ":", ",", True, False, False)
+    if _c_make_encoder is not None and _c_encode_basestring is not None
+    else None
+)
+
+
 def canonical_json(data: Any) -> str:
     """The canonical JSON text of encoded data: sorted keys, no spaces."""
-    return _CANONICAL.encode(data)
+    if _CANONICAL_C is None:  # pragma: no cover - CPython always has the C encoder
+        return _CANONICAL.encode(data)
+    try:
+        return "".join(_CANONICAL_C(data, 0))
+    except RecursionError as exc:
+        raise ValueError("Circular reference detected") from exc
 
 
 def digest(*parts: str) -> str:
@@ -61,6 +85,10 @@ class JsonCodec:
         self._by_tag: dict[str, type] = {}
         self._by_type: dict[type, str] = {}
         self._adapters: dict[type, Any] = {}
+        # per registered type, the pydantic-core serializer / validator call, taken from
+        # the adapter once it is complete (skips the TypeAdapter wrapper on every message)
+        self._dumpers: dict[type, Callable[..., Any]] = {}
+        self._loaders: dict[type, Callable[[Any], Any]] = {}
         for t in types:
             self.register(t)
 
@@ -104,6 +132,8 @@ class JsonCodec:
                 raise CodecError(f"{value!r} is not valid JSON (NaN and infinities are not)")
             return value
         if t is list or t is tuple:
+            if _all_primitive(value):
+                return list(value)
             return [self.encode(v) for v in value]
         if t is dict:
             out: dict[str, Any] = {}
@@ -124,7 +154,10 @@ class JsonCodec:
                 "lists and string-keyed dicts can cross the codec."
             )
         try:
-            encoded = self._adapter(t).dump_python(value, mode="json")
+            dump = self._dumpers.get(t)
+            if dump is None:
+                dump = self._core_call(t, "serializer", "to_python", self._dumpers)
+            encoded = dump(value, mode="json")
         except Exception as exc:
             raise CodecError(f"cannot encode {tag}: {exc}") from exc
         return {"$type": tag, "$value": encoded}
@@ -139,6 +172,8 @@ class JsonCodec:
                 raise CodecError(f"{data!r} is not valid JSON (NaN and infinities are not)")
             return data
         if t is list:
+            if _all_primitive(data):
+                return list(data)
             return [self.decode(v) for v in data]
         if t is dict:
             tag = data.get("$type")
@@ -151,7 +186,10 @@ class JsonCodec:
                         "this side too"
                     )
                 try:
-                    return self._adapter(cls).validate_python(data.get("$value"))
+                    load = self._loaders.get(cls)
+                    if load is None:
+                        load = self._core_call(cls, "validator", "validate_python", self._loaders)
+                    return load(data.get("$value"))
                 except Exception as exc:
                     raise CodecError(f"cannot decode {tag}: {exc}") from exc
             inner = data.get("$dict")
@@ -164,6 +202,26 @@ class JsonCodec:
 
     def roundtrip(self, value: Any) -> Any:
         return self.decode(self.encode(value))
+
+    def _core_call(
+        self, cls: type, part: str, method: str, cache: dict[type, Callable[..., Any]]
+    ) -> Callable[..., Any]:
+        """The pydantic-core ``method`` of ``cls``'s adapter (``serializer.to_python``,
+        ``validator.validate_python``): what ``TypeAdapter.dump_python`` and
+        ``validate_python`` call with these defaults. Cached once the adapter is
+        complete; an adapter still waiting for a forward reference is asked each time
+        (its mock rebuilds it on use)."""
+        adapter = self._adapter(cls)
+        call: Callable[..., Any] = getattr(getattr(adapter, part), method)
+        if getattr(adapter, "pydantic_complete", False):
+            cache[cls] = call
+        return call
+
+
+def _all_primitive(items: list[Any] | tuple[Any, ...]) -> bool:
+    """Are all items ``str``, ``int``, ``bool`` or ``None`` (which cross the codec
+    unchanged)? One pass in C over the element types, not a call per element."""
+    return _PRIMITIVE_SET.issuperset(map(type, items))
 
 
 def _is_model(cls: type) -> bool:

@@ -346,3 +346,32 @@ def test_digest_is_pinned() -> None:
 def test_decode_of_a_non_string_tag_is_a_codec_error(tag: Any) -> None:
     with pytest.raises(CodecError, match="unknown message type"):
         _codec().decode({"$type": tag, "$value": {}})
+
+
+def test_canonical_json_refuses_what_json_refuses() -> None:
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    with pytest.raises(ValueError, match="Circular reference"):
+        canonical_json(cyclic)
+    with pytest.raises(ValueError, match="Out of range float"):
+        canonical_json([float("nan")])
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        canonical_json({"a": object()})
+    assert canonical_json("\x00é") == '"\\u0000é"'
+
+
+@pytest.mark.parametrize(
+    "items", [[], ["a", "b"], [1, True, None, "x"], ("a", 1), [1, 2.5], [1, float("inf")]]
+)
+def test_lists_of_primitives_cross_as_new_lists(items: list[Any] | tuple[Any, ...]) -> None:
+    codec = _codec()
+    if any(isinstance(v, float) and v == float("inf") for v in items):
+        with pytest.raises(CodecError):
+            codec.encode(items)
+        with pytest.raises(CodecError):
+            codec.decode(list(items))
+        return
+    encoded = codec.encode(items)
+    assert encoded == list(items) and type(encoded) is list and encoded is not items
+    decoded = codec.decode(encoded)
+    assert decoded == encoded and decoded is not encoded
