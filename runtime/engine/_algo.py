@@ -8,7 +8,7 @@ responses. No I/O, no clocks, no mutation of arguments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -166,12 +166,26 @@ def cancel(run_state: RunState) -> RunState:
     )
 
 
-def _sort_key(graph: Graph, m: Message) -> tuple[int, int, int, int]:
-    if m.kind is MessageKind.FAN_IN:
-        return (2, m.group, m.superstep, m.seq)
-    if m.source in (INPUT_SOURCE, RESPONSE_SOURCE):
-        return (0, 0, m.superstep, m.seq)
-    return (1, graph.index_of(m.source), m.superstep, m.seq)
+_FAN_IN = MessageKind.FAN_IN
+_EXTERNAL = (INPUT_SOURCE, RESPONSE_SOURCE)
+
+
+def _canonical_key(graph: Graph) -> Callable[[Message], tuple[int, int, int, int]]:
+    """The sort key of the canonical order among one target's messages: external
+    inputs first, then (sender's position in the executor order, superstep sent,
+    send sequence), then fan-in lists by group order."""
+    nodes = graph.nodes
+
+    def key(m: Message) -> tuple[int, int, int, int]:
+        if m.kind is _FAN_IN:
+            return (2, m.group, m.superstep, m.seq)
+        source = m.source
+        if source in _EXTERNAL:
+            return (0, 0, m.superstep, m.seq)
+        node = nodes.get(source)
+        return (1, node.index if node is not None else -1, m.superstep, m.seq)
+
+    return key
 
 
 def plan(run_state: RunState, graph: Graph, *, timestamp: float) -> tuple[Activation, ...]:
@@ -187,11 +201,12 @@ def plan(run_state: RunState, graph: Graph, *, timestamp: float) -> tuple[Activa
     for m in run_state.inbox:
         by_target.setdefault(m.target, []).append(m)
     k = run_state.superstep + 1
+    key = _canonical_key(graph)
     out: list[Activation] = []
     for target in sorted(by_target, key=graph.index_of):
         msgs = by_target[target]
         if len(msgs) > 1:
-            msgs.sort(key=lambda m: _sort_key(graph, m))
+            msgs.sort(key=key)
         out.append(
             Activation(
                 run_id=run_state.run_id,
@@ -210,23 +225,36 @@ def derive_seed(run_seed: int, superstep: int, executor_id: str) -> int:
     return int(digest(str(run_seed), str(superstep), executor_id)[:16], 16)
 
 
+_INLINE_PAYLOAD = 256
+"""Payloads whose canonical JSON is at most this long enter a message digest as text;
+longer ones as ``#`` + the digest of the text (a shared payload is hashed once)."""
+
+
+def _payload_part(data: Any) -> str:
+    text = canonical_json(data)
+    # "#" never starts JSON text, so a hashed payload cannot pass for an inline one
+    return text if len(text) <= _INLINE_PAYLOAD else "#" + digest(text)
+
+
 def message_digest(m: Message, _memo: dict[int, str] | None = None) -> str:
     """Digest of a message's identity and content, independent of the superstep number:
-    the digest of (source, target, send sequence, kind, request id, digest of the
-    payload's canonical JSON).
+    the digest of (source, target, send sequence, kind, request id, payload), where
+    the payload is its canonical JSON, or ``#`` + that text's digest when it is longer
+    than 256 characters. One hash per small message.
 
-    ``_memo`` (id of data -> payload digest) lets a caller that digests many messages
+    ``_memo`` (id of data -> payload part) lets a caller that digests many messages
     sharing one payload (a fan-out) serialise and hash it once.
     """
     if _memo is None:
-        payload = digest(canonical_json(m.data))
+        payload = _payload_part(m.data)
     else:
         key = id(m.data)
         cached = _memo.get(key)
-        payload = (
-            cached if cached is not None else _memo.setdefault(key, digest(canonical_json(m.data)))
-        )
-    return digest(m.source, m.target, str(m.seq), m.kind.value, m.request_id or "", payload)
+        if cached is None:
+            cached = _memo[key] = _payload_part(m.data)
+        payload = cached
+    # MessageKind is a StrEnum: the member joins as its value
+    return digest(m.source, m.target, str(m.seq), m.kind, m.request_id or "", payload)
 
 
 def commit(

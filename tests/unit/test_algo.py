@@ -1193,3 +1193,28 @@ def test_any_malformed_checkpoint_is_a_checkpoint_error(
     corrupt(d)
     with pytest.raises(CheckpointError, match="malformed"):
         Checkpoint.from_json(d)
+
+
+# -- message digests ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 200, 5000])
+def test_message_digest_covers_identity_and_payload_of_any_size(size: int) -> None:
+    from runtime.engine import message_digest
+
+    data = {"text": "x" * size}
+    m = Message("a", "b", data, 1, 0)
+    same = Message("a", "b", {"text": "x" * size}, 7, 0)  # the superstep is not part of it
+    assert message_digest(m) == message_digest(same)
+    memo: dict[int, str] = {}
+    assert message_digest(m, memo) == message_digest(m) == message_digest(m, memo)
+    others = [
+        Message("a", "b", {"text": "x" * size + "y"}, 1, 0),
+        Message("a", "c", data, 1, 0),
+        Message("c", "b", data, 1, 0),
+        Message("a", "b", data, 1, 1),
+        Message("a", "b", data, 1, 0, kind=MessageKind.RESPONSE, request_id="r"),
+        Message("a", "b", data, 1, 0, kind=MessageKind.RESPONSE, request_id="s"),
+    ]
+    digests = {message_digest(o) for o in others} | {message_digest(m)}
+    assert len(digests) == len(others) + 1
