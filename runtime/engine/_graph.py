@@ -122,6 +122,11 @@ class ExecutorNode:
         per_type = not any(depends_on_value(t) for t in self.input_types)
         object.__setattr__(self, "_per_type", per_type)
 
+    @property
+    def per_type(self) -> bool:
+        """Whether matching a value depends only on its type (no ``Literal`` handler)."""
+        return self._per_type
+
     def accepts(self, value: Any) -> bool:
         """Does some handler of this executor take ``value``?"""
         t = type(value)
@@ -246,6 +251,10 @@ class Graph:
     by_pair: Mapping[tuple[str, str], tuple[EdgeGroup, ...]] = field(init=False)
     """(source, target) -> the edge groups that could carry a message between them."""
     signature: str = field(init=False)
+    routes: dict[tuple[str, str | None, type], Any] = field(
+        init=False, default_factory=dict, compare=False, repr=False
+    )
+    """Routing results that depend only on the sent value's type (``route`` fills it)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", {n.id: n for n in self.executors})

@@ -6,6 +6,7 @@ from typing import Any
 
 from runtime.engine._graph import (
     Edge,
+    EdgeGroup,
     FanInGroup,
     FanOutGroup,
     Graph,
@@ -16,9 +17,12 @@ from runtime.engine._graph import (
 __all__ = ["route"]
 
 
-def route(
-    graph: Graph, source: str, value: Any, target_id: str | None
-) -> tuple[tuple[tuple[str, int], ...], str | None]:
+Route = tuple[tuple[tuple[str, int], ...], str | None]
+
+_CONTAINERS = (list, dict, tuple, set, frozenset)
+
+
+def route(graph: Graph, source: str, value: Any, target_id: str | None) -> Route:
     """Route ``value`` sent by ``source`` (optionally to ``target_id``).
 
     Returns the (target, edge group index) deliveries in edge-group order and,
@@ -26,14 +30,51 @@ def route(
     evaluated in the order they were added; conditions and selectors are called
     with the sent value.
     """
-    nodes = graph.nodes
-    out: list[tuple[str, int]] = []
-    considered = False
+    t = type(value)
+    key = (source, target_id, t)
+    cached: Route | None = graph.routes.get(key)
+    if cached is not None:
+        return cached
     groups = (
         graph.by_source.get(source, ())
         if target_id is None
         else graph.by_pair.get((source, target_id), ())
     )
+    result = _route(graph, source, value, target_id, groups)
+    if t not in _CONTAINERS and _depends_on_type_only(graph, groups):
+        graph.routes[key] = result
+    return result
+
+
+def _depends_on_type_only(graph: Graph, groups: tuple[EdgeGroup, ...]) -> bool:
+    """Is the route through ``groups`` the same for every value of one (non-container)
+    type? Yes when no group calls a function of the value (condition, switch, selector)
+    and every target's handler match is cacheable per type (no ``Literal``)."""
+    nodes = graph.nodes
+    for g in groups:
+        if isinstance(g, Edge):
+            if g.condition is not None:
+                return False
+        elif isinstance(g, FanOutGroup):
+            if g.selection is not None:
+                return False
+        elif not isinstance(g, FanInGroup):
+            return False
+        if not all(nodes[target].per_type for target in g.targets):
+            return False
+    return True
+
+
+def _route(
+    graph: Graph,
+    source: str,
+    value: Any,
+    target_id: str | None,
+    groups: tuple[EdgeGroup, ...],
+) -> Route:
+    nodes = graph.nodes
+    out: list[tuple[str, int]] = []
+    considered = False
     for g in groups:
         if isinstance(g, Edge):
             if target_id is not None and target_id != g.target:

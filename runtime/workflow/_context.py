@@ -125,7 +125,7 @@ class WorkflowContext(Generic[OutT, W_OutT]):
         if target_id is not None and target_id not in self._graph.nodes:
             raise ValueError(f"send_message: unknown target_id {target_id!r}")
         data = self._codec.encode(message)
-        deliveries, reason = route(self._graph, self.executor_id, message, target_id)
+        deliveries, reason = route(self._graph, self._activation.executor_id, message, target_id)
         self._sent.append(SentMessage(len(self._sent), data, deliveries, target_id, reason))
 
     async def yield_output(self, output: W_OutT) -> None:

@@ -371,3 +371,29 @@ def test_literal_handler_types_are_matched_by_value_not_by_type() -> None:
     assert route(g, "a", "yes", None) == ((("yes", 0),), None)
     assert route(g, "a", "n", None) == ((("agg", 1),), None)
     assert route(g, "a", "maybe", None)[0] == ()
+
+
+def test_route_by_type_only_is_remembered_per_source_target_and_type() -> None:
+    g = _graph(
+        [("a", ANY), ("b", INT), ("c", ANY)],
+        [Edge(0, "a", "b"), Edge(1, "a", "c")],
+    )
+    assert route(g, "a", 1, None) == ((("b", 0), ("c", 1)), None)
+    assert route(g, "a", "s", None) == ((("c", 1),), None)
+    assert route(g, "a", 2, "c") == ((("c", 1),), None)
+    assert route(g, "a", 3, None) == ((("b", 0), ("c", 1)), None)
+    assert set(g.routes) == {("a", None, int), ("a", None, str), ("a", "c", int)}
+
+
+def test_routes_through_value_functions_or_of_containers_are_not_remembered() -> None:
+    g = _graph(
+        [("a", ANY), ("b", INT), ("c", (list[int], list[str]))],
+        [Edge(0, "a", "b", _is_even), Edge(1, "a", "c")],
+    )
+    assert route(g, "a", 2, "b") == ((("b", 0),), None)
+    assert route(g, "a", 3, "b")[0] == ()
+    assert route(g, "a", [1], "c") == ((("c", 1),), None)
+    assert route(g, "a", [1.5], "c")[0] == ()
+    assert route(g, "a", ["s"], "c") == ((("c", 1),), None)
+    assert ("a", "b", int) not in g.routes
+    assert ("a", "c", list) not in g.routes
