@@ -4,6 +4,7 @@ each with its sidecar; calls go through HTTP and the SDK's ``ActorProxy``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
@@ -38,9 +39,11 @@ spec:
 """
 
 
-def _topology(resources: Path, idle: str = "3600") -> Topology:
+def _topology(
+    resources: Path, idle: str = "3600", app_ids: tuple[str, ...] = ("host-a", "host-b")
+) -> Topology:
     apps = []
-    for app_id in ("host-a", "host-b"):
+    for app_id in app_ids:
         port = free_port()
         command = (
             sys.executable, "-m", "uvicorn", "tests.sidecar.apps.actor_app:app",
@@ -205,4 +208,53 @@ def test_reminders_persist_and_move_to_the_survivor_when_an_app_dies(
         )
         assert non_hosted.status_code == 403
     finally:
+        bg.run(topology.stop())
+
+
+def test_reminder_and_actor_calls_come_back_after_the_app_restarts(
+    bg: BackgroundLoop, resources: Path, uid: str
+) -> None:
+    # One host only: while its process is dead no other app can take the reminder over,
+    # so a fire after the restart can only come from the restarted process (§4.6).
+    topology = _topology(resources, app_ids=("host-solo",))
+    bg.run(topology.start())
+    name = f"r-{uid}"
+    try:
+        assert _call(topology, "host-solo", uid, "Incr", 2).json() == 2
+        first_pid = _call(topology, "host-solo", uid, "WhoAmI").json()["pid"]
+        assert _call(topology, "host-solo", uid, "Remind", {"name": name}).status_code == 200
+        wait_until(
+            lambda: any(e.get("name") == name for e in _debug(topology, "host-solo")["events"]),
+            what="reminder fired before the kill",
+        )
+
+        bg.run(topology.kill_app("host-solo"))
+        sidecar = topology.sidecar("host-solo")
+        wait_until(  # left placement: nobody hosts Counter now
+            lambda: not sidecar.app_healthy and sidecar.actors.host is None,
+            what="the sidecar noticed the dead app and left placement",
+        )
+        bg.run(topology.restart_app("host-solo"))
+
+        def fired_after_restart() -> bool:
+            try:
+                seen = _debug(topology, "host-solo")
+            except httpx.TransportError:  # the new process is still starting
+                return False
+            return seen["pid"] != first_pid and any(e.get("name") == name for e in seen["events"])
+
+        wait_until(fired_after_restart, within=20, what="reminder fired in the restarted app")
+        again = _call(topology, "host-solo", uid, "Incr", 3)
+        assert again.status_code == 200 and again.json() == 5  # state kept in the store
+        who = _call(topology, "host-solo", uid, "WhoAmI").json()
+        assert who["pid"] != first_pid
+        reminder = httpx.get(
+            f"{_url(topology, 'host-solo')}/actors/Counter/{uid}/reminders/{name}", timeout=5
+        )
+        assert reminder.status_code == 200 and reminder.json()["actorID"] == uid
+    finally:
+        with contextlib.suppress(httpx.HTTPError):  # leave no reminder for later topologies
+            httpx.delete(
+                f"{_url(topology, 'host-solo')}/actors/Counter/{uid}/reminders/{name}", timeout=5
+            )
         bg.run(topology.stop())
