@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import itertools
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -71,7 +72,8 @@ def is_instance_of(value: Any, annotation: Any) -> bool:
         if elem is Any or elem is object:
             return True
         if isinstance(elem, type) and get_origin(elem) is None and elem is not float:
-            return all(isinstance(v, elem) for v in value)  # the common case, without recursion
+            # the common case, without recursion and in one C loop
+            return all(map(isinstance, value, itertools.repeat(elem)))
         return all(is_instance_of(v, elem) for v in value)
     if origin is tuple:
         if not isinstance(value, tuple):
