@@ -267,6 +267,21 @@ class SentMessage:
     target_id: str | None = None
     drop_reason: str | None = None
 
+    def __init__(
+        self,
+        seq: int,
+        data: Any,
+        deliveries: tuple[tuple[str, int], ...],
+        target_id: str | None = None,
+        drop_reason: str | None = None,
+    ) -> None:
+        s = _SENT_SLOTS  # one per send_message: see Message.__init__
+        s[0](self, seq)
+        s[1](self, data)
+        s[2](self, deliveries)
+        s[3](self, target_id)
+        s[4](self, drop_reason)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
@@ -285,6 +300,9 @@ class SentMessage:
             d.get("target_id"),
             d.get("drop_reason"),
         )
+
+
+_SENT_SLOTS = _slot_setters(SentMessage)
 
 
 @dataclass(frozen=True, slots=True)

@@ -324,8 +324,12 @@ class Executor:
             for h in self._response_handlers
         )
 
-    async def _call(self, spec: HandlerSpec, value: Any, ctx: WorkflowContext[Any, Any]) -> None:
-        await spec.func(self, value, ctx)
+    def _call(
+        self, spec: HandlerSpec, value: Any, ctx: WorkflowContext[Any, Any]
+    ) -> Awaitable[None]:
+        """The handler's coroutine for ``value`` (returned, not awaited here: one
+        coroutine per message instead of two)."""
+        return spec.func(self, value, ctx)
 
     # -- snapshots ------------------------------------------------------------------
     async def on_checkpoint_save(self) -> dict[str, Any]:
@@ -393,8 +397,10 @@ class FunctionExecutor(Executor):
     def kind(self) -> str:
         return f"{self._func.__module__}.{self._func.__qualname__}"
 
-    async def _call(self, spec: HandlerSpec, value: Any, ctx: WorkflowContext[Any, Any]) -> None:
-        await self._func(value, ctx)
+    def _call(
+        self, spec: HandlerSpec, value: Any, ctx: WorkflowContext[Any, Any]
+    ) -> Awaitable[None]:
+        return self._func(value, ctx)
 
 
 @overload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from runtime.engine import ExecutorPolicy, Placement, RunStatus
@@ -66,8 +67,10 @@ class WorkflowExecutor(Executor):
     def kind(self) -> str:
         return f"subworkflow:{self.workflow.name}"
 
-    async def _call(self, spec: HandlerSpec, value: Any, ctx: WorkflowContext[Any, Any]) -> None:
-        await _run_subworkflow(self, value, ctx)
+    def _call(
+        self, spec: HandlerSpec, value: Any, ctx: WorkflowContext[Any, Any]
+    ) -> Awaitable[None]:
+        return _run_subworkflow(self, value, ctx)
 
 
 async def _run_subworkflow(
