@@ -30,9 +30,10 @@ from sidecar.api.grpc_api import DaprGrpcApi, TokenInterceptor
 from sidecar.api.http_app import build_http_app
 from sidecar.app_channel import AppChannel, AppUnreachable
 from sidecar.cluster import Cluster
-from sidecar.errors import ApiError, ResourceError, StartupError
+from sidecar.errors import ApiError, BrokerError, ResourceError, StartupError, StoreError
 from sidecar.faults import FaultPlan, FaultyStore, faulty_handler
-from sidecar.pubsub import BoundBroker, Handler, PubSubService, open_broker
+from sidecar.pubsub import BoundBroker, Broker, Handler, PubSubService, open_broker
+from sidecar.resiliency import OutboundPolicy, ResilientBroker, ResilientStore
 from sidecar.resources import Resources, Subscription, load_resources, subscription_from_json
 from sidecar.state import BoundStore, StateService, StateStore, bind_store, open_state_store
 
@@ -132,14 +133,22 @@ class Sidecar:
         faults = self.options.faults
         try:
             for comp in resources.components:
+                outbound = resources.outbound(comp.name, comp.category)
                 if comp.category == "state":
                     store: StateStore = open_state_store(comp)
                     if faults is not None:
                         store = FaultyStore(store, faults.state, faults.rng(self.app_id, "state"))
+                    if outbound:
+                        policy = OutboundPolicy(comp.name, outbound, StoreError)
+                        store = ResilientStore(store, policy)
                     await store.start()
                     stores[comp.name] = bind_store(comp, store, self.app_id)
                 elif comp.category == "pubsub":
-                    broker = open_broker(comp, self.app_id)
+                    broker: Broker = open_broker(comp, self.app_id)
+                    if outbound:
+                        broker = ResilientBroker(
+                            broker, OutboundPolicy(comp.name, outbound, BrokerError)
+                        )
                     await broker.start()
                     brokers[comp.name] = BoundBroker(comp, broker)
         except Exception as exc:

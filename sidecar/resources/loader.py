@@ -19,9 +19,12 @@ import yaml
 
 from sidecar.durations import parse_go_duration
 from sidecar.errors import ResourceError
+from sidecar.pubsub.cel import CelError, compile_expression
 from sidecar.resources.model import (
     SUPPORTED_COMPONENTS,
+    CircuitBreakerPolicy,
     Component,
+    PolicyNames,
     Resiliency,
     Resources,
     RetryPolicy,
@@ -292,37 +295,75 @@ def _retry(name: str, raw: object, where: str) -> RetryPolicy:
     policy = str(spec.get("policy", "constant"))
     if policy not in ("constant", "exponential"):
         raise ResourceError(where, f"{field}.policy", "must be constant or exponential")
-    try:
-        max_retries = int(spec.get("maxRetries", -1))
-    except (TypeError, ValueError):
-        raise ResourceError(where, f"{field}.maxRetries", "must be an integer") from None
     return RetryPolicy(
         name=name,
         policy=policy,
         duration=_duration(spec.get("duration", "5s"), where, f"{field}.duration"),
         max_interval=_duration(spec.get("maxInterval", "60s"), where, f"{field}.maxInterval"),
-        max_retries=max_retries,
+        max_retries=_integer(spec, "maxRetries", -1, where, field),
     )
 
 
+def _integer(spec: Mapping[str, Any], key: str, default: int, where: str, field: str) -> int:
+    try:
+        return int(spec.get(key, default))
+    except (TypeError, ValueError):
+        raise ResourceError(where, f"{field}.{key}", "must be an integer") from None
+
+
+def _circuit_breaker(name: str, raw: object, where: str) -> CircuitBreakerPolicy:
+    field = f"spec.policies.circuitBreakers.{name}"
+    spec = _mapping(raw, where, field)
+    trip = str(spec.get("trip", "consecutiveFailures > 5"))
+    try:
+        compile_expression(trip)
+    except CelError as exc:
+        raise ResourceError(where, f"{field}.trip", str(exc)) from None
+    return CircuitBreakerPolicy(
+        name=name,
+        max_requests=max(1, _integer(spec, "maxRequests", 1, where, field)),
+        interval=_duration(spec.get("interval", "0s"), where, f"{field}.interval"),
+        timeout=_duration(spec.get("timeout", "60s"), where, f"{field}.timeout"),
+        trip=trip,
+    )
+
+
+#: policy kind in a target -> section of spec.policies that must define the name
+_TARGET_KEYS = (
+    ("timeout", "timeouts"),
+    ("retry", "retries"),
+    ("circuitBreaker", "circuitBreakers"),
+)
+
+
 def _targets(
-    components: Mapping[str, Any], direction: str, where: str, retries: Iterable[str]
-) -> dict[str, str]:
-    out: dict[str, str] = {}
-    known = set(retries)
+    components: Mapping[str, Any],
+    direction: str,
+    where: str,
+    policies: Mapping[str, Iterable[str]],
+) -> dict[str, PolicyNames]:
+    """``{component: names}`` for every component listed; unknown policy names fail."""
+    out: dict[str, PolicyNames] = {}
     for comp, raw in components.items():
         spec = _mapping(raw, where, f"spec.targets.components.{comp}")
         side = _mapping(spec.get(direction), where, f"spec.targets.components.{comp}.{direction}")
-        retry = side.get("retry")
-        if retry is None:
-            continue
-        if retry not in known:
-            raise ResourceError(
-                where,
-                f"spec.targets.components.{comp}.{direction}.retry",
-                f"no retry policy named {retry!r}",
-            )
-        out[str(comp)] = str(retry)
+        names: dict[str, str] = {}
+        for key, section in _TARGET_KEYS:
+            value = side.get(key)
+            if value is None:
+                continue
+            if value not in set(policies[section]):
+                raise ResourceError(
+                    where,
+                    f"spec.targets.components.{comp}.{direction}.{key}",
+                    f"no {key} policy named {value!r}",
+                )
+            names[key] = str(value)
+        out[str(comp)] = PolicyNames(
+            timeout=names.get("timeout", ""),
+            retry=names.get("retry", ""),
+            circuit_breaker=names.get("circuitBreaker", ""),
+        )
     return out
 
 
@@ -338,12 +379,24 @@ def _resiliency(doc: Mapping[str, Any], where: str) -> Resiliency:
         str(n): _duration(v, where, f"spec.policies.timeouts.{n}")
         for n, v in _mapping(policies.get("timeouts"), where, "spec.policies.timeouts").items()
     }
+    breakers = {
+        str(n): _circuit_breaker(str(n), b, where)
+        for n, b in _mapping(
+            policies.get("circuitBreakers"), where, "spec.policies.circuitBreakers"
+        ).items()
+    }
     targets = _mapping(spec.get("targets"), where, "spec.targets")
     comps = _mapping(targets.get("components"), where, "spec.targets.components")
+    known: Mapping[str, Iterable[str]] = {
+        "timeouts": timeouts,
+        "retries": retries,
+        "circuitBreakers": breakers,
+    }
     return Resiliency(
         retries=MappingProxyType(retries),
         timeouts=MappingProxyType(timeouts),
-        component_inbound=MappingProxyType(_targets(comps, "inbound", where, retries)),
-        component_outbound=MappingProxyType(_targets(comps, "outbound", where, retries)),
+        circuit_breakers=MappingProxyType(breakers),
+        component_inbound=MappingProxyType(_targets(comps, "inbound", where, known)),
+        component_outbound=MappingProxyType(_targets(comps, "outbound", where, known)),
         file=where,
     )

@@ -11,12 +11,15 @@ from sidecar.errors import ResourceError
 
 __all__ = [
     "SUPPORTED_COMPONENTS",
+    "CircuitBreakerPolicy",
     "Component",
+    "PolicyNames",
     "Resiliency",
     "Resources",
     "RetryPolicy",
     "RouteRule",
     "Subscription",
+    "TargetPolicies",
 ]
 
 #: (spec.type, spec.version) -> metadata fields that must be present.
@@ -154,33 +157,96 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class CircuitBreakerPolicy:
+    """A resiliency circuit breaker; ``trip`` is a CEL expression over the counts
+    ``requests``, ``totalSuccesses``, ``totalFailures``, ``consecutiveSuccesses`` and
+    ``consecutiveFailures``. ``interval`` 0 never clears the counts while closed."""
+
+    name: str
+    max_requests: int = 1
+    interval: float = 0.0
+    timeout: float = 60.0
+    trip: str = "consecutiveFailures > 5"
+
+
+@dataclass(frozen=True)
+class PolicyNames:
+    """The policies one target (or one direction of a component target) names."""
+
+    timeout: str = ""
+    retry: str = ""
+    circuit_breaker: str = ""
+
+
+@dataclass(frozen=True)
+class TargetPolicies:
+    """The policies that apply to one target, resolved to their definitions."""
+
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+    circuit_breaker: CircuitBreakerPolicy | None = None
+
+    def __bool__(self) -> bool:
+        return (self.timeout, self.retry, self.circuit_breaker) != (None, None, None)
+
+
+#: The word daprd puts in default policy names for a component category.
+_DEFAULT_INFIX = MappingProxyType({"state": "Statestore", "pubsub": "Pubsub"})
+
+
+@dataclass(frozen=True)
 class Resiliency:
     """The parts of ``kind: Resiliency`` the sidecar applies.
 
-    ``component_inbound`` maps a pub/sub component name to a retry policy name.
+    ``component_inbound`` / ``component_outbound`` hold, for every component named under
+    ``spec.targets.components``, the policies of that direction (empty names when the
+    direction is absent). As in daprd, a component named there gets only those; any
+    other component gets the most specific ``Default*`` policies.
     """
 
     retries: Mapping[str, RetryPolicy] = field(default_factory=lambda: MappingProxyType({}))
     timeouts: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    component_inbound: Mapping[str, str] = field(default_factory=_frozen)
-    component_outbound: Mapping[str, str] = field(default_factory=_frozen)
+    circuit_breakers: Mapping[str, CircuitBreakerPolicy] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    component_inbound: Mapping[str, PolicyNames] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    component_outbound: Mapping[str, PolicyNames] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     file: str = "<memory>"
+
+    def _default(self, kind: str, known: Mapping[str, object], infixes: tuple[str, ...]) -> str:
+        for infix in (*infixes, ""):
+            name = f"Default{infix}{kind}Policy"
+            if name in known:
+                return name
+        return ""
+
+    def component_policies(self, component: str, category: str, direction: str) -> TargetPolicies:
+        """The policies of a component in ``direction`` (``Inbound`` or ``Outbound``),
+        resolved like daprd: the component's target, else ``Default<Kind>Component<Dir>*``,
+        ``DefaultComponent<Dir>*``, ``DefaultComponent*``, ``Default*``."""
+        targets = self.component_inbound if direction == "Inbound" else self.component_outbound
+        names = targets.get(component)
+        if names is None:
+            kind = _DEFAULT_INFIX.get(category, category.capitalize())
+            infixes = (f"{kind}Component{direction}", f"Component{direction}", "Component")
+            names = PolicyNames(
+                timeout=self._default("Timeout", self.timeouts, infixes),
+                retry=self._default("Retry", self.retries, infixes),
+                circuit_breaker=self._default("CircuitBreaker", self.circuit_breakers, infixes),
+            )
+        return TargetPolicies(
+            timeout=self.timeouts.get(names.timeout),
+            retry=self.retries.get(names.retry),
+            circuit_breaker=self.circuit_breakers.get(names.circuit_breaker),
+        )
 
     def inbound_retry(self, component: str, category: str) -> RetryPolicy | None:
         """The inbound retry policy of a component, resolved like daprd resolves it."""
-        named = self.component_inbound.get(component)
-        if named:
-            return self.retries.get(named)
-        cat = category.capitalize()
-        for default in (
-            f"Default{cat}ComponentInboundRetryPolicy",
-            "DefaultComponentInboundRetryPolicy",
-            "DefaultComponentRetryPolicy",
-            "DefaultRetryPolicy",
-        ):
-            if default in self.retries:
-                return self.retries[default]
-        return None
+        return self.component_policies(component, category, "Inbound").retry
 
 
 @dataclass(frozen=True)
@@ -197,3 +263,12 @@ class Resources:
             if policy is not None:
                 return policy
         return None
+
+    def outbound(self, component: str, category: str) -> TargetPolicies:
+        """The outbound policies of a component (state operations, publish); the first
+        resiliency document that gives any wins."""
+        for res in self.resiliencies:
+            policies = res.component_policies(component, category, "Outbound")
+            if policies:
+                return policies
+        return TargetPolicies()
