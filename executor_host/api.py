@@ -330,18 +330,19 @@ def create_app(config: Settings | None = None) -> FastAPI:
         await record_of(run_id)
 
         async def stream() -> AsyncIterator[bytes]:
+            # event chunks are numbered without gaps: read the next one until it is
+            # not there yet, then wait for the run to change (no run record read)
             seen = after
             while True:
-                record = await record_of(run_id)
-                last_type = None
-                for chunk in range(seen + 1, record.event_chunks):
-                    for ev in await store().load_events(run_id, chunk):
-                        last_type = ev.get("type")
-                        yield f"id: {chunk}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
-                    seen = chunk
-                if last_type == "status":
+                events = await store().load_events(run_id, seen + 1)
+                if not events:
+                    await watch.wait(run_id, 0.5)
+                    continue
+                seen += 1
+                for ev in events:
+                    yield f"id: {seen}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
+                if events[-1].get("type") == "status":
                     return
-                await watch.wait(run_id, 0.5)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
