@@ -64,5 +64,21 @@ class ActorInvoker:
             )
         return json.loads(content) if content else None
 
+    async def sidecar_ready(self, timeout_s: float = 2.0) -> str | None:
+        """None when the sidecar's outbound health (components loaded, APIs up) is
+        good, else why not. (Its ``/v1.0/healthz`` waits for this app, so a readiness
+        probe of the app must not depend on that one.)"""
+        url = f"{self._base}/healthz/outbound"
+        try:
+            async with self._session.get(
+                url, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            ) as resp:
+                await resp.read()
+                if resp.status in (200, 204):
+                    return None
+                return f"the Dapr sidecar's outbound health answered {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"the Dapr sidecar is unreachable: {exc!r}"
+
     async def aclose(self) -> None:
         await self._session.close()

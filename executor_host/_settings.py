@@ -47,6 +47,8 @@ class Settings:
     once to the state store, named by the activations); 0 sends every payload inline."""
     payload_ttl_s: int = 24 * 3600
     """Expiry of payloads written by reference (they are read while their superstep runs)."""
+    api_token: str = ""
+    """When set, the HTTP API wants ``Authorization: Bearer <token>`` (``SUPERSTEP_API_TOKEN``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +73,7 @@ class Settings:
             host_ttl_s=float(e.get("SUPERSTEP_HOST_TTL_S", "6")),
             payload_ref_bytes=int(e.get("SUPERSTEP_PAYLOAD_REF_BYTES", str(16 * 1024))),
             payload_ttl_s=int(e.get("SUPERSTEP_PAYLOAD_TTL_S", str(24 * 3600))),
+            api_token=e.get("SUPERSTEP_API_TOKEN", ""),
         )
 
 

@@ -28,6 +28,7 @@ from executor_host._actors import (
     CoordinatorDeps,
     coordinator_class,
 )
+from executor_host._auth import BearerAuth
 from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
 from executor_host._invoke import ActorInvokeError, ActorInvoker
@@ -139,6 +140,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    if settings.api_token:
+        app.add_middleware(BearerAuth, token=settings.api_token)
     actors = DaprActor(app)
     dapr_app = DaprApp(app)
 
@@ -441,6 +444,14 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> dict[str, str]:
+        """Ready when the Dapr sidecar is (liveness stays on ``/healthz``)."""
+        reason = await services["invoker"].sidecar_ready()
+        if reason is not None:
+            raise Problem(503, "Not ready", reason)
+        return {"status": "ok", "dapr": "ok"}
 
     # -- results from executor hosts -----------------------------------------------------
     @dapr_app.subscribe(  # type: ignore[untyped-decorator]  # untyped SDK

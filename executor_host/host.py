@@ -30,7 +30,7 @@ from executor_host._actors import (
 from executor_host._bus import Bus, deliver
 from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._payloads import PayloadCache
-from executor_host._problems import install_problem_handlers
+from executor_host._problems import Problem, install_problem_handlers
 from executor_host._settings import Settings, resolve_app_id
 from executor_host._store import RunStore, StoreError
 from executor_host._workflows import WorkflowRegistry
@@ -132,5 +132,13 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "pool": settings.pool}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> dict[str, str]:
+        """Ready when the Dapr sidecar is (liveness stays on ``/healthz``)."""
+        reason = await services["invoker"].sidecar_ready()
+        if reason is not None:
+            raise Problem(503, "Not ready", reason)
+        return {"status": "ok", "pool": settings.pool, "dapr": "ok"}
 
     return app

@@ -160,7 +160,7 @@ var probes = [
   {
     type: 'Readiness'
     httpGet: {
-      path: '/healthz'
+      path: '/readyz'
       port: appPort
     }
     periodSeconds: 10

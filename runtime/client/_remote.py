@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -36,7 +37,9 @@ class RemoteRuntime:
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
         run_id_prefix: str = "",
+        token: str | None = None,
     ) -> None:
+        """``token``: the API's bearer token (default: ``SUPERSTEP_API_TOKEN`` if set)."""
         self.base_url = base_url.rstrip("/")
         self.run_id_prefix = run_id_prefix
         """Scopes this client's run ids on the server (``<prefix><run id>``); results,
@@ -44,6 +47,9 @@ class RemoteRuntime:
         self.timeout_s = timeout_s
         self._transport = transport
         self._headers = dict(headers or {})
+        token = token if token is not None else os.environ.get("SUPERSTEP_API_TOKEN", "")
+        if token:
+            self._headers.setdefault("Authorization", f"Bearer {token}")
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(

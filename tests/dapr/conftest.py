@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from executor_host.local import LocalDeployment
+from runtime.client import RemoteRuntime
 from sidecar.faults import FaultPlan, PubSubFaults
 from sidecar.testing import BackgroundLoop
+
+API_TOKEN = "conftest-token-0f9c"
 
 
 def _redis_reachable() -> bool:
@@ -37,6 +40,14 @@ class Deployment:
     @property
     def url(self) -> str:
         return self.local.api_url
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a client sends: the deployments of these tests require an API token."""
+        return {"Authorization": f"Bearer {API_TOKEN}"}
+
+    def runtime(self) -> RemoteRuntime:
+        return RemoteRuntime(self.url, token=API_TOKEN)
 
     def kill(self, app_id: str) -> None:
         self.bg.run(self.local.kill(app_id))
@@ -62,6 +73,7 @@ def _deploy(faults: FaultPlan | None = None, deadline_s: float = 2.0) -> Iterato
             "SUPERSTEP_DEADLINE_S": str(deadline_s),
             "SUPERSTEP_HEARTBEAT_S": "0.5",
             "SUPERSTEP_HOST_TTL_S": "2",
+            "SUPERSTEP_API_TOKEN": API_TOKEN,
         },
         sink=lambda app, line: logs.append(f"{app}: {line}"),
         faults=faults,

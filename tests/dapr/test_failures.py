@@ -7,13 +7,12 @@ from pathlib import Path
 import httpx
 
 from runtime import FileCheckpointStorage, RunStatus
-from runtime.client import RemoteRuntime
 from tests.dapr import workflows
 from tests.dapr.conftest import Deployment
 
 
 async def test_cancel_stops_the_run_and_commits_nothing_more(deployment: Deployment) -> None:
-    stream = workflows.slow().run(1.0, runtime=RemoteRuntime(deployment.url), stream=True)
+    stream = workflows.slow().run(1.0, runtime=deployment.runtime(), stream=True)
     seen: list[str] = []
     async for ev in stream:
         seen.append(ev.type)
@@ -35,7 +34,7 @@ async def test_checkpoint_from_in_process_resumes_on_dapr(
     resumed = await workflows.ping().run(
         checkpoint_id=checkpoint_id,
         checkpoint_storage=FileCheckpointStorage(tmp_path),
-        runtime=RemoteRuntime(deployment.url),
+        runtime=deployment.runtime(),
         run_id=f"portable-1-dapr-{id(storage)}",
     )
     assert resumed.status is RunStatus.COMPLETED
@@ -46,7 +45,7 @@ async def test_checkpoint_from_in_process_resumes_on_dapr(
 async def test_checkpoint_from_dapr_resumes_in_process(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    remote = RemoteRuntime(deployment.url)
+    remote = deployment.runtime()
     full = await workflows.ping().run(0, runtime=remote)
     cp_json = await remote.checkpoint(f"{full.run_id}@{4:06d}")
     from runtime import Checkpoint
@@ -63,7 +62,7 @@ async def test_checkpoint_from_dapr_resumes_in_process(
 
 async def test_killing_an_executor_host_mid_run_still_completes(deployment: Deployment) -> None:
     expected = await workflows.slow().run(0.8)
-    stream = workflows.slow().run(0.8, runtime=RemoteRuntime(deployment.url), stream=True)
+    stream = workflows.slow().run(0.8, runtime=deployment.runtime(), stream=True)
     killed = None
     try:
         async for ev in stream:
@@ -78,7 +77,7 @@ async def test_killing_an_executor_host_mid_run_still_completes(deployment: Depl
     assert result.status is RunStatus.COMPLETED
     assert result.outputs == expected.outputs
     assert result.trace_hash == expected.trace_hash
-    async with httpx.AsyncClient(base_url=deployment.url) as client:
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
         topo = (await client.get(f"/runs/{result.run_id}/topology")).json()
     s1_hosts = next(e["hosts"] for e in topo["executors"] if e["executor_id"] == "s1")
     assert len(s1_hosts) == 2 and killed in s1_hosts

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from runtime import RunStatus
-from runtime.client import RemoteRuntime
 from tests.dapr import workflows
 from tests.dapr.conftest import Deployment
 
@@ -16,7 +15,7 @@ async def test_fan_out_fan_in_under_faulty_delivery(
     faulty_deployment: Deployment, round_: int
 ) -> None:
     text = "|".join(f"w{i} " * (i % 4 + 1) for i in range(7 + round_))
-    remote = await workflows.fan().run(text, runtime=RemoteRuntime(faulty_deployment.url))
+    remote = await workflows.fan().run(text, runtime=faulty_deployment.runtime())
     local = await workflows.fan().run(text)
     assert remote.status is RunStatus.COMPLETED
     assert remote.outputs == local.outputs
@@ -24,7 +23,7 @@ async def test_fan_out_fan_in_under_faulty_delivery(
 
 
 async def test_ping_pong_under_faulty_delivery(faulty_deployment: Deployment) -> None:
-    remote = await workflows.ping().run(0, runtime=RemoteRuntime(faulty_deployment.url))
+    remote = await workflows.ping().run(0, runtime=faulty_deployment.runtime())
     local = await workflows.ping().run(0)
     assert remote.status is RunStatus.COMPLETED
     assert (remote.outputs, remote.trace) == (local.outputs, local.trace)

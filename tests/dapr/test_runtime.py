@@ -6,13 +6,12 @@ from __future__ import annotations
 import httpx
 
 from runtime import RunStatus, WorkflowEvent
-from runtime.client import RemoteRuntime
 from tests.dapr import workflows
 from tests.dapr.conftest import Deployment
 
 
 async def test_ping_runs_with_the_in_process_trace(deployment: Deployment) -> None:
-    remote = await workflows.ping().run(0, runtime=RemoteRuntime(deployment.url))
+    remote = await workflows.ping().run(0, runtime=deployment.runtime())
     local = await workflows.ping().run(0)
     assert remote.status is RunStatus.COMPLETED
     assert remote.outputs == local.outputs == [11]
@@ -21,7 +20,7 @@ async def test_ping_runs_with_the_in_process_trace(deployment: Deployment) -> No
 
 
 async def test_events_equal_the_in_process_stream(deployment: Deployment) -> None:
-    remote = await workflows.fan().run("a b|c|d e f|g", runtime=RemoteRuntime(deployment.url))
+    remote = await workflows.fan().run("a b|c|d e f|g", runtime=deployment.runtime())
     local = await workflows.fan().run("a b|c|d e f|g")
 
     def shape(events: list[WorkflowEvent]) -> list[tuple[object, ...]]:
@@ -35,8 +34,8 @@ async def test_events_equal_the_in_process_stream(deployment: Deployment) -> Non
 
 
 async def test_placement_puts_each_executor_on_its_pool(deployment: Deployment) -> None:
-    result = await workflows.ping().run(0, runtime=RemoteRuntime(deployment.url))
-    async with httpx.AsyncClient(base_url=deployment.url) as client:
+    result = await workflows.ping().run(0, runtime=deployment.runtime())
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
         topo = (await client.get(f"/runs/{result.run_id}/topology")).json()
     hosts = {e["executor_id"]: e["hosts"] for e in topo["executors"]}
     assert hosts["a"] and all(h.startswith("superstep-default-") for h in hosts["a"])
@@ -44,7 +43,7 @@ async def test_placement_puts_each_executor_on_its_pool(deployment: Deployment) 
 
 
 async def test_unplaceable_run_is_refused_naming_the_executor(deployment: Deployment) -> None:
-    async with httpx.AsyncClient(base_url=deployment.url) as client:
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
         resp = await client.post("/runs", json={"workflow": "unplaceable", "input": 0})
     assert resp.status_code == 409
     assert resp.headers["content-type"].startswith("application/problem+json")
@@ -54,7 +53,7 @@ async def test_unplaceable_run_is_refused_naming_the_executor(deployment: Deploy
 
 
 async def test_human_in_the_loop_over_http(deployment: Deployment) -> None:
-    runtime = RemoteRuntime(deployment.url)
+    runtime = deployment.runtime()
     wf = workflows.hitl()
     first = await wf.run("release", runtime=runtime)
     assert first.status is RunStatus.AWAITING_INPUT
@@ -66,7 +65,7 @@ async def test_human_in_the_loop_over_http(deployment: Deployment) -> None:
 
 
 async def test_malformed_requests_get_problem_details(deployment: Deployment) -> None:
-    async with httpx.AsyncClient(base_url=deployment.url) as client:
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
         bad_json = await client.post(
             "/runs", content=b"{not json", headers={"content-type": "application/json"}
         )
@@ -84,3 +83,23 @@ async def test_malformed_requests_get_problem_details(deployment: Deployment) ->
     assert bad_id.status_code == 422
     for resp in (bad_json, unknown_wf, wrong_type, unknown_run, bad_id):
         assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_api_wants_its_token_but_dapr_callbacks_and_health_do_not(
+    deployment: Deployment,
+) -> None:
+    async with httpx.AsyncClient(base_url=deployment.url) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+            resp = await client.get("/runs", headers=headers)
+            assert resp.status_code == 401, headers
+            assert resp.headers["content-type"] == "application/problem+json"
+            assert resp.headers["www-authenticate"].startswith("Bearer")
+            assert "SUPERSTEP_API_TOKEN" in resp.json()["detail"]
+        assert (await client.post("/runs", json={"workflow": "ping"})).status_code == 401
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["dapr"] == "ok"
+        # the sidecar's callbacks are not behind the token (it does not have it)
+        assert (await client.get("/dapr/config")).status_code == 200
+        ok = await client.get("/runs", headers=deployment.headers)
+        assert ok.status_code == 200

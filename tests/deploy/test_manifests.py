@@ -184,8 +184,13 @@ def test_every_deployment_is_dapr_enabled_with_matching_ports() -> None:
         assert app_port not in (3500, 50001), f"{name}: the Dapr sidecar owns 3500/50001"
         # the app records itself under APP_ID; the injector does not set it
         assert _env(container).get("APP_ID") == ann["dapr.io/app-id"], name
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["httpGet"]["path"] == "/healthz", f"{name}: {probe}"
+        # liveness: the process; readiness: the process and its Dapr sidecar
+        for probe, path in (
+            ("startupProbe", "/healthz"),
+            ("readinessProbe", "/readyz"),
+            ("livenessProbe", "/healthz"),
+        ):
+            assert container[probe]["httpGet"]["path"] == path, f"{name}: {probe}"
 
 
 def test_pool_deployments_set_their_pool() -> None:

@@ -164,3 +164,16 @@ async def test_group_caller_failure_reaches_every_waiter_of_that_call_only() -> 
             await task
     await caller.submit("run", "d")
     assert sent == [["a"], ["b", "c"], ["d"]]
+
+
+async def test_readiness_names_an_unreachable_sidecar(monkeypatch: pytest.MonkeyPatch) -> None:
+    from executor_host._invoke import ActorInvoker
+    from sidecar.testing import free_port
+
+    monkeypatch.setenv("DAPR_HTTP_PORT", str(free_port()))  # nothing listens there
+    invoker = ActorInvoker()
+    try:
+        reason = await invoker.sidecar_ready(timeout_s=2)
+    finally:
+        await invoker.aclose()
+    assert reason is not None and "unreachable" in reason

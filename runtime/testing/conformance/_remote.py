@@ -33,11 +33,13 @@ class RemoteHarness:
     name: str = "remote"
     max_concurrency: int | None = None
     capabilities: frozenset[str] = frozenset()
+    token: str | None = None
+    """The API's bearer token, if it wants one (default: ``SUPERSTEP_API_TOKEN``)."""
     prefix: str = field(default_factory=lambda: f"c{uuid.uuid4().hex[:10]}.")
     _counter: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     def make_runtime(self) -> Runtime:
-        return RemoteRuntime(self.url, run_id_prefix=self.prefix)
+        return RemoteRuntime(self.url, run_id_prefix=self.prefix, token=self.token)
 
     def build(self, factory: WorkflowFactory, /, **params: Any) -> Workflow:
         wf = factory(**params)
