@@ -19,6 +19,18 @@ log = logging.getLogger(__name__)
 LogSink = Callable[[str, str], None]  # (app id, line)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the launcher dies (Linux
+    ``PR_SET_PDEATHSIG``), so a killed launcher leaves no apps behind. Apps get their
+    own session (for process-group signals), so they would not see a terminal's
+    Ctrl-C or the launcher's death otherwise."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 def stdout_sink(app_id: str, line: str) -> None:
     sys.stdout.write(f"== APP - {app_id} == {line}\n")
     sys.stdout.flush()
@@ -64,6 +76,7 @@ class AppProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self._reader = asyncio.create_task(self._read(self._proc))
 

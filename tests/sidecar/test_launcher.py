@@ -4,9 +4,11 @@ invocation between apps, and a non-zero exit with the app's last lines on a fail
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,8 @@ from sidecar.launcher import AppSpec, Topology, load_template
 from sidecar.testing import BackgroundLoop, free_port
 
 pytestmark = pytest.mark.sidecar_only
+
+REPO = Path(__file__).resolve().parents[2]
 
 MEMORY = """
 apiVersion: dapr.io/v1alpha1
@@ -168,3 +172,42 @@ def test_cli_exits_non_zero_with_the_app_log(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cannot connect to the database" in done.stderr
     assert "== APP - app == cannot connect to the database" in done.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
+def test_apps_die_with_a_killed_launcher(tmp_path: Path) -> None:
+    """A launcher killed with SIGKILL (no chance to stop its apps) leaves none behind."""
+    pid_file = tmp_path / "app.pid"
+    script = f"""
+import asyncio, sys
+from pathlib import Path
+from sidecar.launcher.processes import AppProcess
+
+async def main():
+    app = AppProcess("sleeper", (sys.executable, "-c",
+        "import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"),
+        Path.cwd(), dict(__import__('os').environ), sink=lambda a, l: None)
+    await app.start()
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+    launcher = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 30
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.05)
+        app_pid = int(pid_file.read_text())
+        os.kill(app_pid, 0)  # alive
+    finally:
+        launcher.kill()
+        launcher.wait()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            os.kill(app_pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the app outlived its launcher"
+        time.sleep(0.05)
