@@ -264,13 +264,7 @@ class RunDriver:
                 reload=False,
             )
         except ConflictError:
-            log.warning(
-                "run %s: fenced at superstep %d (another coordinator took over)",
-                record.run_id,
-                flight.superstep,
-            )
-            self._record = None
-            self._flight = None
+            self._fenced("at", flight.superstep)
             return
         self._flight = None
         self._record = committed
@@ -286,11 +280,21 @@ class RunDriver:
             or fresh.updated_at != committed.updated_at
         ):
             # someone wrote after us (a newer coordinator): we are fenced
-            log.warning("run %s: fenced after superstep %d", record.run_id, flight.superstep)
-            self._record = None
-            self._flight = None
+            self._fenced("after", flight.superstep)
             return
         self._record = replace(committed, etag=fresh.etag)
+
+    def _fenced(self, where: str, superstep: int) -> None:
+        """A newer coordinator of this run took over: this copy forgets the run and
+        ignores results that still reach it."""
+        log.warning(
+            "run %s: fenced %s superstep %d (another coordinator took over)",
+            self.run_id,
+            where,
+            superstep,
+        )
+        self._record = None
+        self._flight = None
 
     async def on_deadline(self, deadline_s: float) -> int:
         """Publish again the activations whose results are later than ``deadline_s``.
