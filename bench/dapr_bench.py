@@ -207,4 +207,11 @@ def table(results: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # the deployment's sidecars run in this process, on uvloop as under
+    # `python -m sidecar run` (the in-process rows of this table share the loop)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
