@@ -122,7 +122,8 @@ class RunDriver:
                     epoch=existing.epoch + 1,
                     generation=existing.generation + 1,
                     event_chunks=existing.event_chunks,
-                    checkpoints=existing.checkpoints,
+                    checkpoint_ranges=existing.checkpoint_ranges,
+                    last_checkpoint=existing.last_checkpoint,
                     created_at=existing.created_at,
                     etag=existing.etag,
                 )
@@ -235,11 +236,12 @@ class RunDriver:
         else:
             events.append(WorkflowEvent("superstep_started", superstep=new_state.superstep + 1))
         checkpoint = None
-        checkpoints = record.checkpoints
+        ranges, last_checkpoint = record.checkpoint_ranges, record.last_checkpoint
         if report.committed:
             cp_id = checkpoint_id_for(record.run_id, new_state.superstep)
             checkpoint = Checkpoint(cp_id, graph.name, graph.signature, self._clock(), new_state)
-            checkpoints = [*checkpoints, cp_id]
+            ranges = record.with_checkpoint(new_state.superstep)
+            last_checkpoint = new_state.superstep
         state_version = record.state_version
         version_write = None
         if report.committed and report.written:
@@ -248,9 +250,9 @@ class RunDriver:
         updated = replace(
             record,
             state=new_state,
-            checkpoints=checkpoints,
+            checkpoint_ranges=ranges,
+            last_checkpoint=last_checkpoint,
             outputs=[*record.outputs, *(o.data for o in report.outputs)],
-            trace=[*record.trace, report.step_digest] if report.committed else record.trace,
             updated_at=self._clock(),
             planned_at=self._clock(),
             state_version=state_version,

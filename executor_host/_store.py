@@ -29,6 +29,7 @@ from dapr.clients.exceptions import DaprGrpcError
 from dapr.clients.grpc._request import TransactionalStateOperation
 from dapr.clients.grpc._state import StateItem
 
+from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import Checkpoint, RunState
 
 __all__ = ["ConflictError", "RunRecord", "RunStore", "StoreError"]
@@ -64,10 +65,15 @@ class RunRecord:
     executor instances of an earlier generation are not reused."""
     params: dict[str, Any] | None = None
     event_chunks: int = 0
-    checkpoints: list[str] = field(default_factory=list)
+    checkpoint_ranges: list[tuple[int, int]] = field(default_factory=list)
+    """Supersteps with a checkpoint, as sorted ``(first, last)`` ranges: the record
+    stays small however long the run (ids are ``checkpoint_id_for(run, superstep)``).
+    The run trace's step digests are in the events (``superstep_completed``), its hash
+    in the run state."""
+    last_checkpoint: int | None = None
+    """The superstep of the newest checkpoint (after a resume, not the highest one)."""
     outputs: list[Any] = field(default_factory=list)
     """Codec JSON of every output so far."""
-    trace: list[str] = field(default_factory=list)
     created_at: float = 0.0
     updated_at: float = 0.0
     planned_at: float = 0.0
@@ -75,6 +81,19 @@ class RunRecord:
     state_version: int = 0
     """The superstep whose commit last wrote the shared state (its ``state:`` key)."""
     etag: str | None = None
+
+    @property
+    def checkpoints(self) -> list[str]:
+        """Every checkpoint id of the run, oldest superstep first."""
+        return [
+            checkpoint_id_for(self.run_id, s)
+            for first, last in self.checkpoint_ranges
+            for s in range(first, last + 1)
+        ]
+
+    def with_checkpoint(self, superstep: int) -> list[tuple[int, int]]:
+        """``checkpoint_ranges`` with ``superstep`` added."""
+        return _add_to_ranges(self.checkpoint_ranges, superstep)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,9 +106,9 @@ class RunRecord:
             "params": self.params,
             "generation": self.generation,
             "event_chunks": self.event_chunks,
-            "checkpoints": self.checkpoints,
+            "checkpoint_ranges": [list(r) for r in self.checkpoint_ranges],
+            "last_checkpoint": self.last_checkpoint,
             "outputs": self.outputs,
-            "trace": self.trace,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "planned_at": self.planned_at,
@@ -108,15 +127,39 @@ class RunRecord:
             params=d.get("params"),
             generation=int(d.get("generation", 1)),
             event_chunks=int(d["event_chunks"]),
-            checkpoints=list(d["checkpoints"]),
+            checkpoint_ranges=[(int(a), int(b)) for a, b in d["checkpoint_ranges"]],
+            last_checkpoint=d.get("last_checkpoint"),
             outputs=list(d["outputs"]),
-            trace=list(d["trace"]),
             created_at=float(d["created_at"]),
             updated_at=float(d["updated_at"]),
             planned_at=float(d["planned_at"]),
             state_version=int(d["state_version"]),
             etag=etag,
         )
+
+
+def _add_to_ranges(ranges: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    """Sorted disjoint ranges with ``n`` added (merging neighbours)."""
+    out: list[tuple[int, int]] = []
+    placed = False
+    for first, last in ranges:
+        if placed or last < n - 1:
+            out.append((first, last))
+        elif first > n + 1:
+            out.extend([(n, n), (first, last)])
+            placed = True
+        else:  # touches or contains n
+            out.append((min(first, n), max(last, n)))
+            placed = True
+    if not placed:
+        out.append((n, n))
+    merged: list[tuple[int, int]] = []
+    for first, last in out:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
 
 
 def _dumps(value: Any) -> str:

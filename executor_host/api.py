@@ -37,6 +37,7 @@ from executor_host._settings import Settings, resolve_app_id
 from executor_host._store import RunRecord, RunStore
 from executor_host._workflows import UnknownWorkflow, WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelope, results_topic
+from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import Checkpoint, RunState, start
 from runtime.errors import CheckpointError, CodecError, RequestError
 from runtime.workflow import Workflow
@@ -480,9 +481,12 @@ def _view(record: RunRecord) -> dict[str, Any]:
         "outputs": record.outputs,
         "pending_requests": [p.to_json() for p in state.pending.values()],
         "trace_hash": state.trace_hash,
-        "trace": record.trace,
         "error": state.error.to_json() if state.error else None,
-        "checkpoints": record.checkpoints[-1:],
+        "checkpoints": (
+            []
+            if record.last_checkpoint is None
+            else [checkpoint_id_for(record.run_id, record.last_checkpoint)]
+        ),
         "event_chunks": record.event_chunks,
         "epoch": record.epoch,
     }

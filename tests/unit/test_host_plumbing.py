@@ -177,3 +177,25 @@ async def test_readiness_names_an_unreachable_sidecar(monkeypatch: pytest.Monkey
     finally:
         await invoker.aclose()
     assert reason is not None and "unreachable" in reason
+
+
+@pytest.mark.parametrize(
+    ("adds", "ranges"),
+    [
+        ([1, 2, 3], [(1, 3)]),
+        ([3, 1, 2], [(1, 3)]),
+        ([1, 2, 5, 6, 4], [(1, 2), (4, 6)]),
+        ([1, 2, 3, 2, 3], [(1, 3)]),  # a resumed timeline overwrites the same ids
+        ([5, 1], [(1, 1), (5, 5)]),
+        ([1, 3, 2], [(1, 3)]),
+    ],
+)
+def test_checkpoint_ranges_stay_small_and_sorted(
+    adds: list[int], ranges: list[tuple[int, int]]
+) -> None:
+    from executor_host._store import _add_to_ranges
+
+    out: list[tuple[int, int]] = []
+    for n in adds:
+        out = _add_to_ranges(out, n)
+    assert out == ranges
