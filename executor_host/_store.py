@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprGrpcError
+from dapr.clients.exceptions import DaprGrpcError, DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation
 from dapr.clients.grpc._state import StateItem
 
@@ -185,8 +185,13 @@ class RunStore:
     async def _save(self, key: str, value: Any, etag: str | None = None) -> None:
         try:
             await self._client.save_state(self._store, self._prefix + key, _dumps(value), etag=etag)
-        except DaprGrpcError as exc:
-            if "etag" in str(exc).lower() or "Aborted" in str(exc.code()):  # type: ignore[no-untyped-call]
+        except (DaprGrpcError, DaprInternalError) as exc:
+            # the aio client's save_state raises DaprInternalError with the gRPC details
+            # only (an ETag conflict is ABORTED "possible etag mismatch"); the other
+            # calls raise DaprGrpcError
+            text = str(exc).lower()
+            code = str(exc.code()) if isinstance(exc, DaprGrpcError) else ""  # type: ignore[no-untyped-call]
+            if "etag" in text or "ABORTED" in code.upper():
                 raise ConflictError(f"{key!r} was changed concurrently") from exc
             raise StoreError(f"writing {key!r} failed: {exc}") from exc
 
