@@ -8,9 +8,11 @@ Streams acknowledges (discards) unless the processing timeout already expired.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from sidecar.errors import BrokerError
 
 __all__ = ["Broker", "BrokerMessage", "Handler", "TopicSubscription"]
 
@@ -49,6 +51,21 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def publish(self, topic: str, data: bytes, metadata: Mapping[str, str]) -> None:
         """Hand one message to the broker; raise ``BrokerError`` on failure."""
+
+    async def publish_many(
+        self, topic: str, items: Sequence[tuple[bytes, Mapping[str, str]]]
+    ) -> list[BrokerError | None]:
+        """Publish several messages in order (a bulk publish); the error of each, or
+        None. Components without a native batch publish them one by one, as daprd does."""
+        errors: list[BrokerError | None] = []
+        for data, metadata in items:
+            try:
+                await self.publish(topic, data, metadata)
+            except BrokerError as exc:
+                errors.append(exc)
+            else:
+                errors.append(None)
+        return errors
 
     @abc.abstractmethod
     async def subscribe(self, topic: str, handler: Handler) -> TopicSubscription:

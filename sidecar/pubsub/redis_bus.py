@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -188,6 +188,28 @@ class RedisStreamsBroker(Broker):
             )
         except RedisError as exc:
             raise BrokerError(f"redis streams: publish to {topic} failed: {exc}") from exc
+
+    async def publish_many(
+        self, topic: str, items: Sequence[tuple[bytes, Mapping[str, str]]]
+    ) -> list[BrokerError | None]:
+        """Every XADD of a bulk publish in one pipelined round trip, in order."""
+        pipe = self._client.pipeline(transaction=False)
+        for data, metadata in items:
+            fields: dict[bytes | str, bytes | str] = {"data": data}
+            if metadata:
+                fields["metadata"] = json.dumps(dict(metadata))
+            pipe.xadd(topic, fields, maxlen=self.max_len or None, approximate=True)  # type: ignore[arg-type]
+        try:
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            error = BrokerError(f"redis streams: publish to {topic} failed: {exc}")
+            return [error] * len(items)
+        return [
+            BrokerError(f"redis streams: publish to {topic} failed: {r}")
+            if isinstance(r, Exception)
+            else None
+            for r in replies
+        ]
 
     async def subscribe(self, topic: str, handler: Handler) -> TopicSubscription:
         sub = _StreamSubscription(self, topic, handler)

@@ -164,13 +164,14 @@ class PubSubService:
             (e, self._envelope(bound, topic, e.event, e.content_type, {**common, **e.metadata}))
             for e in entries
         ]
-        failed: list[tuple[str, str]] = []
-        for entry, payload in payloads:
-            try:
-                await bound.broker.publish(topic, payload, {**common, **entry.metadata})
-            except BrokerError as exc:
-                failed.append((entry.entry_id, str(exc)))
-        return failed
+        errors = await bound.broker.publish_many(
+            topic, [(payload, {**common, **entry.metadata}) for entry, payload in payloads]
+        )
+        return [
+            (entry.entry_id, str(error))
+            for (entry, _), error in zip(payloads, errors, strict=True)
+            if error is not None
+        ]
 
     async def dead_letter(self, pubsub: str, topic: str, message: BrokerMessage) -> None:
         """Re-publish the original broker message to a dead-letter topic (30 s budget)."""

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+import redis
 from dapr.clients import DaprClient
 from dapr.clients.exceptions import DaprGrpcError
 from dapr.conf import settings
@@ -327,9 +328,18 @@ def test_bulk_publish(http: httpx.Client, topo: PubSubTopology, uid: str) -> Non
     t = topic(topo.run_id, "orders")
     entries = [
         {"entryId": str(i), "event": {"tag": uid, "i": i}, "contentType": "application/json"}
-        for i in range(3)
+        for i in range(20)
     ]
     assert http.post(f"/publish/bulk/redisbus/{t}", json=entries).status_code == 204
-    wait_until(lambda: len(topo.deliveries(uid, "sub-b")) == 3)
+    wait_until(lambda: len(topo.deliveries(uid, "sub-b")) == 20)
+    # one stream entry per event, in the order of the request (one pipelined round trip)
+    with redis.Redis() as raw:
+        stream = [json.loads(f[b"data"]) for _, f in raw.xrange(t)]
+    mine = [
+        e["data"]["i"]
+        for e in stream
+        if isinstance(e.get("data"), dict) and e["data"].get("tag") == uid
+    ]
+    assert mine == list(range(20))
     duplicate = http.post(f"/publish/bulk/redisbus/{t}", json=[entries[0], entries[0]])
     assert duplicate.status_code == 400
