@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import random
 
-from runtime.checkpoint import checkpoint_id_for
+from runtime.checkpoint import CheckpointStorage, checkpoint_id_for
 from runtime.engine import SCHEMA_VERSION, Checkpoint, RunStatus
 from runtime.errors import CheckpointError, RequestError, WorkflowValidationError
 from runtime.inprocess import InProcessRuntime
-from runtime.testing.conformance._harness import RuntimeHarness
+from runtime.testing.conformance._harness import RuntimeHarness, WorkflowFactory
 from runtime.testing.conformance._registry import (
     check,
     check_equal,
@@ -29,8 +29,9 @@ from runtime.testing.conformance._workflows import (
     pingpong_workflow,
     review_workflow,
     staged_workflow,
+    subworkflow_hitl_workflow,
 )
-from runtime.workflow import RunResult
+from runtime.workflow import RequestInfo, RunResult
 
 __all__: list[str] = []
 
@@ -182,22 +183,50 @@ async def scenario_checkpoints_move_between_runtimes(h: RuntimeHarness) -> None:
     check_equal(back.trace_hash, ref.trace_hash, "this runtime's checkpoint restored on reference")
 
 
-@scenario(14, 11, 13)
-async def scenario_human_in_the_loop_survives_restart(h: RuntimeHarness) -> None:
-    """A request pauses the run (``awaiting_input``), survives a checkpoint and a restart,
-    and its response reaches the response handler in the next superstep."""
-    storage = h.checkpoint_storage()
-    paused = await run(h, h.build(hitl_workflow), 250, run_id="hitl", checkpoint_storage=storage)
+def approval_asked(paused: RunResult, *, by: str) -> RequestInfo:
+    """The one request of a run of ``hitl_workflow``'s approver paused after superstep 2
+    (``by``: the executor the request belongs to), checked with its event."""
     check_equal(paused.status, RunStatus.AWAITING_INPUT, "status")
     check_equal(paused.outputs, [["s", 1]], "outputs before the answer")
     check_equal(len(paused.pending_requests), 1, "pending requests")
     req = paused.pending_requests[0]
     check_equal(
         (req.executor_id, req.data, req.response_type, req.superstep),
-        ("approver", Question("approve?", 250), "int", 2),
+        (by, Question("approve?", 250), "int", 2),
         "the pending request",
     )
     check_equal([e.request_id for e in events(paused, "request_info")], [req.request_id], "events")
+    return req
+
+
+async def approve(
+    h: RuntimeHarness,
+    factory: WorkflowFactory,
+    paused: RunResult,
+    req: RequestInfo,
+    storage: CheckpointStorage,
+) -> RunResult:
+    """Answer ``req`` with 1 from the checkpoint ``paused`` ended at, on a fresh
+    workflow; the run completes with no request left."""
+    done = await run(
+        h,
+        h.build(factory),
+        checkpoint_id=paused.last_checkpoint_id,
+        checkpoint_storage=storage,
+        responses={req.request_id: 1},
+    )
+    check_equal(done.status, RunStatus.COMPLETED, "status after the answer")
+    check_equal(done.pending_requests, [], "pending requests after the answer")
+    return done
+
+
+@scenario(14, 11, 13)
+async def scenario_human_in_the_loop_survives_restart(h: RuntimeHarness) -> None:
+    """A request pauses the run (``awaiting_input``), survives a checkpoint and a restart,
+    and its response reaches the response handler in the next superstep."""
+    storage = h.checkpoint_storage()
+    paused = await run(h, h.build(hitl_workflow), 250, run_id="hitl", checkpoint_storage=storage)
+    req = approval_asked(paused, by="approver")
     cp = await storage.load(paused.last_checkpoint_id or "")
     check_equal(
         (cp.state.status, list(cp.state.pending)),
@@ -219,16 +248,26 @@ async def scenario_human_in_the_loop_survives_restart(h: RuntimeHarness) -> None
             pass
         else:
             check(False, f"a response with a {why} is refused")
-    done = await run(
-        h,
-        h.build(hitl_workflow),
-        checkpoint_id=paused.last_checkpoint_id,
-        checkpoint_storage=storage,
-        responses={req.request_id: 1},
-    )
-    check_equal(done.status, RunStatus.COMPLETED, "status after the answer")
+    done = await approve(h, hitl_workflow, paused, req, storage)
     check_equal(done.outputs, [["approver", 3, 250, 1, 250]], "outputs after the answer")
-    check_equal(done.pending_requests, [], "pending requests after the answer")
+
+
+@scenario(14, 13)
+async def scenario_subworkflow_request_reaches_the_parent(h: RuntimeHarness) -> None:
+    """A request made inside a sub-workflow pauses the parent run as the sub-workflow
+    executor's request, survives a checkpoint and a restart, and its response resumes
+    the nested run, whose outputs flow on along the parent's edges."""
+    storage = h.checkpoint_storage()
+    wf = h.build(subworkflow_hitl_workflow)
+    paused = await run(h, wf, 250, run_id="sub-hitl", checkpoint_storage=storage)
+    req = approval_asked(paused, by="sub")  # raised in the parent by the sub-workflow executor
+
+    storage = await h.restart(storage)
+    done = await approve(h, subworkflow_hitl_workflow, paused, req, storage)
+    # the nested run resumed in its superstep 2; its output reaches out as a message
+    check_equal(
+        done.outputs, [["out", 4, ["approver", 2, 250, 1, 250], ["sub"]]], "outputs after it"
+    )
 
 
 @scenario(3, 14)

@@ -25,6 +25,7 @@ from runtime.workflow import (
     WorkflowBuilder,
     WorkflowContext,
     WorkflowEvent,
+    WorkflowExecutor,
     handler,
     response_handler,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "routing_workflow",
     "staged_workflow",
     "stall_workflow",
+    "subworkflow_hitl_workflow",
     "timeout_workflow",
     "unroutable_workflow",
     "visibility_workflow",
@@ -900,6 +902,24 @@ def review_workflow() -> Workflow:
         WorkflowBuilder(start_executor=s, name="conformance-review")
         .add_fan_out_edges(s, [r, p])
         .add_edge(p, r)
+        .build()
+    )
+
+
+def subworkflow_hitl_workflow() -> Workflow:
+    """s -> sub -> out, where sub is a WorkflowExecutor running the approver of
+    ``hitl_workflow``: its request crosses the sub-workflow boundary into this run."""
+    approver = Approver("approver")
+    inner = (
+        WorkflowBuilder(start_executor=approver, name="conformance-hitl-inner")
+        .add_state("asked", initial=0)
+        .build()
+    )
+    s, sub, out = Spread("s"), WorkflowExecutor(inner, id="sub"), Collect("out")
+    return (
+        WorkflowBuilder(start_executor=s, name="conformance-subworkflow-hitl")
+        .add_edge(s, sub)
+        .add_edge(sub, out)
         .build()
     )
 
