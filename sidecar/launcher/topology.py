@@ -76,7 +76,10 @@ class Topology:
         env.update(spec.env)
         return env
 
-    async def start(self) -> None:
+    async def start(self, *, ready: bool = True) -> None:
+        """Start every sidecar, then every app process; with ``ready`` (the default) wait
+        until each sidecar is healthy (``/v1.0/healthz`` 204), else return once the
+        sidecars' APIs are up (outbound health 204) and the apps are started."""
         try:
             for spec in self.apps:
                 options = SidecarOptions(
@@ -104,7 +107,8 @@ class Topology:
                     )
                     await process.start()
                     self.processes[spec.name] = process
-            await asyncio.gather(*(self._wait_ready(spec) for spec in self.apps))
+            if ready:
+                await asyncio.gather(*(self._wait_ready(spec) for spec in self.apps))
         except BaseException:
             await self.stop()
             raise

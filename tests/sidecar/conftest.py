@@ -1,10 +1,13 @@
 """Fixtures for the sidecar contract tests.
 
 Target selection: by default the tests start the local sidecar in-process. With
-``SUPERSTEP_DAPR_TARGET=daprd`` they talk to a real daprd instead, at
-``SUPERSTEP_DAPR_HTTP_PORT`` / ``SUPERSTEP_DAPR_GRPC_PORT`` (start it with
-``dapr run -f tests/sidecar/daprd.yaml``); tests that need the local sidecar's
-internals are marked ``sidecar_only`` and skipped there.
+``SUPERSTEP_DAPR_TARGET=daprd`` every topology a test describes as a run template
+(:mod:`tests.sidecar.runs`) is started with ``dapr run -f`` (or ``SUPERSTEP_DAPR_RUN``)
+instead; the state tests use an already running daprd at ``SUPERSTEP_DAPR_HTTP_PORT`` /
+``SUPERSTEP_DAPR_GRPC_PORT`` when those are set (``dapr run -f
+tests/sidecar/daprd/dapr.yaml``), else start their own. Tests that need the local
+sidecar's internals are marked ``sidecar_only`` and skipped there (docs/sidecar.md,
+"Contract tests against a real daprd").
 
 Redis and PostgreSQL: a test that needs one skips with the reason printed when the
 service is not reachable, and fails loudly instead when ``CI`` is set.
@@ -28,10 +31,9 @@ from dapr.clients.exceptions import DaprGrpcError
 from sidecar.cluster import Cluster
 from sidecar.runtime import Sidecar, SidecarOptions
 from sidecar.testing import BackgroundLoop, make_cluster, start_sidecar
+from tests.sidecar.runs import ON_DAPRD, DaprRun, RunApp
 
 HERE = Path(__file__).parent
-TARGET = os.environ.get("SUPERSTEP_DAPR_TARGET", "sidecar")
-ON_DAPRD = TARGET == "daprd"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -185,7 +187,7 @@ def state_target(
     bg: BackgroundLoop, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
     """A sidecar (app id ``contract``) with in-memory, Redis and PostgreSQL state stores."""
-    if ON_DAPRD:
+    if ON_DAPRD and os.environ.get("SUPERSTEP_DAPR_HTTP_PORT"):
         yield Target(
             int(os.environ["SUPERSTEP_DAPR_HTTP_PORT"]), int(os.environ["SUPERSTEP_DAPR_GRPC_PORT"])
         )
@@ -199,6 +201,11 @@ def state_target(
             (resources / name).unlink()
     if not _reachable("127.0.0.1", 5432):
         (resources / "postgres.yaml").unlink()
+    if ON_DAPRD:
+        app = RunApp("contract", resources=(resources,))
+        with DaprRun([app], tmp_path_factory.mktemp("state-run"), bg) as run:
+            yield Target(run.http_port("contract"), run.grpc_port("contract"))
+        return
     sidecar = bg.run(
         start_sidecar(SidecarOptions(app_id="contract", resources_paths=(resources,)), cluster)
     )

@@ -1,11 +1,12 @@
 """Actor contract (dapr-contract §4): two app processes host ``Counter`` (SDK ``DaprActor``),
-each with its sidecar; calls go through HTTP and the SDK's ``ActorProxy``."""
+each with its sidecar; calls go through HTTP and the SDK's ``ActorProxy``. The topology is a
+run template (:mod:`tests.sidecar.runs`), so the module runs on both targets except the
+restart test, which restarts one app of a running topology (the launcher's own API)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,14 +18,10 @@ import pytest
 from dapr.actor import ActorId, ActorProxy
 from dapr.conf import settings
 
-from sidecar.launcher import AppSpec, Topology
 from sidecar.testing import BackgroundLoop, free_port, wait_until
 from tests.sidecar.apps.actor_app import CounterInterface
 from tests.sidecar.conftest import require_service, write_resources
-
-pytestmark = pytest.mark.sidecar_only
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.sidecar.runs import DaprRun, RunApp, uvicorn_command
 
 STORE = """
 apiVersion: dapr.io/v1alpha1
@@ -39,27 +36,55 @@ spec:
 """
 
 
-def _topology(
+def _apps(
     resources: Path, idle: str = "3600", app_ids: tuple[str, ...] = ("host-a", "host-b")
-) -> Topology:
+) -> list[RunApp]:
     apps = []
     for app_id in app_ids:
         port = free_port()
-        command = (
-            sys.executable, "-m", "uvicorn", "tests.sidecar.apps.actor_app:app",
-            "--port", str(port), "--log-level", "warning",
-        )  # fmt: skip
         apps.append(
-            AppSpec(
-                app_id=app_id,
-                app_dir=REPO,
-                command=command,
+            RunApp(
+                app_id,
                 app_port=port,
+                command=uvicorn_command("tests.sidecar.apps.actor_app:app", port),
                 env={"ACTOR_IDLE_SECONDS": idle},
-                resources_paths=(resources,),
+                resources=(resources,),
+                health_check_path="/healthz",  # DaprActor's
             )
         )
-    return Topology(apps, sink=lambda app, line: None, probe_interval=0.1)
+    return apps
+
+
+def _run(
+    bg: BackgroundLoop,
+    directory: Path,
+    resources: Path,
+    idle: str = "3600",
+    app_ids: tuple[str, ...] = ("host-a", "host-b"),
+) -> DaprRun:
+    run = DaprRun(_apps(resources, idle, app_ids), directory, bg, probe_interval=0.1).start()
+    try:
+        _wait_for_placement(run)
+    except BaseException:
+        run.stop()
+        raise
+    return run
+
+
+def _wait_for_placement(run: DaprRun) -> None:
+    """Until calls through one sidecar reach every host: each host is in the placement
+    table (healthz can be 204 before the table is disseminated, dapr-contract §4.7)."""
+    hosts = set(run.apps)
+    seen: set[str] = set()
+
+    def every_host_answers() -> bool:
+        for n in range(len(seen), len(seen) + 16):
+            answer = _call(run, next(iter(hosts)), f"placement-probe-{n}", "WhoAmI")
+            if answer.status_code == 200:
+                seen.add(answer.json()["app"])
+        return seen == hosts
+
+    wait_until(every_host_answers, within=30, what=f"actor calls reaching {sorted(hosts)}")
 
 
 @pytest.fixture(scope="module")
@@ -69,33 +94,35 @@ def resources(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def topo(bg: BackgroundLoop, resources: Path) -> Iterator[Topology]:
-    topology = _topology(resources, idle="1.5")
-    bg.run(topology.start())
-    yield topology
-    bg.run(topology.stop())
+def topo(
+    bg: BackgroundLoop, resources: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaprRun]:
+    run = _run(bg, tmp_path_factory.mktemp("actors-run"), resources, idle="1.5")
+    yield run
+    run.stop()
 
 
-def _url(topo: Topology, app_id: str) -> str:
-    return f"http://127.0.0.1:{topo.sidecar(app_id).http_port}/v1.0"
+def _url(topo: DaprRun, app_id: str) -> str:
+    return topo.api(app_id)
 
 
-def _call(topo: Topology, via: str, actor_id: str, method: str, body: Any = None) -> httpx.Response:
+def _call(topo: DaprRun, via: str, actor_id: str, method: str, body: Any = None) -> httpx.Response:
     with httpx.Client(timeout=30) as client:
         return client.put(f"{_url(topo, via)}/actors/Counter/{actor_id}/method/{method}", json=body)
 
 
-def _debug(topo: Topology, app_id: str) -> dict[str, Any]:
-    port = topo.sidecar(app_id).options.app_port
+def _debug(topo: DaprRun, app_id: str) -> dict[str, Any]:
     with httpx.Client(timeout=5) as client:
-        result: dict[str, Any] = client.get(f"http://127.0.0.1:{port}/debug").json()
+        result: dict[str, Any] = client.get(
+            f"http://127.0.0.1:{topo.app_port(app_id)}/debug"
+        ).json()
         return result
 
 
 def test_invoke_and_state_through_the_sdk_proxy(
-    topo: Topology, uid: str, monkeypatch: pytest.MonkeyPatch
+    topo: DaprRun, uid: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(settings, "DAPR_HTTP_PORT", topo.sidecar("host-a").http_port)
+    monkeypatch.setattr(settings, "DAPR_HTTP_PORT", topo.http_port("host-a"))
     proxy = ActorProxy.create("Counter", ActorId(uid), CounterInterface)
 
     async def twice() -> list[Any]:
@@ -109,9 +136,7 @@ def test_invoke_and_state_through_the_sdk_proxy(
     assert state.status_code == 200 and state.json() == 5
 
 
-def test_turns_are_serialised_per_actor_and_parallel_across_actors(
-    topo: Topology, uid: str
-) -> None:
+def test_turns_are_serialised_per_actor_and_parallel_across_actors(topo: DaprRun, uid: str) -> None:
     ids = [f"{uid}-0", f"{uid}-0", f"{uid}-0", f"{uid}-0", f"{uid}-1", f"{uid}-2"]
     started = time.monotonic()
     with ThreadPoolExecutor(len(ids)) as pool:
@@ -125,7 +150,7 @@ def test_turns_are_serialised_per_actor_and_parallel_across_actors(
     assert elapsed < 1.2 + 1.5  # the other actors ran alongside
 
 
-def test_single_activation_across_two_host_processes(topo: Topology, uid: str) -> None:
+def test_single_activation_across_two_host_processes(topo: DaprRun, uid: str) -> None:
     ids = [f"{uid}-{n}" for n in range(16)]
     calls = [(i, via) for i in ids for via in ("host-a", "host-b")] * 2
     with ThreadPoolExecutor(8) as pool:
@@ -138,26 +163,26 @@ def test_single_activation_across_two_host_processes(topo: Topology, uid: str) -
     assert {next(iter(a)) for a in owners.values()} == {"host-a", "host-b"}  # spread by hashing
 
 
-def test_only_200_is_success(topo: Topology, uid: str) -> None:
+def test_only_200_is_success(topo: DaprRun, uid: str) -> None:
     answer = _call(topo, "host-a", uid, "Fail")
     assert answer.status_code == 500
     assert answer.json()["errorCode"] == "ERR_ACTOR_INVOKE_METHOD"
     assert "error from actor service: (500)" in answer.json()["message"]
 
 
-def test_state_write_needs_an_active_actor(topo: Topology, uid: str) -> None:
+def test_state_write_needs_an_active_actor(topo: DaprRun, uid: str) -> None:
     body = [{"operation": "upsert", "request": {"key": "k", "value": 1}}]
     answer = httpx.put(f"{_url(topo, 'host-a')}/actors/Counter/{uid}/state", json=body, timeout=5)
     assert answer.status_code == 400
     assert answer.json()["errorCode"] == "ERR_ACTOR_INSTANCE_MISSING"
 
 
-def test_bad_names_are_400(topo: Topology) -> None:
+def test_bad_names_are_400(topo: DaprRun) -> None:
     answer = httpx.put(f"{_url(topo, 'host-a')}/actors/Counter/a%23b/method/WhoAmI", timeout=5)
     assert answer.status_code == 400
 
 
-def test_timer_fires_through_the_actor(topo: Topology, uid: str) -> None:
+def test_timer_fires_through_the_actor(topo: DaprRun, uid: str) -> None:
     owner = _call(topo, "host-a", uid, "WhoAmI").json()["app"]
     assert _call(topo, "host-a", uid, "Tick", {"name": f"t-{uid}"}).status_code == 200
     wait_until(
@@ -166,7 +191,7 @@ def test_timer_fires_through_the_actor(topo: Topology, uid: str) -> None:
     )
 
 
-def test_idle_actor_is_deactivated(topo: Topology, uid: str) -> None:
+def test_idle_actor_is_deactivated(topo: DaprRun, uid: str) -> None:
     owner = _call(topo, "host-b", uid, "WhoAmI").json()["app"]
     wait_until(
         lambda: {"kind": "deactivate", "actor": uid} in _debug(topo, owner)["events"],
@@ -176,10 +201,9 @@ def test_idle_actor_is_deactivated(topo: Topology, uid: str) -> None:
 
 
 def test_reminders_persist_and_move_to_the_survivor_when_an_app_dies(
-    bg: BackgroundLoop, resources: Path, uid: str
+    bg: BackgroundLoop, resources: Path, tmp_path: Path, uid: str
 ) -> None:
-    topology = _topology(resources)
-    bg.run(topology.start())
+    topology = _run(bg, tmp_path, resources)
     try:
         ids = [f"{uid}-{n}" for n in range(8)]
         owners = {i: _call(topology, "host-a", i, "WhoAmI").json()["app"] for i in ids}
@@ -194,7 +218,7 @@ def test_reminders_persist_and_move_to_the_survivor_when_an_app_dies(
             lambda: any(e.get("name") == name for e in _debug(topology, "host-b")["events"]),
             what="reminder fired on host-b",
         )
-        bg.run(topology.kill_app("host-b"))
+        topology.kill_app("host-b", _debug(topology, "host-b")["pid"])
         wait_until(
             lambda: any(e.get("name") == name for e in _debug(topology, "host-a")["events"]),
             within=15,
@@ -208,16 +232,18 @@ def test_reminders_persist_and_move_to_the_survivor_when_an_app_dies(
         )
         assert non_hosted.status_code == 403
     finally:
-        bg.run(topology.stop())
+        topology.stop()
 
 
+@pytest.mark.sidecar_only  # restarts one app of a running topology: the launcher's API
 def test_reminder_and_actor_calls_come_back_after_the_app_restarts(
-    bg: BackgroundLoop, resources: Path, uid: str
+    bg: BackgroundLoop, resources: Path, tmp_path: Path, uid: str
 ) -> None:
     # One host only: while its process is dead no other app can take the reminder over,
     # so a fire after the restart can only come from the restarted process (§4.6).
-    topology = _topology(resources, app_ids=("host-solo",))
-    bg.run(topology.start())
+    topology = _run(bg, tmp_path, resources, app_ids=("host-solo",))
+    local = topology.local
+    assert local is not None
     name = f"r-{uid}"
     try:
         assert _call(topology, "host-solo", uid, "Incr", 2).json() == 2
@@ -228,13 +254,13 @@ def test_reminder_and_actor_calls_come_back_after_the_app_restarts(
             what="reminder fired before the kill",
         )
 
-        bg.run(topology.kill_app("host-solo"))
-        sidecar = topology.sidecar("host-solo")
+        bg.run(local.kill_app("host-solo"))
+        sidecar = local.sidecar("host-solo")
         wait_until(  # left placement: nobody hosts Counter now
             lambda: not sidecar.app_healthy and sidecar.actors.host is None,
             what="the sidecar noticed the dead app and left placement",
         )
-        bg.run(topology.restart_app("host-solo"))
+        bg.run(local.restart_app("host-solo"))
 
         def fired_after_restart() -> bool:
             try:
@@ -257,4 +283,4 @@ def test_reminder_and_actor_calls_come_back_after_the_app_restarts(
             httpx.delete(
                 f"{_url(topology, 'host-solo')}/actors/Counter/{uid}/reminders/{name}", timeout=5
             )
-        bg.run(topology.stop())
+        topology.stop()

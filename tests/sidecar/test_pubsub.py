@@ -1,6 +1,8 @@
 """Pub/sub contract (dapr-contract §3): envelopes, delivery outcomes, retries, DLQ, routing,
 consumer groups, in-memory isolation. Publishes through HTTP and the SDK's gRPC client;
-subscribers are FastAPI apps using the SDK's ``DaprApp``."""
+subscribers are FastAPI apps using the SDK's ``DaprApp``, served in this process; their
+sidecars are a run template (:mod:`tests.sidecar.runs`), so the module runs on both
+targets."""
 
 from __future__ import annotations
 
@@ -19,25 +21,27 @@ from dapr.clients import DaprClient
 from dapr.clients.exceptions import DaprGrpcError
 from dapr.conf import settings
 
-from sidecar.cluster import Cluster
-from sidecar.runtime import Sidecar, SidecarOptions
-from sidecar.testing import AppServer, BackgroundLoop, start_sidecar, wait_until
+from sidecar.launcher import AppSpec, Topology
+from sidecar.testing import AppServer, BackgroundLoop, wait_until
 from tests.sidecar.apps.recorder import build_app, topic
 from tests.sidecar.conftest import close_client, grpc_code, require_service, write_resources
+from tests.sidecar.runs import DaprRun, RunApp
 
 
-def _resources(run_id: str) -> dict[str, str]:
+def _resources(run_id: str, consumer: str | None = None) -> dict[str, str]:
+    """The components of one app; ``consumer`` names the Redis consumer group."""
+    group = f"\n  - {{name: consumerID, value: {consumer}}}" if consumer else ""
     return {
-        "redisbus.yaml": """
+        "redisbus.yaml": f"""
 apiVersion: dapr.io/v1alpha1
 kind: Component
-metadata: {name: redisbus}
+metadata: {{name: redisbus}}
 spec:
   type: pubsub.redis
   version: v1
   metadata:
-  - {name: redisHost, value: "localhost:6379"}
-  - {name: processingTimeout, value: 60s}
+  - {{name: redisHost, value: "localhost:6379"}}
+  - {{name: processingTimeout, value: 60s}}{group}
 """,
         "membus.yaml": """
 apiVersion: dapr.io/v1alpha1
@@ -68,16 +72,26 @@ spec:
     rules:
     - {{match: 'event.data.kind == "a"', path: /routed/a}}
     - {{match: 'event.data.kind.startsWith("b")', path: /routed/b}}
-scopes: [sub-a]
+scopes: [sub-a-1, sub-a-2]
 """,
     }
+
+
+#: Subscriber apps (served in this process, one sidecar each): the two ``sub-a-*`` apps
+#: share the consumer group ``sub-a`` (competing consumers), ``sub-b`` has its own.
+SUBSCRIBERS = {"sub-a-1": "sub-a", "sub-a-2": "sub-a", "sub-b": None}
 
 
 @dataclass
 class PubSubTopology:
     run_id: str
-    publisher: Sidecar
+    run: DaprRun | None  # None: a topology of the local launcher's own
     apps: dict[str, int]  # recorder name -> app port
+
+    @property
+    def started(self) -> DaprRun:
+        assert self.run is not None
+        return self.run
 
     def deliveries(self, tag: str, app: str | None = None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -90,40 +104,73 @@ class PubSubTopology:
 
 @pytest.fixture(scope="module")
 def topo(
-    bg: BackgroundLoop, cluster: Cluster, run_id: str, tmp_path_factory: pytest.TempPathFactory
+    bg: BackgroundLoop, run_id: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PubSubTopology]:
     require_service("Redis", 6379)
-    resources: Path = write_resources(tmp_path_factory.mktemp("pubsub"), _resources(run_id))
-    paths = (resources,)
+    base = tmp_path_factory.mktemp("pubsub")
+    plain = write_resources(base / "resources", _resources(run_id))
     servers: list[AppServer] = []
-    sidecars: list[Sidecar] = []
-    apps: dict[str, int] = {}
-    for app_id, name in (("sub-a", "sub-a-1"), ("sub-a", "sub-a-2"), ("sub-b", "sub-b")):
-        server = bg.run(AppServer(build_app(run_id, name)).start())
-        servers.append(server)
-        apps[name] = server.port
-        options = SidecarOptions(app_id=app_id, resources_paths=paths, app_port=server.port)
-        sidecars.append(bg.run(start_sidecar(options, cluster)))
-    publisher = bg.run(start_sidecar(SidecarOptions(app_id="pub", resources_paths=paths), cluster))
-    sidecars.append(publisher)
-    yield PubSubTopology(run_id, publisher, apps)
-    for sidecar in sidecars:
-        bg.run(sidecar.stop())
-    for server in servers:
-        bg.run(server.stop())
+    apps: list[RunApp] = []
+    ports: dict[str, int] = {}
+    try:
+        for name, group in SUBSCRIBERS.items():
+            server = bg.run(AppServer(build_app(run_id, name)).start())
+            servers.append(server)
+            ports[name] = server.port
+            resources = write_resources(base / f"{name}-resources", _resources(run_id, group))
+            apps.append(RunApp(name, app_port=server.port, resources=(resources,)))
+        apps.append(RunApp("pub", resources=(plain,)))
+        with DaprRun(apps, base / "run", bg) as run:
+            yield PubSubTopology(run_id, run, ports)
+    finally:
+        for server in servers:
+            bg.run(server.stop())
+
+
+@pytest.mark.sidecar_only
+def test_replicas_of_one_app_id_share_its_consumer_group(
+    bg: BackgroundLoop, run_id: str, tmp_path: Path, uid: str
+) -> None:
+    """Replicas of one app id (the local launcher's instances; a run template cannot
+    express them): the default ``consumerID`` is the app id, so they compete."""
+    require_service("Redis", 6379)
+    replica_run = f"{run_id}-replicas"
+    resources = write_resources(tmp_path / "resources", _resources(replica_run))
+    names = ("sub-r-1", "sub-r-2")
+    servers = {name: bg.run(AppServer(build_app(replica_run, name)).start()) for name in names}
+    specs = [
+        AppSpec(
+            "sub-r", tmp_path, app_port=server.port, resources_paths=(resources,), instance=name
+        )
+        for name, server in servers.items()
+    ]
+    topology = Topology(specs, sink=lambda app, line: None)
+    try:
+        bg.run(topology.start())
+        base = f"http://127.0.0.1:{topology.sidecar('sub-r-1').http_port}/v1.0"
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for i in range(12):
+                _publish(client, topic(replica_run, "orders"), {"tag": uid, "i": i})
+        replicas = PubSubTopology(replica_run, None, {n: s.port for n, s in servers.items()})
+        wait_until(lambda: len(replicas.deliveries(uid)) == 12, what="12 deliveries in all")
+        seen = [d["event"]["data"]["i"] for d in replicas.deliveries(uid)]
+        assert sorted(seen) == list(range(12))  # each message to one replica only
+    finally:
+        bg.run(topology.stop())
+        for server in servers.values():
+            bg.run(server.stop())
 
 
 @pytest.fixture
 def http(topo: PubSubTopology) -> Iterator[httpx.Client]:
-    base = f"http://127.0.0.1:{topo.publisher.http_port}/v1.0"
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx.Client(base_url=topo.started.api("pub"), timeout=10) as client:
         yield client
 
 
 @pytest.fixture
 def sdk(topo: PubSubTopology, monkeypatch: pytest.MonkeyPatch) -> Iterator[DaprClient]:
-    monkeypatch.setattr(settings, "DAPR_HTTP_PORT", topo.publisher.http_port)
-    client = DaprClient(address=f"127.0.0.1:{topo.publisher.grpc_port}")
+    monkeypatch.setattr(settings, "DAPR_HTTP_PORT", topo.started.http_port("pub"))
+    client = DaprClient(address=f"127.0.0.1:{topo.started.grpc_port('pub')}")
     yield client
     close_client(client)
 
@@ -297,20 +344,13 @@ def test_in_memory_pubsub_is_private_to_one_sidecar(
 ) -> None:
     t = topic(topo.run_id, "mem")
     assert http.post(f"/publish/membus/{t}", json={"tag": uid}).status_code == 204
-    sub_b = f"http://127.0.0.1:{_sidecar_port(topo, 'sub-b')}/v1.0"
     with httpx.Client(timeout=5) as client:
-        assert (
-            client.post(f"{sub_b}/publish/membus/{t}", json={"tag": f"{uid}-b"}).status_code == 204
+        answer = client.post(
+            f"{topo.started.api('sub-b')}/publish/membus/{t}", json={"tag": f"{uid}-b"}
         )
+        assert answer.status_code == 204
     wait_until(lambda: len(topo.deliveries(f"{uid}-b", "sub-b")) == 1)
     assert topo.deliveries(uid) == []
-
-
-def _sidecar_port(topo: PubSubTopology, app_id: str) -> int:
-
-    cluster = topo.publisher.cluster
-    sidecar: Sidecar = cluster.sidecars[app_id][0]
-    return sidecar.http_port
 
 
 def test_publish_errors(http: httpx.Client, sdk: DaprClient, topo: PubSubTopology) -> None:
