@@ -93,4 +93,10 @@ def build_app(run_id: str, name: str, pubsub: str = "redisbus") -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    return build_app(os.environ["SIDECAR_TEST_RUN"], os.environ.get("APP_ID", "recorder"))
+    """``SIDECAR_TEST_RUN`` (the run id in topic names), ``APP_ID`` (the recorder's name)
+    and ``SIDECAR_TEST_PUBSUB`` (the pub/sub of the main subscriptions, ``redisbus``)."""
+    return build_app(
+        os.environ["SIDECAR_TEST_RUN"],
+        os.environ.get("APP_ID", "recorder"),
+        os.environ.get("SIDECAR_TEST_PUBSUB", "redisbus"),
+    )
