@@ -1,4 +1,8 @@
-"""Health handshake (§4.1, §5.2), API token (§1), metadata (§5.3), and seeded fault injection."""
+"""Health handshake (§4.1, §5.2), API token (§1), metadata (§5.3), and seeded fault injection.
+
+The health, token and metadata tests start their sidecar from a run template
+(:mod:`tests.sidecar.runs`) and run on both targets; fault injection is the local
+sidecar's own (``sidecar_only``)."""
 
 from __future__ import annotations
 
@@ -19,8 +23,7 @@ from sidecar.faults import FaultPlan, PubSubFaults, StateFaults
 from sidecar.runtime import SidecarOptions
 from sidecar.testing import AppServer, BackgroundLoop, free_port, start_sidecar, wait_until
 from tests.sidecar.conftest import write_resources
-
-pytestmark = pytest.mark.sidecar_only
+from tests.sidecar.runs import DaprRun, RunApp
 
 MEMORY = {
     "state.yaml": """
@@ -44,19 +47,16 @@ def resources(tmp_path: Path) -> Path:
 
 
 def test_outbound_health_before_the_app_is_up(
-    bg: BackgroundLoop, cluster: Cluster, resources: Path
+    bg: BackgroundLoop, resources: Path, tmp_path: Path
 ) -> None:
-    options = SidecarOptions(app_id="late", resources_paths=(resources,), app_port=free_port())
-    sidecar = bg.run(start_sidecar(options, cluster, ready=False))
-    try:
-        base = f"http://127.0.0.1:{sidecar.http_port}/v1.0"
+    late = RunApp("late", app_port=free_port(), resources=(resources,))  # nothing listens
+    with DaprRun([late], tmp_path / "run", bg, ready=False) as run:
+        base = run.api("late")
         with httpx.Client(timeout=5) as client:
             assert client.get(f"{base}/healthz/outbound").status_code == 204
             not_ready = client.get(f"{base}/healthz")
             assert not_ready.status_code == 500
             assert not_ready.json()["errorCode"] == "ERR_HEALTH_NOT_READY"
-    finally:
-        bg.run(sidecar.stop())
 
 
 def _subscriber() -> tuple[Starlette, list[dict[str, Any]], list[str]]:
@@ -94,17 +94,14 @@ def subscriber(bg: BackgroundLoop) -> Iterator[tuple[int, list[dict[str, Any]], 
 
 def test_handshake_token_and_metadata(
     bg: BackgroundLoop,
-    cluster: Cluster,
     resources: Path,
+    tmp_path: Path,
     subscriber: tuple[int, list[dict[str, Any]], list[str]],
 ) -> None:
     port, received, calls = subscriber
-    options = SidecarOptions(
-        app_id="guarded", resources_paths=(resources,), app_port=port, api_token="s3cret"
-    )
-    sidecar = bg.run(start_sidecar(options, cluster))
-    try:
-        base = f"http://127.0.0.1:{sidecar.http_port}/v1.0"
+    guarded = RunApp("guarded", app_port=port, resources=(resources,))
+    with DaprRun([guarded], tmp_path / "run", bg, api_token="s3cret") as run:
+        base = run.api("guarded")
         token = {"dapr-api-token": "s3cret"}
         with httpx.Client(timeout=5) as client:
             assert client.get(f"{base}/healthz").status_code == 204  # exempt from the token
@@ -122,8 +119,6 @@ def test_handshake_token_and_metadata(
             assert published.status_code == 204
         assert calls == ["guarded"]  # /dapr/subscribe read once, with dapr-app-id
         wait_until(lambda: len(received) == 1)
-    finally:
-        bg.run(sidecar.stop())
 
 
 def _deliveries(
@@ -159,6 +154,7 @@ def _deliveries(
     return [r["data"]["i"] for r in received if r["data"]["i"] >= 0]
 
 
+@pytest.mark.sidecar_only
 def test_seeded_pubsub_faults_are_reproducible(
     bg: BackgroundLoop, cluster: Cluster, resources: Path
 ) -> None:
@@ -170,6 +166,7 @@ def test_seeded_pubsub_faults_are_reproducible(
     assert len(first) > len(set(first))  # some duplicated
 
 
+@pytest.mark.sidecar_only
 def test_seeded_reorder_changes_the_delivery_order_reproducibly(
     bg: BackgroundLoop, cluster: Cluster, resources: Path
 ) -> None:
@@ -190,6 +187,7 @@ def test_seeded_reorder_changes_the_delivery_order_reproducibly(
     assert len(overtaken) >= 3, first
 
 
+@pytest.mark.sidecar_only
 def test_state_faults_fail_and_delay(bg: BackgroundLoop, cluster: Cluster, resources: Path) -> None:
     plan = FaultPlan(seed=1, state=StateFaults(fail=1.0, operations=frozenset({"set"})))
     options = SidecarOptions(app_id="flaky", resources_paths=(resources,), faults=plan)

@@ -1,5 +1,9 @@
 """The multi-app launcher: run template rules (§6), app environment, log prefixes, service
-invocation between apps, and a non-zero exit with the app's last lines on a failed start."""
+invocation between apps, and a non-zero exit with the app's last lines on a failed start.
+
+The app environment and service invocation are what ``dapr run -f`` gives too, so that test
+runs on both targets; the others test the repo's launcher itself (``sidecar_only``) or its
+template parser (pure, target-independent)."""
 
 from __future__ import annotations
 
@@ -17,8 +21,7 @@ import pytest
 from sidecar.errors import ResourceError, StartupError
 from sidecar.launcher import AppSpec, Topology, load_template
 from sidecar.testing import BackgroundLoop, free_port
-
-pytestmark = pytest.mark.sidecar_only
+from tests.sidecar.runs import DaprRun, RunApp
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,34 +107,25 @@ http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler,
 """
 
 
-def test_topology_env_logs_and_service_invocation(bg: BackgroundLoop, tmp_path: Path) -> None:
-    lines: list[tuple[str, str]] = []
-    apps = []
-    for name in ("web-a", "web-b"):
-        directory = tmp_path / name
-        directory.mkdir()
-        (directory / "server.py").write_text(SERVER)
-        (directory / "hello.txt").write_text(f"hello from {name}")
-        apps.append(
-            AppSpec(
-                app_id=name,
-                app_dir=directory,
-                command=(sys.executable, "server.py"),
-                app_port=free_port(),
-                env={"ROLE": name.upper()},
-            )
+def test_app_env_and_service_invocation(bg: BackgroundLoop, tmp_path: Path) -> None:
+    apps = [
+        RunApp(
+            name, app_port=free_port(), command=(sys.executable, "server.py"),
+            env={"ROLE": name.upper()},
         )
-    topology = Topology(apps, sink=lambda app, line: lines.append((app, line)))
-    bg.run(topology.start())
-    try:
-        env = json.loads((tmp_path / "web-a" / "env.json").read_text())
-        sidecar = topology.sidecar("web-a")
+        for name in ("web-a", "web-b")
+    ]  # fmt: skip
+    run = DaprRun(apps, tmp_path / "run", bg)
+    for name in ("web-a", "web-b"):  # each app's appDirPath, its working directory
+        (run.directory / name / "server.py").write_text(SERVER)
+        (run.directory / name / "hello.txt").write_text(f"hello from {name}")
+    with run:
+        env = json.loads((run.directory / "web-a" / "env.json").read_text())
         assert env["APP_ID"] == "web-a" and env["ROLE"] == "WEB-A"
-        assert env["DAPR_HTTP_PORT"] == str(sidecar.http_port)
-        assert env["DAPR_GRPC_PORT"] == str(sidecar.grpc_port)
-        assert env["APP_PORT"] == str(apps[0].app_port) and env["APP_PROTOCOL"] == "http"
-        assert ("web-a", "starting web-a") in lines
-        base = f"http://127.0.0.1:{sidecar.http_port}/v1.0"
+        assert env["DAPR_HTTP_PORT"] == str(run.http_port("web-a"))
+        assert env["DAPR_GRPC_PORT"] == str(run.grpc_port("web-a"))
+        assert env["APP_PORT"] == str(run.app_port("web-a")) and env["APP_PROTOCOL"] == "http"
+        base = run.api("web-a")
         with httpx.Client(timeout=5) as client:
             assert client.get(f"{base}/healthz").status_code == 204
             answer = client.get(f"{base}/invoke/web-b/method/hello.txt")
@@ -139,10 +133,25 @@ def test_topology_env_logs_and_service_invocation(bg: BackgroundLoop, tmp_path: 
             missing = client.get(f"{base}/invoke/nobody/method/x")
             assert missing.status_code == 500
             assert missing.json()["errorCode"] == "ERR_DIRECT_INVOKE"
+
+
+@pytest.mark.sidecar_only
+def test_topology_hands_app_output_to_its_sink(bg: BackgroundLoop, tmp_path: Path) -> None:
+    lines: list[tuple[str, str]] = []
+    (tmp_path / "server.py").write_text(SERVER)
+    spec = AppSpec(
+        app_id="web-a", app_dir=tmp_path, command=(sys.executable, "server.py"),
+        app_port=free_port(),
+    )  # fmt: skip
+    topology = Topology([spec], sink=lambda app, line: lines.append((app, line)))
+    bg.run(topology.start())
+    try:
+        assert ("web-a", "starting web-a") in lines
     finally:
         bg.run(topology.stop())
 
 
+@pytest.mark.sidecar_only
 def test_app_dying_during_startup_fails_with_its_last_lines(
     bg: BackgroundLoop, tmp_path: Path
 ) -> None:
@@ -155,6 +164,7 @@ def test_app_dying_during_startup_fails_with_its_last_lines(
     assert "loading config" in info.value.log_tail
 
 
+@pytest.mark.sidecar_only
 def test_cli_exits_non_zero_with_the_app_log(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "dapr.yaml").write_text(
@@ -174,6 +184,7 @@ def test_cli_exits_non_zero_with_the_app_log(tmp_path: Path) -> None:
     assert "== APP - app == cannot connect to the database" in done.stdout
 
 
+@pytest.mark.sidecar_only
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
 def test_apps_die_with_a_killed_launcher(tmp_path: Path) -> None:
     """A launcher killed with SIGKILL (no chance to stop its apps) leaves none behind."""

@@ -1,5 +1,9 @@
 """Outbound resiliency (dapr-contract §7.2): timeouts, retries and circuit breakers around
-the sidecar's state store operations and publishes, driven by seeded state faults."""
+the sidecar's state store operations and publishes, driven by seeded state faults.
+
+Tests that need a failing store use the local sidecar's fault injection (``sidecar_only``);
+the ETag-conflict test needs none and runs on both targets; the policy classes are unit
+tested directly."""
 
 from __future__ import annotations
 
@@ -27,9 +31,8 @@ from sidecar.resources.model import CircuitBreakerPolicy, TargetPolicies
 from sidecar.runtime import Sidecar, SidecarOptions
 from sidecar.testing import BackgroundLoop, start_sidecar
 from tests.sidecar.conftest import close_client, grpc_code, write_resources
+from tests.sidecar.runs import DaprRun, RunApp
 from tests.sidecar.test_faults_and_health import MEMORY
-
-pytestmark = pytest.mark.sidecar_only
 
 #: With app id "resilient", seed 12 and fail=0.6 the first two writes fail, the third works.
 FLAKY_WRITES = FaultPlan(seed=12, state=StateFaults(fail=0.6, operations=frozenset({"set"})))
@@ -77,6 +80,7 @@ def _retrying(max_retries: int, duration: str = "10ms") -> str:
     )
 
 
+@pytest.mark.sidecar_only
 def test_retry_policy_recovers_a_failing_state_write_within_its_budget(
     bg: BackgroundLoop, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -94,11 +98,13 @@ def test_retry_policy_recovers_a_failing_state_write_within_its_budget(
 
 
 def test_etag_conflicts_of_single_writes_are_not_retried_but_transactions_are(
-    bg: BackgroundLoop, cluster: Cluster, tmp_path: Path
+    bg: BackgroundLoop, tmp_path: Path
 ) -> None:
     # Two retries 0.5 s apart: a retried conflict takes at least 1 s to be answered.
-    with _sidecar(bg, cluster, tmp_path, _retrying(2, "500ms"), FaultPlan()) as sidecar:
-        base = _base(sidecar)
+    documents = {"state.yaml": MEMORY["state.yaml"], "resiliency.yaml": _retrying(2, "500ms")}
+    resources = write_resources(tmp_path / "resources", documents)
+    with DaprRun([RunApp("resilient", resources=(resources,))], tmp_path / "run", bg) as run:
+        base = run.api("resilient")
         with httpx.Client(timeout=10) as client:
             assert client.post(f"{base}/state/mem", json=[{"key": "k", "value": 1}]).is_success
             stale = {"key": "k", "value": 2, "etag": "not-the-etag"}
@@ -116,6 +122,7 @@ def test_etag_conflicts_of_single_writes_are_not_retried_but_transactions_are(
             assert time.monotonic() - started >= 1.0  # daprd retries Multi as it is
 
 
+@pytest.mark.sidecar_only
 def test_timeout_policy_cuts_a_slow_state_read(
     bg: BackgroundLoop, cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,6 +151,7 @@ def test_timeout_policy_cuts_a_slow_state_read(
             close_client(client)
 
 
+@pytest.mark.sidecar_only
 def test_circuit_breaker_opens_after_the_trip_condition(
     bg: BackgroundLoop, cluster: Cluster, tmp_path: Path
 ) -> None:
