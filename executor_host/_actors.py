@@ -19,7 +19,7 @@ from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 
-from executor_host._coordinator import Publish, RunDriver
+from executor_host._coordinator import Committed, Publish, RunDriver
 from executor_host._payloads import PayloadCache, restore_payloads
 from executor_host._store import RunStore
 from executor_host._workflows import WorkflowRegistry
@@ -97,7 +97,7 @@ class CoordinatorDeps:
     publish: Publish
     deadline_s: float
     inline_state_limit: int
-    on_change: Callable[[str], None]
+    on_change: Committed
     payload_ref_bytes: int = 16 * 1024
     payload_ttl_s: int = 24 * 3600
 

@@ -44,6 +44,13 @@ Publish = Callable[[Sequence[ActivationEnvelope]], Awaitable[None]]
 Resolve = Callable[[str, str | None, dict[str, Any] | None], Workflow]
 """(workflow name, factory, params) -> the workflow's template."""
 
+Committed = Callable[[str, int, list[dict[str, Any]]], None]
+"""Told (run id, event chunk number, the chunk's events) after each commit of a run."""
+
+
+def _ignore(_run: str, _chunk: int, _events: list[dict[str, Any]]) -> None:
+    return None
+
 
 @dataclass(slots=True)
 class _InFlight:
@@ -69,7 +76,7 @@ class RunDriver:
         payload_ref_bytes: int = 16 * 1024,
         payload_ttl_s: int = 24 * 3600,
         clock: Callable[[], float] = time.time,
-        on_change: Callable[[str], None] = lambda _run: None,
+        on_change: Committed = _ignore,
     ) -> None:
         self.run_id = run_id
         self._store = store
@@ -134,13 +141,14 @@ class RunDriver:
             first.extend(final_events(state))
         elif state.inbox:
             first.append(WorkflowEvent("superstep_started", superstep=state.superstep + 1))
+        events = [event_to_json(wf.graph.codec, e) for e in first]
         self._record = await self._store.commit_barrier(
             record,
-            events=[event_to_json(wf.graph.codec, e) for e in first],
+            events=events,
             checkpoint=None,
             state_version=(state.superstep, dict(state.state)),
         )
-        self._on_change(self.run_id)
+        self._changed(self._record, events)
         await self._advance()
         return self._record
 
@@ -257,10 +265,11 @@ class RunDriver:
             planned_at=self._clock(),
             state_version=state_version,
         )
+        chunk = [event_to_json(graph.codec, e) for e in events]
         try:
             committed = await self._store.commit_barrier(
                 updated,
-                events=[event_to_json(graph.codec, e) for e in events],
+                events=chunk,
                 checkpoint=checkpoint,
                 state_version=version_write,
                 reload=False,
@@ -270,7 +279,7 @@ class RunDriver:
             return
         self._flight = None
         self._record = committed
-        self._on_change(record.run_id)
+        self._changed(committed, chunk)
         # publish the next superstep while the new ETag of the run record is read back;
         # the actor's turn lock keeps the next commit behind both
         fresh, _ = await asyncio.gather(self._store.load_run(record.run_id), self._advance())
@@ -285,6 +294,11 @@ class RunDriver:
             self._fenced("after", flight.superstep)
             return
         self._record = replace(committed, etag=fresh.etag)
+
+    def _changed(self, committed: RunRecord, events: list[dict[str, Any]]) -> None:
+        # commit_barrier wrote the events as the chunk before the record's new count
+        if events:
+            self._on_change(self.run_id, committed.event_chunks - 1, events)
 
     def _fenced(self, where: str, superstep: int) -> None:
         """A newer coordinator of this run took over: this copy forgets the run and
@@ -331,13 +345,14 @@ class RunDriver:
             WorkflowEvent("started", data=self.run_id, superstep=state.superstep),
             WorkflowEvent("superstep_started", superstep=state.superstep + 1),
         ]
+        chunk = [event_to_json(wf.graph.codec, e) for e in events]
         self._record = await self._store.commit_barrier(
             replace(record, state=state, planned_at=self._clock(), updated_at=self._clock()),
-            events=[event_to_json(wf.graph.codec, e) for e in events],
+            events=chunk,
             checkpoint=None,
             state_version=None,
         )
-        self._on_change(self.run_id)
+        self._changed(self._record, chunk)
         await self._advance()
 
     async def cancel(self) -> None:
@@ -354,7 +369,7 @@ class RunDriver:
             checkpoint=None,
             state_version=None,
         )
-        self._on_change(self.run_id)
+        self._changed(self._record, events)
 
     def _workflow_of(self, record: RunRecord) -> Workflow:
         return self._resolve(record.workflow, record.factory, record.params)

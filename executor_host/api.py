@@ -8,7 +8,6 @@ lifespan; the handlers are thin and the semantics live in ``runtime.engine``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -33,8 +32,10 @@ from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
 from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._problems import Problem, install_problem_handlers
+from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
 from executor_host._store import RunRecord, RunStore
+from executor_host._watch import RunWatch
 from executor_host._workflows import UnknownWorkflow, WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelope, results_topic
 from runtime.checkpoint import checkpoint_id_for
@@ -71,25 +72,6 @@ class Responses(BaseModel):
     responses: dict[str, Any] = Field(min_length=1)
 
 
-class RunWatch:
-    """Wakes event streams of this app when a run's record changes."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def changed(self, run_id: str) -> None:
-        ev = self._events.pop(run_id, None)
-        if ev is not None:
-            ev.set()
-
-    async def wait(self, run_id: str, within: float) -> None:
-        """Return when the run changes, or after ``within`` seconds (another replica may
-        have changed it without telling this one)."""
-        ev = self._events.setdefault(run_id, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ev.wait(), within)
-
-
 def create_app(config: Settings | None = None) -> FastAPI:
     settings: Settings = config or Settings.from_env()
     registry = WorkflowRegistry.load(settings.workflows)
@@ -122,11 +104,13 @@ def create_app(config: Settings | None = None) -> FastAPI:
             inline_state_limit=settings.inline_state_limit,
             payload_ref_bytes=settings.payload_ref_bytes,
             payload_ttl_s=settings.payload_ttl_s,
-            on_change=watch.changed,
+            on_change=watch.committed,
         )
         cls = coordinator_class()
         await actors.register_actor(
-            cls, actor_factory=lambda ctx, actor_id: cls(ctx, actor_id, deps)
+            cls,
+            actor_factory=lambda ctx, actor_id: cls(ctx, actor_id, deps),
+            message_serializer=EnvelopeSerializer(),
         )
         services["store"] = store
         services["invoker"] = ActorInvoker()
@@ -334,15 +318,18 @@ def create_app(config: Settings | None = None) -> FastAPI:
         await record_of(run_id)
 
         async def stream() -> AsyncIterator[bytes]:
-            # event chunks are numbered without gaps: read the next one until it is
-            # not there yet, then wait for the run to change (no run record read)
-            seen = after
+            # event chunks are numbered without gaps: take the next one from the watch
+            # (committed here) or the store until it is not there yet, then wait for it
+            seen, trust_watch = after, False
             while True:
-                events = await store().load_events(run_id, seen + 1)
+                chunk = seen + 1
+                events = watch.get(run_id, chunk)
+                if events is None and not (trust_watch and watch.not_yet(run_id, chunk)):
+                    events = await store().load_events(run_id, chunk)
                 if not events:
-                    await watch.wait(run_id, 0.5)
+                    trust_watch = await watch.wait(run_id, 0.5)
                     continue
-                seen += 1
+                seen = chunk
                 for ev in events:
                     yield f"id: {seen}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
                 if events[-1].get("type") == "status":

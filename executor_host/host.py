@@ -31,6 +31,7 @@ from executor_host._bus import Bus, deliver
 from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._payloads import PayloadCache
 from executor_host._problems import Problem, install_problem_handlers
+from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
 from executor_host._store import RunStore, StoreError
 from executor_host._workflows import WorkflowRegistry
@@ -83,7 +84,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
         )
         cls = executor_actor_class(settings.pool)
         await actors.register_actor(
-            cls, actor_factory=lambda ctx, actor_id: cls(ctx, actor_id, deps)
+            cls,
+            actor_factory=lambda ctx, actor_id: cls(ctx, actor_id, deps),
+            message_serializer=EnvelopeSerializer(),
         )
         await store.register_host(settings.host_id, host_record().model_dump(mode="json"))
 

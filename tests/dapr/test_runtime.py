@@ -33,6 +33,19 @@ async def test_events_equal_the_in_process_stream(deployment: Deployment) -> Non
     assert remote.trace_hash == local.trace_hash
 
 
+async def test_strings_that_look_like_dates_or_durations_stay_strings(
+    deployment: Deployment,
+) -> None:
+    # the actor SDK's default message serializer turns such strings into datetime and
+    # timedelta objects (or fails on them): actor calls must carry JSON as it is
+    texts = ["2024-01-01", "2024-01-01 report", "1h2m3s", "10s", "0h0m5s", "plain"]
+    remote = await workflows.echo().run(texts, runtime=deployment.runtime())
+    local = await workflows.echo().run(texts)
+    assert remote.status is RunStatus.COMPLETED, remote.error
+    assert remote.outputs == local.outputs == [texts]
+    assert remote.trace_hash == local.trace_hash
+
+
 async def test_placement_puts_each_executor_on_its_pool(deployment: Deployment) -> None:
     result = await workflows.ping().run(0, runtime=deployment.runtime())
     async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:

@@ -136,5 +136,23 @@ def unplaceable() -> Workflow:
     )
 
 
+class Relay(Executor):
+    @handler
+    async def relay(self, texts: list[str], ctx: WorkflowContext[list[str]]) -> None:
+        await ctx.send_message(texts)
+
+
+class Echo(Executor):
+    @handler
+    async def echo(self, texts: list[str], ctx: WorkflowContext[Never, list[str]]) -> None:
+        await ctx.yield_output(texts)
+
+
+def echo() -> Workflow:
+    """Strings that merely look like dates or durations must cross the hosts as strings."""
+    a, b = Relay("relay"), Echo("echo")
+    return WorkflowBuilder(start_executor=a, name="echo").add_edge(a, b).build()
+
+
 def all_workflows() -> list[Workflow]:
-    return [ping(), fan(), hitl(), slow(), unplaceable()]
+    return [ping(), fan(), hitl(), slow(), unplaceable(), echo()]

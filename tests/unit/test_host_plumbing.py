@@ -1,15 +1,19 @@
-"""The executor host's pure plumbing: payloads by reference and grouped actor calls."""
+"""The executor host's pure plumbing: payloads by reference, grouped actor calls, the
+event-stream watch and the actor message serializer."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from executor_host._batching import GroupCaller
 from executor_host._payloads import PayloadCache, PayloadSplitter, restore_payloads
+from executor_host._serializer import EnvelopeSerializer
+from executor_host._watch import RunWatch
 
 
 def _activation(*datas: Any) -> dict[str, Any]:
@@ -199,3 +203,34 @@ def test_checkpoint_ranges_stay_small_and_sorted(
     for n in adds:
         out = _add_to_ranges(out, n)
     assert out == ranges
+
+
+async def test_watch_hands_over_committed_chunks_and_wakes_waiters() -> None:
+    watch = RunWatch()
+    assert watch.get("r", 0) is None and not watch.not_yet("r", 0)  # unknown run: ask the store
+    waiter = asyncio.create_task(watch.wait("r", 5.0))
+    await asyncio.sleep(0)
+    watch.committed("r", 0, [{"type": "started"}])
+    assert await waiter is True
+    assert watch.get("r", 0) == [{"type": "started"}]
+    assert watch.not_yet("r", 1) and not watch.not_yet("r", 0)
+    assert await watch.wait("r", 0.01) is False  # nothing committed: timed out
+
+
+def test_watch_keeps_a_bounded_window_per_run_and_a_bounded_number_of_runs() -> None:
+    watch = RunWatch(chunks_per_run=2, runs=2)
+    for chunk in range(4):
+        watch.committed("a", chunk, [{"n": chunk}])
+    assert [watch.get("a", c) for c in range(4)] == [None, None, [{"n": 2}], [{"n": 3}]]
+    watch.committed("b", 0, [])
+    watch.committed("c", 0, [])  # "a" is the least recently committed run: forgotten
+    assert watch.get("a", 3) is None and not watch.not_yet("a", 9)
+    assert watch.get("b", 0) == [] and watch.get("c", 0) == []
+
+
+def test_actor_messages_decode_as_plain_json_and_reminders_as_the_sdk_does() -> None:
+    serializer = EnvelopeSerializer()
+    body = json.dumps({"texts": ["2024-01-01", "2024-01-01 report", "10s", "1h2m3s"]})
+    assert serializer.deserialize(body.encode(), dict[str, Any]) == json.loads(body)
+    reminder = serializer.deserialize(b'{"dueTime": "0h0m5s", "period": "0h0m5s"}', object)
+    assert reminder["dueTime"] == reminder["period"] == timedelta(seconds=5)
