@@ -1,7 +1,8 @@
 """Publishing and receiving the protocol's CloudEvents through Dapr pub/sub.
 
 Events are published structured (``application/cloudevents+json``) so that their
-ids are ours — deterministic, see ``protocol`` — rather than fresh UUIDs.
+ids are ours — deterministic, see ``protocol`` — rather than fresh UUIDs. They go
+out through the sidecar's HTTP publish API (``_sidecar``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any, TypeVar
 
 from cloudevents.conversion import to_json
 from cloudevents.http import CloudEvent, from_http
-from dapr.aio.clients import DaprClient
 from pydantic import BaseModel, ValidationError
 
+from executor_host._sidecar import SidecarClient, SidecarError
 from executor_host.protocol import (
     ActivationEnvelope,
     ResultEnvelope,
@@ -30,7 +31,10 @@ log = logging.getLogger(__name__)
 
 
 class PublishError(RuntimeError):
-    """The sidecar refused some events of a bulk publish."""
+    """The sidecar refused to publish an event (or some events of a bulk publish)."""
+
+
+CE_JSON = "application/cloudevents+json"
 
 
 class MalformedEvent(ValueError):
@@ -38,8 +42,8 @@ class MalformedEvent(ValueError):
 
 
 class Bus:
-    def __init__(self, client: DaprClient, pubsub: str, source: str, namespace: str) -> None:
-        self._client = client
+    def __init__(self, sidecar: SidecarClient, pubsub: str, source: str, namespace: str) -> None:
+        self._sidecar = sidecar
         self._pubsub = pubsub
         self._source = f"superstep/{source}"
         self._prefix = namespace
@@ -54,16 +58,19 @@ class Bus:
         if len(envs) == 1:
             await self.publish_activation(envs[0], pool)
             return
-        events = [self._event(env.event_id(), "io.superstep.activation.v1", env) for env in envs]
+        entries = [
+            (env.event_id(), self._event(env.event_id(), "io.superstep.activation.v1", env))
+            for env in envs
+        ]
         topic = activation_topic(pool, self._prefix)
-        resp = await self._client.publish_events(
-            self._pubsub, topic, events, data_content_type="application/cloudevents+json"
-        )
-        failed = list(resp.failed_entries)
+        try:
+            failed = await self._sidecar.publish_bulk(self._pubsub, topic, entries, CE_JSON)
+        except SidecarError as exc:
+            raise PublishError(str(exc)) from exc
         if failed:
             raise PublishError(
                 f"{len(failed)} of {len(envs)} activation(s) not published to {topic}: "
-                f"{failed[0].error}"
+                f"{failed[0][1]}"
             )
 
     async def publish_result(self, env: ResultEnvelope) -> None:
@@ -84,12 +91,12 @@ class Bus:
         return bytes(to_json(event))
 
     async def _publish(self, topic: str, event_id: str, type_: str, env: BaseModel) -> None:
-        await self._client.publish_event(
-            self._pubsub,
-            topic,
-            self._event(event_id, type_, env),
-            data_content_type="application/cloudevents+json",
-        )
+        try:
+            await self._sidecar.publish(
+                self._pubsub, topic, self._event(event_id, type_, env), CE_JSON
+            )
+        except SidecarError as exc:
+            raise PublishError(str(exc)) from exc
 
 
 def parse_event(headers: dict[str, str], body: bytes, model: type[M]) -> M:

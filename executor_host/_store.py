@@ -29,6 +29,7 @@ from dapr.clients.exceptions import DaprGrpcError, DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation
 from dapr.clients.grpc._state import StateItem
 
+from executor_host._sidecar import SidecarClient, SidecarError
 from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import Checkpoint, RunState
 
@@ -167,20 +168,28 @@ def _dumps(value: Any) -> str:
 
 
 class RunStore:
-    def __init__(self, client: DaprClient, store: str, namespace: str = "superstep") -> None:
+    """Reads go through the sidecar's HTTP state API (``sidecar``), writes through the
+    SDK's gRPC client (``client``), which stores our JSON bytes as they are."""
+
+    def __init__(
+        self, client: DaprClient, sidecar: SidecarClient, store: str, namespace: str = "superstep"
+    ) -> None:
         self._client = client
+        self._sidecar = sidecar
         self._store = store
         self._prefix = f"{namespace}:"
 
     # -- primitives -------------------------------------------------------------------
-    async def _get(self, key: str) -> tuple[Any, str | None]:
+    async def _read(self, key: str) -> tuple[bytes | None, str | None]:
         try:
-            resp = await self._client.get_state(self._store, self._prefix + key)
-        except DaprGrpcError as exc:
+            data, etag = await self._sidecar.get_state(self._store, self._prefix + key)
+        except SidecarError as exc:
             raise StoreError(f"reading {key!r} failed: {exc}") from exc
-        if not resp.data:
-            return None, None
-        return json.loads(resp.data), (resp.etag or None)
+        return (data or None), (etag or None)
+
+    async def _get(self, key: str) -> tuple[Any, str | None]:
+        data, etag = await self._read(key)
+        return (json.loads(data), etag) if data is not None else (None, None)
 
     async def _save(self, key: str, value: Any, etag: str | None = None) -> None:
         try:
@@ -320,13 +329,10 @@ class RunStore:
 
     async def load_payload(self, key: str) -> tuple[Any, int]:
         """A payload and its size in bytes; ``StoreError`` when it is missing."""
-        try:
-            resp = await self._client.get_state(self._store, self._prefix + key)
-        except DaprGrpcError as exc:
-            raise StoreError(f"reading {key!r} failed: {exc}") from exc
-        if not resp.data:
+        data, _ = await self._read(key)
+        if data is None:
             raise StoreError(f"payload {key!r} is missing (expired or never written)")
-        return json.loads(resp.data), len(resp.data)
+        return json.loads(data), len(data)
 
     async def list_runs(self) -> list[str]:
         data, _ = await self._get("runs")

@@ -30,10 +30,10 @@ from executor_host._actors import (
 from executor_host._auth import BearerAuth
 from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
-from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._problems import Problem, install_problem_handlers
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
+from executor_host._sidecar import ActorInvokeError, SidecarClient
 from executor_host._store import RunRecord, RunStore
 from executor_host._watch import RunWatch
 from executor_host._workflows import UnknownWorkflow, WorkflowRegistry
@@ -83,8 +83,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
         nonlocal settings
         settings = await resolve_app_id(settings)
         client = DaprClient()
-        store = RunStore(client, settings.state_store, settings.namespace)
-        bus = Bus(client, settings.pubsub, settings.app_id, settings.namespace)
+        sidecar = services["sidecar"] = SidecarClient()
+        store = RunStore(client, sidecar, settings.state_store, settings.namespace)
+        bus = Bus(sidecar, settings.pubsub, settings.app_id, settings.namespace)
 
         async def publish(envs: Sequence[ActivationEnvelope]) -> None:
             by_pool: dict[str, list[ActivationEnvelope]] = {}
@@ -113,9 +114,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
             message_serializer=EnvelopeSerializer(),
         )
         services["store"] = store
-        services["invoker"] = ActorInvoker()
         yield
-        await services["invoker"].aclose()
+        await services["sidecar"].aclose()
         await client.close()  # type: ignore[no-untyped-call]  # untyped SDK
 
     app = FastAPI(
@@ -131,7 +131,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     dapr_app = DaprApp(app)
 
     async def send_results(run_id: str, payloads: list[Any]) -> None:
-        await services["invoker"].invoke(COORDINATOR_TYPE, run_id, "Results", payloads)
+        await services["sidecar"].invoke(COORDINATOR_TYPE, run_id, "Results", payloads)
 
     # results of one run arriving while a call to its coordinator is in flight go
     # together in the next call
@@ -139,7 +139,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     async def coordinator(run_id: str, method: str, body: Any = None) -> Any:
         try:
-            return await services["invoker"].invoke(COORDINATOR_TYPE, run_id, method, body)
+            return await services["sidecar"].invoke(COORDINATOR_TYPE, run_id, method, body)
         except ActorInvokeError as exc:
             raise Problem(502, "Coordinator unavailable", str(exc)) from exc
 
@@ -436,7 +436,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> dict[str, str]:
         """Ready when the Dapr sidecar is (liveness stays on ``/healthz``)."""
-        reason = await services["invoker"].sidecar_ready()
+        reason = await services["sidecar"].sidecar_ready()
         if reason is not None:
             raise Problem(503, "Not ready", reason)
         return {"status": "ok", "dapr": "ok"}

@@ -28,11 +28,11 @@ from executor_host._actors import (
     executor_actor_type,
 )
 from executor_host._bus import Bus, deliver
-from executor_host._invoke import ActorInvokeError, ActorInvoker
 from executor_host._payloads import PayloadCache
 from executor_host._problems import Problem, install_problem_handlers
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
+from executor_host._sidecar import ActorInvokeError, SidecarClient
 from executor_host._store import RunStore, StoreError
 from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, activation_topic
@@ -72,8 +72,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
         nonlocal settings
         settings = await resolve_app_id(settings)
         client = DaprClient()
-        store = RunStore(client, settings.state_store, settings.namespace)
-        bus = Bus(client, settings.pubsub, settings.host_id, settings.namespace)
+        sidecar = services["sidecar"] = SidecarClient()
+        store = RunStore(client, sidecar, settings.state_store, settings.namespace)
+        bus = Bus(sidecar, settings.pubsub, settings.host_id, settings.namespace)
         deps = ExecutorDeps(
             host_id=settings.host_id,
             store=store,
@@ -101,15 +102,14 @@ def create_app(config: Settings | None = None) -> FastAPI:
                     log.warning("heartbeat of %s failed: %s", settings.host_id, exc)
 
         beat = asyncio.create_task(heartbeat())
-        services["invoker"] = ActorInvoker()
         yield
-        await services["invoker"].aclose()
+        await services["sidecar"].aclose()
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beat
         await client.close()  # type: ignore[no-untyped-call]  # untyped SDK
 
-    services: dict[str, ActorInvoker] = {}
+    services: dict[str, SidecarClient] = {}
     app = FastAPI(title=f"superstep executor host ({settings.pool})", lifespan=lifespan)
     install_problem_handlers(app)
     actors = DaprActor(app)
@@ -123,7 +123,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     async def on_activation(request: Request) -> dict[str, str]:
         async def take(env: ActivationEnvelope) -> None:
             actor_id = executor_actor_id(env.run_id, env.executor_index)
-            await services["invoker"].invoke(
+            await services["sidecar"].invoke(
                 actor_type, actor_id, "Execute", env.model_dump(mode="json")
             )
 
@@ -139,7 +139,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> dict[str, str]:
         """Ready when the Dapr sidecar is (liveness stays on ``/healthz``)."""
-        reason = await services["invoker"].sidecar_ready()
+        reason = await services["sidecar"].sidecar_ready()
         if reason is not None:
             raise Problem(503, "Not ready", reason)
         return {"status": "ok", "pool": settings.pool, "dapr": "ok"}

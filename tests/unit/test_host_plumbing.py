@@ -171,11 +171,11 @@ async def test_group_caller_failure_reaches_every_waiter_of_that_call_only() -> 
 
 
 async def test_readiness_names_an_unreachable_sidecar(monkeypatch: pytest.MonkeyPatch) -> None:
-    from executor_host._invoke import ActorInvoker
+    from executor_host._sidecar import SidecarClient
     from sidecar.testing import free_port
 
     monkeypatch.setenv("DAPR_HTTP_PORT", str(free_port()))  # nothing listens there
-    invoker = ActorInvoker()
+    invoker = SidecarClient()
     try:
         reason = await invoker.sidecar_ready(timeout_s=2)
     finally:

@@ -1,0 +1,161 @@
+"""The apps' HTTP client of their Dapr sidecar: actor calls, state reads and publishing,
+over kept-alive connections of one pooled aiohttp session.
+
+Actor calls are the SDK's ``ActorProxy`` request (``POST /v1.0/actors/<type>/<id>/
+method/<method>``, JSON body, ``dapr-api-token`` when set) without a new HTTP session
+per call. State reads (``GET /v1.0/state/<store>/<key>``: the stored bytes verbatim,
+``ETag`` header) and publishing (``POST /v1.0/publish/...``, the body's bytes and
+content type, as gRPC ``PublishEvent`` takes them) go over HTTP too: on the
+superstep's critical path a gRPC call through the SDK's aio client cost about twice
+the CPU of the same call over this session, on both ends (measured against the local
+sidecar; see bench/README.md). State *writes* stay on the SDK's gRPC client, which
+stores the given bytes as they are: the HTTP save API takes the value as decoded JSON,
+and a sidecar that decodes it into doubles would round large integers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+__all__ = ["ActorInvokeError", "SidecarClient", "SidecarError"]
+
+
+class SidecarError(Exception):
+    """A call to the sidecar failed (its status and error body are attached; no status
+    when the sidecar could not be reached)."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ActorInvokeError(SidecarError):
+    """An actor call failed."""
+
+
+class SidecarClient:
+    """Create inside the running event loop (an aiohttp session belongs to one)."""
+
+    def __init__(self, *, timeout_s: float = 300.0) -> None:
+        host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
+        port = os.environ.get("DAPR_HTTP_PORT", "3500")
+        base = os.environ.get("DAPR_HTTP_ENDPOINT") or f"http://{host}:{port}"
+        self._base = f"{base.rstrip('/')}/v1.0"
+        self._alpha = f"{base.rstrip('/')}/v1.0-alpha1"
+        self._headers = {"content-type": "application/json"}
+        self._auth: dict[str, str] = {}
+        token = os.environ.get("DAPR_API_TOKEN")
+        if token:
+            self._auth["dapr-api-token"] = token
+            self._headers["dapr-api-token"] = token
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256),
+            timeout=aiohttp.ClientTimeout(total=timeout_s, connect=10.0),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+        )
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        data: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        error: type[SidecarError] = SidecarError,
+    ) -> tuple[int, bytes, str | None]:
+        """(status, body, ETag header) of one request; ``error`` when unreachable."""
+        try:
+            async with self._session.request(
+                method, url, data=data, headers=headers or self._auth
+            ) as resp:
+                return resp.status, await resp.read(), resp.headers.get("ETag")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise error(f"{what}: {exc!r}", None) from exc
+
+    async def invoke(self, actor_type: str, actor_id: str, method: str, body: Any) -> Any:
+        what = f"{actor_type}/{actor_id}.{method}"
+        url = (
+            f"{self._base}/actors/{quote(actor_type, safe='')}/"
+            f"{quote(actor_id, safe='')}/method/{method}"
+        )
+        status, content, _ = await self._call(
+            "POST", url, what, data=json.dumps(body), headers=self._headers, error=ActorInvokeError
+        )
+        if status != 200:
+            text = content[:500].decode(errors="replace")
+            raise ActorInvokeError(f"{what} answered {status}: {text}", status)
+        return json.loads(content) if content else None
+
+    async def get_state(self, store: str, key: str) -> tuple[bytes | None, str | None]:
+        """The stored bytes and ETag of ``key``; (None, None) when it does not exist."""
+        url = f"{self._base}/state/{quote(store, safe='')}/{quote(key, safe='')}"
+        status, content, etag = await self._call("GET", url, f"reading {key!r}")
+        if status == 204:
+            return None, None
+        if status != 200:
+            text = content[:500].decode(errors="replace")
+            raise SidecarError(f"reading {key!r} answered {status}: {text}", status)
+        return content, etag
+
+    async def publish(self, pubsub: str, topic: str, body: bytes, content_type: str) -> None:
+        url = f"{self._base}/publish/{quote(pubsub, safe='')}/{quote(topic, safe='/')}"
+        headers = {**self._auth, "content-type": content_type}
+        status, content, _ = await self._call(
+            "POST", url, f"publishing to {topic}", data=body, headers=headers
+        )
+        if status != 204:
+            text = content[:500].decode(errors="replace")
+            raise SidecarError(f"publishing to {topic} answered {status}: {text}", status)
+
+    async def publish_bulk(
+        self, pubsub: str, topic: str, entries: Sequence[tuple[str, bytes]], content_type: str
+    ) -> list[tuple[str, str]]:
+        """Bulk publish of (entry id, JSON event bytes) entries; the failed entries as
+        (entry id, error), empty when all went out."""
+        head = f'"contentType":{json.dumps(content_type)},"event":'.encode()
+        body = (
+            b"["
+            + b",".join(
+                b'{"entryId":' + json.dumps(entry_id).encode() + b"," + head + event + b"}"
+                for entry_id, event in entries
+            )
+            + b"]"
+        )
+        url = f"{self._alpha}/publish/bulk/{quote(pubsub, safe='')}/{quote(topic, safe='/')}"
+        status, content, _ = await self._call(
+            "POST", url, f"publishing to {topic}", data=body, headers=self._headers
+        )
+        if status == 204:
+            return []
+        try:
+            failed = json.loads(content)["failedEntries"]
+            return [(str(f["entryId"]), str(f.get("error", ""))) for f in failed]
+        except (ValueError, KeyError, TypeError):
+            text = content[:500].decode(errors="replace")
+            raise SidecarError(f"publishing to {topic} answered {status}: {text}", status) from None
+
+    async def sidecar_ready(self, timeout_s: float = 2.0) -> str | None:
+        """None when the sidecar's outbound health (components loaded, APIs up) is
+        good, else why not. (Its ``/v1.0/healthz`` waits for this app, so a readiness
+        probe of the app must not depend on that one.)"""
+        url = f"{self._base}/healthz/outbound"
+        try:
+            async with self._session.get(
+                url, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            ) as resp:
+                await resp.read()
+                if resp.status in (200, 204):
+                    return None
+                return f"the Dapr sidecar's outbound health answered {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"the Dapr sidecar is unreachable: {exc!r}"
+
+    async def aclose(self) -> None:
+        await self._session.close()
