@@ -8,11 +8,12 @@ responses. No I/O, no clocks, no mutation of arguments.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from runtime.engine._codec import canonical_json, digest
+from runtime.engine._codec import canonical_chunks, canonical_json, digest
 from runtime.engine._graph import FanInGroup, Graph
 from runtime.engine._model import (
     INPUT_SOURCE,
@@ -49,6 +50,7 @@ __all__ = [
     "derive_seed",
     "diagnose_stall",
     "message_digest",
+    "message_digests",
     "plan",
     "respond",
     "start",
@@ -257,6 +259,39 @@ def message_digest(m: Message, _memo: dict[int, str] | None = None) -> str:
     return digest(m.source, m.target, str(m.seq), m.kind, m.request_id or "", payload)
 
 
+_KIND_TEXT = {k: k.value for k in MessageKind}
+
+
+def message_digests(messages: Iterable[Message], _memo: dict[int, str] | None = None) -> list[str]:
+    """``message_digest`` of each message, in order: the same digests in one loop
+    without the per-message calls (a barrier digests every delivered message). A
+    payload several of them share (a fan-out) is serialised and hashed once; pass the
+    same ``_memo`` to calls over parts of one set of messages for the same effect."""
+    chunks = canonical_chunks
+    join = "".join
+    blake2b = hashlib.blake2b
+    kinds = _KIND_TEXT
+    memo: dict[int, str] = {} if _memo is None else _memo
+    out: list[str] = []
+    append = out.append
+    try:
+        for m in messages:
+            data = m.data
+            payload = memo.get(id(data))
+            if payload is None:
+                text = join(chunks(data, 0))  # canonical_json(data)
+                # as in _payload_part
+                payload = text if len(text) <= _INLINE_PAYLOAD else "#" + digest(text)
+                memo[id(data)] = payload
+            # the text digest() hashes: the parts joined with NUL
+            rid = m.request_id or ""
+            text = f"{m.source}\0{m.target}\0{m.seq}\0{kinds[m.kind]}\0{rid}\0{payload}"
+            append(blake2b(text.encode(), digest_size=16).hexdigest())
+    except RecursionError as exc:  # as canonical_json reports a cycle
+        raise ValueError("Circular reference detected") from exc
+    return out
+
+
 def commit(
     run_state: RunState,
     graph: Graph,
@@ -410,8 +445,7 @@ def commit(
         activity[r.executor_id] = ExecutorActivity(k, r.status, len(r.sent))
 
     # -- trace ----------------------------------------------------------------------
-    memo: dict[int, str] = {}
-    delivered_digests = [message_digest(m, memo) for a in activations for m in a.messages]
+    delivered_digests = message_digests([m for a in activations for m in a.messages])
     state_digest = run_state.state_digest if not written else _state_digest(new_state)
     parts = [str(k), ",".join(activated), *delivered_digests, state_digest]
     for o in outputs:
@@ -440,7 +474,7 @@ def commit(
         else:
             status = RunStatus.COMPLETED
     elif graph.max_supersteps is not None and k >= graph.max_supersteps:
-        now = _configuration([message_digest(m) for m in inbox], fan_in, state_digest)
+        now = _configuration(message_digests(inbox), fan_in, state_digest)
         # the most recent repetition gives the period (an older one, a multiple of it)
         period = recent[::-1].index(now) + 1 if now in recent else None
         status = RunStatus.FAILED
@@ -505,19 +539,16 @@ def _failed(
 
 
 def _configuration(
-    message_digests: list[str],
+    pending_digests: list[str],
     fan_in: Mapping[int, Mapping[str, tuple[Message, ...]]],
     state_digest: str,
 ) -> str:
     """Short digest of what is pending at a barrier, independent of the superstep number."""
     return digest(
-        *sorted(message_digests),
+        *sorted(pending_digests),
         "|",
-        *(
-            message_digest(m)
-            for g in sorted(fan_in)
-            for s in sorted(fan_in[g])
-            for m in fan_in[g][s]
+        *message_digests(
+            m for g in sorted(fan_in) for s in sorted(fan_in[g]) for m in fan_in[g][s]
         ),
         "|",
         state_digest,

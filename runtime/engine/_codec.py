@@ -59,6 +59,15 @@ _CANONICAL_C: Callable[[Any, int], Any] | None = (
 )
 
 
+def _canonical_encode(data: Any, _level: int) -> tuple[str]:  # pragma: no cover
+    return (_CANONICAL.encode(data),)
+
+
+canonical_chunks: Callable[[Any, int], Any] = _CANONICAL_C or _canonical_encode
+"""``"".join(canonical_chunks(data, 0)) == canonical_json(data)``, for loops over many
+values (a cycle raises ``RecursionError`` here; ``canonical_json`` makes it ``ValueError``)."""
+
+
 def canonical_json(data: Any) -> str:
     """The canonical JSON text of encoded data: sorted keys, no spaces."""
     if _CANONICAL_C is None:  # pragma: no cover - CPython always has the C encoder

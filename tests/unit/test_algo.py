@@ -1218,3 +1218,88 @@ def test_message_digest_covers_identity_and_payload_of_any_size(size: int) -> No
     ]
     digests = {message_digest(o) for o in others} | {message_digest(m)}
     assert len(digests) == len(others) + 1
+
+
+def test_message_digests_are_pinned() -> None:
+    # message digests enter every trace hash, which is compared across runtimes and
+    # processes: these values must never change
+    from runtime.engine import message_digest, message_digests
+
+    msgs = [
+        Message("a", "b", {"$type": "m.T", "$value": {"x": 1, "é": "ü"}}, 3, 7, group=2),
+        Message(
+            "$response",
+            "b",
+            {"request": 1, "response": [1.5, None, True]},
+            0,
+            1,
+            kind=MessageKind.RESPONSE,
+            request_id="r1",
+        ),
+        Message(
+            "$fan_in:0",
+            "c",
+            ["x" * 300, 2],
+            3,
+            0,
+            kind=MessageKind.FAN_IN,
+            group=0,
+            parts=("a", "b"),
+        ),
+    ]
+    pinned = [
+        "d182bab6922e338a0242f82ad1c6e1b3",
+        "36ea55b66594a401f595c2106732415b",
+        "e4f5e11ce467f4925de12f8a67b36950",
+    ]
+    assert [message_digest(m) for m in msgs] == pinned
+    assert message_digests(msgs) == pinned
+
+
+_payloads = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "$input", "$fan_in:1"]),
+            st.sampled_from(["x", "y"]),
+            st.integers(0, 3),
+            st.sampled_from(list(MessageKind)),
+            st.none() | st.text(max_size=5),
+            _payloads | st.text(min_size=250, max_size=300),
+        ),
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_message_digests_equal_message_digest_one_by_one(
+    specs: list[tuple[str, str, int, MessageKind, str | None, Any]], share: bool
+) -> None:
+    from runtime.engine import message_digest, message_digests
+
+    shared = {"shared": ["payload", 1]}
+    msgs = [
+        Message(src, tgt, shared if share and i % 2 else data, 1, seq, kind=kind, request_id=rid)
+        for i, (src, tgt, seq, kind, rid, data) in enumerate(specs)
+    ]
+    one_by_one = [message_digest(m) for m in msgs]
+    assert message_digests(msgs) == one_by_one
+    assert message_digests(iter(msgs)) == one_by_one
+    memo: dict[int, str] = {}
+    half = len(msgs) // 2
+    assert message_digests(msgs[:half], memo) + message_digests(msgs[half:], memo) == one_by_one
+
+
+def test_message_digests_report_a_cyclic_payload_as_canonical_json_does() -> None:
+    from runtime.engine import message_digests
+
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    with pytest.raises(ValueError, match="Circular reference"):
+        message_digests([Message("a", "b", cyclic, 1, 0)])
