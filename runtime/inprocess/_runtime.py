@@ -7,6 +7,7 @@ All semantics live in the engine core (``runtime.engine``) and in
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -38,6 +39,26 @@ from runtime.workflow._workflow import Workflow
 __all__ = ["InProcessRuntime"]
 
 logger = logging.getLogger("runtime.inprocess")
+
+
+def _pause_collector() -> bool:
+    """Stop the cyclic garbage collector for one ``plan`` or ``commit`` call and say
+    whether it was running (the caller restarts it then, and only then, so a collector
+    the application disabled stays disabled).
+
+    A barrier allocates a burst of objects that outlive it (a ``Message`` per delivery,
+    the lists and tuples of the next activations) and, in ``plan``, one sort key per
+    message: for 10,000 messages the collector ran about a dozen young-generation passes
+    and a middle-generation pass inside one barrier, each walking the new objects again,
+    all on the serial path between two supersteps. Paused, the same objects are walked
+    once, by the first collection after the barrier. Nothing is lost: both calls are
+    synchronous (no other task of the event loop runs meanwhile) and the engine makes no
+    reference cycles; garbage a user reducer leaves there waits for that collection.
+    """
+    if gc.isenabled():
+        gc.disable()
+        return True
+    return False
 
 
 class InProcessRuntime:
@@ -156,7 +177,12 @@ class _Run:
             if self.stream.cancel_requested:
                 state = cancel(state)
                 break
-            activations = plan(state, self.graph, timestamp=self.rt.clock())
+            collecting = _pause_collector()
+            try:
+                activations = plan(state, self.graph, timestamp=self.rt.clock())
+            finally:
+                if collecting:
+                    gc.enable()
             k = state.superstep + 1
             self.emit(WorkflowEvent("superstep_started", superstep=k))
             try:
@@ -169,7 +195,12 @@ class _Run:
                     task.uncancel()
                 state = cancel(state)
                 break
-            new_state, report = commit(state, self.graph, activations, results)
+            collecting = _pause_collector()
+            try:
+                new_state, report = commit(state, self.graph, activations, results)
+            finally:
+                if collecting:
+                    gc.enable()
             if report.committed and self.storage is not None:
                 # checkpoint first: a superstep's outputs and events are published only
                 # once it is durable (rule 7), so a restore never repeats published ones

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from runtime import Executor, RunStatus, WorkflowBuilder, WorkflowContext, handler
+import gc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from runtime import Executor, RunStatus, Workflow, WorkflowBuilder, WorkflowContext, handler
 
 
 class Ping(Executor):
@@ -35,3 +41,71 @@ async def test_same_graph_same_trace_hash() -> None:
         wf = WorkflowBuilder(start_executor=a).add_edge(a, b).add_edge(b, a).build()
         hashes.add((await wf.run(0)).trace_hash)
     assert len(hashes) == 1
+
+
+# -- the garbage collector around barriers (the driver pauses it in plan/commit) ----
+
+
+class GcProbe(Executor):
+    """Records whether the cyclic collector runs while its handler does."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.seen: list[bool] = []
+
+    @handler
+    async def on_int(self, x: int, ctx: WorkflowContext[int, int]) -> None:
+        self.seen.append(gc.isenabled())
+        ctx.set_state("total", x)
+        if x >= 3:
+            await ctx.yield_output(x)
+        else:
+            await ctx.send_message(x + 1)
+
+
+def _gc_workflow(reducer: Callable[[Any, Any], Any]) -> tuple[Workflow, GcProbe, GcProbe]:
+    a, b = GcProbe("a"), GcProbe("b")
+    wf = (
+        WorkflowBuilder(start_executor=a)
+        .add_state("total", initial=0, reducer=reducer)
+        .add_edge(a, b)
+        .add_edge(b, a)
+        .build()
+    )
+    return wf, a, b
+
+
+async def test_the_collector_runs_in_handlers_and_after_the_run() -> None:
+    assert gc.isenabled()
+    wf, a, b = _gc_workflow(lambda acc, x: acc + x)
+    result = await wf.run(0)
+    assert result.status is RunStatus.COMPLETED
+    assert a.seen + b.seen == [True] * 4
+    assert gc.isenabled()
+
+
+async def test_a_collector_the_application_disabled_stays_disabled() -> None:
+    wf, a, b = _gc_workflow(lambda acc, x: acc + x)
+    gc.disable()
+    try:
+        result = await wf.run(0)
+        assert result.status is RunStatus.COMPLETED
+        assert a.seen + b.seen == [False] * 4
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+async def test_the_collector_runs_again_after_a_barrier_that_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import runtime.inprocess._runtime as driver
+
+    def broken_commit(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("commit bug")
+
+    monkeypatch.setattr(driver, "commit", broken_commit)
+    wf, _, _ = _gc_workflow(lambda acc, x: acc + x)
+    with pytest.raises(ZeroDivisionError, match="commit bug"):
+        await wf.run(0)
+    assert gc.isenabled()
