@@ -297,12 +297,18 @@ def commit(
     graph: Graph,
     activations: Sequence[Activation],
     results: Iterable[ActivationResult],
+    *,
+    delivered_digests: Sequence[str] | None = None,
 ) -> tuple[RunState, SuperstepReport]:
     """Fold the results of the planned superstep into the next run state.
 
     All or nothing: a failed activation (policy ``fail``), a state conflict or an
     undeliverable message in strict mode fails the run and commits nothing of the
     superstep — the returned state equals ``run_state`` except for status/error.
+
+    ``delivered_digests``: ``message_digests`` of the activations' messages (in
+    activation order), when the caller has them already; the in-process driver
+    computes them while the activations run instead of in the barrier.
     """
     k = run_state.superstep + 1
     by_id = {r.executor_id: r for r in results}
@@ -445,7 +451,13 @@ def commit(
         activity[r.executor_id] = ExecutorActivity(k, r.status, len(r.sent))
 
     # -- trace ----------------------------------------------------------------------
-    delivered_digests = message_digests([m for a in activations for m in a.messages])
+    if delivered_digests is None:
+        delivered_digests = message_digests([m for a in activations for m in a.messages])
+    elif len(delivered_digests) != delivered:
+        raise ValueError(
+            f"commit of superstep {k}: {len(delivered_digests)} delivered digests "
+            f"for {delivered} messages"
+        )
     state_digest = run_state.state_digest if not written else _state_digest(new_state)
     parts = [str(k), ",".join(activated), *delivered_digests, state_digest]
     for o in outputs:
@@ -539,7 +551,7 @@ def _failed(
 
 
 def _configuration(
-    pending_digests: list[str],
+    pending_digests: Sequence[str],
     fan_in: Mapping[int, Mapping[str, tuple[Message, ...]]],
     state_digest: str,
 ) -> str:

@@ -1257,7 +1257,11 @@ def test_message_digests_are_pinned() -> None:
 
 
 _payloads = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
@@ -1303,3 +1307,17 @@ def test_message_digests_report_a_cyclic_payload_as_canonical_json_does() -> Non
     cyclic.append(cyclic)
     with pytest.raises(ValueError, match="Circular reference"):
         message_digests([Message("a", "b", cyclic, 1, 0)])
+
+
+def test_commit_takes_the_delivered_digests_a_caller_computed() -> None:
+    from runtime.engine import message_digests
+
+    g = _graph([Edge(0, "s", "a"), Edge(1, "s", "b")])
+    rs = _state(g, inbox=[_msg("$input", "s", 1, 0, 0), _msg("$input", "s", 2, 0, 1)])
+    acts = _acts(g, rs)
+    res = [_ok("s", 2, sent=_sends(g, "s", "x", "y"))]
+    msgs = [m for a in acts for m in a.messages]
+    given = commit(rs, g, acts, res, delivered_digests=message_digests(msgs))
+    assert given == commit(rs, g, acts, res)
+    with pytest.raises(ValueError, match="delivered digests"):
+        commit(rs, g, acts, res, delivered_digests=[])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Never
 
 import pytest
 
@@ -109,3 +110,43 @@ async def test_the_collector_runs_again_after_a_barrier_that_raised(
     with pytest.raises(ZeroDivisionError, match="commit bug"):
         await wf.run(0)
     assert gc.isenabled()
+
+
+# -- digests of many delivered messages, computed while the activations run -----------
+
+
+class Spread(Executor):
+    @handler
+    async def on_start(self, n: int, ctx: WorkflowContext[int]) -> None:
+        for i in range(n):
+            await ctx.send_message(i, target_id=f"s{i % 3}")
+
+
+class Sink(Executor):
+    @handler
+    async def on_int(self, x: int, ctx: WorkflowContext[Never, int]) -> None:
+        if x % 500 == 0:
+            await asyncio.sleep(0.001)  # waits on I/O now and then: the loop has idle time
+        await ctx.yield_output(x)
+
+
+def _spread_workflow() -> Workflow:
+    b = WorkflowBuilder(start_executor=Spread("spread"))
+    for i in range(3):
+        b.add_edge("spread", Sink(f"s{i}"))
+    return b.build()
+
+
+@pytest.mark.parametrize("n", [10, 1500])
+async def test_digests_computed_ahead_give_the_barrier_trace(
+    n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runtime.inprocess._runtime as driver
+
+    ahead = await _spread_workflow().run(n)
+    monkeypatch.setattr(driver, "_DIGEST_AHEAD", 10**9)  # every digest in the barrier
+    barrier = await _spread_workflow().run(n)
+    assert ahead.status is barrier.status is RunStatus.COMPLETED
+    assert sorted(ahead.outputs) == list(range(n))
+    assert ahead.trace == barrier.trace
+    assert ahead.trace_hash == barrier.trace_hash
