@@ -294,12 +294,13 @@ class ExecutorActor(Actor, ExecutorInterface):
         if duplicate:
             await self._deps.publish_result(result)
         else:
-            # stored for repeats; published at once (the coordinator keeps the first copy)
+            # published at once (the coordinator keeps the first copy; the publish goes
+            # out first, it is on the critical path) and stored for repeats
             await asyncio.gather(
+                self._deps.publish_result(result),
                 store.save_result(
                     env.run_id, env.generation, env.superstep, env.executor_index, result.result
                 ),
-                self._deps.publish_result(result),
             )
         return {"duplicate": duplicate}
 

@@ -280,9 +280,10 @@ class RunDriver:
         self._flight = None
         self._record = committed
         self._changed(committed, chunk)
-        # publish the next superstep while the new ETag of the run record is read back;
-        # the actor's turn lock keeps the next commit behind both
-        fresh, _ = await asyncio.gather(self._store.load_run(record.run_id), self._advance())
+        # publish the next superstep while the new ETag of the run record is read back
+        # (the publish first: it is on the critical path, the read is not); the actor's
+        # turn lock keeps the next commit behind both
+        _, fresh = await asyncio.gather(self._advance(), self._store.load_run(record.run_id))
         if self._record is not committed:
             return
         if (
