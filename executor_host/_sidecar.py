@@ -8,7 +8,7 @@ per call. State reads (``GET /v1.0/state/<store>/<key>``: the stored bytes verba
 content type, as gRPC ``PublishEvent`` takes them) go over HTTP too: on the
 superstep's critical path a gRPC call through the SDK's aio client cost about twice
 the CPU of the same call over this session, on both ends (measured against the local
-sidecar; see bench/README.md). State *writes* stay on the SDK's gRPC client, which
+sidecar with bench/transport_cpu.py; docs/protocol.md). State *writes* stay on the SDK's gRPC client, which
 stores the given bytes as they are: the HTTP save API takes the value as decoded JSON,
 and a sidecar that decodes it into doubles would round large integers.
 """
