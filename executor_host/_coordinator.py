@@ -283,18 +283,14 @@ class RunDriver:
         # publish the next superstep while the new ETag of the run record is read back
         # (the publish first: it is on the critical path, the read is not); the actor's
         # turn lock keeps the next commit behind both
-        _, fresh = await asyncio.gather(self._advance(), self._store.load_run(record.run_id))
+        _, head = await asyncio.gather(self._advance(), self._store.load_run_head(record.run_id))
         if self._record is not committed:
             return
-        if (
-            fresh is None
-            or fresh.epoch != committed.epoch
-            or fresh.updated_at != committed.updated_at
-        ):
+        if head is None or head[:2] != (committed.epoch, committed.updated_at):
             # someone wrote after us (a newer coordinator): we are fenced
             self._fenced("after", flight.superstep)
             return
-        self._record = replace(committed, etag=fresh.etag)
+        self._record = replace(committed, etag=head[2])
 
     def _changed(self, committed: RunRecord, events: list[dict[str, Any]]) -> None:
         # commit_barrier wrote the events as the chunk before the record's new count

@@ -218,6 +218,14 @@ class RunStore:
         data, etag = await self._get(f"run:{run_id}")
         return RunRecord.from_json(data, etag) if data is not None else None
 
+    async def load_run_head(self, run_id: str) -> tuple[int, float, str | None] | None:
+        """(epoch, updated_at, ETag) of the run record, without decoding its run state:
+        what a coordinator checks after its own commit to know it was not fenced."""
+        data, etag = await self._get(f"run:{run_id}")
+        if data is None:
+            return None
+        return int(data["epoch"]), float(data["updated_at"]), etag
+
     async def create_run(self, record: RunRecord) -> RunRecord:
         """Write a new run record; ``ConflictError`` if the run id exists."""
         existing = await self.load_run(record.run_id)
@@ -283,7 +291,7 @@ class RunStore:
             )
         )
         await self._transaction(ops)
-        if not reload:  # the caller reads the new ETag itself (load_run) when it needs it
+        if not reload:  # the caller reads the new ETag itself (load_run_head) when it needs it
             return replace(new, etag=None)
         fresh = await self.load_run(record.run_id)
         assert fresh is not None
