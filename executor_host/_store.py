@@ -31,7 +31,7 @@ from dapr.clients.grpc._state import StateItem
 
 from executor_host._sidecar import SidecarClient, SidecarError
 from runtime.checkpoint import checkpoint_id_for
-from runtime.engine import Checkpoint, RunState
+from runtime.engine import Checkpoint, RunState, compact_json
 
 __all__ = ["ConflictError", "RunRecord", "RunStore", "StoreError"]
 
@@ -163,8 +163,7 @@ def _add_to_ranges(ranges: list[tuple[int, int]], n: int) -> list[tuple[int, int
     return merged
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = compact_json
 
 
 class RunStore:

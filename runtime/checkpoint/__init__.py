@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from runtime.engine import SCHEMA_VERSION, Checkpoint
+from runtime.engine import SCHEMA_VERSION, Checkpoint, compact_json
 from runtime.errors import CheckpointError
 
 __all__ = [
@@ -123,8 +123,7 @@ class FileCheckpointStorage:
         return fd
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        line = json.dumps(checkpoint.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
-        data = line.encode()
+        data = (compact_json(checkpoint.to_json()) + "\n").encode()
         fd = self._fd(checkpoint.run_id)
         if len(data) > _INLINE_LIMIT or self.fsync:
             await asyncio.to_thread(self._append, fd, data)

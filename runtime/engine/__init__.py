@@ -18,7 +18,7 @@ from runtime.engine._algo import (
     respond,
     start,
 )
-from runtime.engine._codec import JsonCodec, canonical_json, digest, type_tag
+from runtime.engine._codec import JsonCodec, canonical_json, compact_json, digest, type_tag
 from runtime.engine._graph import (
     Edge,
     EdgeGroup,
@@ -93,6 +93,7 @@ __all__ = [
     "cancel",
     "canonical_json",
     "commit",
+    "compact_json",
     "derive_seed",
     "diagnose_stall",
     "digest",

@@ -27,7 +27,7 @@ from typing import Any
 
 from runtime.errors import CodecError
 
-__all__ = ["JsonCodec", "canonical_json", "digest", "type_tag"]
+__all__ = ["JsonCodec", "canonical_json", "compact_json", "digest", "type_tag"]
 
 _PRIMITIVES = (str, int, bool, type(None))
 _PRIMITIVE_SET = frozenset(_PRIMITIVES)
@@ -74,6 +74,26 @@ def canonical_json(data: Any) -> str:
         return _CANONICAL.encode(data)
     try:
         return "".join(_CANONICAL_C(data, 0))
+    except RecursionError as exc:
+        raise ValueError("Circular reference detected") from exc
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_COMPACT_C: Callable[[Any, int], Any] | None = (
+    _c_make_encoder(None, _not_json, _c_encode_basestring, None, ":", ",", False, False, True)
+    if _c_make_encoder is not None and _c_encode_basestring is not None
+    else None
+)
+
+
+def compact_json(data: Any) -> str:
+    """``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` — keys in their
+    order, no spaces, non-ASCII kept — through one reusable C encoder (for documents
+    written at every barrier: checkpoints, run records)."""
+    if _COMPACT_C is None:  # pragma: no cover - CPython always has the C encoder
+        return _COMPACT.encode(data)
+    try:
+        return "".join(_COMPACT_C(data, 0))
     except RecursionError as exc:
         raise ValueError("Circular reference detected") from exc
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from runtime.engine import JsonCodec, canonical_json, digest, type_tag
+from runtime.engine import JsonCodec, canonical_json, compact_json, digest, type_tag
 from runtime.errors import CodecError
 
 
@@ -316,6 +316,31 @@ def test_roundtrip_identity(value: Any) -> None:
 def test_canonical_json_ignores_insertion_order(d: dict[str, int]) -> None:
     reversed_d = dict(reversed(list(d.items())))
     assert canonical_json(d) == canonical_json(reversed_d)
+
+
+_json_docs = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_json_docs)
+def test_compact_json_is_the_text_of_compact_json_dumps(doc: Any) -> None:
+    # checkpoint lines and run records: same text as before, keys in insertion order
+    assert compact_json(doc) == json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_compact_json_keeps_key_order_and_refuses_what_is_not_json() -> None:
+    assert compact_json({"b": 1, "a": ["é", 1e300]}) == '{"b":1,"a":["é",1e+300]}'
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        compact_json({"a": object()})
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    with pytest.raises(ValueError, match="Circular"):
+        compact_json(cyclic)
 
 
 # -- canonical JSON and digests -----------------------------------------------------------
