@@ -15,6 +15,7 @@ from cloudevents.conversion import to_json
 from cloudevents.http import CloudEvent, from_http
 from pydantic import BaseModel, ValidationError
 
+from executor_host._problems import Problem
 from executor_host._sidecar import SidecarClient, SidecarError
 from executor_host.protocol import (
     ActivationEnvelope,
@@ -126,13 +127,21 @@ async def deliver(
     take: Callable[[M], Awaitable[Any]],
     retryable: type[Exception],
 ) -> dict[str, str]:
-    """A subscription handler's answer to Dapr: ``DROP`` a malformed event, ``RETRY``
-    when ``take`` fails with ``retryable``, else ``SUCCESS``."""
+    """A subscription handler's answer to Dapr: ``RETRY`` when ``take`` fails with
+    ``retryable``, else ``SUCCESS``; a malformed event gets a 404 problem (``Problem``).
+
+    404 is the one error status Dapr drops a delivery on — never redelivered, sent to
+    the dead-letter topic when the subscription has one — as it drops a ``DROP``
+    answer; any other 4xx or a 5xx would make it deliver the poison event again."""
     try:
         env = parse_event(headers, body, model)
     except MalformedEvent as exc:
         log.warning("dropping a malformed %s event: %s", model.__name__, exc)
-        return {"status": "DROP"}
+        raise Problem(
+            404,
+            "Malformed event",
+            f"{exc} (answered 404: Dapr drops the event instead of delivering it again)",
+        ) from exc
     try:
         await take(env)
     except retryable as exc:

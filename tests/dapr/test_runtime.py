@@ -3,6 +3,8 @@ against a local deployment (API app + executor hosts, each with its sidecar)."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from runtime import RunStatus, WorkflowEvent
@@ -44,6 +46,36 @@ async def test_strings_that_look_like_dates_or_durations_stay_strings(
     assert remote.status is RunStatus.COMPLETED, remote.error
     assert remote.outputs == local.outputs == [texts]
     assert remote.trace_hash == local.trace_hash
+
+
+async def test_malformed_events_get_a_404_problem_and_change_nothing(
+    deployment: Deployment,
+) -> None:
+    # what a subscription endpoint answers a poison delivery: 404, the status Dapr drops
+    # it on, with a problem description (a DROP answer carries none; another 4xx would
+    # be retried); the apps go on serving
+    assert deployment.local.topology is not None
+    ports = {a.name: a.app_port for a in deployment.local.topology.apps}
+    ce = {"content-type": "application/cloudevents+json"}
+    event = {"specversion": "1.0", "id": "x", "source": "s", "type": "t"}
+    bodies = [
+        b"{not json",
+        json.dumps({**event, "data": {"run_id": "r"}}).encode(),  # not an envelope
+        json.dumps({"id": "x", "data": {}}).encode(),  # not a CloudEvent
+        json.dumps({**event, "datacontenttype": "application/json", "data": "[1"}).encode(),
+    ]
+    async with httpx.AsyncClient() as client:
+        for url in (
+            f"{deployment.url}/events/results",
+            f"http://127.0.0.1:{ports['superstep-default-1']}/events/activations",
+        ):
+            for body in bodies:
+                resp = await client.post(url, content=body, headers=ce)
+                assert resp.status_code == 404, (url, body, resp.text)
+                assert resp.headers["content-type"].startswith("application/problem+json")
+                assert resp.json()["title"] == "Malformed event"
+    result = await workflows.ping().run(0, runtime=deployment.runtime())
+    assert result.status is RunStatus.COMPLETED and result.outputs == [11]
 
 
 async def test_placement_puts_each_executor_on_its_pool(deployment: Deployment) -> None:
