@@ -68,14 +68,18 @@ canonical_chunks: Callable[[Any, int], Any] = _CANONICAL_C or _canonical_encode
 values (a cycle raises ``RecursionError`` here; ``canonical_json`` makes it ``ValueError``)."""
 
 
+def _text(c_encoder: Callable[[Any, int], Any] | None, encoder: json.JSONEncoder, data: Any) -> str:
+    if c_encoder is None:  # pragma: no cover - CPython always has the C encoder
+        return encoder.encode(data)
+    try:
+        return "".join(c_encoder(data, 0))
+    except RecursionError as exc:  # no circular-reference bookkeeping in the C encoders
+        raise ValueError("Circular reference detected") from exc
+
+
 def canonical_json(data: Any) -> str:
     """The canonical JSON text of encoded data: sorted keys, no spaces."""
-    if _CANONICAL_C is None:  # pragma: no cover - CPython always has the C encoder
-        return _CANONICAL.encode(data)
-    try:
-        return "".join(_CANONICAL_C(data, 0))
-    except RecursionError as exc:
-        raise ValueError("Circular reference detected") from exc
+    return _text(_CANONICAL_C, _CANONICAL, data)
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -90,12 +94,7 @@ def compact_json(data: Any) -> str:
     """``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` — keys in their
     order, no spaces, non-ASCII kept — through one reusable C encoder (for documents
     written at every barrier: checkpoints, run records)."""
-    if _COMPACT_C is None:  # pragma: no cover - CPython always has the C encoder
-        return _COMPACT.encode(data)
-    try:
-        return "".join(_COMPACT_C(data, 0))
-    except RecursionError as exc:
-        raise ValueError("Circular reference detected") from exc
+    return _text(_COMPACT_C, _COMPACT, data)
 
 
 def digest(*parts: str) -> str:

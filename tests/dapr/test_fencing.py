@@ -11,8 +11,6 @@ are executed with ``execute_activation`` as the executor actors do.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from runtime.workflow import Workflow, execute_activation
 from sidecar.runtime import Sidecar, SidecarOptions
 from sidecar.testing import BackgroundLoop, make_cluster, start_sidecar
 from tests.dapr import workflows
+from tests.sidecar.conftest import require_service
 
 STORE = """
 apiVersion: dapr.io/v1alpha1
@@ -46,20 +45,9 @@ spec:
 """
 
 
-def _require_redis() -> None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return
-    except OSError:
-        message = "Redis is not reachable on 127.0.0.1:6379"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI is set: the service is required", pytrace=False)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
-    _require_redis()
+    require_service("Redis", 6379)
     resources = tmp_path_factory.mktemp("fencing")
     (resources / "store.yaml").write_text(STORE)
     with BackgroundLoop() as bg:
