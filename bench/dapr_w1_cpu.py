@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Where a Dapr superstep's CPU goes: W1 on a local deployment, with the CPU time each
+process spends per superstep.
+
+Run:  .venv/bin/python bench/dapr_w1_cpu.py [--hosts 1] [--supersteps 300] [--reps 3]
+
+Starts a local deployment (the API/coordinator app and ``--hosts`` executor hosts of one
+pool, each its own process; every local sidecar, and this benchmark's client, in this
+process), runs ``dapr_bench.py``'s W1 ping-pong ``--reps`` times and prints, per run, the
+superstep latency (p50/p95 of the gaps between ``superstep_completed`` events on the
+client) and the user+system CPU time per superstep of each process, read from
+``/proc/<pid>/stat`` before and after the run (Linux only). CPU time is steadier than
+wall time on a shared machine: compare it between trees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import dapr_bench  # noqa: E402  (bench/ is not a package)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hosts", type=int, default=1)
+    ap.add_argument("--supersteps", type=int, default=300)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+
+    from executor_host.local import LocalDeployment
+    from runtime.client import RemoteRuntime
+
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p
+    )
+    dep = LocalDeployment(
+        workflows=["dapr_bench:*"], pools={"default": args.hosts}, sink=lambda _a, _l: None
+    )
+    await dep.start()
+    try:
+        assert dep.topology is not None
+        procs = {"sidecars+client": os.getpid()}
+        for spec in dep.topology.apps:
+            pid = dep.topology.processes[spec.name].pid
+            assert pid is not None
+            procs[spec.name] = pid
+        runtime = RemoteRuntime(dep.api_url, timeout_s=120)
+        await dapr_bench._run("w1", {"supersteps": 20}, 0, runtime)  # warm-up
+        print("| run | p50 ms | p95 ms | " + " | ".join(f"{n} CPU ms" for n in procs) + " |")
+        print("|---" * (3 + len(procs)) + "|")
+        for rep in range(1, args.reps + 1):
+            before = {n: cpu_seconds(p) for n, p in procs.items()}
+            _, gaps, _ = await dapr_bench._run("w1", {"supersteps": args.supersteps}, 0, runtime)
+            after = {n: cpu_seconds(p) for n, p in procs.items()}
+            per_step = [(after[n] - before[n]) / args.supersteps * 1e3 for n in procs]
+            print(
+                f"| {rep} | {statistics.median(gaps) * 1e3:.2f} "
+                f"| {dapr_bench._pct(gaps, 0.95) * 1e3:.2f} | "
+                + " | ".join(f"{c:.2f}" for c in per_step)
+                + " |"
+            )
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    finally:
+        await dep.stop()
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
