@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
-__all__ = ["Problem", "install_problem_handlers"]
+__all__ = ["PROBLEM_MEDIA_TYPE", "Problem", "install_problem_handlers", "problems"]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An error (RFC 9457 problem details); some problems add members",
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "required": ["type", "title", "status", "detail", "instance"],
+    "additionalProperties": True,
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
 class Problem(Exception):
@@ -22,6 +42,13 @@ class Problem(Exception):
         self.extra = extra
 
 
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route that answers these statuses with a problem."""
+    return {
+        status: {"content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}} for status in statuses
+    }
+
+
 def _response(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
     body = {
         "type": "about:blank",
@@ -31,10 +58,13 @@ def _response(status: int, title: str, detail: str, instance: str, **extra: Any)
         "instance": instance,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    """Problems for raised ``Problem``s, invalid requests and the router's own errors
+    (unknown path, method not allowed), and an OpenAPI schema that says so."""
+
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
         return _response(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
@@ -45,10 +75,49 @@ def install_problem_handlers(app: FastAPI) -> None:
         return _response(
             422,
             "Invalid request",
-            "the request body does not match the schema",
+            "the request does not match the schema",
             request.url.path,
             errors=errors,
         )
 
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        response = _response(
+            exc.status_code, _phrase(exc.status_code), str(exc.detail), request.url.path
+        )
+        response.headers.update(exc.headers or {})
+        return response
+
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.openapi = _problem_openapi(app.openapi)  # type: ignore[method-assign]
+
+
+def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _problem_openapi(generate: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """FastAPI describes its validation errors (422) as its own JSON: they are problems."""
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "Problem" not in schemas:
+            schemas["Problem"] = _PROBLEM_SCHEMA
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    invalid = operation.get("responses", {}).get("422")
+                    if invalid is not None and "application/json" in invalid.get("content", {}):
+                        invalid["content"] = {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        return schema
+
+    return openapi

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from dapr.aio.clients import DaprClient
 from dapr.ext.fastapi import DaprActor, DaprApp
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from executor_host._actors import (
@@ -30,7 +32,7 @@ from executor_host._actors import (
 from executor_host._auth import BearerAuth
 from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
-from executor_host._problems import Problem, install_problem_handlers
+from executor_host._problems import Problem, install_problem_handlers, problems
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
 from executor_host._sidecar import ActorInvokeError, SidecarClient
@@ -49,6 +51,11 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
+# a run id is its coordinator actor's id, a segment of the sidecar's URL: "." and ".."
+# (and other ids of dots only) would be taken as the path's own segments
+RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]*[A-Za-z0-9_:-][A-Za-z0-9_.:-]*$"
+
+
 class StartRun(BaseModel):
     workflow: str = Field(min_length=1)
     factory: str | None = Field(
@@ -60,7 +67,7 @@ class StartRun(BaseModel):
     )
     input: Any = Field(default=None, description="the run input, codec JSON")
     has_input: bool = Field(default=True, description="false when resuming from a checkpoint")
-    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
+    run_id: str | None = Field(default=None, max_length=200, pattern=RUN_ID_PATTERN)
     seed: int = 0
     signature: str | None = Field(default=None, description="the client's graph signature")
     checkpoint: dict[str, Any] | None = Field(default=None, description="a checkpoint to resume")
@@ -143,6 +150,10 @@ def create_app(config: Settings | None = None) -> FastAPI:
         except ActorInvokeError as exc:
             raise Problem(502, "Coordinator unavailable", str(exc)) from exc
 
+    def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+        # what a client route answers with a problem: these, and 401 without the token
+        return problems(*(([401] if settings.api_token else []) + list(statuses)))
+
     def store() -> RunStore:
         return services["store"]  # type: ignore[no-any-return]
 
@@ -163,7 +174,12 @@ def create_app(config: Settings | None = None) -> FastAPI:
         return record
 
     # -- runs -----------------------------------------------------------------------
-    @app.post("/runs", status_code=201, summary="Start a run (or resume one from a checkpoint)")
+    @app.post(
+        "/runs",
+        status_code=201,
+        summary="Start a run (or resume one from a checkpoint)",
+        responses=errors(400, 404, 409, 422, 502),
+    )
     async def start_run(body: StartRun) -> dict[str, Any]:
         wf = workflow(body.workflow, body.factory, body.params)
         graph = wf.graph
@@ -176,6 +192,10 @@ def create_app(config: Settings | None = None) -> FastAPI:
             )
         await _check_placement(wf, body.factory)
         state = await _initial_state(wf, body)
+        if len(state.run_id) > 200 or not re.fullmatch(RUN_ID_PATTERN, state.run_id):
+            raise Problem(
+                400, "Invalid run id", f"{state.run_id!r} does not match {RUN_ID_PATTERN}"
+            )
         # continuing a run from its own state or checkpoint reuses its id
         resume = (
             body.state is not None or body.checkpoint is not None or body.checkpoint_id is not None
@@ -291,7 +311,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
                 executors=[m.split("'")[1] for m in missing],
             )
 
-    @app.get("/runs", summary="List runs")
+    @app.get("/runs", summary="List runs", responses=errors())
     async def list_runs() -> list[dict[str, Any]]:
         out = []
         for run_id in await store().list_runs():
@@ -307,11 +327,19 @@ def create_app(config: Settings | None = None) -> FastAPI:
                 )
         return out
 
-    @app.get("/runs/{run_id}", summary="A run's status, outputs and pending requests")
+    @app.get(
+        "/runs/{run_id}",
+        summary="A run's status, outputs and pending requests",
+        responses=errors(404),
+    )
     async def get_run(run_id: str) -> dict[str, Any]:
         return _view(await record_of(run_id))
 
-    @app.get("/runs/{run_id}/events", summary="The run's events (Server-Sent Events)")
+    @app.get(
+        "/runs/{run_id}/events",
+        summary="The run's events (Server-Sent Events)",
+        responses=errors(404, 422),
+    )
     async def run_events(
         run_id: str, after: int = Query(default=-1, ge=-1, description="last event chunk seen")
     ) -> StreamingResponse:
@@ -337,7 +365,12 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    @app.post("/runs/{run_id}/responses", status_code=202, summary="Answer pending requests")
+    @app.post(
+        "/runs/{run_id}/responses",
+        status_code=202,
+        summary="Answer pending requests",
+        responses=errors(400, 404, 422, 502),
+    )
     async def answer(run_id: str, body: Responses) -> dict[str, Any]:
         record = await record_of(run_id)
         wf = workflow(record.workflow, record.factory, record.params)
@@ -345,24 +378,37 @@ def create_app(config: Settings | None = None) -> FastAPI:
         await coordinator(run_id, "Respond", {"responses": body.responses})
         return {"run_id": run_id, "accepted": sorted(body.responses)}
 
-    @app.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run")
+    @app.post(
+        "/runs/{run_id}/cancel",
+        status_code=202,
+        summary="Cancel a run",
+        responses=errors(404, 502),
+    )
     async def cancel(run_id: str) -> dict[str, Any]:
         await record_of(run_id)
         await coordinator(run_id, "Cancel")
         return {"run_id": run_id}
 
-    @app.get("/runs/{run_id}/checkpoints", summary="A run's checkpoints")
+    @app.get("/runs/{run_id}/checkpoints", summary="A run's checkpoints", responses=errors(404))
     async def checkpoints(run_id: str) -> list[str]:
         return (await record_of(run_id)).checkpoints
 
-    @app.get("/checkpoints/{checkpoint_id}", summary="A checkpoint (portable JSON)")
+    @app.get(
+        "/checkpoints/{checkpoint_id}",
+        summary="A checkpoint (portable JSON)",
+        responses=errors(404),
+    )
     async def get_checkpoint(checkpoint_id: str) -> dict[str, Any]:
         cp = await store().load_checkpoint(checkpoint_id)
         if cp is None:
             raise Problem(404, "Unknown checkpoint", f"no checkpoint {checkpoint_id!r}")
         return cp.to_json()
 
-    @app.get("/runs/{run_id}/topology", summary="Which host ran which executor")
+    @app.get(
+        "/runs/{run_id}/topology",
+        summary="Which host ran which executor",
+        responses=errors(400, 404),
+    )
     async def topology(run_id: str) -> dict[str, Any]:
         record = await record_of(run_id)
         graph = workflow(record.workflow, record.factory, record.params).graph
@@ -397,11 +443,19 @@ def create_app(config: Settings | None = None) -> FastAPI:
             out.append({**rec.model_dump(), "alive": now - rec.heartbeat_at < settings.host_ttl_s})
         return out
 
-    @app.get("/hosts", summary="Registered executor hosts and whether they are alive")
+    @app.get(
+        "/hosts",
+        summary="Registered executor hosts and whether they are alive",
+        responses=errors(),
+    )
     async def hosts() -> list[dict[str, Any]]:
         return await _hosts()
 
-    @app.get("/workflows", summary="Registered workflows and their placeable executors")
+    @app.get(
+        "/workflows",
+        summary="Registered workflows and their placeable executors",
+        responses=errors(),
+    )
     async def workflows() -> list[dict[str, Any]]:
         live = [h for h in await _hosts() if h["alive"]]
         out = []
@@ -453,6 +507,10 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
         body = await request.body()
         return await deliver(dict(request.headers), body, ResultEnvelope, take, ActorInvokeError)
+
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path == "/events/results":
+            route.responses.update(problems(404))  # a malformed delivery (Dapr drops it)
 
     return app
 

@@ -130,6 +130,81 @@ async def test_malformed_requests_get_problem_details(deployment: Deployment) ->
         assert resp.headers["content-type"].startswith("application/problem+json")
 
 
+def _is_problem(resp: httpx.Response, status: int) -> bool:
+    problem = resp.json()
+    return (
+        resp.status_code == status
+        and resp.headers["content-type"] == "application/problem+json"
+        and problem["status"] == status
+        and bool(problem["title"])
+        and isinstance(problem["detail"], str)
+    )
+
+
+async def test_router_errors_and_unparsable_bodies_are_problems(deployment: Deployment) -> None:
+    # the router's own answers and the body parser's were FastAPI's {"detail": ...} JSON
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
+        unknown_path = await client.get("/no/such/route")
+        wrong_method = await client.delete("/runs")
+        unparsable = await client.post(
+            "/runs/x/responses",
+            content=b"\xafh,A\xe3\x80",
+            headers={"content-type": "application/json"},  # not UTF-8
+        )
+    assert _is_problem(unknown_path, 404), unknown_path.text
+    assert _is_problem(wrong_method, 405), wrong_method.text
+    assert wrong_method.headers["allow"]  # what the path does take
+    assert _is_problem(unparsable, 400), unparsable.text
+
+
+async def test_run_ids_of_dots_only_are_refused(deployment: Deployment) -> None:
+    # "." and ".." as a coordinator's actor id vanish from the sidecar's URL: the start
+    # answered 502 Coordinator unavailable
+    runtime = deployment.runtime()
+    done = await workflows.ping().run(0, runtime=runtime)
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
+        [checkpoint_id, *_] = (await client.get(f"/runs/{done.run_id}/checkpoints")).json()
+        checkpoint = (await client.get(f"/checkpoints/{checkpoint_id}")).json()
+        checkpoint["run_state"]["run_id"] = ".."
+        for run_id in (".", "..", "..."):
+            resp = await client.post(
+                "/runs", json={"workflow": "ping", "input": 0, "run_id": run_id}
+            )
+            assert _is_problem(resp, 422), resp.text
+        resumed = await client.post("/runs", json={"workflow": "ping", "checkpoint": checkpoint})
+        fine = await client.post("/runs", json={"workflow": "ping", "input": 11, "run_id": "a.b"})
+    assert _is_problem(resumed, 400) and resumed.json()["title"] == "Invalid run id", resumed.text
+    assert fine.status_code == 201, fine.text
+
+
+async def test_the_schema_describes_errors_as_problems(deployment: Deployment) -> None:
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
+        schema = (await client.get("/openapi.json")).json()
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    start = schema["paths"]["/runs"]["post"]["responses"]
+    assert {s: start[s]["content"] for s in ("400", "401", "404", "409", "422", "502")} == {
+        s: problem for s in ("400", "401", "404", "409", "422", "502")
+    }
+    assert schema["paths"]["/runs/{run_id}"]["get"]["responses"]["404"]["content"] == problem
+    # FastAPI's own description of a validation error is gone, also on the SDK's routes
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert schema["components"]["schemas"]["Problem"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+        "instance",
+    ]
+
+
+async def test_the_event_stream_of_an_unknown_run_is_a_404_problem(deployment: Deployment) -> None:
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
+        unknown = await client.get("/runs/no-such-run/events")
+        bad_after = await client.get("/runs/no-such-run/events", params={"after": -2})
+    assert _is_problem(unknown, 404) and "no-such-run" in unknown.json()["detail"]
+    assert _is_problem(bad_after, 422), bad_after.text
+
+
 async def test_the_api_wants_its_token_but_dapr_callbacks_and_health_do_not(
     deployment: Deployment,
 ) -> None:
