@@ -31,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -206,12 +207,16 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    # the deployment's sidecars run in this process, on uvloop as under
-    # `python -m sidecar run` (the in-process rows of this table share the loop)
+def run_on_uvloop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main()`` on uvloop when installed: a local deployment's sidecars run in the
+    benchmark's process, on uvloop as under ``python -m sidecar run``."""
     try:
         import uvloop
     except ImportError:
         asyncio.run(main())
     else:
         uvloop.run(main())
+
+
+if __name__ == "__main__":
+    run_on_uvloop(main)  # the in-process rows of this table share the loop

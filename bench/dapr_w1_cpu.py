@@ -16,7 +16,6 @@ wall time on a shared machine: compare it between trees.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
@@ -79,9 +78,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
+    dapr_bench.run_on_uvloop(main)
