@@ -223,8 +223,10 @@ class Sidecar:
         self._tasks.clear()
         self.ready = False
         if self.actors.host is not None:
+            # leaving placement deactivates every actor here (they move or have no host)
+            self.actors.host.app_reachable = self.app_healthy
             await self.cluster.placement.unregister(self.actors.host)
-            await self.actors.host.close(call_app=self.app_healthy)
+            await self.actors.host.close()
         await self.pubsub.close()
         self.cluster.remove(self)
         if self._http is not None and self._http_task is not None:
@@ -349,8 +351,9 @@ class Sidecar:
                 log.warning("%s: app unreachable, leaving actor placement", self.app_id)
                 self.app_healthy = False
                 if self.actors.host is not None:
+                    self.actors.host.app_reachable = False
                     await self.cluster.placement.unregister(self.actors.host)
-                    await self.actors.host.close(call_app=False)
+                    await self.actors.host.close()
                     self.actors.host = None
 
     async def _rejoin(self, app: AppChannel) -> None:

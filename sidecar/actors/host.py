@@ -63,6 +63,9 @@ class ActorHost:
         self._owner: Callable[[str, str], str | None] = lambda t, i: None
         self._idle_task: asyncio.Task[None] | None = None
         self.activations = 0
+        self.app_reachable = True
+        """False once the app is known to be gone (a failed health probe, a stopped app):
+        deactivations then drop their actors without calling it."""
 
     @property
     def name(self) -> str:
@@ -249,7 +252,7 @@ class ActorHost:
         for task in entry.timers.values():
             if task is not asyncio.current_task():
                 task.cancel()
-        if not call_app:
+        if not (call_app and self.app_reachable):
             return
         try:
             response = await self.app.request(
@@ -293,10 +296,10 @@ class ActorHost:
                 await asyncio.wait_for(entry.lock.wait_idle(), cfg.drain_timeout)
         await self.deactivate(*key)
 
-    async def close(self, *, call_app: bool = True) -> None:
+    async def close(self) -> None:
         if self._idle_task is not None:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._idle_task
         for key in list(self._active):
-            await self.deactivate(*key, call_app=call_app)
+            await self.deactivate(*key)

@@ -160,6 +160,10 @@ class Topology:
             *(p.terminate() for p in self.processes.values()), return_exceptions=True
         )
         for sidecar in list(self.sidecars.values()):
+            # every app is gone now: its sidecar drops its actors without calling it
+            # (each call would only fail and log), as after a failed health probe
+            sidecar.app_healthy = False
+        for sidecar in list(self.sidecars.values()):
             try:
                 await sidecar.stop()
             except Exception:
