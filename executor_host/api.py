@@ -358,8 +358,10 @@ def create_app(config: Settings | None = None) -> FastAPI:
                     trust_watch = await watch.wait(run_id, 0.5)
                     continue
                 seen = chunk
-                for ev in events:
-                    yield f"id: {seen}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
+                # a chunk's events in one body message: one write, one read on the client
+                yield "".join(
+                    f"id: {seen}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n" for ev in events
+                ).encode()
                 if events[-1].get("type") == "status":
                     return
 
