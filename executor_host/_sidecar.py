@@ -39,6 +39,13 @@ class ActorInvokeError(SidecarError):
     """An actor call failed."""
 
 
+def _answered(
+    what: str, status: int, content: bytes, error: type[SidecarError] = SidecarError
+) -> SidecarError:
+    """The error for an unexpected answer: the status and the start of the body."""
+    return error(f"{what} answered {status}: {content[:500].decode(errors='replace')}", status)
+
+
 class SidecarClient:
     """Create inside the running event loop (an aiohttp session belongs to one)."""
 
@@ -89,8 +96,7 @@ class SidecarClient:
             "POST", url, what, data=json.dumps(body), headers=self._headers, error=ActorInvokeError
         )
         if status != 200:
-            text = content[:500].decode(errors="replace")
-            raise ActorInvokeError(f"{what} answered {status}: {text}", status)
+            raise _answered(what, status, content, ActorInvokeError)
         return json.loads(content) if content else None
 
     async def get_state(self, store: str, key: str) -> tuple[bytes | None, str | None]:
@@ -100,8 +106,7 @@ class SidecarClient:
         if status == 204:
             return None, None
         if status != 200:
-            text = content[:500].decode(errors="replace")
-            raise SidecarError(f"reading {key!r} answered {status}: {text}", status)
+            raise _answered(f"reading {key!r}", status, content)
         return content, etag
 
     async def publish(self, pubsub: str, topic: str, body: bytes, content_type: str) -> None:
@@ -111,8 +116,7 @@ class SidecarClient:
             "POST", url, f"publishing to {topic}", data=body, headers=headers
         )
         if status != 204:
-            text = content[:500].decode(errors="replace")
-            raise SidecarError(f"publishing to {topic} answered {status}: {text}", status)
+            raise _answered(f"publishing to {topic}", status, content)
 
     async def publish_bulk(
         self, pubsub: str, topic: str, entries: Sequence[tuple[str, bytes]], content_type: str
@@ -138,8 +142,7 @@ class SidecarClient:
             failed = json.loads(content)["failedEntries"]
             return [(str(f["entryId"]), str(f.get("error", ""))) for f in failed]
         except (ValueError, KeyError, TypeError):
-            text = content[:500].decode(errors="replace")
-            raise SidecarError(f"publishing to {topic} answered {status}: {text}", status) from None
+            raise _answered(f"publishing to {topic}", status, content) from None
 
     async def sidecar_ready(self, timeout_s: float = 2.0) -> str | None:
         """None when the sidecar's outbound health (components loaded, APIs up) is

@@ -163,9 +163,6 @@ def _add_to_ranges(ranges: list[tuple[int, int]], n: int) -> list[tuple[int, int
     return merged
 
 
-_dumps = compact_json
-
-
 class RunStore:
     """Reads go through the sidecar's HTTP state API (``sidecar``), writes through the
     SDK's gRPC client (``client``), which stores our JSON bytes as they are."""
@@ -192,7 +189,9 @@ class RunStore:
 
     async def _save(self, key: str, value: Any, etag: str | None = None) -> None:
         try:
-            await self._client.save_state(self._store, self._prefix + key, _dumps(value), etag=etag)
+            await self._client.save_state(
+                self._store, self._prefix + key, compact_json(value), etag=etag
+            )
         except (DaprGrpcError, DaprInternalError) as exc:
             # the aio client's save_state raises DaprInternalError with the gRPC details
             # only (an ETag conflict is ABORTED "possible etag mismatch"); the other
@@ -264,28 +263,28 @@ class RunStore:
             ops.append(
                 TransactionalStateOperation(
                     key=f"{self._prefix}events:{record.run_id}:{record.event_chunks}",
-                    data=_dumps(events),
+                    data=compact_json(events),
                 )
             )
         if checkpoint is not None:
             ops.append(
                 TransactionalStateOperation(
                     key=f"{self._prefix}ckpt:{checkpoint.checkpoint_id}",
-                    data=_dumps(checkpoint.to_json()),
+                    data=compact_json(checkpoint.to_json()),
                 )
             )
         if state_version is not None:
             version, state = state_version
             ops.append(
                 TransactionalStateOperation(
-                    key=f"{self._prefix}state:{record.run_id}:{version}", data=_dumps(state)
+                    key=f"{self._prefix}state:{record.run_id}:{version}", data=compact_json(state)
                 )
             )
         new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
         ops.append(
             TransactionalStateOperation(
                 key=f"{self._prefix}run:{record.run_id}",
-                data=_dumps(new.to_json()),
+                data=compact_json(new.to_json()),
                 etag=record.etag,
             )
         )
