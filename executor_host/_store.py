@@ -14,6 +14,11 @@ Keys (all under the deployment's namespace, ``superstep:`` by default):
     runs                    index of run ids
     host:<app id>           a host's registration (protocol.HostRecord)
     hosts                   index of host app ids
+
+Every value is written through the sidecar's HTTP state API as a JSON string that holds
+the value's JSON text (see ``_sidecar``: the text crosses unchanged), so the stored
+bytes are that string, quoted; reading decodes twice. A stored JSON object or array
+(written as raw bytes, by gRPC) is read as it is.
 """
 
 from __future__ import annotations
@@ -24,12 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprGrpcError, DaprInternalError
-from dapr.clients.grpc._request import TransactionalStateOperation
-from dapr.clients.grpc._state import StateItem
-
-from executor_host._sidecar import SidecarClient, SidecarError
+from executor_host._sidecar import SidecarClient, SidecarError, StateConflict, StateWrite
 from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import Checkpoint, RunState, compact_json
 
@@ -139,6 +139,13 @@ class RunRecord:
         )
 
 
+def _decode(data: bytes) -> Any:
+    """A stored value: the JSON text inside a stored JSON string (how this store writes
+    every value), else the stored JSON itself."""
+    value = json.loads(data)
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _add_to_ranges(ranges: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
     """Sorted disjoint ranges with ``n`` added (merging neighbours)."""
     out: list[tuple[int, int]] = []
@@ -164,13 +171,9 @@ def _add_to_ranges(ranges: list[tuple[int, int]], n: int) -> list[tuple[int, int
 
 
 class RunStore:
-    """Reads go through the sidecar's HTTP state API (``sidecar``), writes through the
-    SDK's gRPC client (``client``), which stores our JSON bytes as they are."""
+    """The run store over the sidecar's HTTP state API (``sidecar``)."""
 
-    def __init__(
-        self, client: DaprClient, sidecar: SidecarClient, store: str, namespace: str = "superstep"
-    ) -> None:
-        self._client = client
+    def __init__(self, sidecar: SidecarClient, store: str, namespace: str = "superstep") -> None:
         self._sidecar = sidecar
         self._store = store
         self._prefix = f"{namespace}:"
@@ -185,30 +188,24 @@ class RunStore:
 
     async def _get(self, key: str) -> tuple[Any, str | None]:
         data, etag = await self._read(key)
-        return (json.loads(data), etag) if data is not None else (None, None)
+        return (_decode(data), etag) if data is not None else (None, None)
 
     async def _save(self, key: str, value: Any, etag: str | None = None) -> None:
         try:
-            await self._client.save_state(
-                self._store, self._prefix + key, compact_json(value), etag=etag
+            await self._sidecar.save_state(
+                self._store, [(self._prefix + key, compact_json(value), etag)]
             )
-        except (DaprGrpcError, DaprInternalError) as exc:
-            # the aio client's save_state raises DaprInternalError with the gRPC details
-            # only (an ETag conflict is ABORTED "possible etag mismatch"); the other
-            # calls raise DaprGrpcError
-            text = str(exc).lower()
-            code = str(exc.code()) if isinstance(exc, DaprGrpcError) else ""  # type: ignore[no-untyped-call]
-            if "etag" in text or "ABORTED" in code.upper():
-                raise ConflictError(f"{key!r} was changed concurrently") from exc
+        except StateConflict as exc:
+            raise ConflictError(f"{key!r} was changed concurrently") from exc
+        except SidecarError as exc:
             raise StoreError(f"writing {key!r} failed: {exc}") from exc
 
-    async def _transaction(self, ops: Sequence[TransactionalStateOperation]) -> None:
+    async def _transaction(self, upserts: Sequence[StateWrite]) -> None:
         try:
-            await self._client.execute_state_transaction(self._store, ops)
-        except DaprGrpcError as exc:
-            text = str(exc).lower()
-            if "etag" in text or "mismatch" in text:
-                raise ConflictError(f"transaction conflicted: {exc}") from exc
+            await self._sidecar.transact_state(self._store, upserts)
+        except StateConflict as exc:
+            raise ConflictError(f"transaction conflicted: {exc}") from exc
+        except SidecarError as exc:
             raise StoreError(f"transaction failed: {exc}") from exc
 
     # -- runs -------------------------------------------------------------------------
@@ -258,36 +255,21 @@ class RunStore:
         commit is deterministic, so a store that applies the other operations of a
         transaction whose ETag check failed (Redis does) writes nothing new.
         """
-        ops: list[TransactionalStateOperation] = []
+        p = self._prefix
+        ops: list[StateWrite] = []
         if events:
             ops.append(
-                TransactionalStateOperation(
-                    key=f"{self._prefix}events:{record.run_id}:{record.event_chunks}",
-                    data=compact_json(events),
-                )
+                (f"{p}events:{record.run_id}:{record.event_chunks}", compact_json(events), None)
             )
         if checkpoint is not None:
             ops.append(
-                TransactionalStateOperation(
-                    key=f"{self._prefix}ckpt:{checkpoint.checkpoint_id}",
-                    data=compact_json(checkpoint.to_json()),
-                )
+                (f"{p}ckpt:{checkpoint.checkpoint_id}", compact_json(checkpoint.to_json()), None)
             )
         if state_version is not None:
             version, state = state_version
-            ops.append(
-                TransactionalStateOperation(
-                    key=f"{self._prefix}state:{record.run_id}:{version}", data=compact_json(state)
-                )
-            )
+            ops.append((f"{p}state:{record.run_id}:{version}", compact_json(state), None))
         new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
-        ops.append(
-            TransactionalStateOperation(
-                key=f"{self._prefix}run:{record.run_id}",
-                data=compact_json(new.to_json()),
-                etag=record.etag,
-            )
-        )
+        ops.append((f"{p}run:{record.run_id}", compact_json(new.to_json()), record.etag))
         await self._transaction(ops)
         if not reload:  # the caller reads the new ETag itself (load_run_head) when it needs it
             return replace(new, etag=None)
@@ -326,11 +308,11 @@ class RunStore:
         (they are only read while their superstep is in flight)."""
         if not items:
             return
-        meta = {"ttlInSeconds": str(ttl_s)} if ttl_s > 0 else {}
-        states = [StateItem(self._prefix + k, v, metadata=meta) for k, v in items.items()]
+        meta = {"ttlInSeconds": str(ttl_s)} if ttl_s > 0 else None
+        writes = [(self._prefix + k, v, None) for k, v in items.items()]
         try:
-            await self._client.save_bulk_state(self._store, states)
-        except DaprGrpcError as exc:
+            await self._sidecar.save_state(self._store, writes, meta)
+        except SidecarError as exc:
             raise StoreError(f"writing {len(items)} payload(s) failed: {exc}") from exc
 
     async def load_payload(self, key: str) -> tuple[Any, int]:
@@ -338,7 +320,7 @@ class RunStore:
         data, _ = await self._read(key)
         if data is None:
             raise StoreError(f"payload {key!r} is missing (expired or never written)")
-        return json.loads(data), len(data)
+        return _decode(data), len(data)
 
     async def list_runs(self) -> list[str]:
         data, _ = await self._get("runs")

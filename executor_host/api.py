@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from dapr.aio.clients import DaprClient
 from dapr.ext.fastapi import DaprActor, DaprApp
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
@@ -89,9 +88,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal settings
         settings = await resolve_app_id(settings)
-        client = DaprClient()
         sidecar = services["sidecar"] = SidecarClient()
-        store = RunStore(client, sidecar, settings.state_store, settings.namespace)
+        store = RunStore(sidecar, settings.state_store, settings.namespace)
         bus = Bus(sidecar, settings.pubsub, settings.app_id, settings.namespace)
 
         async def publish(envs: Sequence[ActivationEnvelope]) -> None:
@@ -123,7 +121,6 @@ def create_app(config: Settings | None = None) -> FastAPI:
         services["store"] = store
         yield
         await services["sidecar"].aclose()
-        await client.close()  # type: ignore[no-untyped-call]  # untyped SDK
 
     app = FastAPI(
         title="superstep",

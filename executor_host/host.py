@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from dapr.aio.clients import DaprClient
 from dapr.ext.fastapi import DaprActor, DaprApp
 from fastapi import FastAPI, Request
 
@@ -71,9 +70,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal settings
         settings = await resolve_app_id(settings)
-        client = DaprClient()
         sidecar = services["sidecar"] = SidecarClient()
-        store = RunStore(client, sidecar, settings.state_store, settings.namespace)
+        store = RunStore(sidecar, settings.state_store, settings.namespace)
         bus = Bus(sidecar, settings.pubsub, settings.host_id, settings.namespace)
         deps = ExecutorDeps(
             host_id=settings.host_id,
@@ -107,7 +105,6 @@ def create_app(config: Settings | None = None) -> FastAPI:
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beat
-        await client.close()  # type: ignore[no-untyped-call]  # untyped SDK
 
     services: dict[str, SidecarClient] = {}
     app = FastAPI(title=f"superstep executor host ({settings.pool})", lifespan=lifespan)

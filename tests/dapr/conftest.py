@@ -12,13 +12,16 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from executor_host.local import LocalDeployment
 from runtime.client import RemoteRuntime
 from sidecar.faults import FaultPlan, PubSubFaults
-from sidecar.testing import BackgroundLoop
+from sidecar.runtime import Sidecar, SidecarOptions
+from sidecar.testing import BackgroundLoop, make_cluster, start_sidecar
+from tests.sidecar.conftest import STATE_COMPONENTS, require_service
 
 API_TOKEN = "conftest-token-0f9c"
 
@@ -100,3 +103,21 @@ def faulty_deployment() -> Iterator[Deployment]:
         pubsub=PubSubFaults(duplicate=0.3, reorder=0.3, delay=0.2, drop=0.1, reorder_window=0.2),
     )
     yield from _deploy(plan, deadline_s=1.0)
+
+
+@pytest.fixture(scope="session")
+def store_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
+    """One local sidecar (no app) on the Redis state store, for tests of the run store."""
+    require_service("Redis", 6379)
+    resources = tmp_path_factory.mktemp("store")
+    # a Redis state store shared by every app (keyPrefix: name), named "sharedstore"
+    (resources / "store.yaml").write_text(STATE_COMPONENTS["shared.yaml"])
+    with BackgroundLoop() as bg:
+        running = bg.run(
+            start_sidecar(
+                SidecarOptions(app_id="store-tests", resources_paths=(Path(resources),)),
+                bg.run(make_cluster()),
+            )
+        )
+        yield running
+        bg.run(running.stop())

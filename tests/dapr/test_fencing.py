@@ -12,14 +12,11 @@ are executed with ``execute_activation`` as the executor actors do.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from dapr.aio.clients import DaprClient
-from dapr.conf import settings
 
 from executor_host._coordinator import RunDriver
 from executor_host._sidecar import SidecarClient
@@ -27,38 +24,8 @@ from executor_host._store import RunStore
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import Activation, RunStatus, start
 from runtime.workflow import Workflow, execute_activation
-from sidecar.runtime import Sidecar, SidecarOptions
-from sidecar.testing import BackgroundLoop, make_cluster, start_sidecar
+from sidecar.runtime import Sidecar
 from tests.dapr import workflows
-from tests.sidecar.conftest import require_service
-
-STORE = """
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {name: statestore}
-spec:
-  type: state.redis
-  version: v1
-  metadata:
-  - {name: redisHost, value: "localhost:6379"}
-  - {name: keyPrefix, value: name}
-"""
-
-
-@pytest.fixture(scope="module")
-def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
-    require_service("Redis", 6379)
-    resources = tmp_path_factory.mktemp("fencing")
-    (resources / "store.yaml").write_text(STORE)
-    with BackgroundLoop() as bg:
-        running = bg.run(
-            start_sidecar(
-                SidecarOptions(app_id="fencing", resources_paths=(Path(resources),)),
-                bg.run(make_cluster()),
-            )
-        )
-        yield running
-        bg.run(running.stop())
 
 
 @dataclass
@@ -68,18 +35,15 @@ class Stores:
 
 
 @pytest.fixture
-async def stores(sidecar: Sidecar, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stores]:
-    monkeypatch.setenv("DAPR_HTTP_PORT", str(sidecar.http_port))  # SidecarClient
-    monkeypatch.setattr(settings, "DAPR_HTTP_PORT", sidecar.http_port)  # the SDK's health wait
+async def stores(store_sidecar: Sidecar, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stores]:
+    monkeypatch.setenv("DAPR_HTTP_PORT", str(store_sidecar.http_port))  # SidecarClient
     namespace = f"fencing-{uuid.uuid4().hex[:8]}"
-    client = DaprClient(address=f"127.0.0.1:{sidecar.grpc_port}")
     http = SidecarClient()
     yield Stores(
-        RunStore(client, http, "statestore", namespace),
-        RunStore(client, http, "statestore", namespace),
+        RunStore(http, "sharedstore", namespace),
+        RunStore(http, "sharedstore", namespace),
     )
     await http.aclose()
-    await client.close()  # type: ignore[no-untyped-call]  # untyped SDK
 
 
 class Copy:
