@@ -9,7 +9,6 @@ moves its values between the state store and pub/sub.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -280,10 +279,12 @@ class RunDriver:
         self._flight = None
         self._record = committed
         self._changed(committed, chunk)
-        # publish the next superstep while the new ETag of the run record is read back
-        # (the publish first: it is on the critical path, the read is not); the actor's
-        # turn lock keeps the next commit behind both
-        _, head = await asyncio.gather(self._advance(), self._store.load_run_head(record.run_id))
+        # publish the next superstep, then read back the new ETag of the run record: the
+        # publish is on the critical path, the read is not (sent together, the read went
+        # out first and held the publish up in the sidecar); the actor's turn lock keeps
+        # the next commit behind both
+        await self._advance()
+        head = await self._store.load_run_head(record.run_id)
         if self._record is not committed:
             return
         if head is None or head[:2] != (committed.epoch, committed.updated_at):
