@@ -83,6 +83,8 @@ class LocalDeployment:
                 "uvicorn",
                 "--factory",
                 f"executor_host.{module}:create_app",
+                "--http",
+                "executor_host.serving:HttpProtocol",
                 "--host",
                 "127.0.0.1",
                 "--port",

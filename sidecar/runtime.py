@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 import uvicorn
 
+from executor_host.serving import HttpProtocol
 from sidecar.actors.config import ActorConfig, parse_app_config
 from sidecar.actors.host import ActorHost
 from sidecar.actors.service import ActorService
@@ -175,6 +176,7 @@ class Sidecar:
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(
             build_http_app(self, opts.api_token),
+            http=HttpProtocol,  # a response's head and body in one write
             log_level="warning",
             lifespan="off",
             access_log=False,
