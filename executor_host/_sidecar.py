@@ -53,6 +53,15 @@ StateWrite = tuple[str, str, str | None]
 """(key, value, ETag or None) of one write; the value is stored as a JSON string."""
 
 
+def _state_item(write: StateWrite) -> dict[str, Any]:
+    """The JSON state item of one write, as the save and transaction APIs take it."""
+    key, value, etag = write
+    item: dict[str, Any] = {"key": key, "value": value}
+    if etag is not None:
+        item["etag"] = etag
+    return item
+
+
 def _answered(
     what: str, status: int, content: bytes, error: type[SidecarError] = SidecarError
 ) -> SidecarError:
@@ -130,14 +139,10 @@ class SidecarClient:
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Save items (``POST /v1.0/state/<store>``); ``StateConflict`` on a 409."""
-        entries: list[dict[str, Any]] = []
-        for key, value, etag in items:
-            entry: dict[str, Any] = {"key": key, "value": value}
-            if etag is not None:
-                entry["etag"] = etag
-            if metadata:
+        entries = [_state_item(write) for write in items]
+        if metadata:
+            for entry in entries:
                 entry["metadata"] = metadata
-            entries.append(entry)
         body = json.dumps(entries)
         url = f"{self._base}/state/{quote(store, safe='')}"
         what = f"writing {items[0][0]!r}" if len(items) == 1 else f"writing {len(items)} keys"
@@ -153,12 +158,7 @@ class SidecarClient:
         Dapr answers an ETag conflict inside a transaction with a 500 like any other
         failure; its message says "etag" (dapr-contract §2.4), which makes it a
         ``StateConflict`` here."""
-        ops: list[dict[str, Any]] = []
-        for key, value, etag in upserts:
-            request: dict[str, Any] = {"key": key, "value": value}
-            if etag is not None:
-                request["etag"] = etag
-            ops.append({"operation": "upsert", "request": request})
+        ops = [{"operation": "upsert", "request": _state_item(write)} for write in upserts]
         url = f"{self._base}/state/{quote(store, safe='')}/transaction"
         what = "state transaction"
         status, content, _ = await self._call(
