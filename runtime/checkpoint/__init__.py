@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from runtime.engine import SCHEMA_VERSION, Checkpoint, compact_json
+from runtime.engine import SCHEMA_VERSION, Checkpoint, compact_json_bytes
 from runtime.errors import CheckpointError
 
 __all__ = [
@@ -123,7 +123,7 @@ class FileCheckpointStorage:
         return fd
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        data = (compact_json(checkpoint.to_json()) + "\n").encode()
+        data = compact_json_bytes(checkpoint.to_json(), newline=True)
         fd = self._fd(checkpoint.run_id)
         if len(data) > _INLINE_LIMIT or self.fsync:
             await asyncio.to_thread(self._append, fd, data)

@@ -18,7 +18,14 @@ from runtime.engine._algo import (
     respond,
     start,
 )
-from runtime.engine._codec import JsonCodec, canonical_json, compact_json, digest, type_tag
+from runtime.engine._codec import (
+    JsonCodec,
+    canonical_json,
+    compact_json,
+    compact_json_bytes,
+    digest,
+    type_tag,
+)
 from runtime.engine._graph import (
     Edge,
     EdgeGroup,
@@ -94,6 +101,7 @@ __all__ = [
     "canonical_json",
     "commit",
     "compact_json",
+    "compact_json_bytes",
     "derive_seed",
     "diagnose_stall",
     "digest",

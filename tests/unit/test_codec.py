@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import json
 import math
@@ -13,7 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from runtime.engine import JsonCodec, canonical_json, compact_json, digest, type_tag
+from runtime.engine import (
+    JsonCodec,
+    canonical_json,
+    compact_json,
+    compact_json_bytes,
+    digest,
+    type_tag,
+)
 from runtime.errors import CodecError
 
 
@@ -318,25 +326,61 @@ def test_canonical_json_ignores_insertion_order(d: dict[str, int]) -> None:
     assert canonical_json(d) == canonical_json(reversed_d)
 
 
-_json_docs = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
+def _json_docs(floats: bool) -> st.SearchStrategy[Any]:
+    scalars: st.SearchStrategy[Any] = (
+        st.none() | st.booleans() | st.integers() | st.text(max_size=6)
+    )
+    if floats:  # codec JSON forms hold finite floats only (the codec refuses NaN)
+        scalars = scalars | st.floats(allow_nan=False, allow_infinity=False)
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        ),
+        max_leaves=20,
+    )
 
 
-@given(_json_docs)
+def _stdlib_compact(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+@given(_json_docs(floats=False))
 def test_compact_json_is_the_text_of_compact_json_dumps(doc: Any) -> None:
-    # checkpoint lines and run records: same text as before, keys in insertion order
-    assert compact_json(doc) == json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    # checkpoint lines and run records: keys in insertion order, non-ASCII kept,
+    # integers of any size (beyond 64 bits through the stdlib encoder)
+    assert compact_json(doc) == _stdlib_compact(doc)
+    assert compact_json_bytes(doc) == _stdlib_compact(doc).encode()
+    assert compact_json_bytes(doc, newline=True) == (_stdlib_compact(doc) + "\n").encode()
+
+
+@given(_json_docs(floats=True))
+def test_compact_json_parses_back_to_the_same_values(doc: Any) -> None:
+    # floats may be spelled differently from json.dumps (0.00006103515625 for
+    # 6.103515625e-05), never with another value
+    assert json.loads(compact_json(doc)) == doc
+    assert json.loads(compact_json_bytes(doc)) == doc
 
 
 def test_compact_json_keeps_key_order_and_refuses_what_is_not_json() -> None:
     assert compact_json({"b": 1, "a": ["é", 1e300]}) == '{"b":1,"a":["é",1e+300]}'
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        compact_json({"a": object()})
+    assert compact_json_bytes({"b": "é"}, newline=True) == '{"b":"é"}\n'.encode()
+    # what the fast writer refuses, the stdlib encoder writes as json.dumps does
+    assert compact_json({"n": 2**70, 1: [True]}) == '{"n":1180591620717411303424,"1":[true]}'
+    deep: Any = 0
+    for _ in range(400):
+        deep = [deep]
+    assert json.loads(compact_json_bytes(deep)) == deep
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    for not_json in (object(), Point(1), datetime.datetime(2026, 1, 1)):
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            compact_json({"a": not_json})
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            compact_json_bytes({"a": not_json})
     cyclic: list[Any] = []
     cyclic.append(cyclic)
     with pytest.raises(ValueError, match="Circular"):
