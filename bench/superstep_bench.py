@@ -417,6 +417,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", default=",".join(ALL))
+    ap.add_argument(
+        "--interleave",
+        action="store_true",
+        help="run repetition by repetition across the workloads instead of workload by workload",
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -442,23 +447,31 @@ def main() -> None:
         },
         "workloads": {},
     }
-    for wl in [w for w in args.only.split(",") if w]:
-        runs = []
-        for rep in range(args.reps):
-            proc = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--child", wl],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                print(proc.stderr, file=sys.stderr)
-                raise SystemExit(f"{wl} rep {rep} failed")
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            runs.append(r)
-            print(
-                f"[superstep] {wl} rep {rep + 1}/{args.reps}: wall={r['wall_s']:.3f}s",
-                file=sys.stderr,
-            )
+    workloads = [w for w in args.only.split(",") if w]
+    all_runs: dict[str, list[dict[str, Any]]] = {wl: [] for wl in workloads}
+    # --interleave: repetition-major (W1, W1_fckpt, W1, W1_fckpt, ...), so that a ratio
+    # between two workloads is taken between runs seconds apart, not minutes
+    order = (
+        [(rep, wl) for rep in range(args.reps) for wl in workloads]
+        if args.interleave
+        else [(rep, wl) for wl in workloads for rep in range(args.reps)]
+    )
+    for rep, wl in order:
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--child", wl],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            print(proc.stderr, file=sys.stderr)
+            raise SystemExit(f"{wl} rep {rep} failed")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        all_runs[wl].append(r)
+        print(
+            f"[superstep] {wl} rep {rep + 1}/{args.reps}: wall={r['wall_s']:.3f}s",
+            file=sys.stderr,
+        )
+    for wl, runs in all_runs.items():
         med = {
             f"median_{k}": statistics.median(r[k] for r in runs)
             for k in MEDIAN_KEYS
