@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from sidecar.errors import ResourceError
 from sidecar.resources.model import Component
+from sidecar.resp import RespClient
 
 __all__ = ["redis_client"]
 
 
-def redis_client(component: Component) -> aioredis.Redis:
+def redis_client(component: Component) -> RespClient:
     """A client for ``redisHost``/``redisPassword``/``redisUsername``/``redisDB``/``enableTLS``."""
     host = component.require("redisHost")
     hostname, _, port_text = host.rpartition(":")
@@ -22,13 +21,12 @@ def redis_client(component: Component) -> aioredis.Redis:
         raise ResourceError(
             component.file, "spec.metadata[redisHost]", f"{host!r} is not host:port"
         ) from None
-    return aioredis.Redis(
-        host=hostname,
-        port=port,
+    return RespClient(
+        hostname,
+        port,
         db=component.integer("redisDB", 0),
         username=component.get("redisUsername") or None,
         password=component.get("redisPassword") or None,
         ssl=component.flag("enableTLS"),
-        decode_responses=False,
-        socket_connect_timeout=5,
+        connect_timeout=5.0,
     )

@@ -20,13 +20,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
-
 from sidecar.errors import BrokerError
 from sidecar.pubsub.base import Broker, BrokerMessage, Handler, TopicSubscription
 from sidecar.redis_conn import redis_client
 from sidecar.resources.model import Component
+from sidecar.resp import Arg, RedisFailure, RespClient, RespError
 
 __all__ = ["RedisStreamsBroker"]
 
@@ -37,6 +35,16 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
+    return {} if not flat else dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _xadd(topic: str, data: bytes, metadata: Mapping[str, str], max_len: int) -> tuple[Arg, ...]:
+    trim: tuple[Arg, ...] = ("MAXLEN", "~", max_len) if max_len else ()
+    meta: tuple[Arg, ...] = ("metadata", json.dumps(dict(metadata))) if metadata else ()
+    return ("XADD", topic, *trim, "*", "data", data, *meta)
+
+
 class _StreamSubscription(TopicSubscription):
     def __init__(self, broker: RedisStreamsBroker, topic: str, handler: Handler) -> None:
         self.broker = broker
@@ -44,7 +52,9 @@ class _StreamSubscription(TopicSubscription):
         self.handler = handler
         self.group = broker.consumer_id
         self.consumer = f"{broker.consumer_id}-{uuid.uuid4().hex[:12]}"
-        self.client: aioredis.Redis = redis_client(broker.component)
+        # the blocking read has a connection of its own; acks and claims share the broker's
+        self.reader: RespClient = broker.client.dedicated()
+        self.client: RespClient = broker.client
         self.slots = asyncio.Semaphore(broker.concurrency)
         self.workers: set[asyncio.Task[None]] = set()
         self.tasks: list[asyncio.Task[None]] = []
@@ -52,11 +62,11 @@ class _StreamSubscription(TopicSubscription):
 
     async def start(self) -> None:
         try:
-            await self.client.xgroup_create(self.topic, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
+            await self.client.execute("XGROUP", "CREATE", self.topic, self.group, "0", "MKSTREAM")
+        except RespError as exc:
+            if exc.code != "BUSYGROUP":
                 raise BrokerError(f"redis streams: cannot create group: {exc}") from exc
-        except RedisError as exc:
+        except RedisFailure as exc:
             raise BrokerError(f"redis streams: {exc}") from exc
         self.tasks.append(asyncio.create_task(self._read_loop()))
         if self.broker.redeliver_interval > 0:
@@ -65,24 +75,30 @@ class _StreamSubscription(TopicSubscription):
     async def _read_loop(self) -> None:
         while not self.closing:
             try:
-                reply: Any = await self.client.xreadgroup(
+                reply: Any = await self.reader.execute(
+                    "XREADGROUP",
+                    "GROUP",
                     self.group,
                     self.consumer,
-                    {self.topic: ">"},
-                    count=self.broker.queue_depth,
-                    block=1000,
+                    "COUNT",
+                    self.broker.queue_depth,
+                    "BLOCK",
+                    1000,
+                    "STREAMS",
+                    self.topic,
+                    ">",
                 )
-            except RedisError as exc:
+            except RedisFailure as exc:
                 log.warning("redis streams: read from %s failed: %s", self.topic, exc)
                 await asyncio.sleep(0.5)
                 continue
             for _stream, entries in reply or []:
-                for message_id, fields in entries:
-                    await self._dispatch(_text(message_id), fields)
+                for message_id, flat in entries:
+                    await self._dispatch(_text(message_id), _fields(flat))
 
-    async def _dispatch(self, message_id: str, fields: Mapping[bytes, bytes] | None) -> None:
+    async def _dispatch(self, message_id: str, fields: Mapping[bytes, bytes]) -> None:
         await self.slots.acquire()
-        task = asyncio.create_task(self._handle(message_id, fields or {}))
+        task = asyncio.create_task(self._handle(message_id, fields))
         self.workers.add(task)
         task.add_done_callback(self.workers.discard)
 
@@ -106,8 +122,8 @@ class _StreamSubscription(TopicSubscription):
                     )
                     return
                 log.warning("redis streams: dropping %s/%s: %s", self.topic, message_id, exc)
-            with contextlib.suppress(RedisError):
-                await self.client.xack(self.topic, self.group, message_id)
+            with contextlib.suppress(RedisFailure):
+                await self.client.execute("XACK", self.topic, self.group, message_id)
         finally:
             self.slots.release()
 
@@ -116,28 +132,34 @@ class _StreamSubscription(TopicSubscription):
         while not self.closing:
             await asyncio.sleep(self.broker.redeliver_interval)
             try:
-                pending: Any = await self.client.xpending_range(
+                pending: Any = await self.client.execute(
+                    "XPENDING",
                     self.topic,
                     self.group,
-                    min="-",
-                    max="+",
-                    count=self.broker.queue_depth,
-                    idle=idle_ms,
+                    "IDLE",
+                    idle_ms,
+                    "-",
+                    "+",
+                    self.broker.queue_depth,
                 )
-                ids = [p["message_id"] for p in pending]
+                ids = [p[0] for p in pending]
                 if not ids:
                     continue
-                claimed: Any = await self.client.xclaim(
-                    self.topic, self.group, self.consumer, idle_ms, ids
+                claimed: Any = await self.client.execute(
+                    "XCLAIM", self.topic, self.group, self.consumer, idle_ms, *ids
                 )
-            except RedisError as exc:
+            except RedisFailure as exc:
                 log.warning("redis streams: reclaim on %s failed: %s", self.topic, exc)
                 continue
-            for message_id, fields in claimed:
-                if fields is None:  # trimmed from the stream meanwhile
-                    await self.client.xack(self.topic, self.group, message_id)
+            for entry in claimed:
+                # an entry trimmed from the stream meanwhile comes back as nil (Redis < 7)
+                # or not at all (Redis 7 drops it from the pending list itself)
+                if entry is None or entry[1] is None:
+                    if entry is not None:
+                        with contextlib.suppress(RedisFailure):
+                            await self.client.execute("XACK", self.topic, self.group, entry[0])
                     continue
-                await self._dispatch(_text(message_id), fields)
+                await self._dispatch(_text(entry[0]), _fields(entry[1]))
 
     async def close(self) -> None:
         self.closing = True
@@ -146,12 +168,14 @@ class _StreamSubscription(TopicSubscription):
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.workers:
             await asyncio.gather(*list(self.workers), return_exceptions=True)
-        with contextlib.suppress(RedisError):
-            info: Any = await self.client.xinfo_consumers(self.topic, self.group)
-            mine = [c for c in info if _text(c["name"]) == self.consumer]
-            if mine and int(mine[0]["pending"]) == 0:
-                await self.client.xgroup_delconsumer(self.topic, self.group, self.consumer)
-        await self.client.aclose()
+        await self.reader.aclose()
+        with contextlib.suppress(RedisFailure):
+            info: Any = await self.client.execute("XINFO", "CONSUMERS", self.topic, self.group)
+            mine = [_fields(c) for c in info if _fields(c).get(b"name") == self.consumer.encode()]
+            if mine and int(mine[0][b"pending"]) == 0:
+                await self.client.execute(
+                    "XGROUP", "DELCONSUMER", self.topic, self.group, self.consumer
+                )
 
 
 class RedisStreamsBroker(Broker):
@@ -163,50 +187,38 @@ class RedisStreamsBroker(Broker):
         self.processing_timeout = component.seconds("processingTimeout", 15.0)
         self.redeliver_interval = component.seconds("redeliverInterval", 60.0)
         self.max_len = component.integer("maxLenApprox", 0)
-        self._client: aioredis.Redis = redis_client(component)
+        self.client: RespClient = redis_client(component)
         self._subs: list[_StreamSubscription] = []
 
     async def start(self) -> None:
         try:
-            await self._client.ping()
-        except RedisError as exc:
+            await self.client.execute("PING")
+        except RedisFailure as exc:
             raise BrokerError(
                 f"redis pub/sub {self.component.name!r}: cannot reach "
                 f"{self.component.get('redisHost')}: {exc}"
             ) from exc
 
     async def publish(self, topic: str, data: bytes, metadata: Mapping[str, str]) -> None:
-        fields: dict[str, bytes | str] = {"data": data}
-        if metadata:
-            fields["metadata"] = json.dumps(dict(metadata))
         try:
-            await self._client.xadd(
-                topic,
-                fields,  # type: ignore[arg-type]  # redis stubs want a dict of one value type
-                maxlen=self.max_len or None,
-                approximate=True,
-            )
-        except RedisError as exc:
+            await self.client.execute(*_xadd(topic, data, metadata, self.max_len))
+        except RedisFailure as exc:
             raise BrokerError(f"redis streams: publish to {topic} failed: {exc}") from exc
 
     async def publish_many(
         self, topic: str, items: Sequence[tuple[bytes, Mapping[str, str]]]
     ) -> list[BrokerError | None]:
         """Every XADD of a bulk publish in one pipelined round trip, in order."""
-        pipe = self._client.pipeline(transaction=False)
-        for data, metadata in items:
-            fields: dict[bytes | str, bytes | str] = {"data": data}
-            if metadata:
-                fields["metadata"] = json.dumps(dict(metadata))
-            pipe.xadd(topic, fields, maxlen=self.max_len or None, approximate=True)  # type: ignore[arg-type]
         try:
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-        except RedisError as exc:
+            replies = await self.client.pipeline(
+                [_xadd(topic, data, metadata, self.max_len) for data, metadata in items]
+            )
+        except RedisFailure as exc:
             error = BrokerError(f"redis streams: publish to {topic} failed: {exc}")
             return [error] * len(items)
         return [
             BrokerError(f"redis streams: publish to {topic} failed: {r}")
-            if isinstance(r, Exception)
+            if isinstance(r, RespError)
             else None
             for r in replies
         ]
@@ -220,4 +232,4 @@ class RedisStreamsBroker(Broker):
     async def close(self) -> None:
         subs, self._subs = self._subs, []
         await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
-        await self._client.aclose()
+        await self.client.aclose()

@@ -11,14 +11,11 @@ MULTI/EXEC without rollback, so the operations that did not fail stay applied.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
 
 from sidecar.errors import EtagInvalid, EtagMismatch, StoreError
 from sidecar.redis_conn import redis_client
 from sidecar.resources.model import Component
+from sidecar.resp import Arg, RedisFailure, RespClient, RespError
 from sidecar.state.base import FIRST_WRITE, LAST_WRITE, DeleteOp, SetOp, StateStore, StoredItem
 
 __all__ = ["RedisStateStore"]
@@ -62,14 +59,14 @@ class RedisStateStore(StateStore):
 
     def __init__(self, component: Component) -> None:
         self._component = component
-        self._client: aioredis.Redis = redis_client(component)
+        self._client: RespClient = redis_client(component)
         raw_ttl = component.get("ttlInSeconds")
         self._default_ttl = component.integer("ttlInSeconds", 0) if raw_ttl else None
 
     async def start(self) -> None:
         try:
-            await self._client.ping()
-        except RedisError as exc:
+            await self._client.execute("PING")
+        except RedisFailure as exc:
             raise StoreError(
                 f"redis store {self._component.name!r}: cannot reach "
                 f"{self._component.get('redisHost')}: {exc}"
@@ -78,24 +75,22 @@ class RedisStateStore(StateStore):
     async def close(self) -> None:
         await self._client.aclose()
 
-    @property
-    def client(self) -> aioredis.Redis:
-        return self._client
-
     async def get(self, key: str) -> StoredItem | None:
         try:
-            fields = await self._client.hgetall(key)
-        except ResponseError:
+            flat: list[bytes] = await self._client.execute("HGETALL", key)
+        except RespError:
             # Not a hash: plain string written by an old client.
-            raw = await self._client.get(key)
-            return None if raw is None else StoredItem(_as_bytes(raw), "")
-        except RedisError as exc:
+            try:
+                raw = await self._client.execute("GET", key)
+            except RedisFailure as exc:
+                raise StoreError(str(exc)) from exc
+            return None if raw is None else StoredItem(raw, "")
+        except RedisFailure as exc:
             raise StoreError(str(exc)) from exc
-        if not fields:
+        if not flat:
             return None
-        data = _as_bytes(fields.get(b"data", b""))
-        version = _as_bytes(fields.get(b"version", b"")).decode()
-        return StoredItem(data, version)
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        return StoredItem(fields.get(b"data", b""), fields.get(b"version", b"").decode())
 
     @staticmethod
     def _version(op: SetOp) -> str:
@@ -109,49 +104,49 @@ class RedisStateStore(StateStore):
     def _ttl(self, op: SetOp) -> int | None:
         return op.ttl if op.ttl is not None else self._default_ttl
 
+    def _ttl_command(self, op: SetOp) -> tuple[Arg, ...] | None:
+        ttl = self._ttl(op)
+        if ttl is None:
+            return None
+        return ("EXPIRE", op.key, ttl) if ttl > 0 else ("PERSIST", op.key)
+
     async def set(self, op: SetOp) -> None:
         version = self._version(op)
         first = "0" if op.concurrency == FIRST_WRITE else "1"
         try:
-            await self._client.eval(_SET, 1, op.key, version, op.value, first)
-        except RedisError as exc:
+            await self._client.execute("EVAL", _SET, 1, op.key, version, op.value, first)
+        except RedisFailure as exc:
             if op.etag is not None:
                 raise EtagMismatch(f"possible etag mismatch: {exc}") from exc
             raise StoreError(f"failed to set key {op.key}: {exc}") from exc
-        ttl = self._ttl(op)
-        try:
-            if ttl is not None and ttl > 0:
-                await self._client.expire(op.key, ttl)
-            elif ttl is not None:
-                await self._client.persist(op.key)
-        except RedisError as exc:
-            raise StoreError(f"failed to set ttl of key {op.key}: {exc}") from exc
+        ttl = self._ttl_command(op)
+        if ttl is not None:
+            try:
+                await self._client.execute(*ttl)
+            except RedisFailure as exc:
+                raise StoreError(f"failed to set ttl of key {op.key}: {exc}") from exc
 
     async def delete(self, op: DeleteOp) -> None:
         try:
-            await self._client.eval(_DELETE, 1, op.key, op.etag or "0")
-        except RedisError as exc:
+            await self._client.execute("EVAL", _DELETE, 1, op.key, op.etag or "0")
+        except RedisFailure as exc:
             raise EtagMismatch(f"possible etag mismatch: {exc}") from exc
 
     async def transact(self, ops: Sequence[SetOp | DeleteOp]) -> None:
-        pipe: Any = self._client.pipeline(transaction=True)
+        commands: list[tuple[Arg, ...]] = []
         for op in ops:
             if isinstance(op, SetOp):
                 # Inside a transaction daprd passes no first-write flag.
-                pipe.eval(_SET, 1, op.key, self._version(op), op.value, "1")
-                ttl = self._ttl(op)
-                if ttl is not None and ttl > 0:
-                    pipe.expire(op.key, ttl)
-                elif ttl is not None:
-                    pipe.persist(op.key)
+                commands.append(("EVAL", _SET, 1, op.key, self._version(op), op.value, "1"))
+                ttl = self._ttl_command(op)
+                if ttl is not None:
+                    commands.append(ttl)
             else:
-                pipe.eval(_DELETE, 1, op.key, op.etag or "0")
+                commands.append(("EVAL", _DELETE, 1, op.key, op.etag or "0"))
         try:
-            results = await pipe.execute(raise_on_error=False)
-        except RedisError as exc:
+            results = await self._client.transaction(commands)
+        except RedisFailure as exc:
             raise StoreError(f"redis transaction failed: {exc}") from exc
-        finally:
-            await pipe.reset()
-        errors = [r for r in results if isinstance(r, Exception)]
+        errors = [r for r in results if isinstance(r, RespError)]
         if errors:
             raise EtagMismatch(f"redis transaction failed (possible etag mismatch): {errors[0]}")
