@@ -175,6 +175,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "W1_fckpt/W1": {"median_ratio": statistics.median(ratios), "ratios": ratios}
             },
         }
+    on_uvloop = [w for w in ("W3a", "W3b", "W3_floor") if w in workloads]
+    if on_uvloop and not args.no_uvloop:
+        # Not a comparison with the peers (their scripts run on asyncio's loop): what the
+        # `superstep` command's default loop gives the timer-bound workloads.
+        log(f"{','.join(on_uvloop)}: superstep on uvloop")
+        results["superstep-uvloop"] = run_script(
+            sys.executable, OURS, ",".join(on_uvloop), args.reps, "--loop", "uvloop"
+        )
     return {
         "command": shlex.join([Path(sys.executable).name, "bench/run.py", *sys.argv[1:]]),
         "started": started.isoformat(timespec="seconds"),
@@ -332,6 +340,22 @@ def table(record: dict[str, Any]) -> str:
         else:
             value, ok = got
             lines.append(f"| {t.text} | {t.shown.format(value)} | {'pass' if ok else 'FAIL'} |")
+    uv = record["results"].get("superstep-uvloop", {}).get("workloads", {})
+    if uv:
+        lines += [
+            "",
+            "Our runtime on uvloop, the `superstep` command's default loop (the peers' "
+            "scripts, and the rows above, run on asyncio's; not a target):",
+            "",
+            "| workload | superstep, asyncio's loop | superstep, uvloop |",
+            "|---|--:|--:|",
+        ]
+        for wl, got in uv.items():
+            base = med("superstep", wl, "ratio_vs_ideal")
+            lines.append(
+                f"| {wl} | {cell(base, '{:.2f}x ideal')} "
+                f"| {cell(got.get('median_ratio_vs_ideal'), '{:.2f}x ideal')} |"
+            )
     pairs = record["results"].get("superstep-pairs", {}).get("workloads", {}).get("W1_fckpt/W1")
     if pairs:
         each = ", ".join(f"{r:.2f}x" for r in pairs["ratios"])
@@ -346,7 +370,7 @@ def provenance(record: dict[str, Any]) -> str:
     versions = "; ".join(
         ", ".join(f"{d} {v}" for d, v in s.get("versions", {}).items())
         for k, s in record["results"].items()
-        if not k.endswith("-pairs")  # our own runs again
+        if k in ("superstep", "agent-framework", "langgraph")  # not our own runs again
     )
     return (
         f"Measured {record['started']} to {record['finished']} with `{record['command']}` "
@@ -392,6 +416,11 @@ def main() -> None:
     )
     ap.add_argument(
         "--setup", action="store_true", help="only create or check the peer venvs, then exit"
+    )
+    ap.add_argument(
+        "--no-uvloop",
+        action="store_true",
+        help="skip the extra runs of W3a, W3b and W3_floor on uvloop",
     )
     ap.add_argument("--from-json", metavar="FILE", help="print the table of a saved run")
     ap.add_argument("--write-readme", action="store_true", help="put the table in bench/README.md")

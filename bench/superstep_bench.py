@@ -50,6 +50,7 @@ from runtime import (
     WorkflowContext,
     handler,
 )
+from runtime.loop import run as run_on_loop
 
 # ----------------------------------------------------------------------------------------------
 # Parameters (identical to the peers' scripts)
@@ -422,11 +423,17 @@ def main() -> None:
         action="store_true",
         help="run repetition by repetition across the workloads instead of workload by workload",
     )
+    ap.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the children's event loop (asyncio, as the peers' scripts use, by default)",
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.child:
-        print(json.dumps(asyncio.run(run_child(args.child))))
+        print(json.dumps(run_on_loop(run_child(args.child), loop=args.loop)))
         return
 
     summary: dict[str, Any] = {
@@ -436,6 +443,7 @@ def main() -> None:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "reps": args.reps,
+        "loop": args.loop,
         "params": {
             "W1_supersteps": W1_SUPERSTEPS,
             "W2_workers": W2_WORKERS,
@@ -458,7 +466,7 @@ def main() -> None:
     )
     for rep, wl in order:
         proc = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--child", wl],
+            [sys.executable, os.path.abspath(__file__), "--child", wl, "--loop", args.loop],
             capture_output=True,
             text=True,
         )

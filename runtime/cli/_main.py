@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
@@ -13,6 +12,8 @@ from runtime.cli._commands import add_checkpoints_parser, add_graph_parser, add_
 from runtime.cli._common import EXIT_USAGE, CliError, Parser, one_line
 from runtime.cli._demo import add_demo_parser
 from runtime.errors import SuperstepError
+from runtime.loop import LOOPS, resolve_loop
+from runtime.loop import run as run_on_loop
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(
         "--traceback", action="store_true", help="show tracebacks instead of one-line errors"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default=None,
+        help="event loop: uvloop when installed (auto, the default; or $SUPERSTEP_LOOP), "
+        "or asyncio's",
     )
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=Parser
@@ -55,7 +63,11 @@ def main(
     try:
         args = build_parser().parse_args(args_list)
         handler: Handler = args.handler
-        return asyncio.run(handler(args, out, err))
+        try:
+            kind = resolve_loop(args.loop)
+        except ValueError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        return run_on_loop(handler(args, out, err), loop=kind)
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
