@@ -241,13 +241,17 @@ class RespClient:
         if self._closed:
             raise RespConnectionError("redis: the client is closed")
         if self._connecting is None:
-            self._connecting = asyncio.ensure_future(self._connect())
-            try:
-                self._proto = await self._connecting
-            finally:
-                self._connecting = None
-            return self._proto
+            # one connect for every caller waiting now; a caller that is cancelled
+            # while it waits does not cancel it for the others
+            self._connecting = asyncio.ensure_future(self._connect_and_keep())
         return await asyncio.shield(self._connecting)
+
+    async def _connect_and_keep(self) -> _Protocol:
+        try:
+            self._proto = await self._connect()
+            return self._proto
+        finally:
+            self._connecting = None
 
     @staticmethod
     def _send(proto: _Protocol, commands: Sequence[Sequence[Arg]]) -> asyncio.Future[list[Any]]:

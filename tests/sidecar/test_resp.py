@@ -209,3 +209,17 @@ def test_runs_on_uvloop_as_the_sidecar_does() -> None:
             await c.aclose()
 
     uvloop.run(go())
+
+
+async def test_callers_that_arrive_together_share_one_connect() -> None:
+    c = RespClient("127.0.0.1", 6379)
+    try:
+        first = asyncio.ensure_future(c.execute("CLIENT", "ID"))
+        others = [asyncio.ensure_future(c.execute("CLIENT", "ID")) for _ in range(5)]
+        await asyncio.sleep(0)  # one loop step: every caller is waiting for the connect
+        first.cancel()  # the first caller leaving does not cancel the connect
+        ids = await asyncio.gather(*others)
+        assert len(set(ids)) == 1  # one connection served them all
+        assert await c.execute("CLIENT", "ID") == ids[0]
+    finally:
+        await c.aclose()
