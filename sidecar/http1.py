@@ -7,9 +7,10 @@ aiohttp's client a small POST costs 275-315 µs of client CPU on the benchmark m
 this client, keep-alive connections with httptools parsing the responses, 65-105 µs
 (``bench/README.md``). It does what those hops need and no more:
 
-* one request at a time per connection, idle connections kept for reuse (up to
-  ``max_idle``) and dropped once idle for ``idle_s`` (before a server's keep-alive
-  timeout closes them under a request) or when the server closes them;
+* one request at a time per connection, at most ``max_connections`` at once (more
+  requests wait for one), idle connections kept for reuse (up to ``max_idle``) and
+  dropped once idle for ``idle_s`` (before a server's keep-alive timeout closes them
+  under a request) or when the server closes them;
 * ``Content-Length`` request bodies; responses with ``Content-Length`` or chunked
   bodies (a response whose body ends with the connection, or an answer to ``HEAD``,
   is not supported: neither occurs on these hops); ``https`` through ``ssl``;
@@ -128,6 +129,7 @@ class Http1Pool:
         connect_timeout: float = 5.0,
         idle_s: float = 2.0,
         max_idle: int = 64,
+        max_connections: int = 256,
     ) -> None:
         self.host, self.port, self.ssl = host, port, ssl
         self.timeout, self.connect_timeout = timeout, connect_timeout
@@ -135,6 +137,7 @@ class Http1Pool:
         default_port = 443 if ssl is not None else 80
         self._host_header = host if port == default_port else f"{host}:{port}"
         self._idle: list[_Conn] = []
+        self._slots = asyncio.Semaphore(max_connections)
         self._closed = False
 
     async def _connection(self) -> _Conn:
@@ -168,17 +171,27 @@ class Http1Pool:
     ) -> Http1Response:
         """``method target`` (a path with its query) with ``body``; the whole answer
         within ``timeout_s`` (the pool's ``timeout`` when None)."""
+        async with self._slots:
+            return await self._send(method, target, body, headers, timeout_s)
+
+    async def _send(
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        headers: Mapping[str, str] | None,
+        timeout_s: float | None,
+    ) -> Http1Response:
         limit = self.timeout if timeout_s is None else timeout_s
-        conn = await self._connection()
         lines = [f"{method} {target} HTTP/1.1\r\nhost: {self._host_header}\r\n"]
         if headers:
             for k, v in headers.items():
                 if "\n" in k or "\n" in v or "\r" in k or "\r" in v:
-                    conn.close()
                     raise ValueError(f"header {k!r} holds a line break")
                 lines.append(f"{k}: {v}\r\n")
         lines.append(f"content-length: {len(body)}\r\n\r\n")
         head = "".join(lines).encode("latin-1")
+        conn = await self._connection()
         waiter = conn.start()
         assert conn.transport is not None
         conn.transport.write(head + body if len(body) < 65536 else head)

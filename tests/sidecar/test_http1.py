@@ -175,6 +175,17 @@ async def test_connection_close_and_a_server_dropping_idle_connections(serve: Se
         await pool.close()
 
 
+async def test_at_most_max_connections_at_once(serve: Serve) -> None:
+    server = await serve(lambda head, body: ok())
+    pool = Http1Pool("127.0.0.1", server.port, max_connections=2)
+    try:
+        got = await asyncio.gather(*(pool.request("GET", f"/{i}") for i in range(8)))
+        assert [g.status for g in got] == [200] * 8
+        assert server.connections == 2  # the other six waited and reused them
+    finally:
+        await pool.close()
+
+
 async def test_connections_idle_too_long_are_not_reused(serve: Serve) -> None:
     server = await serve(lambda head, body: ok())
     pool = Http1Pool("127.0.0.1", server.port, idle_s=0.0)
