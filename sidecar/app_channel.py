@@ -41,7 +41,10 @@ class AppChannel:
         self.host = host
         self.port = port
         self._timeout = timeout
-        self._pool = Http1Pool(host, port, timeout=timeout, connect_timeout=5.0)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Http1Pool:
+        return Http1Pool(self.host, self.port, timeout=self._timeout, connect_timeout=5.0)
 
     async def request(
         self,
@@ -74,6 +77,6 @@ class AppChannel:
         return True
 
     async def close(self) -> None:
-        pool = self._pool
-        self._pool = Http1Pool(self.host, self.port, timeout=self._timeout, connect_timeout=5.0)
+        # a closed channel opens new connections if it is used again
+        pool, self._pool = self._pool, self._new_pool()
         await pool.close()

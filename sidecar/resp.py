@@ -37,6 +37,7 @@ __all__ = [
     "RespConnectionError",
     "RespError",
     "RespProtocolError",
+    "field_map",
 ]
 
 Arg = bytes | str | int | float
@@ -73,6 +74,12 @@ def _arg(a: Arg) -> bytes:
     if isinstance(a, int | float):
         return repr(a).encode()
     raise TypeError(f"a Redis argument cannot be a {type(a).__name__}")
+
+
+def field_map(flat: list[bytes] | None) -> dict[bytes, bytes]:
+    """A flat ``[field, value, field, value, ...]`` reply (HGETALL, a stream entry's
+    fields, XINFO) as a dict; a nil reply as an empty one."""
+    return {} if not flat else dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def encode_command(args: Sequence[Arg]) -> bytes:

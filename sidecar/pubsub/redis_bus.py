@@ -24,7 +24,7 @@ from sidecar.errors import BrokerError
 from sidecar.pubsub.base import Broker, BrokerMessage, Handler, TopicSubscription
 from sidecar.redis_conn import redis_client
 from sidecar.resources.model import Component
-from sidecar.resp import Arg, RedisFailure, RespClient, RespError
+from sidecar.resp import Arg, RedisFailure, RespClient, RespError, field_map
 
 __all__ = ["RedisStreamsBroker"]
 
@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
-    return {} if not flat else dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _xadd(topic: str, data: bytes, metadata: Mapping[str, str], max_len: int) -> tuple[Arg, ...]:
@@ -94,7 +90,7 @@ class _StreamSubscription(TopicSubscription):
                 continue
             for _stream, entries in reply or []:
                 for message_id, flat in entries:
-                    await self._dispatch(_text(message_id), _fields(flat))
+                    await self._dispatch(_text(message_id), field_map(flat))
 
     async def _dispatch(self, message_id: str, fields: Mapping[bytes, bytes]) -> None:
         await self.slots.acquire()
@@ -159,7 +155,7 @@ class _StreamSubscription(TopicSubscription):
                         with contextlib.suppress(RedisFailure):
                             await self.client.execute("XACK", self.topic, self.group, entry[0])
                     continue
-                await self._dispatch(_text(entry[0]), _fields(entry[1]))
+                await self._dispatch(_text(entry[0]), field_map(entry[1]))
 
     async def close(self) -> None:
         self.closing = True
@@ -171,7 +167,8 @@ class _StreamSubscription(TopicSubscription):
         await self.reader.aclose()
         with contextlib.suppress(RedisFailure):
             info: Any = await self.client.execute("XINFO", "CONSUMERS", self.topic, self.group)
-            mine = [_fields(c) for c in info if _fields(c).get(b"name") == self.consumer.encode()]
+            me = self.consumer.encode()
+            mine = [f for f in map(field_map, info) if f.get(b"name") == me]
             if mine and int(mine[0][b"pending"]) == 0:
                 await self.client.execute(
                     "XGROUP", "DELCONSUMER", self.topic, self.group, self.consumer

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from sidecar.errors import EtagInvalid, EtagMismatch, StoreError
 from sidecar.redis_conn import redis_client
 from sidecar.resources.model import Component
-from sidecar.resp import Arg, RedisFailure, RespClient, RespError
+from sidecar.resp import Arg, RedisFailure, RespClient, RespError, field_map
 from sidecar.state.base import FIRST_WRITE, LAST_WRITE, DeleteOp, SetOp, StateStore, StoredItem
 
 __all__ = ["RedisStateStore"]
@@ -48,10 +48,6 @@ if (not current) or type(current) == "table" or current == "" or current == ARGV
 end
 return redis.error_reply("failed to delete " .. KEYS[1])
 """
-
-
-def _as_bytes(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else value
 
 
 class RedisStateStore(StateStore):
@@ -89,7 +85,7 @@ class RedisStateStore(StateStore):
             raise StoreError(str(exc)) from exc
         if not flat:
             return None
-        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        fields = field_map(flat)
         return StoredItem(fields.get(b"data", b""), fields.get(b"version", b"").decode())
 
     @staticmethod
