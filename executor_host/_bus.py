@@ -8,11 +8,12 @@ out through the sidecar's HTTP publish API (``_sidecar``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from cloudevents.conversion import to_json
-from cloudevents.http import CloudEvent, from_http
+import orjson
+from cloudevents.conversion import to_dict
+from cloudevents.http import CloudEvent, from_dict, from_http
 from pydantic import BaseModel, ValidationError
 
 from executor_host._problems import Problem
@@ -89,7 +90,9 @@ class Bus:
             },
             env.model_dump(mode="json"),
         )
-        return bytes(to_json(event))
+        # the structured form, as the SDK's to_json writes it (the data is always a JSON
+        # object here), serialised by orjson: a quarter of to_json's CPU
+        return orjson.dumps(to_dict(event))
 
     async def _publish(self, topic: str, event_id: str, type_: str, env: BaseModel) -> None:
         try:
@@ -100,10 +103,35 @@ class Bus:
             raise PublishError(str(exc)) from exc
 
 
-def parse_event(headers: dict[str, str], body: bytes, model: type[M]) -> M:
+_REQUIRED = ("id", "source", "type")
+
+
+def _structured(headers: Mapping[str, str], body: bytes) -> CloudEvent | None:
+    """A structured-mode JSON CloudEvent 1.0 with JSON data (what Dapr delivers) read
+    with orjson and the SDK's ``from_dict``: a tenth of ``from_http``'s CPU. None for
+    anything else (binary mode, ``data_base64``, another spec version, an attribute
+    missing), which ``from_http`` reads or refuses."""
+    content_type = headers.get("content-type", "")
+    if not content_type.lower().startswith(CE_JSON):
+        return None
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        not isinstance(raw, dict)
+        or raw.get("specversion") != "1.0"
+        or "data_base64" in raw
+        or not all(isinstance(raw.get(k), str) and raw[k] for k in _REQUIRED)
+    ):
+        return None
+    return from_dict(raw)
+
+
+def parse_event(headers: Mapping[str, str], body: bytes, model: type[M]) -> M:
     """The envelope inside a delivered CloudEvent; ``MalformedEvent`` if it is not one."""
     try:
-        event = from_http(headers, body)
+        event = _structured(headers, body) or from_http(headers, body)
     except Exception as exc:  # the SDK raises several unrelated types for bad input
         raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
     data: Any = event.data
@@ -121,7 +149,7 @@ def parse_event(headers: dict[str, str], body: bytes, model: type[M]) -> M:
 
 
 async def deliver(
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     body: bytes,
     model: type[M],
     take: Callable[[M], Awaitable[Any]],

@@ -10,7 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "Problem", "install_problem_handlers", "problems"]
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "Problem",
+    "install_problem_handlers",
+    "problem_body",
+    "problems",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -49,8 +55,11 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _response(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
-    body = {
+def problem_body(
+    status: int, title: str, detail: str, instance: str, **extra: Any
+) -> dict[str, Any]:
+    """The JSON members of a problem."""
+    return {
         "type": "about:blank",
         "title": title,
         "status": status,
@@ -58,6 +67,10 @@ def _response(status: int, title: str, detail: str, instance: str, **extra: Any)
         "instance": instance,
         **extra,
     }
+
+
+def _response(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
+    body = problem_body(status, title, detail, instance, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
 

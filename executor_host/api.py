@@ -31,6 +31,7 @@ from executor_host._actors import (
 from executor_host._auth import BearerAuth
 from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
+from executor_host._fastlane import FastLane
 from executor_host._problems import Problem, install_problem_handlers, problems
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
@@ -501,15 +502,21 @@ def create_app(config: Settings | None = None) -> FastAPI:
         route="/events/results",
     )
     async def on_result(request: Request) -> dict[str, str]:
+        return await take_result(dict(request.headers), await request.body())
+
+    async def take_result(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
         async def take(env: ResultEnvelope) -> None:
             await results.submit(env.run_id, env.model_dump(mode="json"))
 
-        body = await request.body()
-        return await deliver(dict(request.headers), body, ResultEnvelope, take, ActorInvokeError)
+        return await deliver(headers, body, ResultEnvelope, take, ActorInvokeError)
 
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path == "/events/results":
             route.responses.update(problems(404))  # a malformed delivery (Dapr drops it)
+
+    # the sidecar's calls each superstep (this delivery, the coordinator's actor call)
+    # skip FastAPI
+    app.add_middleware(FastLane, deliveries={"/events/results": take_result})
 
     return app
 

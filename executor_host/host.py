@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from dapr.ext.fastapi import DaprActor, DaprApp
@@ -27,6 +27,7 @@ from executor_host._actors import (
     executor_actor_type,
 )
 from executor_host._bus import Bus, deliver
+from executor_host._fastlane import FastLane
 from executor_host._payloads import PayloadCache
 from executor_host._problems import Problem, install_problem_handlers
 from executor_host._serializer import EnvelopeSerializer
@@ -118,16 +119,19 @@ def create_app(config: Settings | None = None) -> FastAPI:
         route="/events/activations",
     )
     async def on_activation(request: Request) -> dict[str, str]:
+        return await take_activation(dict(request.headers), await request.body())
+
+    async def take_activation(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
         async def take(env: ActivationEnvelope) -> None:
             actor_id = executor_actor_id(env.run_id, env.executor_index)
             await services["sidecar"].invoke(
                 actor_type, actor_id, "Execute", env.model_dump(mode="json")
             )
 
-        body = await request.body()
-        return await deliver(
-            dict(request.headers), body, ActivationEnvelope, take, ActorInvokeError
-        )
+        return await deliver(headers, body, ActivationEnvelope, take, ActorInvokeError)
+
+    # the sidecar's calls each superstep (this delivery, the actor call) skip FastAPI
+    app.add_middleware(FastLane, deliveries={"/events/activations": take_activation})
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
