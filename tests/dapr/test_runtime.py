@@ -48,6 +48,18 @@ async def test_strings_that_look_like_dates_or_durations_stay_strings(
     assert remote.trace_hash == local.trace_hash
 
 
+async def test_integers_beyond_64_bits_cross_the_hosts_exactly(deployment: Deployment) -> None:
+    # orjson refuses to write them and reads them as floats without an error: every hop
+    # (activation and result events, actor calls, state) must keep them exact
+    values: list[str | int] = [2**64, 2**70 + 1, -(2**100) - 3, 12]
+    remote = await workflows.echo().run(values, runtime=deployment.runtime())
+    local = await workflows.echo().run(values)
+    assert remote.status is RunStatus.COMPLETED, remote.error
+    assert remote.outputs == local.outputs == [values]
+    assert all(type(v) is int for v in remote.outputs[0])
+    assert remote.trace_hash == local.trace_hash
+
+
 async def test_malformed_events_get_a_404_problem_and_change_nothing(
     deployment: Deployment,
 ) -> None:

@@ -138,18 +138,21 @@ def unplaceable() -> Workflow:
 
 class Relay(Executor):
     @handler
-    async def relay(self, texts: list[str], ctx: WorkflowContext[list[str]]) -> None:
+    async def relay(self, texts: list[str | int], ctx: WorkflowContext[list[str | int]]) -> None:
         await ctx.send_message(texts)
 
 
 class Echo(Executor):
     @handler
-    async def echo(self, texts: list[str], ctx: WorkflowContext[Never, list[str]]) -> None:
+    async def echo(
+        self, texts: list[str | int], ctx: WorkflowContext[Never, list[str | int]]
+    ) -> None:
         await ctx.yield_output(texts)
 
 
 def echo() -> Workflow:
-    """Strings that merely look like dates or durations must cross the hosts as strings."""
+    """Strings that merely look like dates or durations must cross the hosts as strings,
+    integers of any size as the same integers."""
     a, b = Relay("relay"), Echo("echo")
     return WorkflowBuilder(start_executor=a, name="echo").add_edge(a, b).build()
 
