@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from executor_host._store import RunStore
 from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import Activation, ActivationResult, ActivationStatus, ErrorInfo, RunState
+from runtime.telemetry import telemetry
 from runtime.workflow import Workflow, execute_activation
 
 __all__ = [
@@ -144,6 +146,7 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
             payload.get("factory"),
             payload.get("params"),
             existing=existing,
+            traceparent_of_start=payload.get("traceparent"),
         )
         return {"created": True, "status": record.state.status.value, "after": after}
 
@@ -288,7 +291,7 @@ class ExecutorActor(Actor, ExecutorInterface):
             superstep=env.superstep,
             executor_id=env.executor_id,
             host=self._deps.host_id,
-            result=stored if stored is not None else (await self._run(env)).to_json(),
+            result=stored if stored is not None else (await self._traced(env)).to_json(),
         )
         self._last, self._last_result = here, result.result
         if duplicate:
@@ -303,6 +306,26 @@ class ExecutorActor(Actor, ExecutorInterface):
                 ),
             )
         return {"duplicate": duplicate}
+
+    async def _traced(self, env: ActivationEnvelope) -> ActivationResult:
+        """``_run`` in a span that is a child of the coordinator's superstep span."""
+        tel = telemetry()
+        if tel is None:
+            return await self._run(env)
+        with tel.execute(
+            env.workflow,
+            env.run_id,
+            env.superstep,
+            env.executor_id,
+            env.traceparent,
+            host=self._deps.host_id,
+            remote=True,
+        ) as span:
+            started = time.perf_counter()
+            result = await self._run(env)
+            seconds = time.perf_counter() - started
+            tel.activation_done(env.workflow, env.executor_id, result.status.value, seconds, span)
+            return result
 
     async def _run(self, env: ActivationEnvelope) -> ActivationResult:
         raw = env.activation

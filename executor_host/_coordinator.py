@@ -29,6 +29,7 @@ from runtime.engine import (
     commit,
     plan,
 )
+from runtime.telemetry import ROOT, end, telemetry, traceparent
 from runtime.workflow import Workflow
 from runtime.workflow._events import WorkflowEvent
 from runtime.workflow._reporting import event_to_json, final_events, superstep_events
@@ -59,6 +60,9 @@ class _InFlight:
     hosts: dict[str, str] = field(default_factory=dict)
     published_at: float = 0.0
     attempt: int = 1
+    span: Any = None
+    """The superstep's OpenTelemetry span (when tracing), ended at its barrier."""
+    started: float = 0.0
 
 
 class RunDriver:
@@ -88,6 +92,9 @@ class RunDriver:
         self._on_change = on_change
         self._record: RunRecord | None = None
         self._flight: _InFlight | None = None
+        self._tel = telemetry()
+        self._run_span: Any = None
+        """The run's span, while this coordinator has it (it is lost with the actor)."""
 
     # -- lifecycle ------------------------------------------------------------------------
     async def create(
@@ -97,6 +104,7 @@ class RunDriver:
         factory: str | None = None,
         params: dict[str, Any] | None = None,
         existing: RunRecord | None = None,
+        traceparent_of_start: str | None = None,
     ) -> RunRecord:
         """Create the run record of a new run (or of a run resumed from a checkpoint)
         and publish its next superstep.
@@ -106,6 +114,12 @@ class RunDriver:
         epoch, the old events kept, outputs and trace counted from the resume on."""
         wf = self._resolve(workflow_name, factory, params)
         now = self._clock()
+        if self._tel is not None:
+            self._end_spans("superseded")
+            # a child of the span that started the run (the API's request), else a root
+            self._run_span = self._tel.start_run(
+                workflow_name, self.run_id, traceparent_of_start or ROOT
+            )
         record = RunRecord(
             run_id=self.run_id,
             workflow=workflow_name,
@@ -118,6 +132,7 @@ class RunDriver:
             updated_at=now,
             planned_at=now,
             state_version=state.superstep,
+            traceparent=traceparent(self._run_span),
         )
         if existing is None:
             record = await self._store.create_run(record)
@@ -148,6 +163,8 @@ class RunDriver:
             state_version=(state.superstep, dict(state.state)),
         )
         self._changed(self._record, events)
+        if state.status is not RunStatus.RUNNING:
+            self._end_spans(state.status.value)
         await self._advance()
         return self._record
 
@@ -178,8 +195,18 @@ class RunDriver:
         activations = plan(state, wf.graph, timestamp=record.planned_at)
         if not activations:
             return
-        self._flight = _InFlight(state.superstep + 1, activations, published_at=self._clock())
-        await self._publish_all(self._flight, activations)
+        self._flight = flight = _InFlight(
+            state.superstep + 1, activations, published_at=self._clock()
+        )
+        if self._tel is not None:
+            flight.started = time.perf_counter()
+            flight.span = self._tel.start_superstep(
+                record.workflow,
+                record.run_id,
+                flight.superstep,
+                self._run_span or record.traceparent,
+            )
+        await self._publish_all(flight, activations)
 
     async def _publish_all(self, flight: _InFlight, activations: tuple[Activation, ...]) -> None:
         record = self._require()
@@ -188,6 +215,7 @@ class RunDriver:
         shared = record.state.state
         inline = len(shared) == 0 or _approx_size(shared) <= self._inline_limit
         splitter = PayloadSplitter(record.run_id, self._payload_ref_bytes)
+        parent = traceparent(flight.span)
         envs: list[ActivationEnvelope] = []
         for a in activations:
             activation, payload_keys = splitter.split(a.to_json())
@@ -209,6 +237,7 @@ class RunDriver:
                     snapshot=snapshot,
                     has_snapshot=a.executor_id in record.state.snapshots,
                     payload_keys=payload_keys or None,
+                    traceparent=parent,
                 )
             )
         # payloads by reference are written before any activation naming them is out
@@ -279,6 +308,15 @@ class RunDriver:
         self._flight = None
         self._record = committed
         self._changed(committed, chunk)
+        if self._tel is not None:
+            self._tel.superstep_done(
+                record.workflow, report.committed, time.perf_counter() - flight.started
+            )
+            end(flight.span, status="committed" if report.committed else "failed")
+            if new_state.status is not RunStatus.RUNNING:
+                error = new_state.error.message if new_state.error is not None else None
+                end(self._run_span, status=new_state.status.value, error=error)
+                self._run_span = None
         # publish the next superstep, then read back the new ETag of the run record: the
         # publish is on the critical path, the read is not (sent together, the read went
         # out first and held the publish up in the sidecar); the actor's turn lock keeps
@@ -307,8 +345,17 @@ class RunDriver:
             where,
             superstep,
         )
+        self._end_spans("fenced")
         self._record = None
         self._flight = None
+
+    def _end_spans(self, status: str) -> None:
+        """End the in-flight superstep's span and the run's, if this copy has them."""
+        if self._flight is not None:
+            end(self._flight.span, status=status)
+            self._flight.span = None
+        end(self._run_span, status=status)
+        self._run_span = None
 
     async def on_deadline(self, deadline_s: float) -> int:
         """Publish again the activations whose results are later than ``deadline_s``.
@@ -360,6 +407,7 @@ class RunDriver:
         wf = self._workflow_of(record)
         state = cancel(record.state)
         events = [event_to_json(wf.graph.codec, e) for e in final_events(state)]
+        self._end_spans("cancelled")
         self._flight = None
         self._record = await self._store.commit_barrier(
             replace(record, state=state, updated_at=self._clock()),

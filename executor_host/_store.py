@@ -81,6 +81,9 @@ class RunRecord:
     """Logical time of the next superstep (``ctx.now()``), fixed before it is published."""
     state_version: int = 0
     """The superstep whose commit last wrote the shared state (its ``state:`` key)."""
+    traceparent: str | None = None
+    """W3C traceparent of the run's span (OpenTelemetry), when the coordinator traces:
+    a coordinator that takes the run over puts its superstep spans in the same trace."""
     etag: str | None = None
 
     @property
@@ -114,6 +117,7 @@ class RunRecord:
             "updated_at": self.updated_at,
             "planned_at": self.planned_at,
             "state_version": self.state_version,
+            "traceparent": self.traceparent,
         }
 
     @classmethod
@@ -135,6 +139,7 @@ class RunRecord:
             updated_at=float(d["updated_at"]),
             planned_at=float(d["planned_at"]),
             state_version=int(d["state_version"]),
+            traceparent=d.get("traceparent"),
             etag=etag,
         )
 

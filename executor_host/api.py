@@ -43,6 +43,7 @@ from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelop
 from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import Checkpoint, RunState, start
 from runtime.errors import CheckpointError, CodecError, RequestError
+from runtime.telemetry import current_traceparent
 from runtime.workflow import Workflow
 from runtime.workflow._prepare import apply_responses
 
@@ -178,7 +179,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         summary="Start a run (or resume one from a checkpoint)",
         responses=errors(400, 404, 409, 422, 502),
     )
-    async def start_run(body: StartRun) -> dict[str, Any]:
+    async def start_run(body: StartRun, request: Request) -> dict[str, Any]:
         wf = workflow(body.workflow, body.factory, body.params)
         graph = wf.graph
         if body.signature is not None and body.signature != graph.signature:
@@ -207,6 +208,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
                 "params": body.params,
                 "state": state.to_json(),
                 "resume": resume,
+                # the run's trace continues the request's (OpenTelemetry)
+                "traceparent": current_traceparent() or request.headers.get("traceparent"),
             },
         )
         if not outcome.get("created"):

@@ -88,6 +88,13 @@ class ActivationEnvelope(_Envelope):
             "sent by reference; those messages carry no data field"
         ),
     )
+    traceparent: str | None = Field(
+        default=None,
+        description=(
+            "W3C traceparent of the superstep's span when the coordinator traces "
+            "(OpenTelemetry); the host's span of this activation is its child"
+        ),
+    )
 
     @property
     def superstep(self) -> int:

@@ -14,6 +14,7 @@ import httpx
 from runtime.checkpoint import CheckpointStorage
 from runtime.engine import Checkpoint, ErrorInfo, RunState, RunStatus
 from runtime.errors import RemoteError, RequestError
+from runtime.telemetry import current_traceparent
 from runtime.workflow import RequestInfo, RunRequest, RunResult, RunStream, Workflow
 from runtime.workflow._prepare import apply_responses, load_checkpoint, new_run_state
 from runtime.workflow._reporting import event_from_json
@@ -235,7 +236,12 @@ class _RemoteRun:
 
     async def _post_run(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            started: dict[str, Any] = await _call(self.client, "POST", "/runs", json=body)
+            # the run's trace continues the caller's current span (OpenTelemetry)
+            parent = current_traceparent()
+            headers = {"traceparent": parent} if parent else None
+            started: dict[str, Any] = await _call(
+                self.client, "POST", "/runs", json=body, headers=headers
+            )
         except RemoteError as exc:
             if exc.status == 400 and "response" in str(exc.problem.get("title", "")).lower():
                 raise RequestError(str(exc.problem.get("detail", exc))) from exc

@@ -31,6 +31,7 @@ from runtime.engine import (
     plan,
 )
 from runtime.errors import RequestError
+from runtime.telemetry import Telemetry, end, telemetry
 from runtime.workflow._events import RequestInfo, WorkflowEvent
 from runtime.workflow._execute import execute_activation
 from runtime.workflow._prepare import apply_responses, load_checkpoint, new_run_state
@@ -169,6 +170,8 @@ class _Run:
             eid: f"in-process:{socket.gethostname()}:{os.getpid()}" for eid in self.graph.nodes
         }
         self._collect = collect
+        self.tel: Telemetry | None = None
+        self.run_span: Any = None
 
     def emit(self, ev: WorkflowEvent) -> None:
         if self._collect:
@@ -210,6 +213,17 @@ class _Run:
     async def execute(self) -> RunResult:
         state = await self._initial_state()
         self.wf._paused = None
+        self.tel = tel = telemetry()
+        if tel is not None:
+            self.run_span = tel.start_run(self.graph.name, state.run_id)
+        try:
+            return await self._loop(state)
+        except BaseException as exc:
+            end(self.run_span, status="error", error=repr(exc))
+            raise
+
+    async def _loop(self, state: RunState) -> RunResult:
+        tel = self.tel
         self.emit(WorkflowEvent("started", data=state.run_id, superstep=state.superstep))
         if state.status is RunStatus.AWAITING_INPUT and not state.inbox:
             return self._finish(state)
@@ -221,13 +235,17 @@ class _Run:
             if self.stream.cancel_requested:
                 state = cancel(state)
                 break
+            k = state.superstep + 1
+            step_span, started = None, 0.0
+            if tel is not None:
+                started = time.perf_counter()
+                step_span = tel.start_superstep(self.graph.name, state.run_id, k, self.run_span)
             collecting = _pause_collector()
             try:
                 activations = plan(state, self.graph, timestamp=self.rt.clock())
             finally:
                 if collecting:
                     gc.enable()
-            k = state.superstep + 1
             self.emit(WorkflowEvent("superstep_started", superstep=k))
             ahead = (
                 _DigestAhead(activations)
@@ -235,8 +253,9 @@ class _Run:
                 else None
             )
             try:
-                results = await self._run_activations(state, activations)
+                results = await self._run_activations(state, activations, step_span)
             except asyncio.CancelledError:
+                end(step_span, status="cancelled")
                 if not self.stream.is_cancel_requested():
                     raise
                 task = asyncio.current_task()
@@ -244,6 +263,9 @@ class _Run:
                     task.uncancel()
                 state = cancel(state)
                 break
+            except BaseException as exc:
+                end(step_span, status="error", error=repr(exc))
+                raise
             finally:
                 if ahead is not None:
                     ahead.stop()
@@ -267,6 +289,9 @@ class _Run:
                     Checkpoint(cp_id, self.graph.name, self.graph.signature, time.time(), new_state)
                 )
                 self.last_checkpoint = cp_id
+            if tel is not None:
+                tel.superstep_done(self.graph.name, report.committed, time.perf_counter() - started)
+                end(step_span, status="committed" if report.committed else "failed")
             self._report(report, results)
             state = new_state
             if not report.committed:
@@ -277,11 +302,13 @@ class _Run:
         return self._finish(state)
 
     async def _run_activations(
-        self, state: RunState, activations: tuple[Activation, ...]
+        self, state: RunState, activations: tuple[Activation, ...], step_span: Any
     ) -> list[ActivationResult]:
         wf, graph = self.wf, self.graph
         snaps = state.snapshots
         shared = state.state
+        if self.tel is not None:
+            return await self._run_traced(state, activations, step_span)
         if len(activations) == 1:
             a = activations[0]
             return [
@@ -311,6 +338,48 @@ class _Run:
             tasks = [tg.create_task(one(a)) for a in activations]
         return [t.result() for t in tasks]
 
+    async def _run_traced(
+        self, state: RunState, activations: tuple[Activation, ...], step_span: Any
+    ) -> list[ActivationResult]:
+        """``_run_activations`` with a span and metrics per activation."""
+        tel = self.tel
+        assert tel is not None
+        wf, graph = self.wf, self.graph
+        limit = self.rt.max_concurrency
+        sem = asyncio.Semaphore(limit) if limit is not None and limit < len(activations) else None
+
+        async def one(a: Activation) -> ActivationResult:
+            eid = a.executor_id
+            with tel.execute(graph.name, state.run_id, a.superstep, eid, step_span) as span:
+                started = time.perf_counter()
+                if sem is None:
+                    result = await execute_activation(
+                        wf.executors[eid],
+                        graph,
+                        a,
+                        state.state,
+                        prior_snapshot=state.snapshots.get(eid),
+                    )
+                else:
+                    async with sem:
+                        result = await execute_activation(
+                            wf.executors[eid],
+                            graph,
+                            a,
+                            state.state,
+                            prior_snapshot=state.snapshots.get(eid),
+                        )
+                tel.activation_done(
+                    graph.name, eid, result.status.value, time.perf_counter() - started, span
+                )
+                return result
+
+        if len(activations) == 1:
+            return [await one(activations[0])]
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(one(a)) for a in activations]
+        return [t.result() for t in tasks]
+
     # -- reporting ------------------------------------------------------------------
     def _report(self, report: SuperstepReport, results: list[ActivationResult]) -> None:
         for ev in superstep_events(self.graph, report, results, self.hosts):
@@ -320,6 +389,12 @@ class _Run:
 
     def _finish(self, state: RunState) -> RunResult:
         codec = self.graph.codec
+        end(
+            self.run_span,
+            status=state.status.value,
+            error=state.error.message if state.error is not None else None,
+        )
+        self.run_span = None
         for ev in final_events(state):
             self.emit(ev)
         pending = [

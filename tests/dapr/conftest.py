@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from executor_host.local import LocalDeployment
+from executor_host.local import REPO_ROOT, LocalDeployment
 from runtime.client import RemoteRuntime
 from sidecar.faults import FaultPlan, PubSubFaults
 from sidecar.runtime import Sidecar, SidecarOptions
@@ -39,6 +39,8 @@ class Deployment:
     local: LocalDeployment
     bg: BackgroundLoop
     logs: list[str] = field(default_factory=list)
+    spans: Path | None = None
+    """Where the apps write their finished spans (a traced deployment only)."""
 
     @property
     def url(self) -> str:
@@ -59,7 +61,12 @@ class Deployment:
         self.bg.run(self.local.restart(app_id))
 
 
-def _deploy(faults: FaultPlan | None = None, deadline_s: float = 2.0) -> Iterator[Deployment]:
+def _deploy(
+    faults: FaultPlan | None = None,
+    deadline_s: float = 2.0,
+    pools: dict[str, int] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[Deployment]:
     if not _redis_reachable():
         message = "Redis is not reachable on 127.0.0.1:6379 (the Dapr runtime tests need it)"
         if os.environ.get("CI"):
@@ -71,12 +78,13 @@ def _deploy(faults: FaultPlan | None = None, deadline_s: float = 2.0) -> Iterato
             "tests.dapr.workflows:all_workflows",
             "runtime.testing.conformance._workflows:*",
         ],
-        pools={"default": 2, "aux": 1},
+        pools=pools or {"default": 2, "aux": 1},
         env={
             "SUPERSTEP_DEADLINE_S": str(deadline_s),
             "SUPERSTEP_HEARTBEAT_S": "0.5",
             "SUPERSTEP_HOST_TTL_S": "2",
             "SUPERSTEP_API_TOKEN": API_TOKEN,
+            **(env or {}),
         },
         sink=lambda app, line: logs.append(f"{app}: {line}"),
         faults=faults,
@@ -103,6 +111,19 @@ def faulty_deployment() -> Iterator[Deployment]:
         pubsub=PubSubFaults(duplicate=0.3, reorder=0.3, delay=0.2, drop=0.1, reorder_window=0.2),
     )
     yield from _deploy(plan, deadline_s=1.0)
+
+
+@pytest.fixture(scope="session")
+def traced_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """One host per pool, with the OpenTelemetry SDK in every app
+    (``otel_site/sitecustomize.py``) writing their spans to ``deployment.spans``."""
+    spans = tmp_path_factory.mktemp("spans")
+    site = Path(__file__).resolve().parent / "otel_site"
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    env = {"SUPERSTEP_TEST_SPANS": str(spans), "PYTHONPATH": f"{path}{os.pathsep}{REPO_ROOT}"}
+    for deployment in _deploy(pools={"default": 1, "aux": 1}, env=env):
+        deployment.spans = spans
+        yield deployment
 
 
 @pytest.fixture(scope="session")
