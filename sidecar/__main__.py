@@ -27,7 +27,7 @@ async def _run(template_file: str) -> int:
     try:
         await topology.start()
     except StartupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.args[0]}", file=sys.stderr)
         for line in exc.log_tail:
             print(f"  | {line}", file=sys.stderr)
         return 1

@@ -69,6 +69,13 @@ class StartupError(SidecarError):
         super().__init__(message)
         self.log_tail = log_tail
 
+    def __str__(self) -> str:
+        # the app's last words are what tells why it did not come up
+        message = super().__str__()
+        if not self.log_tail:
+            return message
+        return message + "; its last log lines:\n" + "\n".join(self.log_tail[-20:])
+
 
 class ApiError(SidecarError):
     """An API answer that is an error: HTTP status, gRPC status name and Dapr ``errorCode``.

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -19,16 +20,32 @@ log = logging.getLogger(__name__)
 LogSink = Callable[[str, str], None]  # (app id, line)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the launcher dies (Linux
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """What makes a child get SIGTERM when the launcher dies (Linux
     ``PR_SET_PDEATHSIG``), so a killed launcher leaves no apps behind. Apps get their
     own session (for process-group signals), so they would not see a terminal's
-    Ctrl-C or the launcher's death otherwise."""
+    Ctrl-C or the launcher's death otherwise.
+
+    The ``prctl`` function is looked up here, in the launcher, not in the child: the
+    child runs it between fork and exec, where importing ``ctypes`` or loading a library
+    can deadlock or abort when another thread of the launcher (a gRPC server's, say)
+    held a lock at the fork."""
+    if sys.platform != "linux":
+        return None
     import ctypes
 
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def set_pdeathsig() -> None:
+        prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
+
+    return set_pdeathsig
+
+
+_SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
+"""util-linux's ``setpriv --pdeathsig``: sets it in a process of its own, which then
+execs the app, so no Python code runs in the forked child at all."""
 
 
 def stdout_sink(app_id: str, line: str) -> None:
@@ -68,15 +85,20 @@ class AppProcess:
 
     async def start(self) -> None:
         self.tail.clear()
+        command, preexec = self.command, None
+        if _SETPRIV is not None:
+            command = (_SETPRIV, "--pdeathsig", "TERM", "--", *command)
+        else:
+            preexec = _pdeathsig_setter()
         self._proc = await asyncio.create_subprocess_exec(
-            *self.command,
+            *command,
             cwd=self.cwd,
             env=self.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=preexec,
         )
         self._reader = asyncio.create_task(self._read(self._proc))
 

@@ -134,7 +134,7 @@ class Topology:
         try:
             ready.result()
         except StartupError as exc:
-            raise StartupError(str(exc), log_tail=tuple(process.tail)) from exc
+            raise StartupError(exc.args[0], log_tail=tuple(process.tail)) from exc
 
     async def kill_app(self, name: str) -> None:
         """SIGKILL an app process (its sidecar stays up and notices, like a crash)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -162,6 +163,7 @@ def test_app_dying_during_startup_fails_with_its_last_lines(
         bg.run(topology.start())
     assert "exited with code 3" in str(info.value)
     assert "loading config" in info.value.log_tail
+    assert str(info.value).endswith("its last log lines:\nloading config"), "shown with it"
 
 
 @pytest.mark.sidecar_only
@@ -186,13 +188,20 @@ def test_cli_exits_non_zero_with_the_app_log(tmp_path: Path) -> None:
 
 @pytest.mark.sidecar_only
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
-def test_apps_die_with_a_killed_launcher(tmp_path: Path) -> None:
-    """A launcher killed with SIGKILL (no chance to stop its apps) leaves none behind."""
+@pytest.mark.parametrize("how", ["setpriv", "prctl"])
+def test_apps_die_with_a_killed_launcher(tmp_path: Path, how: str) -> None:
+    """A launcher killed with SIGKILL (no chance to stop its apps) leaves none behind,
+    through util-linux's setpriv or, where it is missing, prctl before the app's exec."""
+    if how == "setpriv" and shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
     pid_file = tmp_path / "app.pid"
     script = f"""
 import asyncio, sys
 from pathlib import Path
+from sidecar.launcher import processes
 from sidecar.launcher.processes import AppProcess
+if {how!r} == "prctl":
+    processes._SETPRIV = None
 
 async def main():
     app = AppProcess("sleeper", (sys.executable, "-c",
