@@ -29,7 +29,7 @@ from runtime.engine import (
     commit,
     plan,
 )
-from runtime.telemetry import ROOT, end, telemetry, traceparent
+from runtime.telemetry import ROOT, end, end_run, telemetry, traceparent
 from runtime.workflow import Workflow
 from runtime.workflow._events import WorkflowEvent
 from runtime.workflow._reporting import event_to_json, final_events, superstep_events
@@ -309,13 +309,10 @@ class RunDriver:
         self._record = committed
         self._changed(committed, chunk)
         if self._tel is not None:
-            self._tel.superstep_done(
-                record.workflow, report.committed, time.perf_counter() - flight.started
-            )
-            end(flight.span, status="committed" if report.committed else "failed")
+            seconds = time.perf_counter() - flight.started
+            self._tel.superstep_done(record.workflow, report.committed, seconds, flight.span)
             if new_state.status is not RunStatus.RUNNING:
-                error = new_state.error.message if new_state.error is not None else None
-                end(self._run_span, status=new_state.status.value, error=error)
+                end_run(self._run_span, new_state)
                 self._run_span = None
         # publish the next superstep, then read back the new ETag of the run record: the
         # publish is on the critical path, the read is not (sent together, the read went

@@ -33,6 +33,8 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from runtime.engine import RunState
+
 __all__ = [
     "ATTR_EXECUTOR",
     "ATTR_HOST",
@@ -44,6 +46,7 @@ __all__ = [
     "Telemetry",
     "current_traceparent",
     "end",
+    "end_run",
     "telemetry",
     "traceparent",
 ]
@@ -58,10 +61,8 @@ ATTR_HOST = "superstep.host"
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
-def _recording() -> bool:
+def _recording(tracer_provider: Any, meter_provider: Any) -> bool:
     """Whether an SDK is installed: the API's global providers are proxies until then."""
-    tracer_provider = trace.get_tracer_provider()
-    meter_provider = metrics.get_meter_provider()
     no_traces = isinstance(tracer_provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
     no_metrics = isinstance(meter_provider, metrics.NoOpMeterProvider) or (
         type(meter_provider).__name__ == "_ProxyMeterProvider"
@@ -131,9 +132,13 @@ class Telemetry:
             yield span
 
     # -- metrics ---------------------------------------------------------------------------
-    def superstep_done(self, workflow: str, committed: bool, seconds: float) -> None:
-        attrs = {ATTR_WORKFLOW: workflow, ATTR_STATUS: "committed" if committed else "failed"}
-        self.superstep_duration.record(seconds, attrs)
+    def superstep_done(
+        self, workflow: str, committed: bool, seconds: float, span: Span | None
+    ) -> None:
+        """Record a superstep's duration and end its span, at its barrier."""
+        status = "committed" if committed else "failed"
+        self.superstep_duration.record(seconds, {ATTR_WORKFLOW: workflow, ATTR_STATUS: status})
+        end(span, status=status)
 
     def activation_done(
         self, workflow: str, executor_id: str, status: str, seconds: float, span: Span
@@ -154,6 +159,15 @@ def end(span: Span | None, *, status: str | None = None, error: str | None = Non
     if error is not None:
         span.set_status(Status(StatusCode.ERROR, error))
     span.end()
+
+
+def end_run(span: Span | None, state: RunState) -> None:
+    """End a run's span with the run's status, and its error if it failed."""
+    end(
+        span,
+        status=state.status.value,
+        error=state.error.message if state.error is not None else None,
+    )
 
 
 def traceparent(span: Span | None) -> str | None:
@@ -187,18 +201,18 @@ def _context_of(parent: Span | str | otel_context.Context | None) -> otel_contex
 def telemetry() -> Telemetry | None:
     """The tracer and instruments to report with, or None when no OpenTelemetry SDK is
     configured (then nothing would be recorded, and the runtimes skip the calls)."""
-    if not _recording():
-        return None
-    providers = (trace.get_tracer_provider(), metrics.get_meter_provider())
-    cached = _CACHE.get("current")
-    if cached is not None and cached[0] is providers[0] and cached[1] is providers[1]:
+    global _cached
+    tracer_provider, meter_provider = trace.get_tracer_provider(), metrics.get_meter_provider()
+    cached = _cached
+    if cached is not None and cached[0] is tracer_provider and cached[1] is meter_provider:
         return cached[2]
-    made = _make()
-    _CACHE["current"] = (*providers, made)
+    made = _make() if _recording(tracer_provider, meter_provider) else None
+    _cached = (tracer_provider, meter_provider, made)
     return made
 
 
-_CACHE: dict[str, tuple[Any, Any, Telemetry]] = {}
+_cached: tuple[Any, Any, Telemetry | None] | None = None
+"""(tracer provider, meter provider, what ``telemetry()`` gives for them)."""
 
 
 def _make() -> Telemetry:

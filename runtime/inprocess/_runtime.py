@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -31,7 +31,7 @@ from runtime.engine import (
     plan,
 )
 from runtime.errors import RequestError
-from runtime.telemetry import Telemetry, end, telemetry
+from runtime.telemetry import Telemetry, end, end_run, telemetry
 from runtime.workflow._events import RequestInfo, WorkflowEvent
 from runtime.workflow._execute import execute_activation
 from runtime.workflow._prepare import apply_responses, load_checkpoint, new_run_state
@@ -290,8 +290,8 @@ class _Run:
                 )
                 self.last_checkpoint = cp_id
             if tel is not None:
-                tel.superstep_done(self.graph.name, report.committed, time.perf_counter() - started)
-                end(step_span, status="committed" if report.committed else "failed")
+                seconds = time.perf_counter() - started
+                tel.superstep_done(self.graph.name, report.committed, seconds, step_span)
             self._report(report, results)
             state = new_state
             if not report.committed:
@@ -304,78 +304,41 @@ class _Run:
     async def _run_activations(
         self, state: RunState, activations: tuple[Activation, ...], step_span: Any
     ) -> list[ActivationResult]:
-        wf, graph = self.wf, self.graph
+        wf, graph, tel = self.wf, self.graph, self.tel
         snaps = state.snapshots
         shared = state.state
-        if self.tel is not None:
-            return await self._run_traced(state, activations, step_span)
-        if len(activations) == 1:
-            a = activations[0]
-            return [
-                await execute_activation(
-                    wf.executors[a.executor_id],
-                    graph,
-                    a,
-                    shared,
-                    prior_snapshot=snaps.get(a.executor_id),
-                )
-            ]
-        limit = self.rt.max_concurrency
-        sem = asyncio.Semaphore(limit) if limit is not None and limit < len(activations) else None
 
-        async def one(a: Activation) -> ActivationResult:
-            ex = wf.executors[a.executor_id]
-            if sem is None:
-                return await execute_activation(
-                    ex, graph, a, shared, prior_snapshot=snaps.get(a.executor_id)
-                )
-            async with sem:
-                return await execute_activation(
-                    ex, graph, a, shared, prior_snapshot=snaps.get(a.executor_id)
-                )
+        def execute(a: Activation) -> Coroutine[Any, Any, ActivationResult]:
+            eid = a.executor_id
+            run = execute_activation(
+                wf.executors[eid], graph, a, shared, prior_snapshot=snaps.get(eid)
+            )
+            return run if tel is None else traced(a, run)  # untraced: no extra coroutine
 
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(one(a)) for a in activations]
-        return [t.result() for t in tasks]
-
-    async def _run_traced(
-        self, state: RunState, activations: tuple[Activation, ...], step_span: Any
-    ) -> list[ActivationResult]:
-        """``_run_activations`` with a span and metrics per activation."""
-        tel = self.tel
-        assert tel is not None
-        wf, graph = self.wf, self.graph
-        limit = self.rt.max_concurrency
-        sem = asyncio.Semaphore(limit) if limit is not None and limit < len(activations) else None
-
-        async def one(a: Activation) -> ActivationResult:
+        async def traced(
+            a: Activation, run: Coroutine[Any, Any, ActivationResult]
+        ) -> ActivationResult:
+            # a span per activation, current while it runs, and its duration
+            assert tel is not None
             eid = a.executor_id
             with tel.execute(graph.name, state.run_id, a.superstep, eid, step_span) as span:
                 started = time.perf_counter()
-                if sem is None:
-                    result = await execute_activation(
-                        wf.executors[eid],
-                        graph,
-                        a,
-                        state.state,
-                        prior_snapshot=state.snapshots.get(eid),
-                    )
-                else:
-                    async with sem:
-                        result = await execute_activation(
-                            wf.executors[eid],
-                            graph,
-                            a,
-                            state.state,
-                            prior_snapshot=state.snapshots.get(eid),
-                        )
-                tel.activation_done(
-                    graph.name, eid, result.status.value, time.perf_counter() - started, span
-                )
+                result = await run
+                seconds = time.perf_counter() - started
+                tel.activation_done(graph.name, eid, result.status.value, seconds, span)
                 return result
 
         if len(activations) == 1:
-            return [await one(activations[0])]
+            return [await execute(activations[0])]
+        limit = self.rt.max_concurrency
+        sem = asyncio.Semaphore(limit) if limit is not None and limit < len(activations) else None
+
+        async def one(a: Activation) -> ActivationResult:
+            if sem is None:
+                return await execute(a)
+            async with sem:
+                return await execute(a)
+
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(one(a)) for a in activations]
         return [t.result() for t in tasks]
@@ -389,11 +352,7 @@ class _Run:
 
     def _finish(self, state: RunState) -> RunResult:
         codec = self.graph.codec
-        end(
-            self.run_span,
-            status=state.status.value,
-            error=state.error.message if state.error is not None else None,
-        )
+        end_run(self.run_span, state)
         self.run_span = None
         for ev in final_events(state):
             self.emit(ev)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 LogSink = Callable[[str, str], None]  # (app id, line)
 
 
+@functools.cache
 def _pdeathsig_setter() -> Callable[[], None] | None:
     """What makes a child get SIGTERM when the launcher dies (Linux
     ``PR_SET_PDEATHSIG``), so a killed launcher leaves no apps behind. Apps get their
