@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import threading
 from collections.abc import Callable, Coroutine, Generator
@@ -37,11 +38,46 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out as a connection's local port (Linux:
+    ``ip_local_port_range``; 32768 elsewhere, the IANA range starting higher still)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_FREE_PORTS_FROM = 20000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A port on 127.0.0.1 that nothing listens on, for a server to bind a moment later.
+
+    Chosen below the ephemeral range: a port the kernel picked with ``bind(0)`` comes
+    from that range, and any outgoing connection made before the server binds may take
+    it as its local port (a sidecar's gRPC server then failed with "address already in
+    use"). A port is not handed out twice by this process."""
+    low = _ephemeral_low()
+    if low - _FREE_PORTS_FROM < 1000:  # no room below the range: the kernel's pick
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(_FREE_PORTS_FROM, low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise OSError(f"no free port found in {_FREE_PORTS_FROM}-{low - 1}")
 
 
 def wait_until(
