@@ -166,9 +166,11 @@ class SidecarClient:
     async def transact_state(self, store: str, upserts: Sequence[StateWrite]) -> None:
         """Upsert items in one transaction (``POST /v1.0/state/<store>/transaction``).
 
-        Dapr answers an ETag conflict inside a transaction with a 500 like any other
-        failure; its message says "etag" (dapr-contract §2.4), which makes it a
-        ``StateConflict`` here."""
+        daprd answers an ETag conflict inside a transaction with 500
+        ``ERR_STATE_TRANSACTION`` like any other failure, with the store's own text
+        (on Redis it does not mention ETags; dapr-contract §2.4): a failed transaction
+        is a ``SidecarError`` here, and only the caller, by reading the guarded key
+        again, can tell a conflict from an outage (``RunStore.commit_barrier``)."""
         ops = [{"operation": "upsert", "request": _state_item(write)} for write in upserts]
         url = f"{self._base}/state/{quote(store, safe='')}/transaction"
         what = "state transaction"
@@ -177,8 +179,6 @@ class SidecarClient:
         )
         if status == 204:
             return
-        if b"etag" in content.lower() or status == 409:
-            raise _answered(what, status, content, StateConflict)
         raise _answered(what, status, content)
 
     async def publish(self, pubsub: str, topic: str, body: bytes, content_type: str) -> None:

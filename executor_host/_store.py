@@ -208,8 +208,6 @@ class RunStore:
     async def _transaction(self, upserts: Sequence[StateWrite]) -> None:
         try:
             await self._sidecar.transact_state(self._store, upserts)
-        except StateConflict as exc:
-            raise ConflictError(f"transaction conflicted: {exc}") from exc
         except SidecarError as exc:
             raise StoreError(f"transaction failed: {exc}") from exc
 
@@ -275,12 +273,41 @@ class RunStore:
             ops.append((f"{p}state:{record.run_id}:{version}", compact_json(state), None))
         new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
         ops.append((f"{p}run:{record.run_id}", compact_json(new.to_json()), record.etag))
-        await self._transaction(ops)
+        try:
+            await self._transaction(ops)
+        except StoreError as exc:
+            await self._after_failed_commit(record, new, exc)
         if not reload:  # the caller reads the new ETag itself (load_run_head) when it needs it
             return replace(new, etag=None)
         fresh = await self.load_run(record.run_id)
         assert fresh is not None
         return fresh
+
+    async def _after_failed_commit(
+        self, record: RunRecord, new: RunRecord, error: StoreError
+    ) -> None:
+        """Tell what a failed barrier transaction did, by reading the run record again
+        (never by the error's text, which on Redis does not say "etag").
+
+        Still at the ETag it was guarded by: the record was not written, and the
+        failure was the store's or the sidecar's (``StoreError``: retry). At another
+        ETag and holding what this commit wrote: it went through and only its answer
+        was lost (return). Anything else: somebody else wrote first (``ConflictError``:
+        this coordinator is fenced)."""
+        try:
+            stored, etag = await self._get(f"run:{record.run_id}")
+        except StoreError:
+            raise error from None  # nothing more can be known now: the caller retries
+        if stored is None:
+            raise ConflictError(f"run {record.run_id!r} has no run record any more") from error
+        if etag == record.etag:
+            raise error
+        if stored == json.loads(compact_json(new.to_json())):
+            return
+        raise ConflictError(
+            f"run {record.run_id!r} was written by another coordinator (ETag {record.etag} "
+            f"is now {etag})"
+        ) from error
 
     async def load_events(self, run_id: str, chunk: int) -> list[dict[str, Any]]:
         data, _ = await self._get(f"events:{run_id}:{chunk}")

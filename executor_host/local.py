@@ -1,5 +1,6 @@
 """Start the Dapr runtime locally without the Dapr CLI: the API/coordinator app and
-executor hosts, each with a Dapr-API-compatible local sidecar (``sidecar``).
+executor hosts, each with a Dapr-API-compatible local sidecar (``sidecar``), or with
+``daprd=`` beside real daprd processes.
 
 Used by the tests, the benchmarks and ``superstep demo --runtime dapr``. With the
 Dapr CLI the same topology is ``dapr run -f dapr.yaml``.
@@ -45,6 +46,7 @@ class LocalDeployment:
         sink: LogSink = stdout_sink,
         namespace: str | None = None,
         faults: FaultPlan | None = None,
+        daprd: Path | None = None,
     ) -> None:
         self.workflows = list(workflows)
         self.pools = dict(pools or {"default": 2})
@@ -54,6 +56,9 @@ class LocalDeployment:
         self.sink = sink
         self.namespace = namespace or f"superstep-{uuid.uuid4().hex[:8]}"
         self.faults = faults
+        self.daprd = daprd
+        """The folder of Dapr's binaries: the apps run beside real daprd processes
+        instead of the local sidecar (``sidecar.launcher.daprd``)."""
         self.api_port = free_port()
         self.topology: Topology | None = None
         self.host_ids: list[str] = []
@@ -122,7 +127,7 @@ class LocalDeployment:
         return apps
 
     async def start(self) -> None:
-        self.topology = Topology(self.specs(), sink=self.sink, faults=self.faults)
+        self.topology = Topology(self.specs(), sink=self.sink, faults=self.faults, daprd=self.daprd)
         await self.topology.start()
 
     async def kill(self, host_id: str) -> None:

@@ -1,4 +1,6 @@
-"""``python -m sidecar run -f dapr.yaml``: run a multi-app template with the local sidecar."""
+"""``python -m sidecar run -f dapr.yaml``: run a multi-app template with the local sidecar,
+or with ``--daprd`` beside real daprd processes (Dapr's binaries, as ``tools/dapr/install``
+builds them), the way ``dapr run -f`` does."""
 
 from __future__ import annotations
 
@@ -13,13 +15,20 @@ from typing import Any
 
 from sidecar.errors import ResourceError, StartupError
 from sidecar.launcher import Topology, load_template
+from sidecar.launcher.daprd import find_binaries
 
 log = logging.getLogger("sidecar")
 
 
-async def _run(template_file: str) -> int:
+async def _run(template_file: str, daprd: str | None) -> int:
     template = load_template(template_file)
-    topology = Topology(template.apps)
+    try:
+        binaries = find_binaries(daprd or None) if daprd is not None else None
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    topology = Topology(template.apps, daprd=binaries)
+    banner = "== daprd ==" if binaries is not None else "== local sidecar =="
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -31,11 +40,10 @@ async def _run(template_file: str) -> int:
         for line in exc.log_tail:
             print(f"  | {line}", file=sys.stderr)
         return 1
-    for app_id, sidecar in topology.sidecars.items():
-        log.info(
-            "%s: sidecar HTTP %d, gRPC %d, ready", app_id, sidecar.http_port, sidecar.grpc_port
-        )
-    print(f"== local sidecar == {len(topology.apps)} app(s) running; Ctrl-C stops them")
+    for spec in topology.apps:
+        http_port, grpc_port = topology.ports(spec.name)
+        log.info("%s: sidecar HTTP %d, gRPC %d, ready", spec.name, http_port, grpc_port)
+    print(f"{banner} {len(topology.apps)} app(s) running; Ctrl-C stops them", flush=True)
     waiter = asyncio.create_task(stop.wait())
     try:
         while not stop.is_set():
@@ -53,7 +61,7 @@ async def _run(template_file: str) -> int:
                     await exited
     finally:
         waiter.cancel()
-        print("== local sidecar == stopping")
+        print(f"{banner} stopping", flush=True)
         await topology.stop()
     return 0
 
@@ -78,12 +86,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a multi-app template (like `dapr run -f`)")
     run.add_argument("-f", "--file", required=True, help="the run template, e.g. dapr.yaml")
     run.add_argument("--log-level", default="info")
+    run.add_argument(
+        "--daprd",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="run real daprd beside each app (binaries from DIR, else $DAPR_INSTALL_DIR, "
+        "else ~/.dapr/bin; placement and scheduler are started when not running)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="== SIDECAR == %(levelname)s %(name)s: %(message)s"
     )
     try:
-        return _event_loop_runner()(_run(args.file))
+        return _event_loop_runner()(_run(args.file, args.daprd))
     except ResourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -60,6 +60,9 @@ class SidecarOptions:
     faults: FaultPlan | None = None
     probe_interval: float = 0.5
     probe_threshold: int = 3
+    max_body_bytes: int = 4 << 20
+    """The largest request body the HTTP and gRPC APIs take (daprd's ``--max-body-size``,
+    4 MiB by default): bigger ones fail as daprd's do ("stream too large")."""
     extra_subscriptions: tuple[Subscription, ...] = field(default_factory=tuple)
 
 
@@ -175,7 +178,7 @@ class Sidecar:
         sock.bind((opts.listen_host, opts.http_port))
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(
-            build_http_app(self, opts.api_token),
+            build_http_app(self, opts.api_token, opts.max_body_bytes),
             http=HttpProtocol,  # a response's head and body in one write
             log_level="warning",
             lifespan="off",
@@ -193,7 +196,10 @@ class Sidecar:
     async def _start_grpc(self) -> None:
         opts = self.options
         interceptors = [TokenInterceptor(opts.api_token)] if opts.api_token else []
-        self._grpc = grpc.aio.server(interceptors=interceptors)
+        self._grpc = grpc.aio.server(
+            interceptors=interceptors,
+            options=[("grpc.max_receive_message_length", opts.max_body_bytes)],
+        )
         DaprGrpcApi(self).attach(self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{opts.listen_host}:{opts.grpc_port}")
         if self.grpc_port == 0:

@@ -11,7 +11,8 @@ from starlette.routing import Route
 
 from sidecar.actors.host import REENTRANCY_HEADER
 from sidecar.actors.service import ActorService, encode_value
-from sidecar.api.http_common import guarded, json_body, malformed, string_map
+from sidecar.api.http_common import guarded, json_body, malformed, read_body, string_map
+from sidecar.errors import ApiError
 
 if TYPE_CHECKING:
     from sidecar.runtime import Sidecar
@@ -42,7 +43,15 @@ def actor_routes(sidecar: Sidecar) -> list[Route]:
             p["type"],
             p["id"],
             p["method"],
-            body=await request.body(),
+            body=await read_body(
+                request,
+                lambda why: ApiError(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "ERR_BAD_REQUEST",
+                    f"invalid request: failed to read body: {why}",
+                ),
+            ),
             headers=headers,
             query=request.url.query,
             reentrancy_id=request.headers.get(REENTRANCY_HEADER),

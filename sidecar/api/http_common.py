@@ -12,14 +12,25 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from sidecar.errors import ApiError
 
 __all__ = [
+    "BodyTooLarge",
     "error_response",
     "guarded",
     "json_body",
     "malformed",
     "query_metadata",
+    "read_body",
 ]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class BodyTooLarge(Exception):
+    """The request body is past the sidecar's limit (daprd's ``--max-body-size``): daprd
+    reads "stream too large" where the handler reads the body, and each API wraps that
+    in its own error."""
+
+    def __str__(self) -> str:
+        return "stream too large"
 
 
 def error_response(error: ApiError) -> Response:
@@ -30,8 +41,20 @@ def malformed(message: str) -> ApiError:
     return ApiError(400, "INVALID_ARGUMENT", "ERR_MALFORMED_REQUEST", message)
 
 
+async def read_body(request: Request, too_large: Callable[[str], ApiError]) -> bytes:
+    """The request body; past the size limit, the error ``too_large`` makes of daprd's
+    "stream too large"."""
+    try:
+        return await request.body()
+    except BodyTooLarge as exc:
+        raise too_large(str(exc)) from None
+
+
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except BodyTooLarge as exc:
+        raise malformed(f"failed deserializing HTTP body: {exc}") from None
     try:
         return json.loads(raw)
     except ValueError as exc:
@@ -63,6 +86,8 @@ def guarded(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except ApiError as exc:
             return error_response(exc)
+        except BodyTooLarge as exc:
+            return error_response(malformed(str(exc)))
 
     wrapper.__name__ = endpoint.__name__
     return wrapper

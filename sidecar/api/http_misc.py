@@ -9,7 +9,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sidecar.api.http_common import guarded, json_body, malformed, query_metadata, string_map
+from sidecar.api.http_common import (
+    guarded,
+    json_body,
+    malformed,
+    query_metadata,
+    read_body,
+    string_map,
+)
 from sidecar.app_channel import AppUnreachable
 from sidecar.errors import ApiError
 from sidecar.pubsub.envelope import is_cloudevent_content_type, media_type
@@ -34,13 +41,30 @@ def _bulk_event_bytes(event: Any, content_type: str) -> bytes:
 def misc_routes(sidecar: Sidecar) -> list[Route]:
     async def publish(request: Request) -> Response:
         pubsub, topic = request.path_params["pubsub"], request.path_params["topic"]
-        body = await request.body()
+        body = await read_body(
+            request,
+            lambda why: ApiError(
+                500,
+                "INTERNAL",
+                "ERR_PUBSUB_PUBLISH_MESSAGE",
+                f"error when publishing to topic {topic} in pubsub {pubsub}: {why}",
+            ),
+        )
         content_type = request.headers.get("content-type", "")
         await sidecar.pubsub.publish(pubsub, topic, body, content_type, query_metadata(request))
         return Response(status_code=204)
 
     async def bulk_publish(request: Request) -> Response:
         pubsub, topic = request.path_params["pubsub"], request.path_params["topic"]
+        await read_body(
+            request,
+            lambda why: ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                "ERR_PUBSUB_EVENTS_SER",
+                f"error when unmarshaling the request for topic {topic} pubsub {pubsub}: {why}",
+            ),
+        )
         raw = await json_body(request)
         if not isinstance(raw, list):
             raise malformed("the body must be a JSON array of entries")

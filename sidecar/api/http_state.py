@@ -10,7 +10,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sidecar.api.http_common import guarded, json_body, malformed, query_metadata, string_map
+from sidecar.api.http_common import (
+    guarded,
+    json_body,
+    malformed,
+    query_metadata,
+    read_body,
+    string_map,
+)
 from sidecar.errors import ApiError
 from sidecar.state.service import SaveItem, StateService
 
@@ -65,6 +72,7 @@ def _raw_json(data: bytes) -> Any:
 def state_routes(service: StateService) -> list[Route]:
     async def save(request: Request) -> Response:
         store = request.path_params["store"]
+        await read_body(request, malformed)  # daprd: 400 "stream too large" past the limit
         body = await json_body(request)
         if not isinstance(body, list):
             raise malformed("the body must be a JSON array of state items")

@@ -19,11 +19,44 @@ import yaml
 
 from sidecar.errors import ResourceError
 
-__all__ = ["AppSpec", "RunTemplate", "load_template"]
+__all__ = ["AppSpec", "HealthCheck", "RunTemplate", "load_template", "quantity_bytes"]
+
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "Ki": 1 << 10,
+    "Mi": 1 << 20,
+    "Gi": 1 << 30,
+}
+
+
+def quantity_bytes(text: str) -> int:
+    """Bytes of a size as daprd's flags take it (a Kubernetes quantity: ``4Mi``,
+    ``512Ki``, ``10M``, ``1048576``)."""
+    number = text.rstrip("kKMGiB")
+    unit = text[len(number) :]
+    if unit not in _UNITS or not number.isdigit():
+        raise ValueError(f"{text!r} is not a size like 4Mi, 512Ki or 1048576")
+    return int(number) * _UNITS[unit]
 
 
 def _empty() -> Mapping[str, str]:
     return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """App health checks (``enableAppHealthCheck`` and its settings): the sidecar probes
+    ``GET path`` every ``interval_s`` seconds with a ``timeout_ms`` timeout, and takes
+    the app out (actor placement, subscriptions) after ``threshold`` failures in a row.
+    Defaults are daprd's."""
+
+    path: str = "/healthz"
+    interval_s: int = 5
+    timeout_ms: int = 500
+    threshold: int = 3
 
 
 @dataclass(frozen=True)
@@ -43,6 +76,15 @@ class AppSpec:
     instance: str = ""
     """A replica's own name when several apps share ``app_id`` (replicas of one app,
     as on Kubernetes); empty for the usual one app per id."""
+    health_check: HealthCheck | None = None
+    config_file: Path | None = None
+    placement_address: str | None = None
+    scheduler_address: str | None = None
+    max_body_size: str = "4Mi"
+    """daprd's ``--max-body-size``: the largest request body its APIs and app channel take."""
+    read_buffer_size: str = "4Ki"
+    app_max_concurrency: int = -1
+    log_level: str | None = None
 
     @property
     def name(self) -> str:
@@ -76,6 +118,19 @@ def _env(raw: object, where: str, field_name: str) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in raw.items()}
 
 
+def _size(raw: object, where: str, field_name: str) -> str:
+    text = "4Mi" if raw is None or raw == "" else str(raw)
+    try:
+        quantity_bytes(text)
+    except ValueError as exc:
+        raise ResourceError(where, field_name, str(exc)) from None
+    return text
+
+
+def _str(raw: object) -> str | None:
+    return None if raw is None or raw == "" else str(raw)
+
+
 def _int(raw: object, where: str, field_name: str) -> int | None:
     if raw is None:
         return None
@@ -85,6 +140,46 @@ def _int(raw: object, where: str, field_name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise ResourceError(where, field_name, f"{raw!r} is not a port number") from None
+
+
+def _bool(raw: object, where: str, field_name: str) -> bool:
+    if raw is None:
+        return False
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise ResourceError(where, field_name, "must be true or false")
+
+
+def _health(pick: Any, where: str, field_base: str) -> HealthCheck | None:
+    if not _bool(pick("enableAppHealthCheck"), where, f"{field_base}.enableAppHealthCheck"):
+        return None
+    default = HealthCheck()
+    values = {}
+    for key, attr in (
+        ("appHealthProbeInterval", "interval_s"),
+        ("appHealthProbeTimeout", "timeout_ms"),
+        ("appHealthThreshold", "threshold"),
+    ):
+        value = _int(pick(key), where, f"{field_base}.{key}")
+        values[attr] = getattr(default, attr) if value is None else value
+    return HealthCheck(path=str(pick("appHealthCheckPath") or default.path), **values)
+
+
+def _config(
+    app: Mapping[str, Any], common: Mapping[str, Any], app_dir: Path, base: Path
+) -> Path | None:
+    """Config file per app: the app's ``configFilePath`` → ``<appDirPath>/.dapr/config.yaml``
+    if it exists → ``common.configFilePath`` → none (daprd's caller picks its default)."""
+    if isinstance(app.get("configFilePath"), str):
+        return (app_dir / Path(app["configFilePath"]).expanduser()).resolve()
+    local = app_dir / ".dapr" / "config.yaml"
+    if local.is_file():
+        return local
+    if isinstance(common.get("configFilePath"), str):
+        return (base / Path(common["configFilePath"]).expanduser()).resolve()
+    return None
 
 
 def _resources(
@@ -160,6 +255,17 @@ def load_template(file: Path | str) -> RunTemplate:
                 grpc_port=_int(app.get("daprGRPCPort"), where, f"{field_base}.daprGRPCPort") or 0,
                 env=MappingProxyType(env),
                 resources_paths=_resources(app, common, app_dir, base, where),
+                health_check=_health(pick, where, field_base),
+                config_file=_config(app, common, app_dir, base),
+                placement_address=_str(pick("placementHostAddress")),
+                scheduler_address=_str(pick("schedulerHostAddress")),
+                max_body_size=_size(pick("maxBodySize"), where, f"{field_base}.maxBodySize"),
+                read_buffer_size=str(pick("readBufferSize") or "4Ki"),
+                app_max_concurrency=_int(
+                    pick("appMaxConcurrency"), where, f"{field_base}.appMaxConcurrency"
+                )
+                or -1,
+                log_level=_str(pick("logLevel")),
             )
         )
     return RunTemplate(str(doc.get("name") or path.stem), tuple(apps), path)

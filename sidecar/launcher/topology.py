@@ -1,11 +1,17 @@
 """Start and stop a whole run: one sidecar per app, then the app processes.
 
-Order per app (dapr-contract §4.1): the sidecar loads its components and opens its APIs
-(outbound health is 204), then the app process starts with ``APP_ID``, ``APP_PORT``,
-``APP_CHANNEL_ADDRESS``, ``APP_PROTOCOL``, ``DAPR_HTTP_PORT``, ``DAPR_GRPC_PORT`` and the
-template ``env``; the sidecar waits for the app port, reads ``/dapr/config`` and
-``/dapr/subscribe`` and becomes healthy. An app that exits before that fails the start
-with its last log lines.
+The sidecars are the local sidecar's (in this process), or with ``daprd`` set real
+daprd processes (:mod:`sidecar.launcher.daprd`), beside Dapr's placement and scheduler
+services (started when nothing answers on their ports).
+
+Order per app (dapr-contract §4.1): the local sidecar loads its components and opens its
+APIs (outbound health is 204) before its app starts; daprd is only spawned before its
+app, as ``dapr run -f`` does, so an app must wait for ``/v1.0/healthz/outbound`` itself.
+The app process starts with ``APP_ID``, ``APP_PORT``, ``APP_CHANNEL_ADDRESS``,
+``APP_PROTOCOL``, ``DAPR_HTTP_PORT``, ``DAPR_GRPC_PORT`` and the template ``env``; the
+sidecar waits for the app port, reads ``/dapr/config`` and ``/dapr/subscribe`` and
+becomes healthy. An app (or a daprd) that exits before that fails the start with its
+last log lines.
 """
 
 from __future__ import annotations
@@ -14,13 +20,16 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
 
 from sidecar.cluster import Cluster
 from sidecar.errors import StartupError
 from sidecar.faults import FaultPlan
+from sidecar.launcher.daprd import ControlPlane, DaprdSidecar
 from sidecar.launcher.processes import AppProcess, LogSink, stdout_sink
-from sidecar.launcher.template import AppSpec
+from sidecar.launcher.template import AppSpec, quantity_bytes
 from sidecar.runtime import Sidecar, SidecarOptions
 
 __all__ = ["Topology"]
@@ -28,8 +37,14 @@ __all__ = ["Topology"]
 log = logging.getLogger(__name__)
 
 
+def daprd_sink(sink: LogSink) -> LogSink:
+    """daprd's and the control plane's log lines, told apart from the apps' own."""
+    return lambda name, line: sink(f"{name} (dapr)", line)
+
+
 class Topology:
-    """A set of apps with their sidecars, sharing one :class:`Cluster`."""
+    """A set of apps with their sidecars: local sidecars sharing one :class:`Cluster`,
+    or with ``daprd`` (the folder of Dapr's binaries) real daprd processes."""
 
     def __init__(
         self,
@@ -40,9 +55,17 @@ class Topology:
         api_token: str | None = None,
         startup_timeout: float = 60.0,
         probe_interval: float = 0.5,
+        daprd: Path | None = None,
+        control_plane: ControlPlane | None = None,
     ) -> None:
+        if daprd is not None and faults is not None:
+            raise ValueError("fault injection needs the local sidecar, not daprd")
         self.apps = tuple(apps)
         self.cluster = Cluster()
+        self.daprd = daprd
+        self.control_plane = control_plane
+        self._own_control_plane = False
+        self.daprds: dict[str, DaprdSidecar] = {}
         self.faults = faults
         self.sink = sink
         self.api_token = api_token if api_token is not None else os.environ.get("DAPR_API_TOKEN")
@@ -55,7 +78,13 @@ class Topology:
         """The sidecar of an app (by app id, or by instance name for a replica)."""
         return self.sidecars[name]
 
-    def app_env(self, spec: AppSpec, sidecar: Sidecar) -> dict[str, str]:
+    def ports(self, name: str) -> tuple[int, int]:
+        """The HTTP and gRPC API ports of an app's sidecar, whichever kind it is."""
+        if name in self.daprds:
+            return self.daprds[name].http_port, self.daprds[name].grpc_port
+        return self.sidecars[name].http_port, self.sidecars[name].grpc_port
+
+    def app_env(self, spec: AppSpec, sidecar: Sidecar | DaprdSidecar) -> dict[str, str]:
         env = dict(os.environ)
         # an app command's `python` is the launcher's own interpreter (its venv) first
         bin_dir = os.path.dirname(sys.executable)
@@ -80,6 +109,9 @@ class Topology:
         """Start every sidecar, then every app process; with ``ready`` (the default) wait
         until each sidecar is healthy (``/v1.0/healthz`` 204), else return once the
         sidecars' APIs are up (outbound health 204) and the apps are started."""
+        if self.daprd is not None:
+            await self._start_daprd(self.daprd, ready=ready)
+            return
         try:
             for spec in self.apps:
                 options = SidecarOptions(
@@ -92,6 +124,7 @@ class Topology:
                     api_token=self.api_token,
                     faults=self.faults,
                     probe_interval=self.probe_interval,
+                    max_body_bytes=quantity_bytes(spec.max_body_size),
                 )
                 sidecar = Sidecar(options, self.cluster)
                 await sidecar.start()
@@ -113,10 +146,67 @@ class Topology:
             await self.stop()
             raise
 
+    async def _start_daprd(self, binaries: Path, *, ready: bool) -> None:
+        try:
+            if self.control_plane is None:
+                self.control_plane = ControlPlane(binaries, sink=daprd_sink(self.sink))
+                self._own_control_plane = True
+            await self.control_plane.start(self.startup_timeout)
+            for spec in self.apps:
+                daprd = DaprdSidecar(
+                    spec,
+                    binaries,
+                    sink=daprd_sink(self.sink),
+                    placement_address=self.control_plane.placement_address,
+                    scheduler_address=self.control_plane.scheduler_address,
+                    api_token=self.api_token,
+                )
+                await daprd.start()
+                self.daprds[spec.name] = daprd
+                if spec.command:  # right after its daprd, as `dapr run -f` does
+                    process = AppProcess(
+                        spec.name,
+                        spec.command,
+                        spec.app_dir,
+                        self.app_env(spec, daprd),
+                        sink=self.sink,
+                    )
+                    await process.start()
+                    self.processes[spec.name] = process
+            waits = [
+                self._wait_daprd(spec, self.daprds[spec.name], ready=ready) for spec in self.apps
+            ]
+            await asyncio.gather(*waits)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _wait_daprd(self, spec: AppSpec, daprd: DaprdSidecar, *, ready: bool) -> None:
+        wait = daprd.wait_ready if ready else daprd.wait_outbound
+        try:
+            await self._while_app_runs(spec, wait(self.startup_timeout))
+        except StartupError as exc:
+            lines = " | ".join(list(daprd.process.tail)[-8:])
+            raise StartupError(
+                f"{exc.args[0]}; daprd's last lines: {lines}", log_tail=exc.log_tail
+            ) from None
+
+    async def kill_sidecar(self, name: str) -> None:
+        """SIGKILL an app's daprd (its app stays up, as when a sidecar container dies)."""
+        await self.daprds[name].kill()
+
+    async def restart_sidecar(self, name: str) -> None:
+        """Start a killed daprd again with the same ports and flags."""
+        await self.daprds[name].start()
+
     async def _wait_ready(self, spec: AppSpec) -> None:
-        sidecar = self.sidecars[spec.name]
+        await self._while_app_runs(spec, self.sidecars[spec.name].wait_ready(self.startup_timeout))
+
+    async def _while_app_runs(self, spec: AppSpec, wait: Coroutine[Any, Any, None]) -> None:
+        """Await a sidecar's readiness ``wait``; fail with the app's last lines when the
+        app exits first or the wait fails."""
+        ready = asyncio.create_task(wait)
         process = self.processes.get(spec.name)
-        ready = asyncio.create_task(sidecar.wait_ready(self.startup_timeout))
         if process is None:
             await ready
             return
@@ -128,13 +218,13 @@ class Topology:
             raise StartupError(
                 f"app {spec.name!r} exited with code {exited.result()} during start-up",
                 log_tail=tuple(process.tail),
-            )
+            ) from None
         exited.cancel()
         await asyncio.gather(exited, return_exceptions=True)
         try:
             ready.result()
         except StartupError as exc:
-            raise StartupError(exc.args[0], log_tail=tuple(process.tail)) from exc
+            raise StartupError(exc.args[0], log_tail=tuple(process.tail)) from None
 
     async def kill_app(self, name: str) -> None:
         """SIGKILL an app process (its sidecar stays up and notices, like a crash)."""
@@ -169,4 +259,9 @@ class Topology:
             except Exception:
                 log.exception("%s: sidecar did not stop cleanly", sidecar.app_id)
         self.sidecars.clear()
+        daprds, self.daprds = list(self.daprds.values()), {}
+        await asyncio.gather(*(d.stop() for d in daprds), return_exceptions=True)
+        if self.control_plane is not None and self._own_control_plane:
+            await self.control_plane.stop()
+            self.control_plane = None
         await self.cluster.close()

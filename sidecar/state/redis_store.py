@@ -145,4 +145,6 @@ class RedisStateStore(StateStore):
             raise StoreError(f"redis transaction failed: {exc}") from exc
         errors = [r for r in results if isinstance(r, RespError)]
         if errors:
-            raise EtagMismatch(f"redis transaction failed (possible etag mismatch): {errors[0]}")
+            # daprd reports Redis's own error text here, which does not say "etag": a
+            # caller can only tell a conflict by reading the key again (dapr-contract §2.4)
+            raise StoreError(str(errors[0]))

@@ -1,6 +1,7 @@
 """Local deployments of the Dapr runtime for the tests: the API/coordinator app and
 three executor hosts (pool ``default`` with two replicas, pool ``aux`` with one),
-each a separate process with its local sidecar, on the repo's Redis components.
+each a separate process with its sidecar — the local sidecar, or real daprd with
+``SUPERSTEP_DAPR_TARGET=daprd`` (tests/conftest.py) — on the repo's Redis components.
 
 Redis is required: without it the tests skip with the reason printed, and fail
 instead when ``CI`` is set.
@@ -19,8 +20,11 @@ import pytest
 from executor_host.local import REPO_ROOT, LocalDeployment
 from runtime.client import RemoteRuntime
 from sidecar.faults import FaultPlan, PubSubFaults
+from sidecar.launcher.daprd import DaprdSidecar
+from sidecar.launcher.template import AppSpec
 from sidecar.runtime import Sidecar, SidecarOptions
 from sidecar.testing import BackgroundLoop, make_cluster, start_sidecar
+from tests.conftest import daprd_binaries
 from tests.sidecar.conftest import STATE_COMPONENTS, require_service
 
 API_TOKEN = "conftest-token-0f9c"
@@ -88,6 +92,7 @@ def _deploy(
         },
         sink=lambda app, line: logs.append(f"{app}: {line}"),
         faults=faults,
+        daprd=daprd_binaries(),
     )
     with BackgroundLoop() as bg:
         bg.run(local.start(), timeout=120)
@@ -127,12 +132,24 @@ def traced_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Depl
 
 
 @pytest.fixture(scope="session")
-def store_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
-    """One local sidecar (no app) on the Redis state store, for tests of the run store."""
+def store_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar | DaprdSidecar]:
+    """One sidecar (no app) on the Redis state store, for tests of the run store."""
     require_service("Redis", 6379)
     resources = tmp_path_factory.mktemp("store")
     # a Redis state store shared by every app (keyPrefix: name), named "sharedstore"
     (resources / "store.yaml").write_text(STATE_COMPONENTS["shared.yaml"])
+    binaries = daprd_binaries()
+    if binaries is not None:
+        spec = AppSpec(app_id="store-tests", app_dir=resources, resources_paths=(resources,))
+        with BackgroundLoop() as bg:
+            daprd = DaprdSidecar(spec, binaries, sink=lambda _name, _line: None)
+            bg.run(daprd.start())
+            try:
+                bg.run(daprd.wait_ready(60), timeout=70)
+                yield daprd
+            finally:
+                bg.run(daprd.stop(), timeout=30)
+        return
     with BackgroundLoop() as bg:
         running = bg.run(
             start_sidecar(

@@ -24,6 +24,7 @@ from executor_host._store import RunStore
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import Activation, RunStatus, start
 from runtime.workflow import Workflow, execute_activation
+from sidecar.launcher.daprd import DaprdSidecar
 from sidecar.runtime import Sidecar
 from tests.dapr import workflows
 
@@ -35,7 +36,9 @@ class Stores:
 
 
 @pytest.fixture
-async def stores(store_sidecar: Sidecar, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stores]:
+async def stores(
+    store_sidecar: Sidecar | DaprdSidecar, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Stores]:
     monkeypatch.setenv("DAPR_HTTP_PORT", str(store_sidecar.http_port))  # SidecarClient
     namespace = f"fencing-{uuid.uuid4().hex[:8]}"
     http = SidecarClient()

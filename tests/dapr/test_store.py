@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from dapr.aio.clients import DaprClient
 from dapr.conf import settings
 
-from executor_host._sidecar import SidecarClient
-from executor_host._store import ConflictError, RunStore
-from runtime.engine import compact_json
+from executor_host._sidecar import SidecarClient, SidecarError, StateWrite
+from executor_host._store import ConflictError, RunRecord, RunStore, StoreError
+from runtime.engine import RunState, compact_json
+from sidecar.launcher.daprd import DaprdSidecar
 from sidecar.runtime import Sidecar
 
 AWKWARD: dict[str, Any] = {
@@ -31,7 +33,7 @@ AWKWARD: dict[str, Any] = {
 
 @pytest.fixture
 async def store(
-    store_sidecar: Sidecar, monkeypatch: pytest.MonkeyPatch
+    store_sidecar: Sidecar | DaprdSidecar, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[RunStore, SidecarClient, str]]:
     monkeypatch.setenv("DAPR_HTTP_PORT", str(store_sidecar.http_port))
     namespace = f"store-{uuid.uuid4().hex[:8]}"
@@ -67,7 +69,7 @@ async def test_payloads_by_reference_read_back_exactly(
 
 async def test_a_value_stored_as_raw_json_bytes_still_reads(
     store: tuple[RunStore, SidecarClient, str],
-    store_sidecar: Sidecar,
+    store_sidecar: Sidecar | DaprdSidecar,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runs, _, namespace = store
@@ -93,3 +95,72 @@ async def test_a_write_with_a_stale_etag_is_a_conflict(
     with pytest.raises(ConflictError):
         await runs._save("index", ["a", "c"], etag=etag)  # the first write moved the ETag on
     assert (await runs._get("index"))[0] == ["a", "b"]
+
+
+def _record(run_id: str) -> RunRecord:
+    state = RunState(run_id=run_id, workflow="w", graph_signature="sig")
+    return RunRecord(run_id=run_id, workflow="w", signature="sig", epoch=1, state=state)
+
+
+async def test_a_stale_commit_is_a_conflict_whatever_the_store_says(
+    store: tuple[RunStore, SidecarClient, str],
+) -> None:
+    """daprd answers an ETag conflict inside a transaction with 500 and the store's own
+    text, which on Redis does not say "etag": the run store tells it by the record."""
+    runs, _, _ = store
+    created = await runs.create_run(_record(f"conflict-{uuid.uuid4().hex[:8]}"))
+    await runs.save_run(replace(created, epoch=2))  # a newer coordinator took over
+    with pytest.raises(ConflictError, match="another coordinator"):
+        await runs.commit_barrier(
+            replace(created, updated_at=1.0), events=[], checkpoint=None, state_version=None
+        )
+    back = await runs.load_run(created.run_id)
+    assert back is not None and back.epoch == 2
+
+
+async def test_a_failed_commit_with_etag_in_its_run_id_is_an_outage_not_a_conflict(
+    store: tuple[RunStore, SidecarClient, str],
+) -> None:
+    """A transaction that fails for another reason (here a body over the sidecar's
+    4 MiB limit) leaves the record at its ETag: a retryable ``StoreError``, not a
+    fence — even when the run id, and so the error text, contains "etag"."""
+    runs, _, _ = store
+    created = await runs.create_run(_record(f"etag-run-{uuid.uuid4().hex[:8]}"))
+    with pytest.raises(StoreError) as caught:
+        await runs.commit_barrier(
+            created,
+            events=[{"blob": "x" * (5 << 20)}],
+            checkpoint=None,
+            state_version=None,
+        )
+    assert not isinstance(caught.value, ConflictError)
+    back = await runs.load_run(created.run_id)
+    assert back is not None and back.etag == created.etag and back.event_chunks == 0
+
+
+class _AnswerLost(SidecarClient):
+    """A sidecar client whose transaction goes through but whose answer is lost."""
+
+    async def transact_state(self, store: str, upserts: Sequence[StateWrite]) -> None:
+        await super().transact_state(store, upserts)
+        raise SidecarError("state transaction: connection reset by peer", None)
+
+
+async def test_a_commit_whose_answer_was_lost_counts_as_committed(
+    store_sidecar: Sidecar | DaprdSidecar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAPR_HTTP_PORT", str(store_sidecar.http_port))
+    http = _AnswerLost()
+    try:
+        runs = RunStore(http, "sharedstore", f"store-{uuid.uuid4().hex[:8]}")
+        created = await runs.create_run(_record(f"lost-{uuid.uuid4().hex[:8]}"))
+        committed = await runs.commit_barrier(
+            replace(created, updated_at=5.0),
+            events=[{"type": "superstep_completed"}],
+            checkpoint=None,
+            state_version=None,
+        )
+        assert committed.event_chunks == 1 and committed.updated_at == 5.0
+        assert await runs.load_events(created.run_id, 0) == [{"type": "superstep_completed"}]
+    finally:
+        await http.aclose()

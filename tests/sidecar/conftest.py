@@ -36,19 +36,6 @@ from tests.sidecar.runs import ON_DAPRD, DaprRun, RunApp
 HERE = Path(__file__).parent
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sidecar_only: needs the local sidecar's internals")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if not ON_DAPRD:
-        return
-    skip = pytest.mark.skip(reason="needs the local sidecar (SUPERSTEP_DAPR_TARGET=daprd)")
-    for item in items:
-        if "sidecar_only" in item.keywords:
-            item.add_marker(skip)
-
-
 def grpc_code(error: DaprGrpcError) -> grpc.StatusCode:
     code: grpc.StatusCode = error.code()  # type: ignore[no-untyped-call]  # untyped SDK
     return code

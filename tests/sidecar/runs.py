@@ -9,7 +9,8 @@ its requests. :class:`DaprRun` writes that template to a directory and starts it
   sidecar's launcher (:class:`sidecar.launcher.Topology` over ``load_template``); the
   run's :attr:`DaprRun.local` then gives ``sidecar_only`` tests the sidecar objects;
 * with ``SUPERSTEP_DAPR_TARGET=daprd`` as an external command, ``dapr run -f <file>``
-  (``SUPERSTEP_DAPR_RUN`` replaces ``dapr run -f``, e.g. ``python -m sidecar run -f``),
+  when the Dapr CLI is on the PATH, else the repo's launcher running real daprd
+  (``python -m sidecar run --daprd -f <file>``); ``SUPERSTEP_DAPR_RUN`` replaces either,
   in its own process group. Started means: every sidecar answers ``GET /v1.0/healthz``
   with 204 on its port (``/v1.0/healthz/outbound`` for a run started with
   ``ready=False``) and every app with a command accepts connections on its app port.
@@ -27,6 +28,7 @@ import contextlib
 import functools
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,10 +62,16 @@ DAPR_CLI_RUN = "dapr run -f"
 
 
 def external_command() -> tuple[str, ...] | None:
-    """The command that starts a run template on the daprd target, ``None`` by default."""
+    """The command that starts a run template on the daprd target, ``None`` by default:
+    ``SUPERSTEP_DAPR_RUN``, else ``dapr run -f`` when the Dapr CLI is installed, else the
+    repo's launcher beside real daprd (``python -m sidecar run --daprd -f``)."""
     if not ON_DAPRD:
         return None
-    return tuple(shlex.split(os.environ.get("SUPERSTEP_DAPR_RUN") or DAPR_CLI_RUN))
+    if os.environ.get("SUPERSTEP_DAPR_RUN"):
+        return tuple(shlex.split(os.environ["SUPERSTEP_DAPR_RUN"]))
+    if shutil.which("dapr"):
+        return tuple(shlex.split(DAPR_CLI_RUN))
+    return (sys.executable, "-m", "sidecar", "run", "--daprd", "--log-level", "warning", "-f")
 
 
 def uvicorn_command(target: str, port: int, *, factory: bool = False) -> tuple[str, ...]:
