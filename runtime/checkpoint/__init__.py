@@ -9,6 +9,7 @@ process can be restored by another and a crash never leaves half a checkpoint.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -103,10 +104,16 @@ class FileCheckpointStorage:
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = False) -> None:
+        """``directory`` is created (with its parents) when it does not exist."""
+        self._fds: dict[str, int] = {}  # first: close() runs even when the rest raises
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(
+                errno.ENOTDIR, "a checkpoint directory cannot be a file", str(directory)
+            ) from None
         self.fsync = fsync
-        self._fds: dict[str, int] = {}
 
     def _log(self, run_id: str) -> Path:
         if not _SAFE.match(run_id):

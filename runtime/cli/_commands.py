@@ -49,11 +49,20 @@ async def run_workflow(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
             "--responses answers the pending requests of a paused run: give --resume "
             "CHECKPOINT_ID and --checkpoint-dir too"
         )
+    if args.create and args.checkpoint_dir is None:
+        raise CliError("--create makes the --checkpoint-dir directory: give --checkpoint-dir")
     raw_input = parse_json(args.input, "--input") if args.input is not None else None
     raw_responses = parse_json(args.responses, "--responses") if args.responses else None
     wf = load_workflow(args.workflow)
 
-    storage = FileCheckpointStorage(args.checkpoint_dir) if args.checkpoint_dir else None
+    storage = None
+    if args.checkpoint_dir is not None:
+        if args.resume is not None:  # it must hold the checkpoint already: nothing to create
+            directory = _checkpoint_dir(args.checkpoint_dir, create=False)
+        else:
+            hint = " (--create makes it)"
+            directory = _checkpoint_dir(args.checkpoint_dir, create=args.create, hint=hint)
+        storage = FileCheckpointStorage(directory)
     kwargs: dict[str, Any] = {"checkpoint_storage": storage}
     if args.resume is not None:
         assert storage is not None
@@ -208,7 +217,16 @@ def add_run_parser(sub: SubParsers) -> None:
         metavar="JSON",
         help="the input message; a JSON object becomes the start executor's dataclass/model",
     )
-    p.add_argument("--checkpoint-dir", metavar="DIR", help="write a checkpoint at every barrier")
+    p.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="write a checkpoint at every barrier to DIR, an existing directory",
+    )
+    p.add_argument(
+        "--create",
+        action="store_true",
+        help="create --checkpoint-dir (and its parents) when it does not exist",
+    )
     p.add_argument(
         "--resume",
         metavar="CHECKPOINT_ID",
@@ -244,7 +262,7 @@ def add_graph_parser(sub: SubParsers) -> None:
 
 # -- checkpoints ---------------------------------------------------------------------------
 async def list_checkpoints(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    directory = _existing_dir(args.directory)
+    directory = _checkpoint_dir(args.directory, create=False)
     storage = FileCheckpointStorage(directory)
     try:
         infos = await storage.list(run_id=args.run)
@@ -259,10 +277,20 @@ async def list_checkpoints(args: argparse.Namespace, out: TextIO, err: TextIO) -
     return EXIT_OK
 
 
-def _existing_dir(name: str) -> Path:
+def _checkpoint_dir(name: str, *, create: bool, hint: str = "") -> Path:
+    """The checkpoint directory ``name``; made when missing and ``create``, else refused
+    (with ``hint`` added to the error)."""
     directory = Path(name)
-    if not directory.is_dir():
-        raise CliError(f"no checkpoint directory {name!r}")
+    if directory.is_dir():
+        return directory
+    if directory.exists():
+        raise CliError(f"checkpoint directory {name!r} is not a directory")
+    if not create:
+        raise CliError(f"no checkpoint directory {name!r}{hint}")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create checkpoint directory {name!r}: {exc.strerror}") from exc
     return directory
 
 

@@ -7,8 +7,9 @@ import importlib
 import json
 import math
 import os
+import re
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -44,10 +45,78 @@ EXIT_USAGE = 2
 
 
 class Parser(argparse.ArgumentParser):
-    """Reports bad arguments as one ``CliError`` line instead of usage + exit."""
+    """Reports bad arguments as one ``CliError`` line instead of usage + exit.
+
+    An unknown option among the arguments this parser reads before its first positional
+    one (the command, for ``superstep`` itself) is reported first: argparse would
+    otherwise complain about what a subcommand misses (``superstep --bogus run``: "the
+    following arguments are required: module:attr"). Unknown options after that are
+    argparse's own "unrecognized arguments" error.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._takes_value: dict[str, bool] = {}  # filled by add_argument, -h included
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        for option in action.option_strings:
+            self._takes_value[option] = action.nargs != 0
+        return action
+
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        tokens = list(sys.argv[1:] if args is None else args)
+        unknown = self._leading_unknown_options(tokens)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return super().parse_known_args(tokens, namespace)
+
+    def _leading_unknown_options(self, tokens: Sequence[str]) -> list[str]:
+        unknown: list[str] = []
+        skip_value = False
+        for token in tokens:
+            if skip_value:
+                skip_value = False
+                continue
+            if token == "--" or not _looks_like_option(token):
+                break  # the first positional argument (or the end of the options)
+            name = token.split("=", 1)[0]
+            known = self._match(name)
+            if known is None:
+                unknown.append(token)
+            elif "=" not in token and self._takes_value[known]:
+                skip_value = True
+        return unknown
+
+    def _match(self, name: str) -> str | None:
+        """The option ``name`` stands for: itself, a short option's first letter (``-qv``)
+        or, as argparse allows, the only long option it abbreviates."""
+        if name in self._takes_value:
+            return name
+        if not name.startswith("--"):
+            short = name[:2]
+            return short if short in self._takes_value else None
+        matches = [o for o in self._takes_value if o.startswith(name)]
+        return matches[0] if len(matches) == 1 else None
 
     def error(self, message: str) -> NoReturn:
         raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+_NEGATIVE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
+
+
+def _looks_like_option(token: str) -> bool:
+    """Whether argparse reads ``token`` as an option rather than a positional value (our
+    parsers have no option that looks like a negative number)."""
+    return (
+        token.startswith("-")
+        and token != "-"
+        and " " not in token
+        and _NEGATIVE_NUMBER.fullmatch(token) is None
+    )
 
 
 if TYPE_CHECKING:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
@@ -19,6 +21,8 @@ __all__ = ["build_parser", "main"]
 
 PROG = "superstep"
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
+"""What a shell reports for a Unix tool that SIGPIPE ended (``superstep run | head -1``)."""
 
 Handler = Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any, Any, int]]
 
@@ -73,6 +77,10 @@ def main(
     except KeyboardInterrupt:
         err.write(f"{PROG}: interrupted\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly, as Unix tools do
+        _quiet_broken_pipes(out, err)
+        return EXIT_BROKEN_PIPE
     except CliError as exc:
         if show_traceback:
             raise
@@ -83,3 +91,31 @@ def main(
             raise
         err.write(f"{PROG}: error: {type(exc).__name__}: {one_line(exc)}\n")
         return EXIT_USAGE
+
+
+def _quiet_broken_pipes(*streams: TextIO) -> None:
+    """Point each stream that still holds output for a closed pipe at the null device,
+    so that the interpreter does not flush it there at exit (which prints "Exception
+    ignored ... BrokenPipeError")."""
+    for stream in streams:
+        if not _pipe_closed(stream):
+            continue
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError):
+            continue  # not a file descriptor's stream: nothing of it is flushed at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+
+
+def _pipe_closed(stream: TextIO) -> bool:
+    try:
+        stream.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):  # closed, or another error: not ours to hide
+        return False
+    return False

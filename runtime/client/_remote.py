@@ -129,7 +129,7 @@ class _RemoteRun:
                     self._take(ev)
                     if not cancelled and self.stream.is_cancel_requested():
                         cancelled = True
-                        await _call(self.client, "POST", f"/runs/{run_id}/cancel")
+                        await self._cancel(run_id)
                 break
             except asyncio.CancelledError:
                 if cancelled or not self.stream.is_cancel_requested():
@@ -139,12 +139,21 @@ class _RemoteRun:
                 if task is not None:
                     task.uncancel()
                 cancelled = True
-                await _call(self.client, "POST", f"/runs/{run_id}/cancel")
+                await self._cancel(run_id)
                 after = (self.wf._remote_cursor or {}).get("after", after)
         view = await _call(self.client, "GET", f"/runs/{run_id}")
         if self.storage is not None:
             await self._mirror_checkpoints(run_id)
         return self._result(view)
+
+    async def _cancel(self, run_id: str) -> None:
+        """Ask the server to cancel the run; one that finished meanwhile (409) is left
+        as it ended, and its events are read on to the end as after any cancel."""
+        try:
+            await _call(self.client, "POST", f"/runs/{run_id}/cancel")
+        except RemoteError as exc:
+            if exc.status != 409:
+                raise
 
     def _own(self, server_id: str) -> str:
         return server_id.removeprefix(self.prefix) if self.prefix else server_id

@@ -41,6 +41,7 @@ from runtime.engine._graph import (
     SwitchCaseGroup,
 )
 from runtime.engine._model import (
+    EMPTY_TRACE_HASH,
     INPUT_SOURCE,
     RESPONSE_SOURCE,
     SCHEMA_VERSION,
@@ -63,6 +64,7 @@ from runtime.engine._model import (
 from runtime.engine._routing import route
 
 __all__ = [
+    "EMPTY_TRACE_HASH",
     "INPUT_SOURCE",
     "LIVELOCK_WINDOW",
     "RESPONSE_SOURCE",

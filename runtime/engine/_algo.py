@@ -16,6 +16,7 @@ from typing import Any
 from runtime.engine._codec import canonical_chunks, canonical_json, digest
 from runtime.engine._graph import FanInGroup, Graph
 from runtime.engine._model import (
+    EMPTY_TRACE_HASH,
     INPUT_SOURCE,
     RESPONSE_SOURCE,
     Activation,
@@ -110,6 +111,7 @@ def start(
         inbox=(msg,),
         state=state,
         state_digest=_state_digest(state),
+        trace_hash=EMPTY_TRACE_HASH,
         seed=seed,
         external_seq=1,
     )
@@ -304,7 +306,8 @@ def commit(
 
     All or nothing: a failed activation (policy ``fail``), a state conflict or an
     undeliverable message in strict mode fails the run and commits nothing of the
-    superstep — the returned state equals ``run_state`` except for status/error.
+    superstep — the returned state equals ``run_state`` except for its status, its
+    error and its ``superstep``, which names the superstep that failed.
 
     ``delivered_digests``: ``message_digests`` of the activations' messages (in
     activation order), when the caller has them already; the in-process driver
@@ -405,6 +408,7 @@ def commit(
 
     # -- fan-in: buffer, and flush the groups every source has contributed to ---------
     fan_in = run_state.fan_in
+    rounds = run_state.fan_in_rounds
     flushed: list[str] = []
     if buffers is not None or fan_in:
         merged: dict[int, dict[str, tuple[Message, ...]]] = {g: dict(b) for g, b in fan_in.items()}
@@ -432,6 +436,9 @@ def commit(
                 )
                 merged[g] = {}
                 flushed.append(group.target)
+                if rounds is run_state.fan_in_rounds:
+                    rounds = dict(rounds)
+                rounds[g] = (rounds.get(g, (0, 0))[0] + 1, k)
         fan_in = {g: b for g, b in merged.items() if b}
 
     # -- requests, snapshots, activity ------------------------------------------------
@@ -481,7 +488,7 @@ def commit(
             status = RunStatus.AWAITING_INPUT
         elif fan_in:
             status = RunStatus.STALLED
-            stalled = StalledError(diagnose_stall(graph, fan_in, activity))
+            stalled = StalledError(diagnose_stall(graph, fan_in, activity, rounds=rounds))
             error, report_error = ErrorInfo.of(stalled, superstep=k), stalled
         else:
             status = RunStatus.COMPLETED
@@ -501,6 +508,7 @@ def commit(
         status,
         tuple(inbox),
         fan_in,
+        rounds,
         new_state,
         pending,
         snapshots,
@@ -544,9 +552,11 @@ def _failed(
     exc: Exception,
     executor_id: str | None,
 ) -> tuple[RunState, SuperstepReport]:
-    """The superstep failed as a whole: nothing of it is committed."""
+    """The superstep failed as a whole: nothing of it is committed. The run ends in
+    superstep ``k`` (so its events, status and superstep count name the superstep that
+    failed) with everything else as the last barrier committed it, trace hash included."""
     info = ErrorInfo.of(exc, executor_id, k)
-    failed = replace(run_state, status=RunStatus.FAILED, error=info)
+    failed = replace(run_state, superstep=k, status=RunStatus.FAILED, error=info)
     return failed, SuperstepReport(k, activated, delivered, error=exc, committed=False)
 
 
@@ -616,33 +626,56 @@ def diagnose_stall(
     graph: Graph,
     fan_in: Mapping[int, Mapping[str, tuple[Message, ...]]],
     activity: Mapping[str, ExecutorActivity],
+    *,
+    rounds: Mapping[int, tuple[int, int]] | None = None,
 ) -> str:
-    """Explain, per stuck fan-in, which sources are missing and why each never sent."""
+    """Explain, per stuck fan-in, which round waits, which sources are missing and why
+    each sent nothing into that round.
+
+    ``rounds``: fan-in group -> (rounds flushed, superstep of the last flush), as
+    ``RunState.fan_in_rounds`` keeps it; without it every group reads as never flushed.
+    """
     parts: list[str] = []
     for g in sorted(fan_in):
         group = graph.groups[g]
         assert isinstance(group, FanInGroup)
         buf = fan_in[g]
+        flushed, flushed_in = (rounds or {}).get(g, (0, 0))
         have = [s for s in group.sources if buf.get(s)]
         missing = [s for s in group.sources if not buf.get(s)]
-        reasons = [f"{s!r} {_why_silent(activity.get(s))}" for s in missing]
+        reasons = [f"{s!r} {_why_silent(activity.get(s), flushed, flushed_in)}" for s in missing]
+        waiting = f"round {flushed + 1}"
+        if flushed:
+            waiting += f" (round {flushed} was flushed in superstep {flushed_in})"
         parts.append(
-            f"fan-in into {group.target!r} (sources {list(group.sources)}) can never fill: it holds "
-            f"messages from {have} but nothing from {missing}: " + "; ".join(reasons)
+            f"fan-in into {group.target!r} (sources {list(group.sources)}) can never fill "
+            f"{waiting}: it holds messages from {have} but nothing from {missing}: "
+            + "; ".join(reasons)
         )
     return "run stalled: " + " | ".join(parts)
 
 
-def _why_silent(act: ExecutorActivity | None) -> str:
+def _why_silent(act: ExecutorActivity | None, flushed: int, flushed_in: int) -> str:
     if act is None:
         return "was never activated (no message ever reached it)"
+    s = act.last_superstep
     if act.status is ActivationStatus.SKIPPED:
-        return f"failed in superstep {act.last_superstep} and was skipped (on_failure=skip)"
-    if act.status is ActivationStatus.FALLBACK:
-        return f"failed in superstep {act.last_superstep}; its messages went to its fallback"
-    if act.sent == 0:
-        return f"was last activated in superstep {act.last_superstep} and sent nothing"
-    return (
-        f"was last activated in superstep {act.last_superstep} and sent {act.sent} message(s), "
-        "none of them into this fan-in"
-    )
+        why = f"failed in superstep {s} and was skipped (on_failure=skip)"
+    elif act.status is ActivationStatus.FALLBACK:
+        why = f"failed in superstep {s}; its messages went to its fallback"
+    elif act.sent == 0:
+        why = f"was last activated in superstep {s} and sent nothing"
+    else:
+        why = f"was last activated in superstep {s} and sent {act.sent} message(s)"
+    if flushed and s <= flushed_in:
+        # not activated since the last flush, to which every source contributed: what it
+        # sent into this fan-in went there
+        return (
+            f"{why}; what it sent into this fan-in went into round {flushed}, flushed in "
+            f"superstep {flushed_in}, and it has not been activated since"
+        )
+    if act.status is ActivationStatus.OK and act.sent:
+        # activated after the last flush (or before any): a message of it into this fan-in
+        # would be in the buffer
+        why += ", none of them into this fan-in"
+    return why

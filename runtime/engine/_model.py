@@ -8,6 +8,7 @@ state store. Functions in this package never mutate them; they return new ones.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from runtime.errors import CheckpointError
 
 __all__ = [
+    "EMPTY_TRACE_HASH",
     "SCHEMA_VERSION",
     "Activation",
     "ActivationResult",
@@ -39,6 +41,10 @@ INPUT_SOURCE = "$input"
 """Source id of the run input message."""
 RESPONSE_SOURCE = "$response"
 """Source id of a human response."""
+
+EMPTY_TRACE_HASH = hashlib.blake2b(b"", digest_size=16).hexdigest()
+"""The trace hash of a run no superstep of which has committed: the digest of no bytes
+(``digest("")``). Each committed superstep chains its digest onto the hash before it."""
 
 
 class RunStatus(enum.StrEnum):
@@ -428,12 +434,16 @@ class RunState:
     workflow: str
     graph_signature: str
     superstep: int = 0
-    """Number of committed supersteps."""
+    """Number of committed supersteps; in a run that failed because superstep k committed
+    nothing (status ``failed``, not a convergence error), k: the superstep that failed."""
     status: RunStatus = RunStatus.RUNNING
     inbox: tuple[Message, ...] = ()
-    """Messages to deliver in superstep ``superstep + 1`` (external inputs included)."""
+    """Messages to deliver in the next superstep (external inputs included)."""
     fan_in: dict[int, dict[str, tuple[Message, ...]]] = field(default_factory=dict)
     """Fan-in group index -> source id -> buffered messages since the last flush."""
+    fan_in_rounds: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Fan-in group index -> (rounds flushed, superstep of the last flush), for the groups
+    that have flushed; the stall diagnosis reads it."""
     state: dict[str, Any] = field(default_factory=dict)
     """Committed shared state: key -> codec JSON form."""
     pending: dict[str, PendingRequest] = field(default_factory=dict)
@@ -442,7 +452,8 @@ class RunState:
     activity: dict[str, ExecutorActivity] = field(default_factory=dict)
     state_digest: str = ""
     """Digest of ``state`` (maintained by ``commit``)."""
-    trace_hash: str = ""
+    trace_hash: str = EMPTY_TRACE_HASH
+    """The committed supersteps' digests chained: ``digest(previous, step digest)``."""
     recent: tuple[str, ...] = ()
     """Short (16 hex digit) configuration digests of recent barriers, oldest first
     (livelock detection). Stored in JSON as one concatenated string."""
@@ -492,6 +503,7 @@ class RunState:
                 str(g): {src: [enc(m) for m in ms] for src, ms in buf.items()}
                 for g, buf in self.fan_in.items()
             },
+            "fan_in_rounds": {str(g): list(r) for g, r in self.fan_in_rounds.items()},
             "state": self.state,
             "pending": [p.to_json() for p in self.pending.values()],
             "snapshots": self.snapshots,
@@ -533,6 +545,10 @@ class RunState:
                 fan_in={
                     int(g): {src: tuple(dec(m) for m in ms) for src, ms in b.items()}
                     for g, b in d["fan_in"].items()
+                },
+                # absent from run states written before it was kept
+                fan_in_rounds={
+                    int(g): (int(r[0]), int(r[1])) for g, r in d.get("fan_in_rounds", {}).items()
                 },
                 state=dict(d["state"]),
                 pending={p.request_id: p for p in pending},

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,8 +66,14 @@ class RunResult:
     events: list[WorkflowEvent]
     pending_requests: list[RequestInfo]
     trace_hash: str
+    """The digests of the committed supersteps, chained; a run that failed has the hash
+    of what committed before the superstep that failed (``EMPTY_TRACE_HASH`` when that
+    was superstep 1). Equal hashes mean equal traces (docs/concurrency.md, rule 15)."""
     trace: list[str]
+    """The digest of each superstep this call committed, in order."""
     supersteps: int
+    """The superstep the run ended in: the number of committed supersteps, or, when a
+    superstep failed and committed nothing, that superstep's number."""
     error: ErrorInfo | None = None
     last_checkpoint_id: str | None = None
     run_state: RunState | None = field(default=None, repr=False)
@@ -104,16 +118,24 @@ Emit = Callable[[WorkflowEvent], None]
 Producer = Callable[[Emit, "RunStream"], Awaitable[RunResult]]
 
 
-class RunStream:
-    """A run in progress: ``async for event in stream`` gives its events as supersteps
-    commit; ``await stream`` (or ``get_final_response()``) gives the ``RunResult``;
-    ``cancel()`` stops it at once — the running superstep commits nothing."""
+class RunStream(Coroutine[Any, Any, RunResult]):
+    """A run in progress, as ``workflow.run(...)`` returns it.
+
+    ``async for event in stream`` gives its events as supersteps commit; ``await stream``
+    (or ``get_final_response()``) gives the ``RunResult``, also after the events were
+    iterated; ``cancel()`` stops it at once — the running superstep commits nothing.
+
+    It is a coroutine too, so whatever takes one runs it to its result:
+    ``asyncio.run(workflow.run(x))``, ``asyncio.create_task(...)``,
+    ``loop.run_until_complete(...)``. Nothing starts until it is awaited or iterated.
+    """
 
     def __init__(self, producer: Producer) -> None:
         self._producer = producer
         self._task: asyncio.Task[RunResult] | None = None
         self._queue: asyncio.Queue[WorkflowEvent | None] | None = None
         self._result: RunResult | None = None
+        self._driver: Coroutine[Any, Any, RunResult] | None = None
         self.cancel_requested = False
 
     def _start(self, emit: Emit) -> asyncio.Task[RunResult]:
@@ -152,6 +174,25 @@ class RunStream:
 
     def __await__(self) -> Generator[Any, None, RunResult]:
         return self.get_final_response().__await__()
+
+    # -- the coroutine protocol: one get_final_response() coroutine, driven by the caller
+    def _drive(self) -> Coroutine[Any, Any, RunResult]:
+        if self._driver is None:
+            self._driver = self.get_final_response()
+        return self._driver
+
+    def send(self, value: Any, /) -> Any:
+        return self._drive().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
+        driver = self._drive()
+        if val is None and tb is None:
+            return driver.throw(typ)  # the one-argument form (the three-argument one is deprecated)
+        return driver.throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
 
     def is_cancel_requested(self) -> bool:
         return self.cancel_requested

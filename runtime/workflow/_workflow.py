@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Literal, overload
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from runtime.engine import Graph, RunState
 from runtime.workflow._executor import Executor
-from runtime.workflow._run import NO_INPUT, RunRequest, RunResult, RunStream, Runtime
+from runtime.workflow._run import NO_INPUT, RunRequest, RunStream, Runtime
 
 if TYPE_CHECKING:
     from runtime.checkpoint import CheckpointStorage
@@ -19,9 +19,9 @@ class Workflow:
     """An immutable workflow graph and its executors. Build it with ``WorkflowBuilder``.
 
     ``await workflow.run(input)`` runs it to the end (or until it awaits input) and
-    returns a ``RunResult``; ``workflow.run(input, stream=True)`` returns a
-    ``RunStream`` to iterate events as supersteps commit. ``runtime=`` picks where
-    it runs (in-process by default); the same workflow object runs everywhere.
+    returns a ``RunResult``; ``async for event in workflow.run(input)`` gives the events
+    as supersteps commit. ``runtime=`` picks where it runs (in-process by default); the
+    same workflow object runs everywhere.
     """
 
     def __init__(
@@ -58,32 +58,6 @@ class Workflow:
     def get_executors_list(self) -> list[Executor]:
         return list(self.executors.values())
 
-    @overload
-    def run(
-        self,
-        message: Any = NO_INPUT,
-        *,
-        stream: Literal[False] = False,
-        responses: Mapping[str, Any] | None = None,
-        checkpoint_id: str | None = None,
-        checkpoint_storage: CheckpointStorage | None = None,
-        runtime: Runtime | None = None,
-        run_id: str | None = None,
-        seed: int = 0,
-    ) -> Coroutine[Any, Any, RunResult]: ...
-    @overload
-    def run(
-        self,
-        message: Any = NO_INPUT,
-        *,
-        stream: Literal[True],
-        responses: Mapping[str, Any] | None = None,
-        checkpoint_id: str | None = None,
-        checkpoint_storage: CheckpointStorage | None = None,
-        runtime: Runtime | None = None,
-        run_id: str | None = None,
-        seed: int = 0,
-    ) -> RunStream: ...
     def run(
         self,
         message: Any = NO_INPUT,
@@ -95,14 +69,16 @@ class Workflow:
         runtime: Runtime | None = None,
         run_id: str | None = None,
         seed: int = 0,
-    ) -> Coroutine[Any, Any, RunResult] | RunStream:
+    ) -> RunStream:
         """Start a run, continue a paused one with ``responses``, or resume from
         ``checkpoint_id`` (found in ``checkpoint_storage``).
 
-        Without ``stream`` it returns a coroutine for the ``RunResult``; with
-        ``stream=True`` a ``RunStream`` to ``async for`` over the events as
-        supersteps commit (and to ``await`` for the result, or ``cancel()``).
+        Returns a ``RunStream``: ``await`` it for the ``RunResult``, or ``async for``
+        over it for the events as supersteps commit (then ``await`` it for the result);
+        ``asyncio.run()`` takes it as it takes a coroutine. ``stream=True`` is accepted
+        as agent-framework spells it and returns the same ``RunStream``.
         """
+        del stream  # both forms give a RunStream; the caller chooses by how it consumes it
         if runtime is None:
             from runtime.inprocess import InProcessRuntime
 
@@ -115,8 +91,7 @@ class Workflow:
             run_id=run_id,
             seed=seed,
         )
-        run = runtime.start(self, request)
-        return run if stream else run.get_final_response()
+        return runtime.start(self, request)
 
     def to_mermaid(self) -> str:
         from runtime.workflow._viz import to_mermaid

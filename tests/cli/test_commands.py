@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.engine import EMPTY_TRACE_HASH
 from tests.cli.conftest import Cli
 
 FLOWS = "tests.cli.flows"
@@ -61,9 +63,26 @@ def test_run_that_fails_exits_1(cli: Cli) -> None:
     assert "Traceback" not in r.out + r.err
 
 
+def test_a_run_failing_in_superstep_1_reports_superstep_1_throughout(cli: Cli) -> None:
+    r = cli("run", f"{FLOWS}:failing", "--input", "3", "--json")
+    assert r.code == 1
+    *events, final = [json.loads(line) for line in r.out.splitlines()]
+    steps = {e["event"]: e["superstep"] for e in events if e["event"] != "started"}
+    assert steps == {
+        "superstep_started": 1,
+        "executor_failed": 1,
+        "failed": 1,
+        "status": 1,
+    }
+    assert final["supersteps"] == 1
+    assert final["trace_hash"] == EMPTY_TRACE_HASH  # the hash of the empty trace, not ""
+
+
 def test_human_in_the_loop_across_invocations(cli: Cli, tmp_path: Path) -> None:
     d = str(tmp_path / "cps")
-    first = cli("run", f"{FLOWS}:approval", "--input", "250", "--checkpoint-dir", d, "--json")
+    first = cli(
+        "run", f"{FLOWS}:approval", "--input", "250", "--checkpoint-dir", d, "--create", "--json"
+    )  # fmt: skip
     assert first.code == 0, first.err
     paused = json.loads(first.out.splitlines()[-1])
     assert paused["result"] == "awaiting_input"
@@ -136,7 +155,12 @@ def test_graph_mermaid_and_dot(cli: Cli) -> None:
         (("run", f"{FLOWS}:counter", "--resume", "x"), "--resume needs --checkpoint-dir"),
         (("run", f"{FLOWS}:counter", "--input", "1", "--responses", "{}"), "--responses"),
         (("graph", f"{FLOWS}:workflow", "--format", "png"), "invalid choice: 'png'"),
-        (("checkpoints", "list", "/no/such/dir"), "no checkpoint directory"),
+        (("checkpoints", "list", "/no/such/dir"), "no checkpoint directory '/no/such/dir'"),
+        (("--bogus", "run"), "unrecognized arguments: --bogus (see 'superstep --help')"),
+        (("--loop", "asyncio", "--bogus=1", "run"), "unrecognized arguments: --bogus=1"),
+        (("run", "--bogus"), "unrecognized arguments: --bogus (see 'superstep run --help')"),
+        (("checkpoints", "list", "-x"), "unrecognized arguments: -x"),
+        (("run", f"{FLOWS}:counter", "--input", "1", "--create"), "give --checkpoint-dir"),
         (("checkpoints",), "required"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),
         ((), "the following arguments are required: COMMAND"),
@@ -171,6 +195,44 @@ def test_checkpoint_of_another_graph_is_refused(cli: Cli, tmp_path: Path) -> Non
     r = cli("run", f"{FLOWS}:approval", "--checkpoint-dir", d, "--resume", cp_id)
     assert r.code == 2
     assert "belongs to a different graph" in r.err and r.err.count("\n") == 1
+
+
+def test_a_missing_checkpoint_directory_is_made_only_with_create(cli: Cli, tmp_path: Path) -> None:
+    d = tmp_path / "new" / "cps"
+    r = cli("run", f"{FLOWS}:counter", "--input", "1", "--checkpoint-dir", str(d), "-q")
+    assert (r.code, r.out) == (2, "")
+    assert r.err == f"superstep: error: no checkpoint directory '{d}' (--create makes it)\n"
+    assert not d.parent.exists()
+
+    r = cli("run", f"{FLOWS}:counter", "--input", "1", "--checkpoint-dir", str(d), "--create")
+    assert r.code == 0, r.err
+    assert len(list(d.glob("*.jsonl"))) == 1
+    again = cli("run", f"{FLOWS}:counter", "--input", "2", "--checkpoint-dir", str(d), "--create")
+    assert again.code == 0, again.err  # an existing directory is fine with --create too
+
+
+def test_resuming_from_a_missing_checkpoint_directory_says_so(cli: Cli, tmp_path: Path) -> None:
+    d = tmp_path / "none"
+    for extra in ((), ("--create",)):
+        r = cli(
+            "run", f"{FLOWS}:approval", "--checkpoint-dir", str(d), "--resume", "latest", *extra
+        )
+        assert r.code == 2
+        assert r.err == f"superstep: error: no checkpoint directory '{d}'\n"
+    assert not d.exists()
+
+
+def test_a_file_given_as_checkpoint_directory_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "cps"
+    f.write_text("not a directory\n")
+    for argv in (
+        ("run", f"{FLOWS}:counter", "--input", "1", "--checkpoint-dir", str(f)),
+        ("run", f"{FLOWS}:counter", "--input", "1", "--checkpoint-dir", str(f), "--create"),
+        ("checkpoints", "list", str(f)),
+    ):
+        r = cli(*argv)
+        assert (r.code, r.out) == (2, "")
+        assert r.err == f"superstep: error: checkpoint directory '{f}' is not a directory\n"
 
 
 def test_empty_checkpoint_directory(cli: Cli, tmp_path: Path) -> None:
@@ -212,3 +274,43 @@ def test_installed_console_script(tmp_path: Path) -> None:
         "superstep: error: cannot import module 'no_such_module': no module named "
         "'no_such_module'\n"
     )
+
+
+# -- the command as a process: what reaches the terminal -----------------------------------
+def _superstep(*argv: str, cwd: Path) -> subprocess.Popen[str]:
+    code = "import sys; from runtime.cli import main; sys.exit(main())"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    # `superstep run ... | head -1`: the output line is far larger than a pipe holds, so
+    # the command is still writing when the reader closes the pipe
+    greeting = '{"name": "ada", "times": 100000}'
+    with _superstep("run", f"{FLOWS}:greeting", "--input", greeting, cwd=tmp_path) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read()
+        code = proc.wait(timeout=60)
+    assert code == 141  # 128 + SIGPIPE, as a shell shows it for a Unix tool
+    assert first.split()[:2] == ["0", "started"]
+    assert err == ""
+
+
+def test_a_file_as_checkpoint_directory_prints_one_line_and_nothing_at_exit(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "cps").write_text("")
+    argv = ("run", f"{FLOWS}:counter", "--input", "1", "--checkpoint-dir", "cps")
+    with _superstep(*argv, cwd=tmp_path) as proc:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert out == ""
+    assert err == "superstep: error: checkpoint directory 'cps' is not a directory\n"

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.engine import (
+    EMPTY_TRACE_HASH,
     INPUT_SOURCE,
     RESPONSE_SOURCE,
     SCHEMA_VERSION,
@@ -44,6 +45,7 @@ from runtime.engine import (
     commit,
     derive_seed,
     diagnose_stall,
+    digest,
     plan,
     respond,
     route,
@@ -328,7 +330,7 @@ def test_strict_routing_fails_the_superstep_and_commits_nothing() -> None:
         _ok("b", 2, outputs=("out",)),
     ]
     new, report = commit(rs, g, acts, results)
-    assert new == replace(rs, status=RunStatus.FAILED, error=new.error)
+    assert new == replace(rs, superstep=2, status=RunStatus.FAILED, error=new.error)
     assert new.error is not None and new.error.type == "UndeliverableMessageError"
     assert isinstance(report.error, UndeliverableMessageError)
     assert "'a'" in str(report.error)
@@ -484,7 +486,7 @@ def test_several_writers_without_reducer_fail_and_commit_nothing() -> None:
     ]
     new, report = commit(rs, g, acts, results)
     assert new.status is RunStatus.FAILED
-    assert new == replace(rs, status=RunStatus.FAILED, error=new.error)
+    assert new == replace(rs, superstep=2, status=RunStatus.FAILED, error=new.error)
     assert new.error is not None
     assert new.error.type == "StateConflictError"
     assert new.error.superstep == 2
@@ -544,7 +546,7 @@ def test_failed_activation_fails_the_run_and_commits_nothing() -> None:
         ),
     ]
     new, report = commit(rs, g, acts, results)
-    assert new == replace(rs, status=RunStatus.FAILED, error=new.error)
+    assert new == replace(rs, superstep=2, status=RunStatus.FAILED, error=new.error)
     assert new.error is not None
     assert (new.error.type, new.error.executor_id, new.error.superstep) == (
         "ExecutorFailedError",
@@ -555,6 +557,31 @@ def test_failed_activation_fails_the_run_and_commits_nothing() -> None:
     assert report.error.executor_id == "b" and report.error.attempts == 3
     assert "bad input" in str(report.error) and "3 attempt(s)" in str(report.error)
     assert not report.committed and report.outputs == ()
+
+
+def test_a_run_failing_in_superstep_1_ends_there_with_the_empty_trace_hash() -> None:
+    g = _graph()
+    rs = start(g, 0, run_id="r")
+    assert rs.trace_hash == EMPTY_TRACE_HASH == digest("")
+    failed = ActivationResult(
+        "s", 1, ActivationStatus.FAILED, error=ErrorInfo("RuntimeError", "boom", "s", 1)
+    )
+    new, report = commit(rs, g, _acts(g, rs), [failed])
+    assert (new.status, new.superstep, report.superstep) == (RunStatus.FAILED, 1, 1)
+    assert new.error is not None and new.error.superstep == 1
+    assert new.trace_hash == EMPTY_TRACE_HASH
+
+
+def test_a_failed_run_keeps_the_trace_hash_of_what_committed() -> None:
+    g = _graph([Edge(0, "s", "a")])
+    rs = start(g, 0, run_id="r")
+    rs, first = commit(rs, g, _acts(g, rs), [_ok("s", 1, sent=_sends(g, "s", 1))])
+    assert rs.trace_hash == digest(EMPTY_TRACE_HASH, first.step_digest)
+    failed = ActivationResult(
+        "a", 2, ActivationStatus.FAILED, error=ErrorInfo("RuntimeError", "boom", "a", 2)
+    )
+    new, _ = commit(rs, g, _acts(g, rs), [failed])
+    assert (new.superstep, new.trace_hash) == (2, rs.trace_hash)
 
 
 def test_skipped_activation_commits_nothing_of_its_own_but_the_rest_commits() -> None:
@@ -826,6 +853,69 @@ def test_stall_diagnosis_explains_silent_skipped_and_fallback_sources() -> None:
     assert "'c' failed in superstep 6; its messages went to its fallback" in text
 
 
+def test_stall_after_a_flush_names_the_waiting_round_and_the_flush_that_took_the_message() -> None:
+    # s -> a, b; fan-in [a, b] -> agg; agg -> a. Superstep 2: a and b fill round 1, which
+    # flushes. Superstep 3: agg sends to a. Superstep 4: a alone starts round 2.
+    g = _graph(
+        [
+            Edge(0, "s", "a"),
+            Edge(1, "s", "b"),
+            FanInGroup(2, ("a", "b"), "agg"),
+            Edge(3, "agg", "a"),
+        ],
+        types={"agg": (list[int],)},
+    )
+
+    def forward(a: Activation) -> ActivationResult:
+        return _ok(a.executor_id, a.superstep, sent=_sends(g, a.executor_id, 1))
+
+    rs, reports = _drive(
+        g, start(g, 0, run_id="r"), {"s": forward, "a": forward, "b": forward, "agg": forward}
+    )
+    assert [r.fan_in_flushed for r in reports] == [(), ("agg",), (), ()]
+    assert rs.status is RunStatus.STALLED and rs.superstep == 4
+    assert rs.fan_in_rounds == {2: (1, 2)}
+    assert rs.error is not None
+    text = rs.error.message
+    assert "fan-in into 'agg' (sources ['a', 'b']) can never fill round 2" in text
+    assert "(round 1 was flushed in superstep 2)" in text
+    assert "holds messages from ['a'] but nothing from ['b']" in text
+    assert (
+        "'b' was last activated in superstep 2 and sent 1 message(s); what it sent into this "
+        "fan-in went into round 1, flushed in superstep 2, and it has not been activated since"
+    ) in text
+    assert "none of them into this fan-in" not in text
+
+
+def test_fan_in_rounds_count_every_flush_of_each_group() -> None:
+    g = _graph([FanInGroup(0, ("a", "b"), "agg")], types={"agg": (list[int],)})
+    rs = _state(g, inbox=[])
+    for step in (2, 3, 5):
+        rs = replace(rs, superstep=step - 1, inbox=(_msg("s", "a", 0), _msg("s", "b", 0)))
+        results = [_ok("a", step, sent=_sends(g, "a", 1)), _ok("b", step, sent=_sends(g, "b", 2))]
+        rs, _ = commit(rs, g, _acts(g, rs), results)
+        rs = replace(rs, inbox=())
+    assert rs.fan_in_rounds == {0: (3, 5)}
+
+
+def test_stall_diagnosis_of_a_source_activated_after_the_last_flush() -> None:
+    from runtime.engine import ExecutorActivity
+
+    g = _graph([FanInGroup(0, ("a", "b", "c"), "agg")], types={"agg": (list[int],)})
+    buf = {0: {"a": (Message("a", "agg", 1, 7, 0, group=0),)}}
+    activity = {
+        "b": ExecutorActivity(6, ActivationStatus.OK, 2),  # after the flush of superstep 5
+        "c": ExecutorActivity(5, ActivationStatus.SKIPPED, 0),  # in the superstep of the flush
+    }
+    text = diagnose_stall(g, buf, activity, rounds={0: (4, 5)})
+    assert "can never fill round 5 (round 4 was flushed in superstep 5)" in text
+    assert "'b' was last activated in superstep 6 and sent 2 message(s), none of them into" in text
+    assert (
+        "'c' failed in superstep 5 and was skipped (on_failure=skip); what it sent into this "
+        "fan-in went into round 4, flushed in superstep 5, and it has not been activated since"
+    ) in text
+
+
 def test_stall_is_not_declared_while_requests_are_pending() -> None:
     g = _fan_in_graph()
     rs = _state(g, inbox=[_msg("s", "a", 0)])
@@ -1072,13 +1162,22 @@ def _rich_state() -> RunState:
     fan_in: dict[int, dict[str, tuple[Message, ...]]] = {
         1: {"a": (Message("a", "agg", 5, 2, 0, group=1), Message("a", "agg", 6, 2, 1, group=1))}
     }
-    return replace(new, error=ErrorInfo("X", "y", "a", 2), seed=7, fan_in=fan_in)
+    return replace(
+        new, error=ErrorInfo("X", "y", "a", 2), seed=7, fan_in=fan_in, fan_in_rounds={1: (3, 2)}
+    )
 
 
 def test_run_state_json_roundtrip() -> None:
     rs = _rich_state()
     assert rs.fan_in and rs.pending and rs.snapshots and rs.activity and rs.inbox
+    assert rs.fan_in_rounds
     assert _json_roundtrip_state(rs) == rs
+
+
+def test_run_state_written_without_fan_in_rounds_reads_as_never_flushed() -> None:
+    d = _rich_state().to_json()
+    del d["fan_in_rounds"]
+    assert RunState.from_json(d).fan_in_rounds == {}
 
 
 def test_run_state_json_roundtrip_after_a_long_run_keeps_livelock_memory() -> None:

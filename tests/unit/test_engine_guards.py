@@ -66,7 +66,8 @@ async def test_two_requests_with_one_id_fail_the_superstep() -> None:
     assert result.error is not None and result.error.type == "RequestError"
     assert "request id 'same' (from 'b') is already pending" in result.error.message
     assert result.pending_requests == []  # the failed superstep committed nothing
-    assert result.supersteps == 1
+    assert result.supersteps == 2 and result.error.superstep == 2  # the one that failed
+    assert len(result.trace) == 1  # only superstep 1 committed
 
 
 async def test_a_response_to_an_ended_run_is_refused() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import random
 
 from runtime.checkpoint import CheckpointInfo, CheckpointStorage, checkpoint_id_for
-from runtime.engine import Checkpoint, RunStatus
+from runtime.engine import EMPTY_TRACE_HASH, Checkpoint, RunStatus
 from runtime.errors import CheckpointError, StateConflictError
 from runtime.testing.conformance._harness import SAME_PROCESS, RuntimeHarness
 from runtime.testing.conformance._registry import (
@@ -22,6 +22,7 @@ from runtime.testing.conformance._workflows import (
     GUARD_S,
     SignalProbe,
     counter_workflow,
+    failing_start_workflow,
     failure_workflow,
     hang_workflow,
     policy_workflow,
@@ -125,6 +126,50 @@ async def scenario_failed_superstep_commits_nothing(h: RuntimeHarness) -> None:
         (cp.state.state, cp.state.fan_in, cp.state.pending),
         ({"busy": 0}, {}, {}),
         "committed state, fan-in buffers, pending requests",
+    )
+
+
+def _ended_in(result: RunResult, k: int, what: str) -> None:
+    """``result`` is of a run whose superstep ``k`` failed and committed nothing."""
+    check_equal(result.status, RunStatus.FAILED, f"{what}: status")
+    check_equal(result.error and result.error.superstep, k, f"{what}: superstep of the error")
+    check_equal(result.supersteps, k, f"{what}: supersteps")
+    closing = [(e.type, e.superstep) for e in result.events if e.type in ("failed", "status")]
+    check_equal(closing, [("failed", k), ("status", k)], f"{what}: closing events")
+    check_equal(len(result.trace), k - 1, f"{what}: trace (the committed supersteps)")
+
+
+@scenario(7, 12)
+async def scenario_failed_run_ends_in_the_superstep_that_failed(h: RuntimeHarness) -> None:
+    """A run whose superstep k fails names k in its error, in the event that reports the
+    failure, in its ``failed`` and ``status`` events and as its ``supersteps``; its trace
+    and trace hash are those of the supersteps that committed before k (the last
+    checkpoint's hash, or the empty trace's when k is 1)."""
+    storage = h.checkpoint_storage()
+    failed = await run(
+        h, h.build(failure_workflow), 4, run_id="fails-in-2", checkpoint_storage=storage
+    )
+    _ended_in(failed, 2, "executor failure")
+    check_equal(
+        [e.superstep for e in events(failed, "executor_failed")], [2], "executor_failed event"
+    )
+    cp = await storage.load(checkpoint_id_for("fails-in-2", 1))
+    check_equal(failed.trace_hash, cp.state.trace_hash, "trace hash: the last checkpoint's")
+    check_equal(failed.trace, [events(failed, "superstep_completed")[0].details["digest"]], "trace")
+
+    wf = h.build(counter_workflow, n=2, times=1, use_reducer=False)
+    conflict = await run(h, wf, 0, run_id="conflicts-in-2", checkpoint_storage=storage)
+    _ended_in(conflict, 2, "state conflict")
+    check_equal(
+        [e.superstep for e in events(conflict, "state_conflict")], [2], "state_conflict event"
+    )
+    cp = await storage.load(checkpoint_id_for("conflicts-in-2", 1))
+    check_equal(conflict.trace_hash, cp.state.trace_hash, "trace hash: the last checkpoint's")
+
+    first = await run(h, h.build(failing_start_workflow), 1, run_id="fails-in-1")
+    _ended_in(first, 1, "failure in superstep 1")
+    check_equal(
+        first.trace_hash, EMPTY_TRACE_HASH, "trace hash of a run nothing of which committed"
     )
 
 

@@ -492,6 +492,11 @@ def failure_workflow() -> Workflow:
     )
 
 
+def failing_start_workflow() -> Workflow:
+    """``boom`` alone: it raises on the run input, so superstep 1 fails."""
+    return WorkflowBuilder(start_executor=Fail("boom"), name="conformance-failing-start").build()
+
+
 class Hang(Executor):
     """With a probe: signals ``started`` and then waits forever. Without: passes on."""
 
