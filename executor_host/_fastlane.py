@@ -14,13 +14,20 @@ the serialized result; 500 with the error otherwise), and a delivery goes to the
 same handler as the subscription's FastAPI route, a malformed event answered with
 its problem. Every other request — the HTTP API, ``/dapr/subscribe``, actor
 deactivation, timers and reminders, OpenAPI — goes to the FastAPI app unchanged, and
-the routes above stay registered there too (they are in the OpenAPI schema and serve
-a request the lane does not take, e.g. a delivery with another method).
+the routes above stay registered there too (they serve a request the lane does not
+take, e.g. a delivery with another method).
+
+Given the app's ``actor_types``, the lane answers any request under ``/actors/`` for
+another type itself, with a 404 problem: the SDK's routes would answer it with a 500
+(dapr-contract §9.4), where 404 tells daprd "not found", a permanent error.
+
+The lane sits behind the apps' ``TokenAuth`` and ``BodyLimit`` (``_edge``): a request
+it takes has passed the app token check and the body limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import orjson
@@ -28,7 +35,7 @@ from dapr.actor import ActorRuntime
 from dapr.clients.exceptions import ERROR_CODE_UNKNOWN, DaprInternalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from executor_host._problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
+from executor_host._problems import Problem, send_problem
 
 __all__ = ["Delivery", "FastLane"]
 
@@ -42,20 +49,43 @@ _REENTRANCY = b"dapr-reentrancy-id"
 
 class FastLane:
     """ASGI middleware: actor method calls and the given deliveries, straight to their
-    handlers; everything else to ``app``."""
+    handlers; calls for actor types not in ``actor_types`` (when given) refused with a
+    404 problem; everything else to ``app``."""
 
-    def __init__(self, app: ASGIApp, deliveries: Mapping[str, Delivery] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        deliveries: Mapping[str, Delivery] | None = None,
+        actor_types: Collection[str] | None = None,
+    ) -> None:
         self.app = app
         self.deliveries = dict(deliveries or {})
+        self.actor_types = None if actor_types is None else frozenset(actor_types)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             method = scope["method"]
             path: str = scope["path"]
-            if method == "PUT" and path.startswith("/actors/"):
+            if path.startswith("/actors/"):
                 parts = path.split("/")
+                if self.actor_types is not None and parts[2] not in self.actor_types:
+                    await send_problem(
+                        send,
+                        404,
+                        "Unknown actor type",
+                        f"this app hosts no actor type {parts[2]!r}; it hosts "
+                        f"{sorted(self.actor_types)}",
+                        path,
+                    )
+                    return
                 # /actors/<type>/<id>/method/<name>: timers and reminders have one more
-                if len(parts) == 6 and parts[4] == "method" and all(parts[2:4]) and parts[5]:
+                if (
+                    method == "PUT"
+                    and len(parts) == 6
+                    and parts[4] == "method"
+                    and all(parts[2:4])
+                    and parts[5]
+                ):
                     await self._actor_call(scope, receive, send, parts[2], parts[3], parts[5])
                     return
             elif method == "POST":
@@ -94,8 +124,7 @@ class FastLane:
         try:
             answer = await handle(headers, body)
         except Problem as exc:
-            problem = problem_body(exc.status, exc.title, exc.detail, scope["path"], **exc.extra)
-            await _answer(send, exc.status, PROBLEM_MEDIA_TYPE.encode(), orjson.dumps(problem))
+            await send_problem(send, exc.status, exc.title, exc.detail, scope["path"], **exc.extra)
             return
         await _answer(send, 200, _JSON, orjson.dumps(answer))
 

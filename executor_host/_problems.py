@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Send
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -16,6 +18,7 @@ __all__ = [
     "install_problem_handlers",
     "problem_body",
     "problems",
+    "send_problem",
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -69,9 +72,48 @@ def problem_body(
     }
 
 
+def _render(body: dict[str, Any]) -> bytes:
+    # ASCII with escapes: a detail quoting the request (a lone surrogate, say) always
+    # encodes, where UTF-8 output would fail and turn the problem into a 500
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class _ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return _render(content)
+
+
 def _response(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
     body = problem_body(status, title, detail, instance, **extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    return _ProblemResponse(body, status_code=status)
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    instance: str,
+    *,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    **extra: Any,
+) -> None:
+    """Answer an ASGI request with a problem (for middleware, which has no FastAPI)."""
+    body = _render(problem_body(status, title, detail, instance, **extra))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -6,7 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Settings", "resolve_app_id"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Settings", "resolve_app_id"]
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+"""daprd's default ``--max-body-size`` (4Mi): nothing larger reaches the app through it."""
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -17,6 +20,19 @@ def _labels(text: str) -> dict[str, str]:
             raise ValueError(f"SUPERSTEP_LABELS: expected key=value, got {part!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "")
+    if not text.strip():
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}: expected a number of bytes, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name}: expected 0 (no limit) or more bytes, got {value}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +65,13 @@ class Settings:
     """Expiry of payloads written by reference (they are read while their superstep runs)."""
     api_token: str = ""
     """When set, the HTTP API wants ``Authorization: Bearer <token>`` (``SUPERSTEP_API_TOKEN``)."""
+    app_token: str = ""
+    """When set, the routes the Dapr sidecar calls want header ``dapr-api-token: <token>``
+    (``APP_API_TOKEN``: the variable daprd reads to send that header on every call to
+    its app)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Largest request body either app takes (413 beyond; ``SUPERSTEP_MAX_BODY_BYTES``,
+    0 for no limit). The default is daprd's default ``--max-body-size``, 4 MiB."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +97,8 @@ class Settings:
             payload_ref_bytes=int(e.get("SUPERSTEP_PAYLOAD_REF_BYTES", str(16 * 1024))),
             payload_ttl_s=int(e.get("SUPERSTEP_PAYLOAD_TTL_S", str(24 * 3600))),
             api_token=e.get("SUPERSTEP_API_TOKEN", ""),
+            app_token=e.get("APP_API_TOKEN", ""),
+            max_body_bytes=_byte_count(e, "SUPERSTEP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         )
 
 

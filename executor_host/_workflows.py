@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -23,6 +24,9 @@ from runtime.engine import canonical_json
 __all__ = ["WorkflowRegistry"]
 
 Factory = Callable[[], Workflow]
+
+_BUILT_TEMPLATES = 64
+"""Factory-built templates kept (by factory and parameters), least recently used first out."""
 
 
 class UnknownWorkflow(LookupError):
@@ -78,11 +82,18 @@ class WorkflowRegistry:
                 f"factory {factory!r} is not served here (its module is not listed as "
                 f"'{module_name}:*' in SUPERSTEP_WORKFLOWS)"
             )
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part, None)
-        if not callable(obj):
-            raise UnknownWorkflow(f"factory {factory!r} does not exist")
+        obj = factory_function(module_name, attr)
+        if obj is None:
+            raise UnknownWorkflow(
+                f"factory {factory!r} does not exist (a factory is a public function "
+                f"defined in {module_name})"
+            )
+        try:
+            inspect.signature(obj).bind(**params)
+        except TypeError as exc:
+            raise UnknownWorkflow(
+                f"factory {factory!r} does not take these parameters: {exc}"
+            ) from None
         made = obj(**params)
         if not isinstance(made, Workflow):
             raise UnknownWorkflow(f"factory {factory!r} did not return a Workflow")
@@ -97,9 +108,12 @@ class WorkflowRegistry:
                 raise UnknownWorkflow(f"no workflow named {name!r}; registered: {self.names}")
             return self._templates[name]
         key = (factory, canonical_json(dict(params or {})))
-        wf = self._built.get(key)
+        wf = self._built.pop(key, None)
         if wf is None:
-            wf = self._built[key] = self._call(factory, params or {})
+            wf = self._call(factory, params or {})
+        self._built[key] = wf  # most recently used last
+        while len(self._built) > _BUILT_TEMPLATES:
+            del self._built[next(iter(self._built))]
         return wf
 
     def build(
@@ -111,6 +125,19 @@ class WorkflowRegistry:
                 raise UnknownWorkflow(f"no workflow named {name!r}; registered: {self.names}")
             return self._factories[name]()
         return self._call(factory, params or {})
+
+
+def factory_function(module_name: str, attr: str) -> Callable[..., Any] | None:
+    """The factory ``module_name:attr`` of a ``module:*`` spec: a public function defined
+    in that module itself, never an attribute path (``os.system`` reached through an
+    import of the module) nor a class, a private name or something it imported."""
+    if not attr.isidentifier() or attr.startswith("_"):
+        return None
+    module = importlib.import_module(module_name)
+    obj = vars(module).get(attr)
+    if not inspect.isfunction(obj) or obj.__module__ != module.__name__:
+        return None
+    return obj
 
 
 def _factories_of(obj: Any, spec: str) -> list[Factory]:

@@ -15,12 +15,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from dapr.ext.fastapi import DaprActor, DaprApp
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from executor_host._actors import (
@@ -28,10 +27,16 @@ from executor_host._actors import (
     CoordinatorDeps,
     coordinator_class,
 )
-from executor_host._auth import BearerAuth
 from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
-from executor_host._fastlane import FastLane
+from executor_host._edge import install_edge
+from executor_host._ids import (
+    CHECKPOINT_ID_MAX,
+    CHECKPOINT_ID_PATTERN,
+    RUN_ID_MAX,
+    RUN_ID_PATTERN,
+    is_run_id,
+)
 from executor_host._problems import Problem, install_problem_handlers, problems
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
@@ -52,9 +57,22 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-# a run id is its coordinator actor's id, a segment of the sidecar's URL: "." and ".."
-# (and other ids of dots only) would be taken as the path's own segments
-RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]*[A-Za-z0-9_:-][A-Za-z0-9_.:-]*$"
+RunId = Annotated[
+    str,
+    Path(
+        pattern=RUN_ID_PATTERN,
+        max_length=RUN_ID_MAX,
+        description="letters, digits, '_', '.', ':' and '-', not dots only",
+    ),
+]
+CheckpointId = Annotated[
+    str,
+    Path(
+        pattern=CHECKPOINT_ID_PATTERN,
+        max_length=CHECKPOINT_ID_MAX,
+        description="<run id>@<superstep>",
+    ),
+]
 
 
 class StartRun(BaseModel):
@@ -68,11 +86,16 @@ class StartRun(BaseModel):
     )
     input: Any = Field(default=None, description="the run input, codec JSON")
     has_input: bool = Field(default=True, description="false when resuming from a checkpoint")
-    run_id: str | None = Field(default=None, max_length=200, pattern=RUN_ID_PATTERN)
+    run_id: str | None = Field(default=None, max_length=RUN_ID_MAX, pattern=RUN_ID_PATTERN)
     seed: int = 0
     signature: str | None = Field(default=None, description="the client's graph signature")
     checkpoint: dict[str, Any] | None = Field(default=None, description="a checkpoint to resume")
-    checkpoint_id: str | None = Field(default=None, description="a stored checkpoint to resume")
+    checkpoint_id: str | None = Field(
+        default=None,
+        max_length=CHECKPOINT_ID_MAX,
+        pattern=CHECKPOINT_ID_PATTERN,
+        description="a stored checkpoint to resume (<run id>@<superstep>)",
+    )
     responses: dict[str, Any] | None = None
 
 
@@ -131,8 +154,12 @@ def create_app(config: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    if settings.api_token:
-        app.add_middleware(BearerAuth, token=settings.api_token)
+    if settings.api_token and not settings.app_token:
+        log.warning(
+            "SUPERSTEP_API_TOKEN is set but APP_API_TOKEN is not: the routes the Dapr "
+            "sidecar calls (/dapr/*, /actors/*, /events/*) take requests from anyone who "
+            "reaches the app"
+        )
     actors = DaprActor(app)
     dapr_app = DaprApp(app)
 
@@ -177,9 +204,10 @@ def create_app(config: Settings | None = None) -> FastAPI:
         "/runs",
         status_code=201,
         summary="Start a run (or resume one from a checkpoint)",
-        responses=errors(400, 404, 409, 422, 502),
+        responses=errors(400, 404, 409, 413, 422, 502),
     )
     async def start_run(body: StartRun, request: Request) -> dict[str, Any]:
+        _check_text(dict(body))
         wf = workflow(body.workflow, body.factory, body.params)
         graph = wf.graph
         if body.signature is not None and body.signature != graph.signature:
@@ -191,9 +219,11 @@ def create_app(config: Settings | None = None) -> FastAPI:
             )
         await _check_placement(wf, body.factory)
         state = await _initial_state(wf, body)
-        if len(state.run_id) > 200 or not re.fullmatch(RUN_ID_PATTERN, state.run_id):
+        if not is_run_id(state.run_id):
             raise Problem(
-                400, "Invalid run id", f"{state.run_id!r} does not match {RUN_ID_PATTERN}"
+                400,
+                "Invalid run id",
+                f"{state.run_id!r} is not a run id: up to {RUN_ID_MAX} of {RUN_ID_PATTERN}",
             )
         # continuing a run from its own state or checkpoint reuses its id
         resume = (
@@ -331,9 +361,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.get(
         "/runs/{run_id}",
         summary="A run's status, outputs and pending requests",
-        responses=errors(404),
+        responses=errors(404, 422),
     )
-    async def get_run(run_id: str) -> dict[str, Any]:
+    async def get_run(run_id: RunId) -> dict[str, Any]:
         return _view(await record_of(run_id))
 
     @app.get(
@@ -342,7 +372,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
         responses=errors(404, 422),
     )
     async def run_events(
-        run_id: str, after: int = Query(default=-1, ge=-1, description="last event chunk seen")
+        run_id: RunId,
+        after: int = Query(default=-1, ge=-1, description="last event chunk seen"),
     ) -> StreamingResponse:
         await record_of(run_id)
 
@@ -372,9 +403,10 @@ def create_app(config: Settings | None = None) -> FastAPI:
         "/runs/{run_id}/responses",
         status_code=202,
         summary="Answer pending requests",
-        responses=errors(400, 404, 422, 502),
+        responses=errors(400, 404, 413, 422, 502),
     )
-    async def answer(run_id: str, body: Responses) -> dict[str, Any]:
+    async def answer(run_id: RunId, body: Responses) -> dict[str, Any]:
+        _check_text(body.responses)
         record = await record_of(run_id)
         wf = workflow(record.workflow, record.factory, record.params)
         _apply_responses(wf, record.state, body.responses)  # validates; the actor applies
@@ -385,23 +417,32 @@ def create_app(config: Settings | None = None) -> FastAPI:
         "/runs/{run_id}/cancel",
         status_code=202,
         summary="Cancel a run",
-        responses=errors(404, 502),
+        responses=errors(404, 409, 422, 502),
     )
-    async def cancel(run_id: str) -> dict[str, Any]:
-        await record_of(run_id)
+    async def cancel(run_id: RunId) -> dict[str, Any]:
+        status = (await record_of(run_id)).state.status
+        if status.is_final:
+            raise Problem(
+                409,
+                "Run already finished",
+                f"run {run_id!r} is {status.value}: there is nothing to cancel",
+                run_status=status.value,
+            )
         await coordinator(run_id, "Cancel")
         return {"run_id": run_id}
 
-    @app.get("/runs/{run_id}/checkpoints", summary="A run's checkpoints", responses=errors(404))
-    async def checkpoints(run_id: str) -> list[str]:
+    @app.get(
+        "/runs/{run_id}/checkpoints", summary="A run's checkpoints", responses=errors(404, 422)
+    )
+    async def checkpoints(run_id: RunId) -> list[str]:
         return (await record_of(run_id)).checkpoints
 
     @app.get(
         "/checkpoints/{checkpoint_id}",
         summary="A checkpoint (portable JSON)",
-        responses=errors(404),
+        responses=errors(404, 422),
     )
-    async def get_checkpoint(checkpoint_id: str) -> dict[str, Any]:
+    async def get_checkpoint(checkpoint_id: CheckpointId) -> dict[str, Any]:
         cp = await store().load_checkpoint(checkpoint_id)
         if cp is None:
             raise Problem(404, "Unknown checkpoint", f"no checkpoint {checkpoint_id!r}")
@@ -410,9 +451,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.get(
         "/runs/{run_id}/topology",
         summary="Which host ran which executor",
-        responses=errors(400, 404),
+        responses=errors(400, 404, 422),
     )
-    async def topology(run_id: str) -> dict[str, Any]:
+    async def topology(run_id: RunId) -> dict[str, Any]:
         record = await record_of(run_id)
         graph = workflow(record.workflow, record.factory, record.params).graph
         ran: dict[str, set[str]] = {}
@@ -513,15 +554,44 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
         return await deliver(headers, body, ResultEnvelope, take, ActorInvokeError)
 
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.path == "/events/results":
-            route.responses.update(problems(404))  # a malformed delivery (Dapr drops it)
-
     # the sidecar's calls each superstep (this delivery, the coordinator's actor call)
     # skip FastAPI
-    app.add_middleware(FastLane, deliveries={"/events/results": take_result})
-
+    install_edge(
+        app,
+        settings,
+        actor_types=[COORDINATOR_TYPE],
+        deliveries={"/events/results": take_result},
+        api_token=settings.api_token,
+    )
     return app
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(value: Any) -> None:
+    """A 400 problem for a lone UTF-16 surrogate in any string (or key) of ``value``.
+
+    JSON text can escape one (``"\\ud800"``), and Python decodes it, but it is no
+    character: it has no UTF-8 encoding, so a run could neither store nor send it on."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found is not None:
+                raise Problem(
+                    400,
+                    "Invalid text",
+                    f"the request holds a lone surrogate, U+{ord(found.group()):04X}: "
+                    "JSON strings must be Unicode text (a surrogate escape only as half of "
+                    "a pair)",
+                )
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _view(record: RunRecord) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from executor_host._actors import (
     executor_actor_type,
 )
 from executor_host._bus import Bus, deliver
-from executor_host._fastlane import FastLane
+from executor_host._edge import install_edge
 from executor_host._payloads import PayloadCache
 from executor_host._problems import Problem, install_problem_handlers
 from executor_host._serializer import EnvelopeSerializer
@@ -130,9 +130,6 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
         return await deliver(headers, body, ActivationEnvelope, take, ActorInvokeError)
 
-    # the sidecar's calls each superstep (this delivery, the actor call) skip FastAPI
-    app.add_middleware(FastLane, deliveries={"/events/activations": take_activation})
-
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "pool": settings.pool}
@@ -145,4 +142,11 @@ def create_app(config: Settings | None = None) -> FastAPI:
             raise Problem(503, "Not ready", reason)
         return {"status": "ok", "pool": settings.pool, "dapr": "ok"}
 
+    # the sidecar's calls each superstep (this delivery, the actor call) skip FastAPI
+    install_edge(
+        app,
+        settings,
+        actor_types=[actor_type],
+        deliveries={"/events/activations": take_activation},
+    )
     return app

@@ -47,6 +47,7 @@ class LocalDeployment:
         namespace: str | None = None,
         faults: FaultPlan | None = None,
         daprd: Path | None = None,
+        app_api_token: str | None = None,
     ) -> None:
         self.workflows = list(workflows)
         self.pools = dict(pools or {"default": 2})
@@ -59,6 +60,9 @@ class LocalDeployment:
         self.daprd = daprd
         """The folder of Dapr's binaries: the apps run beside real daprd processes
         instead of the local sidecar (``sidecar.launcher.daprd``)."""
+        self.app_api_token = app_api_token
+        """The token the sidecars send the apps (``APP_API_TOKEN``): the apps refuse
+        sidecar-facing calls without it."""
         self.api_port = free_port()
         self.topology: Topology | None = None
         self.host_ids: list[str] = []
@@ -127,7 +131,13 @@ class LocalDeployment:
         return apps
 
     async def start(self) -> None:
-        self.topology = Topology(self.specs(), sink=self.sink, faults=self.faults, daprd=self.daprd)
+        self.topology = Topology(
+            self.specs(),
+            sink=self.sink,
+            faults=self.faults,
+            daprd=self.daprd,
+            app_api_token=self.app_api_token,
+        )
         await self.topology.start()
 
     async def kill(self, host_id: str) -> None:

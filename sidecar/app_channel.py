@@ -36,7 +36,16 @@ class AppResponse:
 class AppChannel:
     """Calls into the app; a connection error raises :class:`AppUnreachable`."""
 
-    def __init__(self, app_id: str, host: str, port: int, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        app_id: str,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 60.0,
+        app_token: str | None = None,
+    ) -> None:
+        self.app_token = app_token
         self.app_id = app_id
         self.host = host
         self.port = port
@@ -59,6 +68,8 @@ class AppChannel:
         if query:
             url = f"{url}?{query}"
         out_headers = {"dapr-app-id": self.app_id, **(headers or {})}
+        if self.app_token:  # daprd sends APP_API_TOKEN on every call, over any caller's
+            out_headers["dapr-api-token"] = self.app_token
         try:
             response = await self._pool.request(method, url, body=body, headers=out_headers)
         except Http1Error as exc:

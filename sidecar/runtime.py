@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -60,6 +61,9 @@ class SidecarOptions:
     faults: FaultPlan | None = None
     probe_interval: float = 0.5
     probe_threshold: int = 3
+    app_api_token: str | None = field(default_factory=lambda: os.environ.get("APP_API_TOKEN"))
+    """Sent to the app as ``dapr-api-token`` on every call (daprd reads it from
+    ``APP_API_TOKEN`` in its environment), so the app can refuse callers without it."""
     max_body_bytes: int = 4 << 20
     """The largest request body the HTTP and gRPC APIs take (daprd's ``--max-body-size``,
     4 MiB by default): bigger ones fail as daprd's do ("stream too large")."""
@@ -128,7 +132,9 @@ class Sidecar:
             await self._start_subscriptions(None, [])
             self._mark_ready()
         else:
-            self.app = AppChannel(opts.app_id, opts.app_host, opts.app_port)
+            self.app = AppChannel(
+                opts.app_id, opts.app_host, opts.app_port, app_token=opts.app_api_token
+            )
             self._tasks.append(asyncio.create_task(self._handshake()))
 
     async def _open_components(self, resources: Resources) -> None:

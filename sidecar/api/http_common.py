@@ -94,4 +94,4 @@ def guarded(endpoint: Endpoint) -> Endpoint:
 
 
 def unauthorized() -> Response:
-    return PlainTextResponse("invalid api token", status_code=401)
+    return PlainTextResponse("invalid api token\n", status_code=401)  # daprd: http.Error

@@ -57,6 +57,7 @@ class Topology:
         probe_interval: float = 0.5,
         daprd: Path | None = None,
         control_plane: ControlPlane | None = None,
+        app_api_token: str | None = None,
     ) -> None:
         if daprd is not None and faults is not None:
             raise ValueError("fault injection needs the local sidecar, not daprd")
@@ -69,6 +70,10 @@ class Topology:
         self.faults = faults
         self.sink = sink
         self.api_token = api_token if api_token is not None else os.environ.get("DAPR_API_TOKEN")
+        self.app_api_token = (
+            app_api_token if app_api_token is not None else os.environ.get("APP_API_TOKEN")
+        )
+        """What each sidecar sends its app as ``dapr-api-token`` (and the app checks)."""
         self.startup_timeout = startup_timeout
         self.probe_interval = probe_interval
         self.sidecars: dict[str, Sidecar] = {}
@@ -102,6 +107,8 @@ class Topology:
             env["APP_PORT"] = str(spec.app_port)
         if self.api_token:
             env["DAPR_API_TOKEN"] = self.api_token
+        if self.app_api_token:
+            env["APP_API_TOKEN"] = self.app_api_token
         env.update(spec.env)
         return env
 
@@ -125,6 +132,7 @@ class Topology:
                     faults=self.faults,
                     probe_interval=self.probe_interval,
                     max_body_bytes=quantity_bytes(spec.max_body_size),
+                    app_api_token=self.app_api_token,
                 )
                 sidecar = Sidecar(options, self.cluster)
                 await sidecar.start()
@@ -160,6 +168,7 @@ class Topology:
                     placement_address=self.control_plane.placement_address,
                     scheduler_address=self.control_plane.scheduler_address,
                     api_token=self.api_token,
+                    app_api_token=self.app_api_token,
                 )
                 await daprd.start()
                 self.daprds[spec.name] = daprd

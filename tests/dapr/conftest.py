@@ -28,6 +28,8 @@ from tests.conftest import daprd_binaries
 from tests.sidecar.conftest import STATE_COMPONENTS, require_service
 
 API_TOKEN = "conftest-token-0f9c"
+APP_TOKEN = "conftest-app-token-7d21"
+"""What the sidecars send the apps; calls into an app without it are refused."""
 
 
 def _redis_reachable() -> bool:
@@ -93,6 +95,7 @@ def _deploy(
         sink=lambda app, line: logs.append(f"{app}: {line}"),
         faults=faults,
         daprd=daprd_binaries(),
+        app_api_token=APP_TOKEN,
     )
     with BackgroundLoop() as bg:
         bg.run(local.start(), timeout=120)

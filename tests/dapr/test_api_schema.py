@@ -52,21 +52,11 @@ OPERATIONS = [
     "GET /runs/{run_id}/topology",
     "GET /hosts",
     "GET /workflows",
-    "GET /healthz",
-    "GET /dapr/config",
-    "GET /dapr/subscribe",
-    "POST /events/results",
 ]
-ACTOR_CALLBACK = (
-    "the sidecar's actor calls: they drive coordinators past the API, in Dapr's protocol"
-)
+# (the sidecar's routes and the probes are not in the schema: tests/unit/test_app_edge.py)
 EXCLUDED = {
     "GET /runs/{run_id}/events": "a stream that ends only with its run: test_runtime.py checks "
     "its 404 and 422 problems by hand",
-    "DELETE /actors/{actor_type_name}/{actor_id}": ACTOR_CALLBACK,
-    "PUT /actors/{actor_type_name}/{actor_id}/method/{method_name}": ACTOR_CALLBACK,
-    "PUT /actors/{actor_type_name}/{actor_id}/method/timer/{timer_name}": ACTOR_CALLBACK,
-    "PUT /actors/{actor_type_name}/{actor_id}/method/remind/{reminder_name}": ACTOR_CALLBACK,
 }
 # generated run starts name these (or keep the generated name): real runs of the test
 # workflows, cancelled afterwards ("slow" is left out: it sleeps as long as its input says)
@@ -143,7 +133,11 @@ def known(deployment: Deployment) -> Iterator[Known]:
         known = Known([done, waiting], checkpoints, [p["request_id"] for p in pending])
         yield known
         for run_id in sorted({waiting, *known.started}):
-            assert client.post(f"/runs/{run_id}/cancel").status_code == 202
+            cancel = client.post(f"/runs/{run_id}/cancel")
+            # a started run may have finished by now: nothing to cancel then
+            assert cancel.status_code == 202 or (
+                cancel.status_code == 409 and cancel.json()["run_status"] != "running"
+            ), cancel.text
         for run_id in sorted({waiting, *known.started}):
             _wait_for_end(client, run_id)
 

@@ -9,7 +9,7 @@ import httpx
 
 from runtime import RunStatus, WorkflowEvent
 from tests.dapr import workflows
-from tests.dapr.conftest import Deployment
+from tests.dapr.conftest import APP_TOKEN, Deployment
 
 
 async def test_ping_runs_with_the_in_process_trace(deployment: Deployment) -> None:
@@ -68,7 +68,8 @@ async def test_malformed_events_get_a_404_problem_and_change_nothing(
     # be retried); the apps go on serving
     assert deployment.local.topology is not None
     ports = {a.name: a.app_port for a in deployment.local.topology.apps}
-    ce = {"content-type": "application/cloudevents+json"}
+    # sent as the sidecar sends them, with the app token
+    ce = {"content-type": "application/cloudevents+json", "dapr-api-token": APP_TOKEN}
     event = {"specversion": "1.0", "id": "x", "source": "s", "type": "t"}
     bodies = [
         b"{not json",
@@ -86,6 +87,41 @@ async def test_malformed_events_get_a_404_problem_and_change_nothing(
                 assert resp.status_code == 404, (url, body, resp.text)
                 assert resp.headers["content-type"].startswith("application/problem+json")
                 assert resp.json()["title"] == "Malformed event"
+    result = await workflows.ping().run(0, runtime=deployment.runtime())
+    assert result.status is RunStatus.COMPLETED and result.outputs == [11]
+
+
+async def test_calls_into_the_apps_without_the_app_token_are_refused(
+    deployment: Deployment,
+) -> None:
+    """A forged result, cancel or actor call that reaches an app's port without the
+    token its sidecar sends gets 401 and changes nothing; runs go on."""
+    assert deployment.local.topology is not None
+    ports = {a.name: a.app_port for a in deployment.local.topology.apps}
+    forged = {
+        "specversion": "1.0",
+        "id": "forged",
+        "source": "s",
+        "type": "t",
+        "datacontenttype": "application/json",
+        "data": {"run_id": "r", "superstep": 1, "executor_id": "x"},
+    }
+    body = json.dumps(forged).encode()
+    calls = [
+        ("POST", f"{deployment.url}/events/results", body),
+        ("POST", f"{deployment.url}/actors/Coordinator/r/method/Cancel", b"{}"),
+        ("GET", f"{deployment.url}/dapr/config", b""),
+        ("POST", f"http://127.0.0.1:{ports['superstep-aux-1']}/events/activations", body),
+    ]
+    async with httpx.AsyncClient() as client:
+        for method, url, content in calls:
+            for token in (None, "wrong"):
+                headers = {"content-type": "application/cloudevents+json"}
+                if token is not None:
+                    headers["dapr-api-token"] = token
+                resp = await client.request(method, url, headers=headers, content=content)
+                assert resp.status_code == 401, (url, token, resp.text)
+                assert resp.headers["content-type"].startswith("application/problem+json")
     result = await workflows.ping().run(0, runtime=deployment.runtime())
     assert result.status is RunStatus.COMPLETED and result.outputs == [11]
 
@@ -220,6 +256,8 @@ async def test_the_event_stream_of_an_unknown_run_is_a_404_problem(deployment: D
 async def test_the_api_wants_its_token_but_dapr_callbacks_and_health_do_not(
     deployment: Deployment,
 ) -> None:
+    # (the sidecar's routes want the app token instead, which this deployment sets:
+    # test_calls_into_the_apps_without_the_app_token_are_refused)
     async with httpx.AsyncClient(base_url=deployment.url) as client:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
             resp = await client.get("/runs", headers=headers)
@@ -231,7 +269,48 @@ async def test_the_api_wants_its_token_but_dapr_callbacks_and_health_do_not(
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["dapr"] == "ok"
-        # the sidecar's callbacks are not behind the token (it does not have it)
-        assert (await client.get("/dapr/config")).status_code == 200
+        # the sidecar's callbacks are not behind the client's token (it does not have it)
+        config = await client.get("/dapr/config", headers={"dapr-api-token": APP_TOKEN})
+        assert config.status_code == 200
+        # nor is the API's description (it shows no run data)
+        assert (await client.get("/openapi.json")).status_code == 200
         ok = await client.get("/runs", headers=deployment.headers)
         assert ok.status_code == 200
+
+
+async def test_cancelling_a_finished_run_is_a_409_naming_its_status(
+    deployment: Deployment,
+) -> None:
+    # it answered 202 and did nothing
+    done = await workflows.ping().run(0, runtime=deployment.runtime())
+    assert done.status is RunStatus.COMPLETED
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
+        resp = await client.post(f"/runs/{done.run_id}/cancel")
+        after = (await client.get(f"/runs/{done.run_id}")).json()
+    assert _is_problem(resp, 409), resp.text
+    assert resp.json()["run_status"] == "completed" and "completed" in resp.json()["detail"]
+    assert after["status"] == "completed" and after["outputs"] == [11]
+
+
+async def test_hostile_ids_and_text_are_4xx_problems_through_the_sidecar(
+    deployment: Deployment,
+) -> None:
+    # each answered 500 (the raw id in the state store's URL) or 502 (a lone surrogate
+    # made the coordinator fail)
+    json_type = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
+        run = await client.get("/runs/a%7C%7Cb")
+        checkpoint = await client.get("/checkpoints/x%7C%7Cy@000001")
+        resume = await client.post(
+            "/runs", json={"workflow": "ping", "has_input": False, "checkpoint_id": "../x@1"}
+        )
+        surrogate = await client.post(
+            "/runs", content=b'{"workflow": "echo", "input": ["\\ud800"]}', headers=json_type
+        )
+        pair = await client.post(
+            "/runs", content=b'{"workflow": "echo", "input": ["\\ud83d\\ude00"]}', headers=json_type
+        )
+    for resp in (run, checkpoint, resume):
+        assert _is_problem(resp, 422), resp.text
+    assert _is_problem(surrogate, 400) and surrogate.json()["title"] == "Invalid text"
+    assert pair.status_code == 201, pair.text

@@ -23,7 +23,7 @@ from tests.sidecar.apps.recorder import topic
 from tests.sidecar.conftest import write_resources
 from tests.sidecar.runs import DaprRun, RunApp, uvicorn_command
 
-pytestmark = pytest.mark.sidecar_only
+pytestmark = pytest.mark.sidecar_only("runs the repo's launcher with the local sidecar")
 
 REPO_LAUNCHER = (sys.executable, "-m", "sidecar", "run", "-f")
 

@@ -107,7 +107,7 @@ def test_handshake_token_and_metadata(
             assert client.get(f"{base}/healthz").status_code == 204  # exempt from the token
             assert client.get(f"{base}/healthz?appid=other").status_code == 500
             denied = client.get(f"{base}/state/mem/k")
-            assert denied.status_code == 401 and denied.text == "invalid api token"
+            assert denied.status_code == 401 and denied.text == "invalid api token\n"
             assert client.get(f"{base}/state/mem/k", headers=token).status_code == 204
             meta = client.get(f"{base}/metadata", headers=token).json()
             assert meta["id"] == "guarded"
@@ -154,7 +154,7 @@ def _deliveries(
     return [r["data"]["i"] for r in received if r["data"]["i"] >= 0]
 
 
-@pytest.mark.sidecar_only
+@pytest.mark.sidecar_only("seeded pub/sub fault injection is the local sidecar's")
 def test_seeded_pubsub_faults_are_reproducible(
     bg: BackgroundLoop, cluster: Cluster, resources: Path
 ) -> None:
@@ -166,7 +166,7 @@ def test_seeded_pubsub_faults_are_reproducible(
     assert len(first) > len(set(first))  # some duplicated
 
 
-@pytest.mark.sidecar_only
+@pytest.mark.sidecar_only("seeded pub/sub fault injection is the local sidecar's")
 def test_seeded_reorder_changes_the_delivery_order_reproducibly(
     bg: BackgroundLoop, cluster: Cluster, resources: Path
 ) -> None:
@@ -187,7 +187,7 @@ def test_seeded_reorder_changes_the_delivery_order_reproducibly(
     assert len(overtaken) >= 3, first
 
 
-@pytest.mark.sidecar_only
+@pytest.mark.sidecar_only("state store fault injection is the local sidecar's")
 def test_state_faults_fail_and_delay(bg: BackgroundLoop, cluster: Cluster, resources: Path) -> None:
     plan = FaultPlan(seed=1, state=StateFaults(fail=1.0, operations=frozenset({"set"})))
     options = SidecarOptions(app_id="flaky", resources_paths=(resources,), faults=plan)

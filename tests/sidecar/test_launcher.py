@@ -136,7 +136,7 @@ def test_app_env_and_service_invocation(bg: BackgroundLoop, tmp_path: Path) -> N
             assert missing.json()["errorCode"] == "ERR_DIRECT_INVOKE"
 
 
-@pytest.mark.sidecar_only
+@pytest.mark.sidecar_only("tests the repo's launcher with the local sidecar itself")
 def test_topology_hands_app_output_to_its_sink(bg: BackgroundLoop, tmp_path: Path) -> None:
     lines: list[tuple[str, str]] = []
     (tmp_path / "server.py").write_text(SERVER)
@@ -152,7 +152,7 @@ def test_topology_hands_app_output_to_its_sink(bg: BackgroundLoop, tmp_path: Pat
         bg.run(topology.stop())
 
 
-@pytest.mark.sidecar_only
+@pytest.mark.sidecar_only("tests the repo's launcher with the local sidecar itself")
 def test_app_dying_during_startup_fails_with_its_last_lines(
     bg: BackgroundLoop, tmp_path: Path
 ) -> None:
@@ -166,7 +166,7 @@ def test_app_dying_during_startup_fails_with_its_last_lines(
     assert str(info.value).endswith("its last log lines:\nloading config"), "shown with it"
 
 
-@pytest.mark.sidecar_only
+@pytest.mark.sidecar_only("tests the repo's launcher with the local sidecar itself")
 def test_cli_exits_non_zero_with_the_app_log(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "dapr.yaml").write_text(
@@ -186,7 +186,7 @@ def test_cli_exits_non_zero_with_the_app_log(tmp_path: Path) -> None:
     assert "== APP - app == cannot connect to the database" in done.stdout
 
 
-@pytest.mark.sidecar_only
+@pytest.mark.sidecar_only("tests the repo's launcher with the local sidecar itself")
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
 @pytest.mark.parametrize("how", ["setpriv", "prctl"])
 def test_apps_die_with_a_killed_launcher(tmp_path: Path, how: str) -> None:

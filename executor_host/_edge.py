@@ -1,0 +1,67 @@
+"""What stands in front of both apps, in one order.
+
+Outermost first: ``TokenAuth`` (the app token on the sidecar's routes, the API token on
+the client's), ``BodyLimit`` (413 beyond ``SUPERSTEP_MAX_BODY_BYTES``), ``FastLane``
+(the sidecar's per-superstep calls without FastAPI; unknown actor types refused), then
+the FastAPI app. A request is authenticated before any of its body is read, and the
+fast lane serves only requests that passed both checks.
+
+The sidecar's routes (the SDK's ``/dapr/*``, ``/actors/*``, its ``/healthz``, and the
+subscriptions under ``/events/*``) are left out of the OpenAPI document, which
+describes the HTTP API of clients only; they keep working for the sidecar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from executor_host._auth import OPEN_PATHS, TokenAuth, is_sidecar_route
+from executor_host._fastlane import Delivery, FastLane
+from executor_host._limits import BodyLimit
+from executor_host._settings import Settings
+
+__all__ = ["install_edge"]
+
+
+def install_edge(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    actor_types: Collection[str],
+    deliveries: Mapping[str, Delivery],
+    api_token: str = "",
+) -> None:
+    """Put the middleware in front of ``app`` and filter its OpenAPI document (once).
+
+    ``actor_types``: the actor types the app hosts; ``deliveries``: its subscription
+    routes the fast lane answers; ``api_token``: the token of its client routes (the
+    API app's ``SUPERSTEP_API_TOKEN``; the executor hosts have no client routes)."""
+    app.openapi = _clients_only(app.openapi)  # type: ignore[method-assign]
+    docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    # add_middleware puts each in front of the ones before it: innermost first
+    app.add_middleware(FastLane, deliveries=deliveries, actor_types=actor_types)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        TokenAuth,
+        app_token=settings.app_token,
+        api_token=api_token,
+        open_paths=[path for path in docs if path],
+    )
+
+
+def _clients_only(generate: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document without the sidecar's routes and the probes. (The SDK adds
+    its routes through an included router, which FastAPI keeps apart from
+    ``app.routes``: the document is filtered rather than each route flagged.)"""
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        paths: dict[str, Any] = schema.get("paths", {})
+        for path in [p for p in paths if is_sidecar_route(p) or p in OPEN_PATHS]:
+            del paths[path]
+        return schema
+
+    return openapi
