@@ -6,6 +6,10 @@ actor once per result would queue those calls behind the actor's turn lock one
 by one. With this, a superstep of a hundred executors costs a few coordinator
 calls, and a lone result is sent at once (no timer, no added latency).
 Each submitter waits for the call that carried its item and sees its error.
+
+A call carries at most ``max_items`` items and, past its first item, at most
+``max_bytes`` of their sizes: daprd refuses a request body over its
+``--max-body-size`` (4 MiB by default), actor calls included.
 """
 
 from __future__ import annotations
@@ -23,24 +27,26 @@ class _Queue:
     __slots__ = ("items", "running")
 
     def __init__(self) -> None:
-        self.items: list[tuple[Any, asyncio.Future[None]]] = []
+        self.items: list[tuple[Any, int, asyncio.Future[None]]] = []
         self.running = False
 
 
 class GroupCaller:
-    def __init__(self, send: Send, *, max_items: int = 512) -> None:
+    def __init__(self, send: Send, *, max_items: int = 512, max_bytes: int = 2 << 20) -> None:
         self._send = send
         self._max = max_items
+        self._max_bytes = max_bytes
         self._queues: dict[str, _Queue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, key: str, item: Any) -> None:
-        """Send ``item`` with the next call for ``key``; returns when that call did."""
+    async def submit(self, key: str, item: Any, size: int = 0) -> None:
+        """Send ``item`` (about ``size`` bytes on the wire) with the next call for
+        ``key``; returns when that call did."""
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue.items.append((item, done))
+        queue.items.append((item, size, done))
         if not queue.running:
             queue.running = True
             task = asyncio.create_task(self._drain(key, queue))
@@ -48,20 +54,30 @@ class GroupCaller:
             task.add_done_callback(self._tasks.discard)
         await done
 
+    def _batch_length(self, items: list[tuple[Any, int, asyncio.Future[None]]]) -> int:
+        """How many of the waiting items go in the next call: at least one."""
+        total = 0
+        for n, (_, size, _) in enumerate(items[: self._max]):
+            total += size
+            if n and total > self._max_bytes:
+                return n
+        return min(len(items), self._max)
+
     async def _drain(self, key: str, queue: _Queue) -> None:
         try:
             while queue.items:
-                batch, queue.items = queue.items[: self._max], queue.items[self._max :]
+                n = self._batch_length(queue.items)
+                batch, queue.items = queue.items[:n], queue.items[n:]
                 try:
-                    await self._send(key, [item for item, _ in batch])
+                    await self._send(key, [item for item, _, _ in batch])
                 except BaseException as exc:  # every waiter of this call sees its failure
-                    for _, done in batch:
+                    for _, _, done in batch:
                         if not done.done():
                             done.set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
                 else:
-                    for _, done in batch:
+                    for _, _, done in batch:
                         if not done.done():
                             done.set_result(None)
         finally:

@@ -7,6 +7,7 @@ out through the sidecar's HTTP publish API (``_sidecar``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,7 +25,7 @@ from executor_host.protocol import (
     activation_topic,
     results_topic,
 )
-from runtime.engine import compact_json_bytes
+from runtime.engine import compact_json, compact_json_bytes
 
 __all__ = ["Bus", "MalformedEvent", "PublishError", "deliver", "parse_event"]
 
@@ -57,23 +58,21 @@ class Bus:
         )
 
     async def publish_activations(self, envs: Sequence[ActivationEnvelope], pool: str) -> None:
-        """Publish a superstep's activations of one pool in one bulk publish call."""
-        if len(envs) == 1:
-            await self.publish_activation(envs[0], pool)
-            return
-        entries = [
-            (env.event_id(), self._event(env.event_id(), "io.superstep.activation.v1", env))
-            for env in envs
-        ]
-        topic = activation_topic(pool, self._prefix)
-        try:
-            failed = await self._sidecar.publish_bulk(self._pubsub, topic, entries, CE_JSON)
-        except SidecarError as exc:
-            raise PublishError(str(exc)) from exc
+        """Publish a superstep's activations of one pool, each as its own event, all at
+        once. (Not Dapr's bulk publish: daprd decodes a bulk entry's JSON into untyped
+        values and encodes it again, so integers beyond 2^53 lose digits and ``1.0``
+        becomes ``1``; a single publish carries the event's bytes as they are.)"""
+        results = await asyncio.gather(
+            *(self.publish_activation(env, pool) for env in envs), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for error in failed:
+            if not isinstance(error, PublishError):
+                raise error
         if failed:
             raise PublishError(
-                f"{len(failed)} of {len(envs)} activation(s) not published to {topic}: "
-                f"{failed[0][1]}"
+                f"{len(failed)} of {len(envs)} activation(s) not published to pool {pool!r}: "
+                f"{failed[0]}"
             )
 
     async def publish_result(self, env: ResultEnvelope) -> None:
@@ -93,10 +92,11 @@ class Bus:
             # the superstep span's context, where Dapr keeps a publisher's: a structured
             # event that has a traceid keeps both (dapr-contract §3.2, case A)
             attributes["traceparent"] = attributes["traceid"] = trace
-        event = CloudEvent(attributes, env.model_dump(mode="json"))
-        # the structured form, as the SDK's to_json writes it (the data is always a JSON
-        # object here), serialised by orjson where it can (compact_json_bytes; an integer
-        # beyond 64 bits goes through the stdlib): a quarter of to_json's CPU
+        # The envelope travels as its JSON text inside a JSON string: daprd parses a
+        # structured CloudEvent into an untyped map and writes it out again, which puts
+        # every object's keys in sorted order (Go's encoder); a string crosses as it is,
+        # so messages, outputs and their key order arrive exactly as sent.
+        event = CloudEvent(attributes, compact_json(env.model_dump(mode="json")))
         return compact_json_bytes(to_dict(event))
 
     async def _publish(self, topic: str, event_id: str, type_: str, env: BaseModel) -> None:

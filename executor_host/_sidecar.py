@@ -22,6 +22,7 @@ decode twice (``RunStore``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -215,6 +216,27 @@ class SidecarClient:
             return [(str(f["entryId"]), str(f.get("error", ""))) for f in failed]
         except (ValueError, KeyError, TypeError):
             raise _answered(f"publishing to {topic}", status, content) from None
+
+    async def wait_outbound(self, within_s: float | None = None) -> None:
+        """Wait until the sidecar's APIs are up (``/v1.0/healthz/outbound`` answers
+        204), at most ``within_s`` seconds (``SUPERSTEP_SIDECAR_WAIT_S``, 60 by default).
+
+        ``dapr run -f`` (and Kubernetes, without the sidecar-first ordering) starts an
+        app before its daprd listens: an app that uses its sidecar while starting up
+        must wait for it first, or die on a refused connection."""
+        if within_s is None:
+            within_s = float(os.environ.get("SUPERSTEP_SIDECAR_WAIT_S", "60"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while True:
+            why = await self.sidecar_ready(timeout_s=2.0)
+            if why is None:
+                return
+            if loop.time() >= deadline:
+                raise SidecarError(
+                    f"the Dapr sidecar was not ready within {within_s:g}s: {why}", None
+                )
+            await asyncio.sleep(0.1)
 
     async def sidecar_ready(self, timeout_s: float = 2.0) -> str | None:
         """None when the sidecar's outbound health (components loaded, APIs up) is

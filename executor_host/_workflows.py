@@ -129,13 +129,16 @@ class WorkflowRegistry:
 
 def factory_function(module_name: str, attr: str) -> Callable[..., Any] | None:
     """The factory ``module_name:attr`` of a ``module:*`` spec: a public function defined
-    in that module itself, never an attribute path (``os.system`` reached through an
-    import of the module) nor a class, a private name or something it imported."""
+    in that module or exported by it (its ``__all__``), never an attribute path
+    (``os.system`` reached through an import of the module), a class, a private name or
+    anything else it merely imported."""
     if not attr.isidentifier() or attr.startswith("_"):
         return None
     module = importlib.import_module(module_name)
     obj = vars(module).get(attr)
-    if not inspect.isfunction(obj) or obj.__module__ != module.__name__:
+    if not inspect.isfunction(obj):
+        return None
+    if obj.__module__ != module.__name__ and attr not in getattr(module, "__all__", ()):
         return None
     return obj
 

@@ -112,8 +112,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal settings
-        settings = await resolve_app_id(settings)
         sidecar = services["sidecar"] = SidecarClient()
+        await sidecar.wait_outbound()  # the app may start before its daprd listens
+        settings = await resolve_app_id(settings)
         store = RunStore(sidecar, settings.state_store, settings.namespace)
         bus = Bus(sidecar, settings.pubsub, settings.app_id, settings.namespace)
 
@@ -550,7 +551,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     async def take_result(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
         async def take(env: ResultEnvelope) -> None:
-            await results.submit(env.run_id, env.model_dump(mode="json"))
+            await results.submit(env.run_id, env.model_dump(mode="json"), size=len(body))
 
         return await deliver(headers, body, ResultEnvelope, take, ActorInvokeError)
 

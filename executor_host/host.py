@@ -70,8 +70,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal settings
-        settings = await resolve_app_id(settings)
         sidecar = services["sidecar"] = SidecarClient()
+        await sidecar.wait_outbound()  # the app may start before its daprd listens
+        settings = await resolve_app_id(settings)
         store = RunStore(sidecar, settings.state_store, settings.namespace)
         bus = Bus(sidecar, settings.pubsub, settings.host_id, settings.namespace)
         deps = ExecutorDeps(

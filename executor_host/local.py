@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sidecar.faults import FaultPlan
 from sidecar.launcher.processes import LogSink, stdout_sink
-from sidecar.launcher.template import AppSpec
+from sidecar.launcher.template import AppSpec, HealthCheck
 from sidecar.launcher.topology import Topology
 from sidecar.testing import free_port
 
@@ -104,6 +104,9 @@ class LocalDeployment:
             app_port=port,
             env=self._env(**env),
             resources_paths=(self.resources,),
+            # without app health checks a dead app keeps its actors and its share of
+            # the consumer group on daprd (dapr-contract §4.1)
+            health_check=HealthCheck(path="/healthz", interval_s=1, timeout_ms=500, threshold=2),
         )
 
     def specs(self) -> list[AppSpec]:
@@ -137,6 +140,7 @@ class LocalDeployment:
             faults=self.faults,
             daprd=self.daprd,
             app_api_token=self.app_api_token,
+            dapr_namespace=self.namespace,
         )
         await self.topology.start()
 

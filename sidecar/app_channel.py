@@ -63,6 +63,7 @@ class AppChannel:
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         query: str = "",
+        timeout_s: float | None = None,
     ) -> AppResponse:
         url = path if path.startswith("/") else f"/{path}"
         if query:
@@ -71,10 +72,21 @@ class AppChannel:
         if self.app_token:  # daprd sends APP_API_TOKEN on every call, over any caller's
             out_headers["dapr-api-token"] = self.app_token
         try:
-            response = await self._pool.request(method, url, body=body, headers=out_headers)
+            response = await self._pool.request(
+                method, url, body=body, headers=out_headers, timeout_s=timeout_s
+            )
         except Http1Error as exc:
             raise AppUnreachable(f"{method} {url}: {exc}") from exc
         return AppResponse(response.status, response.headers, response.body)
+
+    async def healthy(self, path: str, timeout_s: float) -> bool:
+        """daprd's HTTP app health probe: ``GET path`` answers 2xx within ``timeout_s``
+        (a stopped process keeps accepting TCP connections; it answers nothing)."""
+        try:
+            answer = await self.request("GET", path, timeout_s=timeout_s)
+        except AppUnreachable:
+            return False
+        return 200 <= answer.status < 300
 
     async def port_open(self) -> bool:
         """True when the app port accepts TCP connections."""

@@ -61,6 +61,10 @@ class SidecarOptions:
     faults: FaultPlan | None = None
     probe_interval: float = 0.5
     probe_threshold: int = 3
+    health_check_path: str | None = None
+    """With a path, the app is probed as daprd's app health checks do (``GET path``,
+    2xx within ``probe_timeout``); without one, by a TCP connect to its port."""
+    probe_timeout: float = 0.5
     app_api_token: str | None = field(default_factory=lambda: os.environ.get("APP_API_TOKEN"))
     """Sent to the app as ``dapr-api-token`` on every call (daprd reads it from
     ``APP_API_TOKEN`` in its environment), so the app can refuse callers without it."""
@@ -352,7 +356,8 @@ class Sidecar:
         failures = 0
         while True:
             await asyncio.sleep(self.options.probe_interval)
-            if await app.port_open():
+            path = self.options.health_check_path
+            if await (app.healthy(path, self.options.probe_timeout) if path else app.port_open()):
                 failures = 0
                 if not self.app_healthy:
                     log.warning("%s: app is reachable again", self.app_id)

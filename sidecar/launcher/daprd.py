@@ -186,8 +186,9 @@ class DaprdSidecar:
 
     Ports left 0 in the template are chosen here, as the CLI chooses free ones. daprd
     inherits the launcher's environment only (not the template's ``env``, which is the
-    app's), as under the CLI; ``api_token`` becomes its ``DAPR_API_TOKEN`` and
-    ``app_api_token`` its ``APP_API_TOKEN`` (sent to the app on every call).
+    app's), as under the CLI; ``api_token`` becomes its ``DAPR_API_TOKEN``,
+    ``app_api_token`` its ``APP_API_TOKEN`` (sent to the app on every call) and
+    ``namespace`` its ``NAMESPACE``.
     """
 
     def __init__(
@@ -201,6 +202,7 @@ class DaprdSidecar:
         api_token: str | None = None,
         app_api_token: str | None = None,
         log_level: str = "warn",
+        namespace: str | None = None,
     ) -> None:
         self.spec = spec
         self.app_id = spec.app_id
@@ -224,6 +226,10 @@ class DaprdSidecar:
             env["DAPR_API_TOKEN"] = api_token
         if app_api_token:
             env["APP_API_TOKEN"] = app_api_token
+        if namespace:
+            # daprd's namespace in self-hosted mode: placement keeps one actor table per
+            # namespace, so runs sharing placement never call each other's actors
+            env["NAMESPACE"] = namespace
         self.process = AppProcess(spec.name, self.command(), spec.app_dir, env, sink=sink, keep=60)
 
     def command(self) -> tuple[str, ...]:

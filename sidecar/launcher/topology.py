@@ -58,12 +58,15 @@ class Topology:
         daprd: Path | None = None,
         control_plane: ControlPlane | None = None,
         app_api_token: str | None = None,
+        dapr_namespace: str | None = None,
     ) -> None:
         if daprd is not None and faults is not None:
             raise ValueError("fault injection needs the local sidecar, not daprd")
         self.apps = tuple(apps)
         self.cluster = Cluster()
         self.daprd = daprd
+        self.dapr_namespace = dapr_namespace
+        """daprd's ``NAMESPACE``: apps of other namespaces share placement but not actors."""
         self.control_plane = control_plane
         self._own_control_plane = False
         self.daprds: dict[str, DaprdSidecar] = {}
@@ -130,7 +133,12 @@ class Topology:
                     grpc_port=spec.grpc_port,
                     api_token=self.api_token,
                     faults=self.faults,
-                    probe_interval=self.probe_interval,
+                    probe_interval=(
+                        spec.health_check.interval_s if spec.health_check else self.probe_interval
+                    ),
+                    probe_threshold=spec.health_check.threshold if spec.health_check else 3,
+                    probe_timeout=spec.health_check.timeout_ms / 1000 if spec.health_check else 0.5,
+                    health_check_path=spec.health_check.path if spec.health_check else None,
                     max_body_bytes=quantity_bytes(spec.max_body_size),
                     app_api_token=self.app_api_token,
                 )
@@ -169,6 +177,7 @@ class Topology:
                     scheduler_address=self.control_plane.scheduler_address,
                     api_token=self.api_token,
                     app_api_token=self.app_api_token,
+                    namespace=self.dapr_namespace,
                 )
                 await daprd.start()
                 self.daprds[spec.name] = daprd

@@ -27,9 +27,12 @@ def _spans(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
-async def _trace_of(folder: Path, run_id: str, within: float = 10.0) -> list[dict[str, Any]]:
-    """The spans of one run, once its run span has been exported (the coordinator ends
-    it right after the last barrier, as the client may already have the result)."""
+async def _trace_of(
+    folder: Path, run_id: str, executes: int, within: float = 10.0
+) -> list[dict[str, Any]]:
+    """The spans of one run, once its run span and ``executes`` activation spans have
+    been exported (each process exports in its own time: the coordinator ends the run
+    span right after the last barrier, a host its spans in batches)."""
     deadline = time.monotonic() + within
     while True:
         spans = _spans(folder)
@@ -41,7 +44,10 @@ async def _trace_of(folder: Path, run_id: str, within: float = 10.0) -> list[dic
         ]
         if runs:
             trace_id = runs[0]["trace_id"]
-            return [s for s in spans if s["trace_id"] == trace_id]
+            mine = [s for s in spans if s["trace_id"] == trace_id]
+            done = [s for s in mine if s["name"].startswith("superstep.execute ")]
+            if len(done) >= executes or time.monotonic() >= deadline:
+                return mine
         assert time.monotonic() < deadline, f"no run span of {run_id} after {within}s"
         await asyncio.sleep(0.05)
 
@@ -61,7 +67,7 @@ async def test_a_run_is_one_trace_across_the_coordinator_and_the_hosts(
     with trace.use_span(NonRecordingSpan(caller)):
         result = await workflows.ping().run(0, runtime=traced_deployment.runtime())
     assert result.status is RunStatus.COMPLETED and result.outputs == [11]
-    spans = await _trace_of(traced_deployment.spans, result.run_id)
+    spans = await _trace_of(traced_deployment.spans, result.run_id, executes=12)
 
     [run] = [s for s in spans if s["name"] == "superstep.run ping"]
     assert run["trace_id"] == f"{caller.trace_id:032x}" and run["service"] == "superstep-api"

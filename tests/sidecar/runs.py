@@ -180,6 +180,7 @@ class DaprRun:
         ready: bool = True,
         probe_interval: float = 0.5,
         startup_timeout: float = 60.0,
+        template: Path | None = None,
     ) -> None:
         self.apps = {app.app_id: app for app in apps}
         self.directory = directory
@@ -189,7 +190,10 @@ class DaprRun:
         self.ready = ready
         self.probe_interval = probe_interval
         self.startup_timeout = startup_timeout
-        self.file = write_template(apps, directory)
+        self.given_template = template is not None
+        """A template of the caller's (its sidecar ports unknown here): started means
+        every app accepts connections on its app port."""
+        self.file = template if template is not None else write_template(apps, directory)
         self.local: Topology | None = None
         """The in-process topology (default mode only), for ``sidecar_only`` tests."""
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
@@ -258,14 +262,14 @@ class DaprRun:
             )
         path = "/healthz" if self.ready else "/healthz/outbound"
         with httpx.Client(timeout=2) as client:
-            for app_id in self.apps:
+            for app_id in self.apps if not self.given_template else ():
                 url = f"{self.api(app_id)}{path}"
                 self._wait_while_running(
                     functools.partial(_answers_204, client, url),
                     f"{app_id}: GET {path} answers 204 (run log: {self._log_path})",
                 )
         for app in self.apps.values():
-            if app.command and app.app_port is not None:
+            if (app.command or self.given_template) and app.app_port is not None:
                 self._wait_while_running(
                     functools.partial(_accepts, app.app_port),
                     f"app {app.app_id} listening on {app.app_port}",

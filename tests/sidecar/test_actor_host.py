@@ -25,6 +25,7 @@ class RecordingChannel(AppChannel):
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         query: str = "",
+        timeout_s: float | None = None,
     ) -> AppResponse:
         self.calls.append((method, path))
         return AppResponse(200, {}, b"{}")

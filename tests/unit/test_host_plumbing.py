@@ -234,3 +234,27 @@ def test_actor_messages_decode_as_plain_json_and_reminders_as_the_sdk_does() -> 
     assert serializer.deserialize(body.encode(), dict[str, Any]) == json.loads(body)
     reminder = serializer.deserialize(b'{"dueTime": "0h0m5s", "period": "0h0m5s"}', object)
     assert reminder["dueTime"] == reminder["period"] == timedelta(seconds=5)
+
+
+async def test_group_caller_keeps_each_call_under_its_byte_limit() -> None:
+    """daprd refuses a body over its --max-body-size: a call takes items until the next
+    would pass ``max_bytes`` (one item always goes, however large)."""
+    release = asyncio.Event()
+    in_call = asyncio.Event()
+    calls: list[list[Any]] = []
+
+    async def send(key: str, items: list[Any]) -> None:
+        calls.append(items)
+        if len(calls) == 1:
+            in_call.set()
+            await release.wait()
+
+    caller = GroupCaller(send, max_bytes=100)
+    first = asyncio.create_task(caller.submit("run", "first", size=10))
+    await in_call.wait()
+    sizes = {"a": 40, "b": 40, "c": 40, "huge": 500, "d": 10}
+    rest = [asyncio.create_task(caller.submit("run", k, size=v)) for k, v in sizes.items()]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *rest)
+    assert calls == [["first"], ["a", "b"], ["c"], ["huge"], ["d"]]

@@ -44,6 +44,11 @@ def test_anything_else_is_refused_before_it_is_called(
     assert not target.exists()
 
 
+def test_a_factory_the_package_exports_from_a_submodule_is_served() -> None:
+    registry = WorkflowRegistry({}, modules=["runtime.demo"])
+    assert registry.resolve("", factory="runtime.demo:build_workflow").name
+
+
 def test_parameters_the_factory_does_not_take_are_refused(registry: WorkflowRegistry) -> None:
     with pytest.raises(UnknownWorkflow, match="does not take these parameters"):
         registry.resolve("", factory=f"{MODULE}:failing_start_workflow", params={"bogus": 1})

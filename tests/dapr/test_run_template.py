@@ -1,0 +1,83 @@
+"""The README's distributed demo, as a user runs it: the repo's ``dapr.yaml`` started
+by ``dapr run -f`` (on the daprd target: the Dapr CLI when installed, else the repo's
+launcher beside real daprd; by default the launcher with the local sidecar), then
+``superstep demo --runtime dapr`` against it gives the in-process outputs and trace.
+
+``dapr.yaml`` uses fixed ports (8300-8302 for the apps, 50005/50006 for placement and
+scheduler), as a user's run does.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sidecar.testing import BackgroundLoop, wait_until
+from tests.sidecar.conftest import require_service
+from tests.sidecar.runs import REPO, DaprRun, RunApp, external_command
+
+DEMO = ["--docs", "120", "--workers", "4", "--latency-ms", "1", "--waves", "3"]
+
+
+def _demo(*extra: str) -> str:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "superstep"), "demo", *DEMO, *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def _both_pools_registered() -> bool:
+    try:
+        hosts = httpx.get("http://127.0.0.1:8300/hosts", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return {h.get("pool") for h in hosts} >= {"default", "analysis"}
+
+
+def _trace_hash(text: str) -> str:
+    found = re.search(r"trace hash\s+([0-9a-f]{32})", text)
+    assert found, text
+    return found.group(1)
+
+
+@pytest.fixture
+def repo_run(tmp_path: Path) -> Iterator[DaprRun]:
+    require_service("Redis", 6379)
+    command = external_command() or (sys.executable, "-m", "sidecar", "run", "-f")
+    # the apps of dapr.yaml, by its fixed ports; the run is the repo's own template
+    apps = [
+        RunApp(app_id, app_port=port)
+        for app_id, port in (
+            ("superstep-api", 8300),
+            ("superstep-default", 8301),
+            ("superstep-analysis", 8302),
+        )
+    ]
+    with BackgroundLoop() as bg:
+        run = DaprRun(apps, tmp_path, bg, external=command, template=REPO / "dapr.yaml")
+        run.start()
+        try:
+            wait_until(_both_pools_registered, within=60, what="both pools' hosts registered")
+            yield run
+        finally:
+            run.stop()
+
+
+def test_the_readme_demo_on_the_repo_template_equals_in_process(repo_run: DaprRun) -> None:
+    remote = _demo("--runtime", "dapr", "--url", "http://127.0.0.1:8300")
+    local = _demo()
+    assert _trace_hash(remote) == _trace_hash(local)
+    assert "Where executors ran" in remote
+    assert "superstep-analysis" in remote and "superstep-default" in remote
