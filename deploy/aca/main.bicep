@@ -1,13 +1,20 @@
 // superstep on Azure Container Apps (ACA) with Dapr.
 //
 //   az deployment group create -g <rg> -f deploy/aca/main.bicep \
-//     -p @deploy/aca/main.parameters.json -p redisPassword="$REDIS_PASSWORD"
+//     -p @deploy/aca/main.parameters.json \
+//     -p redisPassword="$REDIS_PASSWORD" apiToken="$SUPERSTEP_API_TOKEN"
 //
 // Creates: a Log Analytics workspace, a Container Apps environment, the Dapr components
 // "statestore" and "pubsub" (ACA component schema: componentType/version/metadata/
 // secrets/scopes, scoped to the Dapr app ids below), optional ACA resiliency policies,
 // the API/coordinator container app and one container app per executor pool.
 // Redis is not created here: pass an existing one (e.g. Azure Cache for Redis, TLS port 6380).
+//
+// Tokens: clients of the API send Authorization: Bearer <apiToken> (SUPERSTEP_API_TOKEN, an
+// ACA secret of the API app). The sidecar's token to the apps is ACA's: with Dapr enabled,
+// ACA puts APP_API_TOKEN in the app container and daprd sends it as dapr-api-token on every
+// call to the app, so this template does not set APP_API_TOKEN.
+// ACA runs its own Dapr build (docs/deploy.md, "ACA's Dapr version").
 
 targetScope = 'resourceGroup'
 
@@ -60,8 +67,17 @@ param hostTtlSeconds string = '6'
 @description('Port the app listens on inside the container (uvicorn --port and dapr.appPort). Not 3500/50001: the Dapr sidecar uses those.')
 param appPort int = 8000
 
-@description('Expose the API outside the environment. The API has no authentication of its own: keep false, or put ACA authentication / IP restrictions in front.')
+@description('Expose the API outside the environment (HTTPS only; clients send Authorization: Bearer <apiToken>).')
 param apiIngressExternal bool = false
+
+@description('SUPERSTEP_API_TOKEN: the bearer token clients of the HTTP API must send. Held as an ACA secret of the API app.')
+@secure()
+@minLength(16)
+param apiToken string
+
+@description('Request body limit in MiB: the Dapr sidecar\'s (dapr.httpMaxRequestSize, in MB) and the apps\' own (SUPERSTEP_MAX_BODY_BYTES). 4 is daprd\'s default.')
+@minValue(1)
+param maxBodyMiB int = 4
 
 @description('Minimum API replicas: at least 1, the coordinator\'s deadline reminders need a running replica.')
 @minValue(1)
@@ -143,7 +159,24 @@ var commonEnv = [
     name: 'SUPERSTEP_HOST_TTL_S'
     value: hostTtlSeconds
   }
+  {
+    // the apps' body limit, equal to the sidecar's httpMaxRequestSize
+    name: 'SUPERSTEP_MAX_BODY_BYTES'
+    value: string(maxBodyMiB * 1048576)
+  }
 ]
+
+// Dapr app health checks (dapr.appHealth, API version 2025-02-02-preview and later): a dead
+// or hung app is taken out of actor placement and of its consumer group; without them its
+// sidecar keeps both. /healthz is open (no token). The same values as dapr.yaml and the
+// Kubernetes annotations.
+var daprAppHealth = {
+  enabled: true
+  path: '/healthz'
+  probeIntervalSeconds: 1
+  probeTimeoutMilliseconds: 500
+  threshold: 2
+}
 
 // The port opens only after start-up, which waits for the Dapr sidecar.
 var probes = [
@@ -284,6 +317,16 @@ resource pubsub 'Microsoft.App/managedEnvironments/daprComponents@2024-03-01' = 
         name: 'redeliverInterval'
         value: '10s'
       }
+      {
+        // deliveries in flight per subscription (Dapr's default 10), as in components/pubsub.yaml
+        name: 'concurrency'
+        value: '100'
+      }
+      {
+        // caps each stream (Redis keeps acknowledged entries): see components/pubsub.yaml
+        name: 'maxLenApprox'
+        value: '10000'
+      }
     ]
     scopes: daprAppIds
   }
@@ -326,7 +369,7 @@ resource statestoreResiliency 'Microsoft.App/managedEnvironments/daprComponents/
   }
 }
 
-resource api 'Microsoft.App/containerApps@2024-03-01' = {
+resource api 'Microsoft.App/containerApps@2026-01-01' = {
   name: apiAppId
   location: location
   dependsOn: [
@@ -350,8 +393,15 @@ resource api 'Microsoft.App/containerApps@2024-03-01' = {
         appProtocol: 'http'
         enableApiLogging: false
         logLevel: 'info'
+        httpMaxRequestSize: maxBodyMiB
+        appHealth: daprAppHealth
       }
-      secrets: registrySecrets
+      secrets: concat(registrySecrets, [
+        {
+          name: 'superstep-api-token'
+          value: apiToken
+        }
+      ])
       registries: registries
     }
     template: {
@@ -369,6 +419,11 @@ resource api 'Microsoft.App/containerApps@2024-03-01' = {
               // the Dapr app id, for the app's own records
               name: 'APP_ID'
               value: apiAppId
+            }
+            {
+              // clients send Authorization: Bearer <token>
+              name: 'SUPERSTEP_API_TOKEN'
+              secretRef: 'superstep-api-token'
             }
           ])
           resources: {
@@ -396,7 +451,7 @@ resource api 'Microsoft.App/containerApps@2024-03-01' = {
   }
 }
 
-resource poolApps 'Microsoft.App/containerApps@2024-03-01' = [for (pool, i) in pools: {
+resource poolApps 'Microsoft.App/containerApps@2026-01-01' = [for (pool, i) in pools: {
   name: poolAppIds[i]
   location: location
   dependsOn: [
@@ -408,7 +463,7 @@ resource poolApps 'Microsoft.App/containerApps@2024-03-01' = [for (pool, i) in p
     configuration: {
       // one active revision: every revision of a pool would share its app id and consumer group
       activeRevisionsMode: 'Single'
-      // no ingress: the Dapr sidecar reaches the app on localhost:appPort
+      // no ingress: the app port is not exposed; its Dapr sidecar reaches it on localhost:appPort
       dapr: {
         enabled: true
         appId: poolAppIds[i]
@@ -416,6 +471,8 @@ resource poolApps 'Microsoft.App/containerApps@2024-03-01' = [for (pool, i) in p
         appProtocol: 'http'
         enableApiLogging: false
         logLevel: 'info'
+        httpMaxRequestSize: maxBodyMiB
+        appHealth: daprAppHealth
       }
       secrets: concat(registrySecrets, [
         {

@@ -30,6 +30,17 @@ BICEP = ACA / "main.bicep"
 
 SHARED = ("SUPERSTEP_WORKFLOWS", "SUPERSTEP_NAMESPACE", "SUPERSTEP_STATESTORE", "SUPERSTEP_PUBSUB")
 CONFIGMAP = "superstep-config"
+RUN_TEMPLATE = REPO / "dapr.yaml"
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # the apps' default, daprd's default --max-body-size
+TOKENS = ("APP_API_TOKEN", "DAPR_API_TOKEN", "SUPERSTEP_API_TOKEN")
+# dapr.yaml (run template) key -> Kubernetes annotation, for the app health checks
+APP_HEALTH = {
+    "enableAppHealthCheck": "dapr.io/enable-app-health-check",
+    "appHealthCheckPath": "dapr.io/app-health-check-path",
+    "appHealthProbeInterval": "dapr.io/app-health-probe-interval",
+    "appHealthProbeTimeout": "dapr.io/app-health-probe-timeout",
+    "appHealthThreshold": "dapr.io/app-health-threshold",
+}
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -70,6 +81,31 @@ def _annotations(dep: dict[str, Any]) -> dict[str, Any]:
 
 def _env(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def _secret_env(container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """env name -> (Secret name, key) of the variables taken from a Secret."""
+    out: dict[str, tuple[str, str]] = {}
+    for e in container.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            out[e["name"]] = (str(ref["name"]), str(ref["key"]))
+    return out
+
+
+def _quantity_bytes(text: str) -> int:
+    """A Kubernetes-style size ("4Mi", "4M", "4194304") in bytes, as daprd reads
+    ``--max-body-size``."""
+    units = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "k": 1000, "M": 1000**2, "G": 1000**3}
+    match = re.fullmatch(r"(\d+)([KMG]i|[kMG])?", text)
+    assert match, f"not a size: {text!r}"
+    return int(match.group(1)) * units.get(match.group(2) or "", 1)
+
+
+def _run_template() -> dict[str, Any]:
+    (doc,) = _docs(RUN_TEMPLATE)
+    common: dict[str, Any] = doc["common"]
+    return common
 
 
 def _kustomization(folder: Path) -> dict[str, Any]:
@@ -245,6 +281,100 @@ def test_api_service_targets_the_api_port() -> None:
         assert port["targetPort"] in named or port["targetPort"] in named.values()
 
 
+def test_every_deployment_turns_on_dapr_app_health_checks() -> None:
+    """Without app health checks a dead or hung host keeps its actors and its consumer
+    group on daprd (dapr-contract 4.1); the values are the run template's."""
+    common = _run_template()
+    want = {
+        annotation: str(common[key]).lower() if isinstance(common[key], bool) else str(common[key])
+        for key, annotation in APP_HEALTH.items()
+    }
+    assert want == {
+        "dapr.io/enable-app-health-check": "true",
+        "dapr.io/app-health-check-path": "/healthz",
+        "dapr.io/app-health-probe-interval": "1",
+        "dapr.io/app-health-probe-timeout": "500",
+        "dapr.io/app-health-threshold": "2",
+    }
+    for dep in _deployments():
+        name = dep["metadata"]["name"]
+        ann = _annotations(dep)
+        for annotation, value in want.items():
+            assert ann.get(annotation) == value, f"{name}: {annotation}"
+        # daprd's check and the kubelet's liveness probe ask the same open route
+        path = _container(dep)["livenessProbe"]["httpGet"]["path"]
+        assert ann["dapr.io/app-health-check-path"] == path, name
+
+
+def test_body_limit_is_the_same_on_daprd_and_the_apps() -> None:
+    template = _quantity_bytes(str(_run_template()["maxBodySize"]))
+    for dep in _deployments():
+        name = dep["metadata"]["name"]
+        size = _annotations(dep).get("dapr.io/max-body-size")
+        assert isinstance(size, str), f"{name}: dapr.io/max-body-size is not set (as a string)"
+        assert size == "4Mi", name
+        limit = int(_effective_env(dep).get("SUPERSTEP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+        assert _quantity_bytes(size) == limit == template, f"{name}: daprd and the app differ"
+
+
+def test_every_deployment_takes_the_dapr_tokens_from_secrets() -> None:
+    """daprd reads key "token" of the Secrets named by the annotations; the app gets the
+    same values from the same Secrets: APP_API_TOKEN to check daprd's calls, DAPR_API_TOKEN
+    to send on its own calls to daprd."""
+    for dep in _deployments():
+        name = dep["metadata"]["name"]
+        ann = _annotations(dep)
+        app_secret = ann.get("dapr.io/app-token-secret")
+        api_secret = ann.get("dapr.io/api-token-secret")
+        assert app_secret and api_secret, f"{name}: token annotations missing"
+        assert app_secret != api_secret, f"{name}: one token for both directions"
+        secrets = _secret_env(_container(dep))
+        assert secrets.get("APP_API_TOKEN") == (app_secret, "token"), name
+        assert secrets.get("DAPR_API_TOKEN") == (api_secret, "token"), name
+
+
+def test_only_the_api_takes_the_client_token_from_a_secret() -> None:
+    for dep in _deployments():
+        name = dep["metadata"]["name"]
+        secrets = _secret_env(_container(dep))
+        if _is_pool(dep):
+            assert "SUPERSTEP_API_TOKEN" not in secrets, f"{name}: hosts have no client API"
+            continue
+        secret, key = secrets["SUPERSTEP_API_TOKEN"]
+        assert key == "token"
+        ann = _annotations(dep)
+        assert secret not in (ann["dapr.io/app-token-secret"], ann["dapr.io/api-token-secret"])
+
+
+def test_no_token_or_secret_value_is_in_the_manifests() -> None:
+    for dep in _deployments():
+        literal = set(TOKENS) & set(_env(_container(dep)))
+        assert not literal, f"{dep['metadata']['name']}: {literal} given as literal values"
+        assert set(_secret_env(_container(dep))) <= set(TOKENS), "unexpected secret env"
+    for folder in (BASE, K8S / "keda"):
+        assert not _of_kind("Secret", folder), f"{folder}: Secrets do not belong in the repo"
+        assert "secretGenerator" not in _kustomization(folder), folder
+
+
+def test_only_the_api_app_is_exposed_by_a_service() -> None:
+    """Only the API gets a Service; an executor host's app port is reached by its own
+    daprd over localhost (and by the kubelet's probes), never through a Service."""
+    services = [d for folder in (BASE, K8S / "keda") for d in _of_kind("Service", folder)]
+    assert len(services) == 1, [s["metadata"]["name"] for s in services]
+    for dep in _deployments():
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        for svc in services:
+            selector = svc["spec"].get("selector") or {}
+            selects = bool(selector) and selector.items() <= labels.items()
+            assert selects == (not _is_pool(dep)), f"{svc['metadata']['name']} vs {labels}"
+        pod = dep["spec"]["template"]["spec"]
+        assert not pod.get("hostNetwork"), dep["metadata"]["name"]
+        for port in _container(dep)["ports"]:
+            assert "hostPort" not in port, dep["metadata"]["name"]
+    for kind in ("Ingress", "Route", "HTTPRoute"):
+        assert not _of_kind(kind, K8S), f"{kind} under deploy/kubernetes"
+
+
 def test_dapr_components_declare_what_the_contract_requires() -> None:
     components = {d["metadata"]["name"]: d for d in _of_kind("Component")}
     literals = _config_literals()
@@ -281,6 +411,57 @@ def test_resiliency_has_targets_under_spec_naming_known_policies() -> None:
     for comp in components.values():
         for side in comp.values():
             assert side.get("retry", next(iter(retries))) in retries
+
+
+def _redis_pubsub_components() -> dict[str, dict[str, str]]:
+    """Every Redis Streams pub/sub component of the repository (local, Kubernetes, ACA
+    YAML and main.bicep) -> its metadata as name -> value."""
+    out: dict[str, dict[str, str]] = {}
+    crd_files = sorted((REPO / "components").rglob("*.yaml")) + sorted(BASE.rglob("*.yaml"))
+    for path in crd_files:
+        for doc in _docs(path):
+            if doc.get("kind") == "Component" and doc["spec"]["type"] == "pubsub.redis":
+                meta = doc["spec"]["metadata"]
+                out[str(path.relative_to(REPO))] = {
+                    m["name"]: str(m["value"]) for m in meta if "value" in m
+                }
+    for path in sorted((ACA / "components").glob("*.yaml")):
+        (doc,) = _docs(path)
+        if doc["componentType"] == "pubsub.redis":
+            out[str(path.relative_to(REPO))] = {
+                m["name"]: str(m["value"]) for m in doc["metadata"] if "value" in m
+            }
+    (block,) = [
+        b
+        for b in _bicep_resources("Microsoft.App/managedEnvironments/daprComponents")
+        if "componentType: 'pubsub.redis'" in b
+    ]
+    out["deploy/aca/main.bicep"] = dict(re.findall(r"name: '(\w+)'\s+value: '([^']*)'", block))
+    return out
+
+
+def test_redis_pubsub_streams_are_capped_everywhere() -> None:
+    """Redis keeps a stream's acknowledged entries: without maxLenApprox every topic's
+    stream grows without bound."""
+    components = _redis_pubsub_components()
+    assert {
+        "components/pubsub.yaml",
+        "components/postgres/pubsub.yaml",
+        "deploy/kubernetes/base/components/pubsub.yaml",
+        "deploy/aca/components/pubsub.yaml",
+        "deploy/aca/main.bicep",
+    } <= set(components)
+    for where, meta in components.items():
+        assert "maxLenApprox" in meta, f"{where}: Redis streams grow without bound"
+        assert int(meta["maxLenApprox"]) >= 1000, f"{where}: a cap below a pool's backlog"
+
+
+def test_deployed_pubsub_settings_match_the_local_components() -> None:
+    components = _redis_pubsub_components()
+    local = components["components/pubsub.yaml"]
+    for where, meta in components.items():
+        for name in ("concurrency", "processingTimeout", "redeliverInterval", "maxLenApprox"):
+            assert meta.get(name) == local[name], f"{where}: {name}"
 
 
 def test_keda_scalers_watch_each_pool_stream_and_consumer_group() -> None:
@@ -452,6 +633,74 @@ def test_bicep_parameters_file_matches_the_template() -> None:
         assert {"name", "labels", "minReplicas", "maxReplicas"} <= set(pool)
 
 
+def _bicep_object(name: str) -> dict[str, str]:
+    """The flat ``var name = { key: value ... }`` of main.bicep, values as written."""
+    match = re.search(rf"var {name} = \{{(.*?)\n\}}", _bicep(), re.S)
+    assert match, name
+    return dict(re.findall(r"^\s+(\w+): (.+?)\s*$", match.group(1), re.M))
+
+
+def _bicep_dapr_block(app: str) -> str:
+    match = re.search(r"dapr: \{(.*?)\n      \}", app, re.S)
+    assert match, app.splitlines()[0]
+    return match.group(1)
+
+
+def test_bicep_container_apps_turn_on_dapr_app_health_checks() -> None:
+    common = _run_template()
+    assert _bicep_object("daprAppHealth") == {
+        "enabled": str(common["enableAppHealthCheck"]).lower(),
+        "path": f"'{common['appHealthCheckPath']}'",
+        "probeIntervalSeconds": str(common["appHealthProbeInterval"]),
+        "probeTimeoutMilliseconds": str(common["appHealthProbeTimeout"]),
+        "threshold": str(common["appHealthThreshold"]),
+    }
+    for app in _bicep_resources("Microsoft.App/containerApps"):
+        block = _bicep_dapr_block(app)
+        for key in ("appHealth: daprAppHealth", "enableApiLogging: false", "logLevel: 'info'"):
+            assert key in block, f"{key} missing in {app.splitlines()[0]}"
+        # dapr.appHealth exists from API version 2025-02-02-preview on
+        version = re.search(r"'Microsoft\.App/containerApps@(\d{4}-\d{2}-\d{2})", app)
+        assert version and version.group(1) >= "2025-02-02", app.splitlines()[0]
+
+
+def test_bicep_body_limit_is_the_same_on_the_sidecar_and_the_apps() -> None:
+    text = _bicep()
+    assert re.search(r"@minValue\(1\)\nparam maxBodyMiB int = 4\n", text)
+    common = re.search(r"var commonEnv = \[(.*?)\n\]", text, re.S)
+    assert common
+    # the apps' limit in bytes is the sidecar's httpMaxRequestSize (MB) in MiB
+    assert re.search(
+        r"name: 'SUPERSTEP_MAX_BODY_BYTES'\s+value: string\(maxBodyMiB \* 1048576\)",
+        common.group(1),
+    )
+    for app in _bicep_resources("Microsoft.App/containerApps"):
+        assert "httpMaxRequestSize: maxBodyMiB" in _bicep_dapr_block(app), app.splitlines()[0]
+
+
+def test_bicep_leaves_the_app_token_to_aca() -> None:
+    """ACA puts APP_API_TOKEN in the app container itself and daprd sends it; a value set
+    here would differ from the sidecar's."""
+    code = re.sub(r"//[^\n]*", "", _bicep())
+    assert "APP_API_TOKEN" not in code
+
+
+def test_bicep_client_token_is_an_aca_secret_of_the_api_app() -> None:
+    assert _bicep_params()["apiToken"] == (False, True), "apiToken: @secure(), no default"
+    api, pool = _bicep_resources("Microsoft.App/containerApps")
+    assert re.search(r"name: 'superstep-api-token'\s+value: apiToken\b", api)
+    assert re.search(r"name: 'SUPERSTEP_API_TOKEN'\s+secretRef: 'superstep-api-token'", api)
+    assert "apiToken" not in pool and "SUPERSTEP_API_TOKEN" not in pool
+    assert _bicep().count("value: apiToken") == 1, "the token goes into one secret only"
+
+
+def test_bicep_executor_hosts_have_no_ingress() -> None:
+    _, pool = _bicep_resources("Microsoft.App/containerApps")
+    code = re.sub(r"//[^\n]*", "", pool.split("\noutput ")[0])
+    for key in ("ingress", "additionalPortMappings", "exposedPort"):
+        assert key not in code, f"executor hosts: {key}"
+
+
 # -- image -------------------------------------------------------------------------------------
 def test_dockerfile_builds_one_non_root_image_for_both_roles() -> None:
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
@@ -512,3 +761,26 @@ def test_entrypoint_refuses_an_unknown_role() -> None:
         check=False,
     )
     assert out.returncode == 64 and "unknown role" in out.stderr
+
+
+# -- documentation -----------------------------------------------------------------------------
+def test_deploy_docs_describe_the_tokens_health_checks_and_acas_dapr() -> None:
+    text = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert "no authentication of its own" not in text
+    for needle in (
+        *TOKENS,
+        "dapr.io/app-token-secret",
+        "dapr.io/api-token-secret",
+        "dapr.io/enable-app-health-check",
+        "dapr.io/max-body-size",
+        "SUPERSTEP_MAX_BODY_BYTES",
+        "httpMaxRequestSize",
+        "appHealth",
+        "maxLenApprox",
+        "## ACA's Dapr version",
+    ):
+        assert needle in text, needle
+    # every Secret the manifests read is one the page tells how to create
+    for dep in _deployments():
+        for secret, _ in _secret_env(_container(dep)).values():
+            assert f"secret generic {secret} " in text, secret

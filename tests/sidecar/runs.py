@@ -33,6 +33,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +245,10 @@ class DaprRun:
 
     def _start_external(self, command: tuple[str, ...]) -> None:
         env = dict(os.environ)
+        # a Dapr namespace of its own (daprd's NAMESPACE, self-hosted): runs of the same
+        # app ids sharing placement and scheduler never get each other's actors,
+        # reminders or timers (daprd 1.18 keeps timers in the scheduler too)
+        env.setdefault("NAMESPACE", f"run-{uuid.uuid4().hex[:12]}")
         # `python` in a command (the run command's or an app's) is the tests' interpreter
         bin_dir = os.path.dirname(sys.executable)
         env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", "")) if p)
