@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""Benchmark: the Dapr runtime through the local sidecar, beside the in-process runtime.
+"""Benchmark: the Dapr runtime on real daprd and on the local sidecar, beside the
+in-process runtime.
 
 Run:  .venv/bin/python bench/dapr_bench.py [--hosts 1,2,4] [--reps 3] [--only W1,W2,W3a]
+                                           [--sidecars daprd,local]
 
-For each host count it starts a local deployment (the API/coordinator app and N
-executor hosts of one pool, each with its Dapr-API-compatible local sidecar, on
-the Redis components of ``components/``), then runs the peer workloads through
-``RemoteRuntime`` over HTTP:
+For each host count and each sidecar it starts a local deployment (the
+API/coordinator app and N executor hosts of one pool, each beside its sidecar: real
+daprd as ``tools/dapr/install`` builds it, with placement and scheduler, or the
+project's local sidecar; on the Redis components of ``components/``), then runs the
+peer workloads through ``RemoteRuntime`` over HTTP:
 
   W1   ping-pong between two executors: superstep latency p50/p95, from the arrival
        times of ``superstep_completed`` events on the client (``--w1-supersteps``,
@@ -154,11 +157,20 @@ async def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", default="W1,W2,W3a")
     ap.add_argument("--w1-supersteps", type=int, default=200)
+    ap.add_argument("--sidecars", default="daprd,local", help="daprd, local or both")
     args = ap.parse_args()
     only = [w for w in args.only.split(",") if w]
+    sidecars = [k for k in args.sidecars.split(",") if k]
+    assert set(sidecars) <= {"daprd", "local"}, sidecars
 
     from executor_host.local import LocalDeployment
     from runtime.client import RemoteRuntime
+    from sidecar.launcher.daprd import ControlPlane, find_binaries
+
+    binaries = find_binaries() if "daprd" in sidecars else None
+    plane = ControlPlane(binaries) if binaries is not None else None
+    if plane is not None:
+        await plane.start()
 
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p
@@ -166,22 +178,28 @@ async def main() -> None:
     results: dict[str, Any] = {"load_before": os.getloadavg(), "runs": {}}
     print("in-process ...", file=sys.stderr)
     results["runs"]["in-process"] = await measure(None, only, args.reps, args.w1_supersteps)
-    for n in [int(h) for h in args.hosts.split(",") if h]:
-        print(f"dapr, {n} host(s) ...", file=sys.stderr)
-        dep = LocalDeployment(
-            workflows=["dapr_bench:*"], pools={"default": n}, sink=lambda _a, _l: None
-        )
-        await dep.start()
-        try:
-            runtime = RemoteRuntime(dep.api_url, timeout_s=120)
-            results["runs"][f"dapr-{n}"] = await measure(
-                runtime, only, args.reps, args.w1_supersteps
+    try:
+        for n, kind in itertools.product([int(h) for h in args.hosts.split(",") if h], sidecars):
+            row = f"{kind}-{n}"
+            print(f"{kind}, {n} host(s) ...", file=sys.stderr)
+            dep = LocalDeployment(
+                workflows=["dapr_bench:*"],
+                pools={"default": n},
+                sink=lambda _a, _l: None,
+                daprd=binaries if kind == "daprd" else None,
             )
-        finally:
-            await dep.stop()
-        w2_here = results["runs"][f"dapr-{n}"].get("W2", {}).get("totals")
-        w2_ref = results["runs"]["in-process"].get("W2", {}).get("totals")
-        assert w2_here == w2_ref, "W2 totals on Dapr differ from in-process"
+            await dep.start()
+            try:
+                runtime = RemoteRuntime(dep.api_url, timeout_s=120)
+                results["runs"][row] = await measure(runtime, only, args.reps, args.w1_supersteps)
+            finally:
+                await dep.stop()
+            w2_here = results["runs"][row].get("W2", {}).get("totals")
+            w2_ref = results["runs"]["in-process"].get("W2", {}).get("totals")
+            assert w2_here == w2_ref, f"W2 totals on {row} differ from in-process"
+    finally:
+        if plane is not None:
+            await plane.stop()
     results["load_after"] = os.getloadavg()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out_dir = HERE / "results"
