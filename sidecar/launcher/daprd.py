@@ -131,10 +131,18 @@ class ControlPlane:
     async def start(self, within: float = 60.0) -> None:
         try:
             async with httpx.AsyncClient(timeout=2) as client:
-                if not await _accepts("127.0.0.1", self.placement_port):
-                    await self._start_placement(client, within)
-                if not await _accepts("127.0.0.1", self.scheduler_port):
-                    await self._start_scheduler(client, within)
+                for port, start in (
+                    (self.placement_port, self._start_placement),
+                    (self.scheduler_port, self._start_scheduler),
+                ):
+                    if await _accepts("127.0.0.1", port):
+                        continue
+                    try:
+                        await start(client, within)
+                    except StartupError:
+                        # another run started one on that port meanwhile: use it
+                        if not await _accepts("127.0.0.1", port):
+                            raise
         except BaseException:
             await self.stop()
             raise

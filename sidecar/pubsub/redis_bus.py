@@ -56,7 +56,7 @@ class _StreamSubscription(TopicSubscription):
         self.tasks: list[asyncio.Task[None]] = []
         self.closing = False
 
-    async def start(self) -> None:
+    async def _create_group(self) -> None:
         try:
             await self.client.execute("XGROUP", "CREATE", self.topic, self.group, "0", "MKSTREAM")
         except RespError as exc:
@@ -64,6 +64,9 @@ class _StreamSubscription(TopicSubscription):
                 raise BrokerError(f"redis streams: cannot create group: {exc}") from exc
         except RedisFailure as exc:
             raise BrokerError(f"redis streams: {exc}") from exc
+
+    async def start(self) -> None:
+        await self._create_group()
         self.tasks.append(asyncio.create_task(self._read_loop()))
         if self.broker.redeliver_interval > 0:
             self.tasks.append(asyncio.create_task(self._reclaim_loop()))
@@ -86,6 +89,13 @@ class _StreamSubscription(TopicSubscription):
                 )
             except RedisFailure as exc:
                 log.warning("redis streams: read from %s failed: %s", self.topic, exc)
+                if isinstance(exc, RespError) and exc.code == "NOGROUP":
+                    # the stream or its group is gone (Redis restarted empty, or they were
+                    # deleted): create them again and read on, as daprd's component does
+                    log.warning("redis streams: recreating group %s of %s", self.group, self.topic)
+                    with contextlib.suppress(BrokerError):
+                        await self._create_group()
+                    continue
                 await asyncio.sleep(0.5)
                 continue
             for _stream, entries in reply or []:

@@ -257,6 +257,28 @@ def test_competing_consumers_share_a_group_other_app_gets_copies(
     assert sorted(seen) == list(range(12))
 
 
+def test_subscriptions_recover_when_the_stream_and_its_groups_are_gone(
+    http: httpx.Client, topo: PubSubTopology, uid: str
+) -> None:
+    """Redis restarted empty (or the stream deleted): every reader gets NOGROUP; the
+    component creates its group again and goes on delivering, with no sidecar restart
+    (daprd's Redis Streams component does; the local sidecar looped on NOGROUP)."""
+    t = topic(topo.run_id, "orders")
+    with redis.Redis() as raw:
+        raw.delete(t)
+    _publish(http, t, {"tag": uid, "i": 1})
+    wait_until(
+        lambda: len(topo.deliveries(uid, "sub-b")) == 1,
+        within=20,
+        what="a delivery to sub-b after its stream was deleted",
+    )
+    wait_until(
+        lambda: len(topo.deliveries(uid, "sub-a-1")) + len(topo.deliveries(uid, "sub-a-2")) == 1,
+        within=20,
+        what="a delivery to one sub-a replica after the stream was deleted",
+    )
+
+
 def test_retry_status_is_redelivered_until_success(
     http: httpx.Client, topo: PubSubTopology, uid: str
 ) -> None:
