@@ -15,6 +15,7 @@ Dapr CLI the same topology is ``dapr run -f dapr.yaml``.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -148,6 +149,21 @@ class LocalDeployment:
         """SIGKILL one app process (its sidecar notices, as with a crash)."""
         assert self.topology is not None
         await self.topology.kill_app(host_id)
+
+    def pause(self, host_id: str) -> None:
+        """SIGSTOP one app process (a hung host: its port still accepts connections, it
+        answers nothing)."""
+        self._signal(host_id, signal.SIGSTOP)
+
+    def resume(self, host_id: str) -> None:
+        """SIGCONT a paused app process."""
+        self._signal(host_id, signal.SIGCONT)
+
+    def _signal(self, host_id: str, sig: signal.Signals) -> None:
+        assert self.topology is not None
+        pid = self.topology.processes[host_id].pid
+        assert pid is not None, f"{host_id} is not running"
+        os.killpg(pid, sig)
 
     async def restart(self, host_id: str) -> None:
         """Start a killed app again (its sidecar is still up)."""

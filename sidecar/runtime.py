@@ -364,11 +364,18 @@ class Sidecar:
                     self.app_healthy = True
                     with contextlib.suppress(ApiError):
                         await self._rejoin(app)
+                    await self._start_subscriptions(
+                        app, await self._programmatic_subscriptions(app)
+                    )
                 continue
             failures += 1
             if failures >= self.options.probe_threshold and self.app_healthy:
-                log.warning("%s: app unreachable, leaving actor placement", self.app_id)
+                log.warning(
+                    "%s: app unhealthy, leaving actor placement and its subscriptions",
+                    self.app_id,
+                )
                 self.app_healthy = False
+                await self.pubsub.stop_subscriptions()
                 if self.actors.host is not None:
                     self.actors.host.app_reachable = False
                     await self.cluster.placement.unregister(self.actors.host)

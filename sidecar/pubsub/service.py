@@ -48,6 +48,7 @@ class PubSubService:
         self.app_id = app_id
         self._brokers = dict(brokers)
         self._running: list[TopicSubscription] = []
+        self._stopping: set[asyncio.Task[None]] = set()
         self.subscriptions: list[Subscription] = []
 
     @property
@@ -212,7 +213,20 @@ class PubSubService:
             self._running.append(await bound.broker.subscribe(sub.topic, handler))
             self.subscriptions.append(sub)
 
+    async def stop_subscriptions(self) -> None:
+        """Stop reading every subscription, as daprd does when its app turns unhealthy:
+        nothing new is delivered; deliveries in flight end on their own (an
+        unacknowledged message stays pending and is delivered again to a live
+        consumer). ``start_subscriptions`` starts them again."""
+        running, self._running = self._running, []
+        self.subscriptions = []
+        for subscriber in running:
+            task = asyncio.create_task(subscriber.close())
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
     async def close(self) -> None:
+        await asyncio.gather(*list(self._stopping), return_exceptions=True)
         running, self._running = self._running, []
         await asyncio.gather(*(s.close() for s in running), return_exceptions=True)
         await asyncio.gather(

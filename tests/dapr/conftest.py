@@ -63,6 +63,12 @@ class Deployment:
     def kill(self, app_id: str) -> None:
         self.bg.run(self.local.kill(app_id))
 
+    def pause(self, app_id: str) -> None:
+        self.local.pause(app_id)
+
+    def resume(self, app_id: str) -> None:
+        self.local.resume(app_id)
+
     def restart(self, app_id: str) -> None:
         self.bg.run(self.local.restart(app_id))
 

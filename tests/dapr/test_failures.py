@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -81,3 +82,31 @@ async def test_killing_an_executor_host_mid_run_still_completes(deployment: Depl
         topo = (await client.get(f"/runs/{result.run_id}/topology")).json()
     s1_hosts = next(e["hosts"] for e in topo["executors"] if e["executor_id"] == "s1")
     assert len(s1_hosts) == 2 and killed in s1_hosts
+
+
+async def test_a_paused_executor_host_loses_its_work_to_the_live_one(
+    deployment: Deployment,
+) -> None:
+    """A host stopped with SIGSTOP still accepts TCP connections but answers nothing:
+    the sidecar's HTTP health check (500 ms timeout, two failures, 1 s apart) takes it
+    out of placement and its consumer group, and the run goes on on the other replica
+    within the coordinator's deadline (2 s here) after that."""
+    expected = await workflows.slow().run(0.8)
+    stream = workflows.slow().run(0.8, runtime=deployment.runtime(), stream=True)
+    paused = None
+    started = time.monotonic()
+    try:
+        async for ev in stream:
+            if ev.type == "executor_completed" and ev.executor_id == "s1" and paused is None:
+                paused = ev.details["host"]
+                deployment.pause(paused)  # s1 runs again in superstep 3: on the other host
+        result = await stream
+    finally:
+        if paused is not None:
+            deployment.resume(paused)
+    assert paused is not None and paused.startswith("superstep-default-")
+    assert result.status is RunStatus.COMPLETED
+    assert result.outputs == expected.outputs
+    assert result.trace_hash == expected.trace_hash
+    # three supersteps of 0.8 s, a few seconds to notice the hung host, one deadline
+    assert time.monotonic() - started < 30
