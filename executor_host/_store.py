@@ -6,8 +6,10 @@ Only this module talks to the state API; Dapr errors are mapped to ours here.
 Keys (all under the deployment's namespace, ``superstep:`` by default):
 
     run:<run>               the run record (run state, epoch, event count), ETag-guarded
-    events:<run>:<n>        the n-th chunk of the run's events
-    ckpt:<run>@<superstep>  a checkpoint (runtime.engine.Checkpoint JSON)
+    events:<run>:<n>        the n-th chunk of the run's events (from 0; the API's event ids
+                            are <n>.<index in the chunk>)
+    ckpt:<run>@<superstep>  a checkpoint (runtime.engine.Checkpoint JSON; the superstep in
+                            six digits, checkpoint_id_for)
     state:<run>:<version>   the committed shared state as of superstep <version>
     result:<run>:<g>:<k>:<i>  the stored result of executor <i>'s activation in superstep <k>
                             of the run's generation <g>

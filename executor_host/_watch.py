@@ -9,18 +9,51 @@ committed waits instead of asking the store for a chunk that is not there yet. T
 store stays the source of truth: a chunk missing here (evicted, or committed by a
 coordinator in another replica of the app) is read from it, and a stream that waited
 ``within`` seconds without news reads the store before it trusts this app again.
+
+A stream sends its events as Server-Sent Events, each with its own id,
+``<chunk>.<index>``: the chunk number and the event's position in it. Ids grow with
+the run's event log, so a client that reconnects with the last one it got
+(``Last-Event-ID``) gets exactly the events after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RunWatch"]
+__all__ = ["EventPosition", "RunWatch", "at_end", "sse_stream"]
 
 Events = list[dict[str, Any]]
+LoadChunk = Callable[[str, int], Awaitable[Events]]
+"""Reads chunk ``n`` of a run's events from the store (empty when it is not there)."""
+
+_EVENT_ID = re.compile(r"(\d{1,18})(?:\.(\d{1,18}))?")
+
+
+@dataclass(frozen=True, slots=True)
+class EventPosition:
+    """Where a reader of a run's event log is: after event ``index`` of chunk ``chunk``,
+    or after the whole chunk when ``index`` is None (chunk -1: before the first)."""
+
+    chunk: int
+    index: int | None = None
+
+    @classmethod
+    def parse(cls, event_id: str) -> EventPosition:
+        """The position after the event ``event_id`` names: ``<chunk>.<index>``, or a
+        bare ``<chunk>`` (the ids of servers before event indexes: the whole chunk).
+        ``ValueError`` for anything else."""
+        found = _EVENT_ID.fullmatch(event_id.strip())
+        if found is None:
+            raise ValueError(f"{event_id!r} is no event id of this API (<chunk>.<index>)")
+        chunk, index = found.groups()
+        return cls(int(chunk), int(index) if index is not None else None)
 
 
 class RunWatch:
@@ -70,3 +103,54 @@ class RunWatch:
             await asyncio.wait_for(waiter.wait(), within)
             return True
         return False
+
+
+def _closes(events: Events) -> bool:
+    return bool(events) and events[-1].get("type") == "status"
+
+
+async def at_end(position: EventPosition, chunks: int, load: LoadChunk, run_id: str) -> bool:
+    """Whether ``position`` is at (or past) the end of a log of ``chunks`` chunks."""
+    last = chunks - 1
+    if position.chunk != last:
+        return position.chunk > last
+    if position.index is None:
+        return True
+    return position.index >= len(await load(run_id, last)) - 1
+
+
+async def sse_stream(
+    run_id: str,
+    after: EventPosition,
+    watch: RunWatch,
+    load: LoadChunk,
+    *,
+    view: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> AsyncIterator[bytes]:
+    """The run's events after ``after`` as Server-Sent Events, chunk by chunk (a chunk's
+    events in one body message: one write, one read on the client), until a chunk whose
+    last event is the closing ``status``. ``view`` turns each event's JSON into what the
+    client reads (the plain form of its values).
+
+    Chunks are numbered without gaps: the next one is taken from the watch (committed
+    here) or the store until it is not there yet, then waited for."""
+    chunk = after.chunk if after.index is not None else after.chunk + 1
+    skip = after.index + 1 if after.index is not None else 0
+    trust_watch = False
+    while True:
+        events = watch.get(run_id, chunk)
+        if events is None and not (trust_watch and watch.not_yet(run_id, chunk)):
+            events = await load(run_id, chunk)
+        if not events:
+            trust_watch = await watch.wait(run_id, 0.5)
+            continue
+        if skip < len(events):
+            shown = events if view is None else [view(ev) for ev in events]
+            yield "".join(
+                f"id: {chunk}.{i}\nevent: {events[i]['type']}\ndata: {json.dumps(shown[i])}\n\n"
+                for i in range(skip, len(events))
+            ).encode()
+            if _closes(events):
+                return
+        # a reader resuming after the last event of a chunk goes on with the next one
+        chunk, skip = chunk + 1, 0

@@ -5,9 +5,12 @@ or dict of either (or a factory returning such a collection). Every run gets
 fresh ``Workflow`` objects from its factory, because executor instances hold the
 run's executor state.
 
-``module:*`` serves every module-level factory of ``module`` with JSON parameters:
-a run names the factory (``module:function``) and its parameters, and every app
-builds the same workflow from them (the conformance suite runs this way).
+``module:*`` serves every workflow factory of ``module`` with JSON parameters — a
+public function defined in the module or exported by it (its ``__all__``) that returns
+a ``Workflow`` (annotated so, or marked ``@workflow_factory``): a run names the factory
+(``module:function``) and its parameters, and every app builds the same workflow from
+them (the conformance suite runs this way). Parameters are checked against the
+factory's signature and annotations (as JSON, strictly) before it is called.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from runtime import Workflow
-from runtime.engine import canonical_json
+from runtime.engine import canonical_json, readable_error
+from runtime.workflow import is_workflow_factory
 
-__all__ = ["WorkflowRegistry"]
+__all__ = ["FactoryParameter", "InvalidParameters", "UnknownWorkflow", "WorkflowRegistry"]
 
 Factory = Callable[[], Workflow]
 
@@ -31,6 +37,24 @@ _BUILT_TEMPLATES = 64
 
 class UnknownWorkflow(LookupError):
     """The named workflow (or factory) is not served here."""
+
+
+class InvalidParameters(ValueError):
+    """A served factory does not take these parameters (or refused them)."""
+
+
+@dataclass(frozen=True)
+class FactoryParameter:
+    """One parameter of a served factory, as ``GET /workflows`` lists it."""
+
+    name: str
+    type: str | list[str] | None
+    """Its JSON type (or types) where its annotation says, else None."""
+    json_schema: dict[str, Any] | None
+    """The JSON schema of its annotation, where pydantic can describe it."""
+    required: bool
+    default: Any = None
+    """Its default value when that is JSON data (else None)."""
 
 
 class WorkflowRegistry:
@@ -73,9 +97,26 @@ class WorkflowRegistry:
     def serves(self, name: str, factory: str | None) -> bool:
         if factory is None:
             return name in self._factories
+        return self.serves_factory(factory)
+
+    def serves_factory(self, factory: str) -> bool:
+        """Is ``factory``'s module served as ``module:*`` (the factory may not exist)?"""
         return factory.partition(":")[0] in self.modules
 
-    def _call(self, factory: str, params: Mapping[str, Any]) -> Workflow:
+    @property
+    def factory_names(self) -> list[str]:
+        """Every factory served, ``module:function``, in order."""
+        out: list[str] = []
+        for module_name in self.modules:
+            module = importlib.import_module(module_name)
+            for attr in sorted(vars(module)):
+                fn = factory_function(module_name, attr)
+                if fn is not None and is_workflow_factory(fn):
+                    out.append(f"{module_name}:{attr}")
+        return out
+
+    def factory(self, factory: str) -> Callable[..., Any]:
+        """The served factory ``module:function``."""
         module_name, _, attr = factory.partition(":")
         if module_name not in self.modules:
             raise UnknownWorkflow(
@@ -86,15 +127,38 @@ class WorkflowRegistry:
         if obj is None:
             raise UnknownWorkflow(
                 f"factory {factory!r} does not exist (a factory is a public function "
-                f"defined in {module_name})"
+                f"defined in {module_name} or exported by it)"
             )
-        try:
-            inspect.signature(obj).bind(**params)
-        except TypeError as exc:
+        if not is_workflow_factory(obj):
             raise UnknownWorkflow(
-                f"factory {factory!r} does not take these parameters: {exc}"
-            ) from None
-        made = obj(**params)
+                f"{factory!r} is not a workflow factory: a factory returns a Workflow "
+                "(annotate it '-> Workflow' or mark it @workflow_factory)"
+            )
+        return obj
+
+    def parameters(self, factory: str) -> list[FactoryParameter]:
+        """The parameters of a served factory, from its signature."""
+        return [_describe(p) for p in _signature(self.factory(factory)).parameters.values()]
+
+    def _unknown(self, name: str) -> UnknownWorkflow:
+        served = f"served by name: {', '.join(map(repr, self.names)) or 'none'}"
+        if self.modules:
+            served += f"; factories of {', '.join(self.modules)}"
+        return UnknownWorkflow(
+            f"no workflow named {name!r} ({served}; GET /workflows lists them). A workflow "
+            "built by a factory runs by its factory: mark the factory @workflow_factory "
+            "and serve its module as module:*"
+        )
+
+    def _call(self, factory: str, params: Mapping[str, Any]) -> Workflow:
+        obj = self.factory(factory)
+        _check_parameters(factory, _signature(obj), params)
+        try:
+            made = obj(**params)
+        except Exception as exc:  # the factory's own check of its parameters, say
+            raise InvalidParameters(
+                f"factory {factory!r} failed with these parameters: {readable_error(exc)}"
+            ) from exc
         if not isinstance(made, Workflow):
             raise UnknownWorkflow(f"factory {factory!r} did not return a Workflow")
         return made
@@ -105,7 +169,7 @@ class WorkflowRegistry:
         """The shared template of a served workflow (never run)."""
         if factory is None:
             if name not in self._templates:
-                raise UnknownWorkflow(f"no workflow named {name!r}; registered: {self.names}")
+                raise self._unknown(name)
             return self._templates[name]
         key = (factory, canonical_json(dict(params or {})))
         wf = self._built.pop(key, None)
@@ -122,7 +186,7 @@ class WorkflowRegistry:
         """A new instance whose executors belong to one run."""
         if factory is None:
             if name not in self._factories:
-                raise UnknownWorkflow(f"no workflow named {name!r}; registered: {self.names}")
+                raise self._unknown(name)
             return self._factories[name]()
         return self._call(factory, params or {})
 
@@ -141,6 +205,88 @@ def factory_function(module_name: str, attr: str) -> Callable[..., Any] | None:
     if obj.__module__ != module.__name__ and attr not in getattr(module, "__all__", ()):
         return None
     return obj
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature with its annotations evaluated where they can be (postponed
+    ones naming what only type checkers import stay strings)."""
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except Exception:  # NameError and the like, from evaluating an annotation
+        return inspect.signature(fn)
+
+
+def _adapter(annotation: Any) -> Any:
+    """A pydantic ``TypeAdapter`` of a parameter's annotation, or None."""
+    if annotation is inspect.Parameter.empty or isinstance(annotation, str):
+        return None
+    from pydantic import TypeAdapter
+
+    try:
+        return TypeAdapter(annotation)
+    except Exception:  # a type pydantic cannot build a validator for (a probe object)
+        return None
+
+
+def _check_parameters(factory: str, sig: inspect.Signature, params: Mapping[str, Any]) -> None:
+    try:
+        bound = sig.bind(**params)
+    except TypeError as exc:
+        raise InvalidParameters(
+            f"factory {factory!r} does not take these parameters: {exc}"
+        ) from None
+    for name, value in bound.arguments.items():
+        p = sig.parameters[name]
+        adapter = _adapter(p.annotation)
+        if adapter is None:
+            continue
+        values = value if p.kind is inspect.Parameter.VAR_KEYWORD else {name: value}
+        for key, v in values.items():
+            try:
+                adapter.validate_json(json.dumps(v, allow_nan=False), strict=True)
+            except ValueError as exc:
+                raise InvalidParameters(
+                    f"factory {factory!r}, parameter {key!r}: {readable_error(exc)}"
+                ) from None
+
+
+def _describe(p: inspect.Parameter) -> FactoryParameter:
+    adapter = _adapter(p.annotation)
+    schema: dict[str, Any] | None = None
+    if adapter is not None:
+        try:
+            schema = adapter.json_schema()
+        except Exception:  # an annotation pydantic validates but cannot describe
+            schema = None
+    default: Any = None
+    if p.default is not inspect.Parameter.empty:
+        try:
+            default = json.loads(json.dumps(p.default, allow_nan=False))
+        except (TypeError, ValueError):
+            default = None
+    return FactoryParameter(
+        name=p.name,
+        type=_json_type(schema),
+        json_schema=schema,
+        required=p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL),
+        default=default,
+    )
+
+
+def _json_type(schema: dict[str, Any] | None) -> str | list[str] | None:
+    if schema is None:
+        return None
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return kind
+    members = schema.get("anyOf")
+    if isinstance(members, list):
+        kinds = [m.get("type") for m in members if isinstance(m, dict)]
+        named = [k for k in kinds if isinstance(k, str)]
+        if named and len(named) == len(members):
+            return named
+    return None
 
 
 def _factories_of(obj: Any, spec: str) -> list[Factory]:

@@ -8,18 +8,18 @@ lifespan; the handlers are thin and the semantics live in ``runtime.engine``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Literal
 
 from dapr.ext.fastapi import DaprActor, DaprApp
-from fastapi import FastAPI, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from executor_host._actors import (
@@ -29,6 +29,7 @@ from executor_host._actors import (
 )
 from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
+from executor_host._catalog import WorkflowInfo, catalog
 from executor_host._edge import install_edge
 from executor_host._ids import (
     CHECKPOINT_ID_MAX,
@@ -42,14 +43,21 @@ from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
 from executor_host._sidecar import ActorInvokeError, SidecarClient
 from executor_host._store import RunRecord, RunStore
-from executor_host._watch import RunWatch
-from executor_host._workflows import UnknownWorkflow, WorkflowRegistry
+from executor_host._watch import EventPosition, RunWatch, at_end, sse_stream
+from executor_host._workflows import InvalidParameters, UnknownWorkflow, WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelope, results_topic
 from runtime.checkpoint import checkpoint_id_for
-from runtime.engine import Checkpoint, RunState, start
+from runtime.engine import Checkpoint, JsonCodec, RunState, start
 from runtime.errors import CheckpointError, CodecError, RequestError
 from runtime.telemetry import current_traceparent
-from runtime.workflow import Workflow
+from runtime.workflow import (
+    Workflow,
+    input_from_json,
+    plain_event,
+    plain_request,
+    plain_value,
+    response_from_json,
+)
 from runtime.workflow._prepare import apply_responses
 
 __all__ = ["create_app"]
@@ -70,21 +78,42 @@ CheckpointId = Annotated[
     Path(
         pattern=CHECKPOINT_ID_PATTERN,
         max_length=CHECKPOINT_ID_MAX,
-        description="<run id>@<superstep>",
+        description="<run id>@<superstep in six digits>, e.g. r1@000001",
     ),
 ]
 
 
+Encoding = Literal["plain", "codec"]
+"""How workflow values cross the API: ``plain`` JSON (validated against the declared
+types coming in, ``{"type": ..., "value": ...}`` going out), or the ``codec``'s exact
+tagged form (``RemoteRuntime`` uses it: it decodes values into the same classes)."""
+
+_ENCODING_DOC = (
+    "plain: workflow values as plain JSON, named by their type going out "
+    '({"type": "mymod.Finding", "value": {...}}); codec: the JSON codec\'s tagged form'
+)
+
+EncodingQuery = Annotated[Encoding, Query(description=_ENCODING_DOC)]
+
+
 class StartRun(BaseModel):
-    workflow: str = Field(min_length=1)
+    workflow: str | None = Field(
+        default=None, min_length=1, description="a workflow served by name (GET /workflows)"
+    )
     factory: str | None = Field(
-        default=None, description="module:function building the workflow, with params"
+        default=None,
+        description="or the module:function of a served factory, called with params",
     )
     params: dict[str, Any] | None = None
     state: dict[str, Any] | None = Field(
         default=None, description="a prepared run state (RunState JSON) to start from"
     )
-    input: Any = Field(default=None, description="the run input, codec JSON")
+    input: Any = Field(
+        default=None,
+        description="the run input: plain JSON, validated against what the start executor "
+        "takes (its JSON schema is in GET /workflows)",
+    )
+    encoding: Encoding = Field(default="plain", description=_ENCODING_DOC)
     has_input: bool = Field(default=True, description="false when resuming from a checkpoint")
     run_id: str | None = Field(default=None, max_length=RUN_ID_MAX, pattern=RUN_ID_PATTERN)
     seed: int = 0
@@ -94,13 +123,17 @@ class StartRun(BaseModel):
         default=None,
         max_length=CHECKPOINT_ID_MAX,
         pattern=CHECKPOINT_ID_PATTERN,
-        description="a stored checkpoint to resume (<run id>@<superstep>)",
+        description="a stored checkpoint to resume (<run id>@<superstep in six digits>)",
     )
     responses: dict[str, Any] | None = None
 
 
 class Responses(BaseModel):
-    responses: dict[str, Any] = Field(min_length=1)
+    responses: dict[str, Any] = Field(
+        min_length=1,
+        description="request id -> response, validated against the request's response type",
+    )
+    encoding: Encoding = Field(default="plain", description=_ENCODING_DOC)
 
 
 def create_app(config: Settings | None = None) -> FastAPI:
@@ -191,8 +224,17 @@ def create_app(config: Settings | None = None) -> FastAPI:
             return registry.resolve(name, factory, params)
         except UnknownWorkflow as exc:
             raise Problem(404, "Unknown workflow", str(exc)) from exc
+        except InvalidParameters as exc:
+            raise Problem(422, "Invalid workflow parameters", str(exc)) from exc
         except (TypeError, ValueError) as exc:
             raise Problem(400, "Invalid workflow parameters", f"{factory}: {exc}") from exc
+
+    def codec_of(record: RunRecord) -> JsonCodec | None:
+        """The codec of a run's workflow (None when it is no longer served here)."""
+        try:
+            return registry.resolve(record.workflow, record.factory, record.params).graph.codec
+        except (LookupError, ValueError, TypeError):
+            return None
 
     async def record_of(run_id: str) -> RunRecord:
         record = await store().load_run(run_id)
@@ -209,14 +251,33 @@ def create_app(config: Settings | None = None) -> FastAPI:
     )
     async def start_run(body: StartRun, request: Request) -> dict[str, Any]:
         _check_text(dict(body))
-        wf = workflow(body.workflow, body.factory, body.params)
+        factory, params, hint = body.factory, body.params, ""
+        if body.workflow is None and factory is None:
+            raise Problem(
+                422, "No workflow", "a run names its workflow, or its factory (GET /workflows)"
+            )
+        if (
+            factory is not None
+            and not registry.serves_factory(factory)
+            and body.workflow in registry
+        ):
+            # built by a factory whose module is not served as module:*, while the
+            # workflow is served by name: that one runs, if it is the same graph
+            hint = (
+                f" (it is served by name, built with its defaults; to run it with "
+                f"parameters, serve {factory.partition(':')[0]}:*)"
+            )
+            factory, params = None, None
+        wf = workflow(body.workflow or "", factory, params)
+        body = body.model_copy(update={"workflow": wf.name, "factory": factory, "params": params})
         graph = wf.graph
         if body.signature is not None and body.signature != graph.signature:
             raise Problem(
                 409,
                 "Workflow version mismatch",
                 f"the client's {body.workflow!r} has graph signature {body.signature[:12]}, the "
-                f"server's {graph.signature[:12]}: deploy the same workflow code on both sides",
+                f"server's {graph.signature[:12]}: deploy the same workflow code on both sides"
+                + hint,
             )
         await _check_placement(wf, body.factory)
         state = await _initial_state(wf, body)
@@ -291,27 +352,47 @@ def create_app(config: Settings | None = None) -> FastAPI:
         else:
             if not body.has_input:
                 raise Problem(400, "No input", "a new run needs an input (or a checkpoint)")
-            try:
-                value = codec.decode(body.input)
-            except CodecError as exc:
-                raise Problem(400, "Undecodable input", str(exc)) from exc
-            node = graph.nodes[graph.start]
-            if not node.accepts(value):
-                raise Problem(
-                    422,
-                    "Input not accepted",
-                    f"the start executor {graph.start!r} has no handler for "
-                    f"{type(value).__qualname__}",
-                )
-            state = start(graph, body.input, run_id=body.run_id or uuid.uuid4().hex, seed=body.seed)
+            run_id = body.run_id or uuid.uuid4().hex
+            if body.encoding == "plain":
+                try:
+                    value = input_from_json(wf, body.input)
+                    encoded = codec.encode(value)
+                except CodecError as exc:
+                    raise Problem(422, "Input not accepted", str(exc)) from exc
+                state = start(graph, encoded, run_id=run_id, seed=body.seed)
+            else:
+                try:
+                    value = codec.decode(body.input)
+                except CodecError as exc:
+                    raise Problem(400, "Undecodable input", str(exc)) from exc
+                node = graph.nodes[graph.start]
+                if not node.accepts(value):
+                    raise Problem(
+                        422,
+                        "Input not accepted",
+                        f"the start executor {graph.start!r} has no handler for "
+                        f"{type(value).__qualname__}",
+                    )
+                state = start(graph, body.input, run_id=run_id, seed=body.seed)
         if body.responses:
-            state = _apply_responses(wf, state, body.responses)
+            state, _ = _apply_responses(wf, state, body.responses, body.encoding)
         return state
 
-    def _apply_responses(wf: Workflow, state: RunState, responses: Mapping[str, Any]) -> RunState:
+    def _apply_responses(
+        wf: Workflow, state: RunState, responses: Mapping[str, Any], encoding: Encoding
+    ) -> tuple[RunState, dict[str, Any]]:
+        """The run state with the responses added, and the responses (codec JSON)."""
         codec = wf.graph.codec
         try:
-            return apply_responses(wf, state, {r: codec.decode(d) for r, d in responses.items()})
+            if encoding == "plain":
+                values = {
+                    r: d if r not in state.pending else response_from_json(wf, state.pending[r], d)
+                    for r, d in responses.items()
+                }
+            else:
+                values = {r: codec.decode(d) for r, d in responses.items()}
+            applied = apply_responses(wf, state, values)
+            return applied, {r: codec.encode(v) for r, v in values.items()}
         except (RequestError, CodecError) as exc:
             raise Problem(400, "Invalid response", str(exc)) from exc
 
@@ -364,41 +445,50 @@ def create_app(config: Settings | None = None) -> FastAPI:
         summary="A run's status, outputs and pending requests",
         responses=errors(404, 422),
     )
-    async def get_run(run_id: RunId) -> dict[str, Any]:
-        return _view(await record_of(run_id))
+    async def get_run(run_id: RunId, encoding: EncodingQuery = "plain") -> dict[str, Any]:
+        record = await record_of(run_id)
+        return _view(record, codec_of(record) if encoding == "plain" else None, encoding)
 
     @app.get(
         "/runs/{run_id}/events",
         summary="The run's events (Server-Sent Events)",
-        responses=errors(404, 422),
+        description=(
+            "Each event's id is `<chunk>.<index>`, its position in the run's event log. "
+            "A client that reconnects with the last id it got (the `Last-Event-ID` header, "
+            "as browsers send it) gets the events after it; one that is at the end of a "
+            "finished run's log gets 204, which tells a browser to stop reconnecting."
+        ),
+        responses={
+            204: {"description": "the run has ended and the client has every event"},
+            **errors(400, 404, 422),
+        },
     )
     async def run_events(
         run_id: RunId,
         after: int = Query(default=-1, ge=-1, description="last event chunk seen"),
-    ) -> StreamingResponse:
-        await record_of(run_id)
-
-        async def stream() -> AsyncIterator[bytes]:
-            # event chunks are numbered without gaps: take the next one from the watch
-            # (committed here) or the store until it is not there yet, then wait for it
-            seen, trust_watch = after, False
-            while True:
-                chunk = seen + 1
-                events = watch.get(run_id, chunk)
-                if events is None and not (trust_watch and watch.not_yet(run_id, chunk)):
-                    events = await store().load_events(run_id, chunk)
-                if not events:
-                    trust_watch = await watch.wait(run_id, 0.5)
-                    continue
-                seen = chunk
-                # a chunk's events in one body message: one write, one read on the client
-                yield "".join(
-                    f"id: {seen}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n" for ev in events
-                ).encode()
-                if events[-1].get("type") == "status":
-                    return
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        encoding: EncodingQuery = "plain",
+        last_event_id: str | None = Header(
+            default=None,
+            alias="Last-Event-ID",
+            description="the id of the last event seen (`<chunk>.<index>`); wins over `after`",
+        ),
+    ) -> Response:
+        record = await record_of(run_id)
+        position = EventPosition(after)
+        if last_event_id:
+            try:
+                position = EventPosition.parse(last_event_id)
+            except ValueError as exc:
+                raise Problem(400, "Invalid Last-Event-ID", str(exc)) from exc
+        load = store().load_events
+        if record.state.status.is_final and await at_end(
+            position, record.event_chunks, load, run_id
+        ):
+            return Response(status_code=204)
+        view = partial(plain_event, codec_of(record)) if encoding == "plain" else None
+        return StreamingResponse(
+            sse_stream(run_id, position, watch, load, view=view), media_type="text/event-stream"
+        )
 
     @app.post(
         "/runs/{run_id}/responses",
@@ -410,8 +500,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
         _check_text(body.responses)
         record = await record_of(run_id)
         wf = workflow(record.workflow, record.factory, record.params)
-        _apply_responses(wf, record.state, body.responses)  # validates; the actor applies
-        await coordinator(run_id, "Respond", {"responses": body.responses})
+        # validates; the actor applies
+        _, encoded = _apply_responses(wf, record.state, body.responses, body.encoding)
+        await coordinator(run_id, "Respond", {"responses": encoded})
         return {"run_id": run_id, "accepted": sorted(body.responses)}
 
     @app.post(
@@ -498,35 +589,12 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     @app.get(
         "/workflows",
-        summary="Registered workflows and their placeable executors",
+        summary="The workflows and factories served, with their inputs and parameters",
         responses=errors(),
     )
-    async def workflows() -> list[dict[str, Any]]:
+    async def workflows() -> list[WorkflowInfo]:
         live = [h for h in await _hosts() if h["alive"]]
-        out = []
-        for name in registry.names:
-            graph = registry.resolve(name).graph
-            out.append(
-                {
-                    "name": name,
-                    "signature": graph.signature,
-                    "start": graph.start,
-                    "executors": [
-                        {
-                            "id": n.id,
-                            "pool": n.placement.pool,
-                            "labels": dict(n.placement.labels),
-                            "placeable": any(
-                                h["pool"] == n.placement.pool
-                                and n.id in h["workflows"].get(name, [])
-                                for h in live
-                            ),
-                        }
-                        for n in graph.executors
-                    ],
-                }
-            )
-        return out
+        return catalog(registry, live)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -595,16 +663,21 @@ def _check_text(value: Any) -> None:
             stack.extend(item)
 
 
-def _view(record: RunRecord) -> dict[str, Any]:
+def _view(record: RunRecord, codec: JsonCodec | None, encoding: Encoding) -> dict[str, Any]:
+    """A run as ``GET /runs/{id}`` shows it: its outputs and pending requests in plain
+    JSON (their types named, by ``codec`` where it knows them) or in codec JSON."""
     state = record.state
+    plain = encoding == "plain"
     return {
         "run_id": record.run_id,
         "workflow": record.workflow,
         "signature": record.signature,
         "status": state.status.value,
         "superstep": state.superstep,
-        "outputs": record.outputs,
-        "pending_requests": [p.to_json() for p in state.pending.values()],
+        "outputs": [plain_value(codec, o) for o in record.outputs] if plain else record.outputs,
+        "pending_requests": [
+            plain_request(codec, p) if plain else p.to_json() for p in state.pending.values()
+        ],
         "trace_hash": state.trace_hash,
         "error": state.error.to_json() if state.error else None,
         "checkpoints": (

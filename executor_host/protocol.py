@@ -29,6 +29,8 @@ __all__ = [
     "DEFAULT_TOPIC_PREFIX",
     "PROTOCOL_VERSION",
     "ActivationEnvelope",
+    "AttemptRecord",
+    "ErrorRecord",
     "HostRecord",
     "ResultEnvelope",
     "activation_topic",
@@ -121,10 +123,56 @@ class ResultEnvelope(_Envelope):
     superstep: int = Field(ge=1)
     executor_id: str
     host: str = Field(description="host id of the replica that executed it")
-    result: dict[str, Any] = Field(description="runtime.engine.ActivationResult.to_json()")
+    result: dict[str, Any] = Field(
+        description=(
+            "runtime.engine.ActivationResult.to_json(); its error is an ErrorRecord, its "
+            "optional failures a list of AttemptRecords (one per failed attempt)"
+        )
+    )
 
     def event_id(self) -> str:
         return f"result/{self.run_id}/{self.superstep}/{self.executor_id}/{self.epoch}"
+
+
+class AttemptRecord(BaseModel):
+    """Why one attempt of an activation failed (``runtime.engine.AttemptError``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: int = Field(ge=1, description="1 for the first attempt")
+    type: str = Field(description="the exception class's __qualname__")
+    module: str | None = Field(default=None, description="the exception class's module")
+    message: str
+
+
+class ErrorRecord(BaseModel):
+    """A result's ``error`` (and a run's, in its run state and ``GET /runs/{id}``):
+    ``runtime.engine.ErrorInfo.to_json()``. The fields after ``superstep`` are optional:
+    hosts built before them send none, and readers take an error without them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str = Field(description="the exception class's __qualname__")
+    message: str
+    executor_id: str | None = None
+    superstep: int | None = None
+    module: str | None = Field(
+        default=None, description="the exception class's module (builtins for Python's own)"
+    )
+    traceback: str | None = Field(
+        default=None,
+        description=(
+            "the exception's traceback as the host that ran the handler formatted it "
+            "(Python's format_exception; a longer one keeps its last 16,384 characters)"
+        ),
+    )
+    attempts: list[AttemptRecord] = Field(
+        default_factory=list, description="why each failed attempt of the activation failed"
+    )
+    cause: ErrorRecord | None = Field(
+        default=None,
+        description="the error this one reports: an ExecutorFailedError's is the executor's",
+    )
 
 
 class HostRecord(_Envelope):
@@ -153,6 +201,7 @@ def json_schema() -> dict[str, Any]:
         "protocol_version": PROTOCOL_VERSION,
         "activation": ActivationEnvelope.model_json_schema(),
         "result": ResultEnvelope.model_json_schema(),
+        "error": ErrorRecord.model_json_schema(),
         "host": HostRecord.model_json_schema(),
     }
 

@@ -43,6 +43,7 @@ from runtime.workflow import (
     executor,
     handler,
     response_handler,
+    workflow_factory,
 )
 
 __version__ = "0.1.0"
@@ -87,4 +88,5 @@ __all__ = [
     "executor",
     "handler",
     "response_handler",
+    "workflow_factory",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -23,7 +23,7 @@ from runtime.cli._common import (
     parse_json,
     to_input,
 )
-from runtime.engine import Checkpoint, PendingRequest, RunStatus
+from runtime.engine import Checkpoint, ErrorInfo, PendingRequest, RunStatus
 from runtime.errors import CheckpointError, CodecError, RequestError
 from runtime.workflow import RunResult, Workflow, WorkflowEvent
 
@@ -74,10 +74,11 @@ async def run_workflow(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     else:
         stream = wf.run(to_input(wf, raw_input), stream=True, **kwargs)
 
+    tracebacks = bool(args.run_traceback or args.traceback)
     try:
         async for ev in stream:
             if not args.quiet:
-                out.write(_event_json(ev) if args.json else _event_line(ev))
+                out.write(_event_json(ev) if args.json else _event_line(ev, tracebacks))
                 out.flush()
         result = await stream
     except (CheckpointError, RequestError, CodecError) as exc:
@@ -87,7 +88,7 @@ async def run_workflow(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     finally:
         if storage is not None:
             storage.close()
-    _print_result(out, result, as_json=args.json)
+    _print_result(out, result, as_json=args.json, tracebacks=tracebacks)
     return EXIT_OK if result.status in _OK_STATUSES else EXIT_RUN_FAILED
 
 
@@ -134,7 +135,7 @@ def _to_responses(wf: Workflow, pending: Mapping[str, PendingRequest], raw: Any)
     return out
 
 
-def _event_line(ev: WorkflowEvent) -> str:
+def _event_line(ev: WorkflowEvent, tracebacks: bool = False) -> str:
     step = f"{ev.superstep:>4}" if ev.superstep is not None else "   -"
     bits = [step, f"{ev.type:<20}", ev.executor_id or "-"]
     if ev.request_id is not None:
@@ -142,8 +143,16 @@ def _event_line(ev: WorkflowEvent) -> str:
     if ev.data is not None:
         bits.append(dumps(ev.data))
     elif ev.details:
-        bits.append(dumps(ev.details))
-    return " ".join(bits).rstrip() + "\n"
+        # a failed activation's traceback follows the line, with --traceback only
+        bits.append(dumps({k: v for k, v in ev.details.items() if k != "traceback"}))
+    line = " ".join(bits).rstrip() + "\n"
+    # (the failure that ends the run shows its traceback with the run's error)
+    traceback = ev.details.get("traceback") if tracebacks and ev.type != "executor_failed" else None
+    return line + _indent(traceback) if isinstance(traceback, str) else line
+
+
+def _indent(text: str) -> str:
+    return "".join(f"    {line}\n" for line in text.splitlines())
 
 
 def _event_json(ev: WorkflowEvent) -> str:
@@ -158,7 +167,7 @@ def _event_json(ev: WorkflowEvent) -> str:
     return json.dumps(to_jsonable_python(record, fallback=repr), ensure_ascii=False) + "\n"
 
 
-def _print_result(out: TextIO, result: RunResult, *, as_json: bool) -> None:
+def _print_result(out: TextIO, result: RunResult, *, as_json: bool, tracebacks: bool) -> None:
     pending = [
         {
             "request_id": p.request_id,
@@ -178,6 +187,7 @@ def _print_result(out: TextIO, result: RunResult, *, as_json: bool) -> None:
             "trace_hash": result.trace_hash,
             "last_checkpoint_id": result.last_checkpoint_id,
             "error": result.error.message if result.error else None,
+            "error_info": result.error.to_json() if result.error else None,
         }
         out.write(json.dumps(to_jsonable_python(record, fallback=repr), ensure_ascii=False) + "\n")
         return
@@ -198,7 +208,24 @@ def _print_result(out: TextIO, result: RunResult, *, as_json: bool) -> None:
     if result.last_checkpoint_id:
         w(f"last checkpoint: {result.last_checkpoint_id}\n")
     if result.error is not None:
-        w(f"error: {' '.join(result.error.message.split())}\n")
+        _print_error(w, result.error, tracebacks)
+
+
+def _print_error(w: Callable[[str], object], error: ErrorInfo, tracebacks: bool) -> None:
+    """``error: Type: message``; for an executor's failure, why each attempt failed
+    (when there were several) and, with ``tracebacks``, the traceback of the exception
+    its handler raised, as formatted where it ran."""
+    w(f"error: {' '.join(str(error).split())}\n")
+    origin = error.cause or error
+    if len(origin.attempts) > 1:
+        for a in origin.attempts:
+            w(f"  attempt {a.attempt}: {' '.join(str(a).split())}\n")
+    if origin.traceback is None:
+        return
+    if tracebacks:
+        w(_indent(origin.traceback))
+    else:
+        w("  (--traceback shows the handler's traceback)\n")
 
 
 def add_run_parser(sub: SubParsers) -> None:
@@ -239,6 +266,13 @@ def add_run_parser(sub: SubParsers) -> None:
     )
     p.add_argument("--json", action="store_true", help="print events and result as JSON lines")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the result")
+    p.add_argument(
+        "--traceback",
+        dest="run_traceback",
+        action="store_true",
+        help="print the traceback of a handler's exception with the error and with each "
+        "failed activation's event (the type and message are always printed)",
+    )
     p.set_defaults(handler=run_workflow)
 
 

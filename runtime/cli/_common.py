@@ -12,12 +12,11 @@ import sys
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from runtime.engine._types import type_name
 from runtime.errors import CodecError, SuperstepError, WorkflowValidationError
-from runtime.workflow import Workflow
+from runtime.workflow import Workflow, input_from_json
 
 __all__ = [
     "EXIT_OK",
@@ -220,39 +219,13 @@ def load_workflow(spec: str) -> Workflow:
 
 
 def to_input(workflow: Workflow, raw: Any) -> Any:
-    """Turn parsed JSON into a value the start executor accepts.
-
-    Tried in order: the codec's tagged form (``{"$type": ..., "$value": ...}``),
-    the JSON value itself, then each type the start executor handles (a JSON
-    object becomes a dataclass or pydantic model through pydantic)."""
-    start = workflow.graph.nodes[workflow.graph.start]
-    if isinstance(raw, dict) and "$type" in raw:
-        try:
-            value = workflow.graph.codec.decode(raw)
-        except CodecError as exc:
-            raise CliError(f"--input: {one_line(exc)}") from exc
-        if start.accepts(value):
-            return value
-    elif start.accepts(raw):
-        return raw
-    errors: list[str] = []
-    for t in start.input_types:
-        try:
-            value = TypeAdapter(t).validate_python(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            errors.append(f"as {type_name(t)}: {where + ': ' if where else ''}{first['msg']}")
-            continue
-        except Exception:  # a type pydantic cannot build a validator for
-            continue
-        if start.accepts(value):
-            return value
-    handled = _names(start.input_types)
-    detail = f" ({'; '.join(errors)})" if errors else ""
-    raise CliError(
-        f"--input does not fit the start executor {start.id!r}, which handles {handled}{detail}"
-    )
+    """Turn parsed JSON into a value the start executor accepts (``input_from_json``:
+    the codec's tagged form, the JSON value itself, or a JSON object as the start
+    executor's dataclass or pydantic model)."""
+    try:
+        return input_from_json(workflow, raw, what="--input")
+    except CodecError as exc:
+        raise CliError(one_line(exc)) from exc
 
 
 def positive_int(text: str) -> int:

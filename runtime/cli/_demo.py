@@ -71,22 +71,20 @@ async def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     workers: int = args.workers
     latency_ms: float = args.latency_ms
     remote = args.runtime == "dapr"
-    params: dict[str, object] = {
-        "workers": workers,
-        "latency_ms": latency_ms,
-        "waves": args.waves,
-        "analysis_pool": "analysis" if remote else "default",
-    }
     try:
+        # a factory: the workflow records how it was built, and the Dapr runtime's
+        # servers build the same one (they serve runtime.demo:*)
         wf = build_workflow(
-            workers, latency_ms, waves=args.waves, analysis_pool=str(params["analysis_pool"])
+            workers,
+            latency_ms,
+            waves=args.waves,
+            analysis_pool="analysis" if remote else "default",
         )
     except ValueError as exc:
         raise CliError(one_line(exc)) from exc
     runtime: Runtime | None = None
     where = "in-process runtime"
     if remote:
-        wf.origin = ("runtime.demo:build_workflow", params)
         runtime = RemoteRuntime(args.url, timeout_s=120)
         where = f"Dapr runtime at {args.url}"
     print(
@@ -216,7 +214,8 @@ def _print_timings(out: TextIO, result: RunResult, summary: Summary) -> None:
 def add_demo_parser(sub: SubParsers) -> None:
     p = sub.add_parser(
         "demo",
-        help="process documents with analysis executors and an aggregator (in-process)",
+        help="process documents with analysis executors and an aggregator, in-process or "
+        "on a Dapr deployment (--runtime dapr)",
         description=(
             "The document-processing scenario: N documents split over M analysis executors, "
             "each with simulated I/O latency per document, and an aggregator. Documents are "

@@ -22,12 +22,19 @@ from runtime.workflow._run import NO_INPUT, Emit
 
 __all__ = ["RemoteRuntime"]
 
+_CODEC = {"encoding": "codec"}
+"""Values cross in the codec's tagged form (the API's default is plain JSON): they
+decode into the very classes the workflow's handlers take, nested ones included."""
+
 
 class RemoteRuntime:
     """A runtime that runs workflows through the HTTP API of a remote deployment.
 
     The server must serve a workflow of the same name and graph signature (the
-    same code). ``transport`` lets tests call an app in-process.
+    same code), or, for a workflow built by a ``@workflow_factory``, the factory's
+    module (``module:*``): the run then names the factory and its parameters
+    (``Workflow.origin``), and the servers build the same workflow. ``transport``
+    lets tests call an app in-process.
     """
 
     def __init__(
@@ -119,13 +126,15 @@ class _RemoteRun:
         self.events: list[Any] = []
         self.outputs: list[Any] = []
         self.trace: list[str] = []
+        self.last_event_id: str | None = None
+        """The id of the last event read; a stream read again resumes after it."""
 
     async def run(self) -> RunResult:
         run_id, after = await self._begin()
         cancelled = False
         while True:
             try:
-                async for ev in self._events(run_id, after):
+                async for ev in self._events(run_id, after, self.last_event_id):
                     self._take(ev)
                     if not cancelled and self.stream.is_cancel_requested():
                         cancelled = True
@@ -141,7 +150,7 @@ class _RemoteRun:
                 cancelled = True
                 await self._cancel(run_id)
                 after = (self.wf._remote_cursor or {}).get("after", after)
-        view = await _call(self.client, "GET", f"/runs/{run_id}")
+        view = await _call(self.client, "GET", f"/runs/{run_id}", params=_CODEC)
         if self.storage is not None:
             await self._mirror_checkpoints(run_id)
         return self._result(view)
@@ -220,7 +229,7 @@ class _RemoteRun:
                     self.client,
                     "POST",
                     f"/runs/{run_id}/responses",
-                    json={"responses": self._encode_responses()},
+                    json={"responses": self._encode_responses(), **_CODEC},
                 )
             except RemoteError as exc:
                 if exc.status == 400:
@@ -231,7 +240,7 @@ class _RemoteRun:
 
     def _body(self) -> dict[str, Any]:
         wf = self.wf
-        body: dict[str, Any] = {"workflow": wf.name, "signature": wf.graph.signature}
+        body: dict[str, Any] = {"workflow": wf.name, "signature": wf.graph.signature, **_CODEC}
         if wf.origin is not None:
             body["factory"], body["params"] = wf.origin[0], wf.origin[1]
         return body
@@ -260,25 +269,35 @@ class _RemoteRun:
     def _encode_responses(self) -> dict[str, Any]:
         return {rid: self.codec.encode(v) for rid, v in (self.req.responses or {}).items()}
 
-    async def _events(self, run_id: str, after: int) -> AsyncIterator[Any]:
+    async def _events(
+        self, run_id: str, after: int, last_event_id: str | None = None
+    ) -> AsyncIterator[Any]:
+        """The run's events after chunk ``after``, or after the event ``last_event_id``
+        when given (the API resumes after it; ids are ``<chunk>.<index>``, a bare
+        ``<chunk>`` from servers before event indexes)."""
         url = f"/runs/{run_id}/events"
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else None
         try:
-            async with self.client.stream("GET", url, params={"after": after}) as resp:
+            async with self.client.stream(
+                "GET", url, params={"after": after, **_CODEC}, headers=headers
+            ) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
                     raise RemoteError(
                         f"GET {url}: {resp.status_code} {resp.text}", resp.status_code
                     )
                 data: list[str] = []
-                chunk = after
+                chunk, event_id = after, last_event_id
                 async for line in resp.aiter_lines():
                     if line.startswith("data:"):
                         data.append(line[5:].strip())
                     elif line.startswith("id:"):
-                        chunk = int(line[3:].strip())
+                        event_id = line[3:].strip()
+                        chunk = int(event_id.partition(".")[0])
                     elif not line and data:
                         ev = event_from_json(self.codec, json.loads("\n".join(data)))
                         data = []
+                        self.last_event_id = event_id
                         self._remember(run_id, chunk)
                         yield ev
         except httpx.HTTPError as exc:

@@ -34,6 +34,7 @@ from runtime.workflow import (
     WorkflowContext,
     WorkflowEvent,
     handler,
+    workflow_factory,
 )
 
 __all__ = [
@@ -277,6 +278,7 @@ class Aggregator(Executor):
 
 
 # -- the workflow ------------------------------------------------------------------------------
+@workflow_factory
 def build_workflow(
     workers: int = DEFAULT_WORKERS,
     latency_ms: float = DEFAULT_LATENCY_MS,

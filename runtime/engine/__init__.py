@@ -24,6 +24,7 @@ from runtime.engine._codec import (
     compact_json,
     compact_json_bytes,
     digest,
+    readable_error,
     type_tag,
 )
 from runtime.engine._graph import (
@@ -48,6 +49,7 @@ from runtime.engine._model import (
     Activation,
     ActivationResult,
     ActivationStatus,
+    AttemptError,
     Checkpoint,
     ErrorInfo,
     EventRecord,
@@ -72,6 +74,7 @@ __all__ = [
     "Activation",
     "ActivationResult",
     "ActivationStatus",
+    "AttemptError",
     "Checkpoint",
     "Dropped",
     "Edge",
@@ -110,6 +113,7 @@ __all__ = [
     "message_digest",
     "message_digests",
     "plan",
+    "readable_error",
     "respond",
     "route",
     "start",

@@ -336,10 +336,8 @@ def commit(
                 unusual = True
         elif r.status is ActivationStatus.FAILED:
             err = r.error
-            exc = ExecutorFailedError(
-                r.executor_id, k, r.attempts, err.message if err else "failed"
-            )
-            return _failed(run_state, k, activated, delivered, exc, r.executor_id)
+            exc = ExecutorFailedError(r.executor_id, k, r.attempts, str(err) if err else "failed")
+            return _failed(run_state, k, activated, delivered, exc, r.executor_id, cause=err)
         else:
             unusual = True
 
@@ -551,11 +549,14 @@ def _failed(
     delivered: int,
     exc: Exception,
     executor_id: str | None,
+    *,
+    cause: ErrorInfo | None = None,
 ) -> tuple[RunState, SuperstepReport]:
     """The superstep failed as a whole: nothing of it is committed. The run ends in
     superstep ``k`` (so its events, status and superstep count name the superstep that
-    failed) with everything else as the last barrier committed it, trace hash included."""
-    info = ErrorInfo.of(exc, executor_id, k)
+    failed) with everything else as the last barrier committed it, trace hash included.
+    ``cause``: the failed executor's error, kept in the run's error."""
+    info = ErrorInfo.of(exc, executor_id, k, cause=cause)
     failed = replace(run_state, superstep=k, status=RunStatus.FAILED, error=info)
     return failed, SuperstepReport(k, activated, delivered, error=exc, committed=False)
 

@@ -38,6 +38,7 @@ __all__ = [
     "compact_json",
     "compact_json_bytes",
     "digest",
+    "readable_error",
     "type_tag",
 ]
 
@@ -190,6 +191,10 @@ class JsonCodec:
     def registered(self) -> tuple[str, ...]:
         return tuple(sorted(self._by_tag))
 
+    def lookup(self, tag: str) -> type | None:
+        """The registered class of a codec name (``type_tag``), if any."""
+        return self._by_tag.get(tag)
+
     def _adapter(self, cls: type) -> Any:
         adapter = self._adapters.get(cls)
         if adapter is None:
@@ -236,7 +241,7 @@ class JsonCodec:
                 dump = self._core_call(t, "serializer", "to_python", self._dumpers)
             encoded = dump(value, mode="json")
         except Exception as exc:
-            raise CodecError(f"cannot encode {tag}: {exc}") from exc
+            raise CodecError(f"cannot encode {tag}: {readable_error(exc)}") from exc
         return {"$type": tag, "$value": encoded}
 
     # -- decoding ---------------------------------------------------------------
@@ -268,7 +273,7 @@ class JsonCodec:
                         load = self._core_call(cls, "validator", "validate_python", self._loaders)
                     return load(data.get("$value"))
                 except Exception as exc:
-                    raise CodecError(f"cannot decode {tag}: {exc}") from exc
+                    raise CodecError(f"cannot decode {tag}: {readable_error(exc)}") from exc
             inner = data.get("$dict")
             if inner is not None and len(data) == 1:
                 if type(inner) is not dict:
@@ -293,6 +298,24 @@ class JsonCodec:
         if getattr(adapter, "pydantic_complete", False):
             cache[cls] = call
         return call
+
+
+def readable_error(exc: BaseException) -> str:
+    """One line for a failed validation: the first error's field path and message
+    (pydantic's own text spans lines and names its error codes and docs links)."""
+    from pydantic_core import ValidationError  # imported lazily: keeps start-up lean
+
+    if isinstance(exc, ValidationError):
+        found = exc.errors(include_url=False, include_context=False, include_input=False)
+        if found:
+            first = found[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            text = f"{where}: {first['msg']}" if where else str(first["msg"])
+            more = len(found) - 1
+            return text + (
+                f" (and {more} more {'error' if more == 1 else 'errors'})" if more else ""
+            )
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _all_primitive(items: list[Any] | tuple[Any, ...]) -> bool:

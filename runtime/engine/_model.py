@@ -21,6 +21,7 @@ __all__ = [
     "Activation",
     "ActivationResult",
     "ActivationStatus",
+    "AttemptError",
     "Checkpoint",
     "ErrorInfo",
     "EventRecord",
@@ -201,12 +202,87 @@ class PendingRequest:
         )
 
 
+_SHORT_MODULES = frozenset({"builtins", "__main__", "runtime.errors"})
+"""Modules whose exception classes are named without their module: Python's own, the
+main script's (as Python's tracebacks name them) and superstep's (``runtime`` exports
+every one of them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptError:
+    """Why one attempt of an activation failed."""
+
+    attempt: int
+    """1 for the first attempt."""
+    type: str
+    """The exception class's ``__qualname__``."""
+    message: str
+    module: str | None = None
+    """The exception class's module (``builtins`` for Python's own)."""
+
+    @property
+    def qualified_type(self) -> str:
+        return _qualified(self.module, self.type)
+
+    def __str__(self) -> str:
+        return f"{self.qualified_type}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "type": self.type,
+            "module": self.module,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> AttemptError:
+        return cls(int(d["attempt"]), str(d["type"]), str(d["message"]), d.get("module"))
+
+    @classmethod
+    def of(cls, attempt: int, exc: BaseException) -> AttemptError:
+        kind = type(exc)
+        return cls(attempt, kind.__qualname__, str(exc) or kind.__name__, kind.__module__)
+
+
+def _qualified(module: str | None, qualname: str) -> str:
+    return qualname if module is None or module in _SHORT_MODULES else f"{module}.{qualname}"
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
+    """Why a run, or one activation, failed: the exception as data, JSON-serialisable.
+
+    ``type`` and ``module`` name the exception's class, ``message`` is its text. A
+    handler's exception also carries its formatted ``traceback`` (taken where it ran:
+    on the Dapr runtime, in the executor host) and, for an activation, ``attempts``:
+    why each of its failed attempts failed, in order. A run that ends because an
+    executor failed has an ``ExecutorFailedError`` whose ``cause`` is that executor's
+    error. ``str(error)`` reads ``Type: message``.
+    """
+
     type: str
+    """The exception class's ``__qualname__`` (``ValueError``, ``ExecutorFailedError``)."""
     message: str
     executor_id: str | None = None
     superstep: int | None = None
+    module: str | None = None
+    """The exception class's module (``builtins`` for Python's own); None when unknown."""
+    traceback: str | None = None
+    """The formatted traceback (``traceback.format_exception``) of a raised exception."""
+    attempts: tuple[AttemptError, ...] = ()
+    """An activation's failed attempts, in order (the last one is this error)."""
+    cause: ErrorInfo | None = None
+    """The error this one reports (an ``ExecutorFailedError``'s: the executor's)."""
+
+    @property
+    def qualified_type(self) -> str:
+        """``module.qualname`` of the exception class; the bare name for Python's
+        built-in exceptions, the main script's and superstep's own (``runtime.errors``)."""
+        return _qualified(self.module, self.type)
+
+    def __str__(self) -> str:
+        return f"{self.qualified_type}: {self.message}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -214,17 +290,52 @@ class ErrorInfo:
             "message": self.message,
             "executor_id": self.executor_id,
             "superstep": self.superstep,
+            "module": self.module,
+            "traceback": self.traceback,
+            "attempts": [a.to_json() for a in self.attempts],
+            "cause": self.cause.to_json() if self.cause is not None else None,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ErrorInfo:
-        return cls(d["type"], d["message"], d.get("executor_id"), d.get("superstep"))
+        """Reads every version of the record: the fields after ``superstep`` are
+        optional (errors written before them have none)."""
+        cause = d.get("cause")
+        return cls(
+            d["type"],
+            d["message"],
+            d.get("executor_id"),
+            d.get("superstep"),
+            module=d.get("module"),
+            traceback=d.get("traceback"),
+            attempts=tuple(AttemptError.from_json(a) for a in d.get("attempts") or ()),
+            cause=cls.from_json(cause) if cause else None,
+        )
 
     @classmethod
     def of(
-        cls, exc: BaseException, executor_id: str | None = None, superstep: int | None = None
+        cls,
+        exc: BaseException,
+        executor_id: str | None = None,
+        superstep: int | None = None,
+        *,
+        traceback: str | None = None,
+        attempts: tuple[AttemptError, ...] = (),
+        cause: ErrorInfo | None = None,
     ) -> ErrorInfo:
-        return cls(type(exc).__name__, str(exc) or type(exc).__name__, executor_id, superstep)
+        """The record of ``exc``. The traceback is the caller's to format (formatting
+        reads source files: no business of the pure engine)."""
+        kind = type(exc)
+        return cls(
+            kind.__qualname__,
+            str(exc) or kind.__name__,
+            executor_id,
+            superstep,
+            module=kind.__module__,
+            traceback=traceback,
+            attempts=attempts,
+            cause=cause,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,8 +474,12 @@ class ActivationResult:
     """Executor snapshot after the activation (``on_checkpoint_save``), if it has one."""
     has_snapshot: bool = False
     error: ErrorInfo | None = None
+    """Why the activation failed (not ``OK``): its last attempt's error."""
     fallback: str | None = None
     duration_s: float = 0.0
+    failures: tuple[AttemptError, ...] = ()
+    """Why each failed attempt failed, in order: every attempt of a failed activation,
+    the attempts before the one that succeeded of an ``OK`` one."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -383,6 +498,7 @@ class ActivationResult:
             "error": self.error.to_json() if self.error else None,
             "fallback": self.fallback,
             "duration_s": self.duration_s,
+            "failures": [f.to_json() for f in self.failures],
         }
 
     @classmethod
@@ -407,6 +523,8 @@ class ActivationResult:
             error=ErrorInfo.from_json(d["error"]) if d.get("error") else None,
             fallback=d.get("fallback"),
             duration_s=float(d.get("duration_s", 0.0)),
+            # absent from the results of hosts built before it
+            failures=tuple(AttemptError.from_json(f) for f in d.get("failures") or ()),
         )
 
 

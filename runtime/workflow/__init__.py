@@ -11,6 +11,16 @@ from runtime.workflow._executor import (
     handler,
     response_handler,
 )
+from runtime.workflow._factory import is_workflow_factory, workflow_factory
+from runtime.workflow._plain import (
+    input_from_json,
+    input_schema,
+    plain_event,
+    plain_json,
+    plain_request,
+    plain_value,
+    response_from_json,
+)
 from runtime.workflow._run import NO_INPUT, RunRequest, RunResult, RunStream, Runtime
 from runtime.workflow._subworkflow import WorkflowExecutor
 from runtime.workflow._workflow import Workflow
@@ -36,5 +46,14 @@ __all__ = [
     "execute_activation",
     "executor",
     "handler",
+    "input_from_json",
+    "input_schema",
+    "is_workflow_factory",
+    "plain_event",
+    "plain_json",
+    "plain_request",
+    "plain_value",
+    "response_from_json",
     "response_handler",
+    "workflow_factory",
 ]

@@ -9,14 +9,18 @@ It does no I/O of its own beyond what handlers do.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
 from typing import Any
 
 from runtime.engine import (
     Activation,
     ActivationResult,
     ActivationStatus,
+    AttemptError,
     ErrorInfo,
     Graph,
     MessageKind,
@@ -25,9 +29,31 @@ from runtime.engine import (
 from runtime.workflow._context import WorkflowContext
 from runtime.workflow._executor import Executor
 
-__all__ = ["execute_activation"]
+__all__ = ["MAX_TRACEBACK_CHARS", "execute_activation", "format_traceback"]
 
 Sleep = Callable[[float], Awaitable[None]]
+
+MAX_TRACEBACK_CHARS = 16 * 1024
+"""A longer formatted traceback keeps its end (the innermost frames and the exception)
+and says how much was cut: it travels in the result envelope and the run's error."""
+
+_RUNTIME_FRAMES = os.path.dirname(os.path.abspath(__file__)) + os.sep
+"""Frames of this package (``runtime/workflow``) that lead into a handler."""
+
+
+def format_traceback(exc: BaseException) -> str:
+    """``exc`` formatted as Python prints it, chained exceptions included, without the
+    runtime's frames that lead into the handler (all of them when no handler frame
+    follows), at most ``MAX_TRACEBACK_CHARS`` long."""
+    tb: TracebackType | None = exc.__traceback__
+    inner = tb
+    while inner is not None and inner.tb_frame.f_code.co_filename.startswith(_RUNTIME_FRAMES):
+        inner = inner.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, inner or tb))
+    if len(text) > MAX_TRACEBACK_CHARS:
+        cut = len(text) - MAX_TRACEBACK_CHARS
+        text = f"[... {cut} earlier characters of the traceback cut ...]\n" + text[cut:]
+    return text
 
 
 async def _attempt(
@@ -75,6 +101,7 @@ async def execute_activation(
     policy = node.policy
     attempts = 0
     error: BaseException | None = None
+    failures: list[AttemptError] = []
     t0 = time.perf_counter()
     while attempts < policy.max_attempts:
         attempts += 1
@@ -102,15 +129,18 @@ async def execute_activation(
                 snapshot=snapshot,
                 has_snapshot=has_snapshot,
                 duration_s=time.perf_counter() - t0,
+                failures=tuple(failures),
             )
         except Exception as exc:
             # only our deadline is reported as a timeout; a handler's own TimeoutError
             # keeps its message
-            error = (
-                TimeoutError(f"attempt {attempts} exceeded the timeout of {policy.timeout_s}s")
-                if deadline is not None and deadline.expired()
-                else exc
-            )
+            error = exc
+            if deadline is not None and deadline.expired():
+                error = TimeoutError(
+                    f"attempt {attempts} exceeded the timeout of {policy.timeout_s}s"
+                )
+                error.__cause__ = exc  # its traceback shows where the handler waited
+            failures.append(AttemptError.of(attempts, error))
             if executor._has_snapshot:
                 await executor.on_checkpoint_restore(
                     graph.codec.decode(prior_snapshot) if prior_snapshot is not None else {}
@@ -120,7 +150,13 @@ async def execute_activation(
                 if delay > 0:
                     await sleep(delay)
     assert error is not None
-    info = ErrorInfo.of(error, activation.executor_id, activation.superstep)
+    info = ErrorInfo.of(
+        error,
+        activation.executor_id,
+        activation.superstep,
+        traceback=format_traceback(error),
+        attempts=tuple(failures),
+    )
     status = {
         OnFailure.FAIL: ActivationStatus.FAILED,
         OnFailure.SKIP: ActivationStatus.SKIPPED,
@@ -134,4 +170,5 @@ async def execute_activation(
         error=info,
         fallback=policy.fallback if status is ActivationStatus.FALLBACK else None,
         duration_s=time.perf_counter() - t0,
+        failures=tuple(failures),
     )

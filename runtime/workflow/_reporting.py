@@ -39,7 +39,7 @@ def superstep_events(
                         "executor_failed",
                         executor_id=r.executor_id,
                         superstep=k,
-                        details={"error": r.error.message, "attempts": r.attempts},
+                        details={"attempts": r.attempts, **_failure(r)},
                     )
                 )
         if isinstance(report.error, StateConflictError):
@@ -58,15 +58,16 @@ def superstep_events(
         if hosts is not None and eid in hosts:
             details["host"] = hosts[eid]
         if r.attempts > 1:
+            retried = {**details, "failures": [f.to_json() for f in r.failures]}
             out.append(
-                WorkflowEvent("executor_retried", executor_id=eid, superstep=k, details=details)
+                WorkflowEvent("executor_retried", executor_id=eid, superstep=k, details=retried)
             )
         if r.error is None:
             out.append(
                 WorkflowEvent("executor_completed", executor_id=eid, superstep=k, details=details)
             )
         else:
-            details = {**details, "error": r.error.message}
+            details = {**details, **_failure(r)}
             kind = "executor_skipped"
             if r.fallback is not None:
                 kind = "executor_fallback"
@@ -117,6 +118,18 @@ def superstep_events(
     return out
 
 
+def _failure(r: ActivationResult) -> dict[str, Any]:
+    """What an executor event tells of a failed activation: the last attempt's error
+    (message, qualified type, traceback) and why each attempt failed."""
+    assert r.error is not None
+    return {
+        "error": r.error.message,
+        "type": r.error.qualified_type,
+        "traceback": r.error.traceback,
+        "failures": [f.to_json() for f in r.failures],
+    }
+
+
 def final_events(state: RunState) -> list[WorkflowEvent]:
     """The closing events of a run (or of one continuation of it)."""
     out: list[WorkflowEvent] = []
@@ -126,7 +139,11 @@ def final_events(state: RunState) -> list[WorkflowEvent]:
                 "failed",
                 data=state.error.message,
                 superstep=state.superstep,
-                details={"type": state.error.type, "executor_id": state.error.executor_id},
+                details={
+                    "type": state.error.type,
+                    "executor_id": state.error.executor_id,
+                    "error": state.error.to_json(),
+                },
             )
         )
     out.append(WorkflowEvent("status", data=state.status.value, superstep=state.superstep))

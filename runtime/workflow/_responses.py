@@ -9,7 +9,7 @@ from runtime.errors import RequestError
 
 __all__ = ["check_response"]
 
-_BUILTINS: dict[str, type] = {
+BUILTIN_RESPONSE_TYPES: dict[str, type] = {
     "int": int,
     "str": str,
     "float": float,
@@ -17,6 +17,7 @@ _BUILTINS: dict[str, type] = {
     "list": list,
     "dict": dict,
 }
+"""Response type names that are no registered class (``ctx.request_info`` spells them)."""
 
 
 def check_response(codec: JsonCodec, pending: PendingRequest, value: Any) -> None:
@@ -24,8 +25,8 @@ def check_response(codec: JsonCodec, pending: PendingRequest, value: Any) -> Non
     expected = pending.response_type
     if expected == "None":
         ok = value is None
-    elif expected in _BUILTINS:
-        t = _BUILTINS[expected]
+    elif expected in BUILTIN_RESPONSE_TYPES:
+        t = BUILTIN_RESPONSE_TYPES[expected]
         ok = isinstance(value, t) and not (t is int and isinstance(value, bool))
         if t is float and isinstance(value, int) and not isinstance(value, bool):
             ok = True

@@ -75,6 +75,9 @@ class RunResult:
     """The superstep the run ended in: the number of committed supersteps, or, when a
     superstep failed and committed nothing, that superstep's number."""
     error: ErrorInfo | None = None
+    """Why the run failed, stalled or was cancelled: ``str(error)`` reads ``Type: message``.
+    When an executor failed it is an ``ExecutorFailedError`` whose ``cause`` is the
+    handler's exception: its class, message, traceback and each failed attempt."""
     last_checkpoint_id: str | None = None
     run_state: RunState | None = field(default=None, repr=False)
 

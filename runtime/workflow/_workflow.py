@@ -39,8 +39,9 @@ class Workflow:
         self._paused: RunState | None = None
         self._running = False
         self.origin: tuple[str, dict[str, Any]] | None = None
-        """``(module:function, params)`` when this workflow was built by a factory that a
-        remote runtime can call too (its servers then build the same workflow)."""
+        """``("module:function", params)``: the factory call that built this workflow,
+        recorded by ``@workflow_factory`` (None otherwise). ``RemoteRuntime`` sends it, so
+        servers that serve the factory's module (``module:*``) build the same workflow."""
         self._remote_cursor: dict[str, Any] | None = None
         """Last remote run of this object and the last event chunk seen (RemoteRuntime)."""
 

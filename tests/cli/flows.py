@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Never
 
-from runtime import Executor, Workflow, WorkflowBuilder, WorkflowContext, handler, response_handler
+from runtime import (
+    Executor,
+    ExecutorPolicy,
+    Workflow,
+    WorkflowBuilder,
+    WorkflowContext,
+    handler,
+    response_handler,
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,28 @@ class Boom(Executor):
 
 def failing() -> Workflow:
     return WorkflowBuilder(start_executor=Boom("boom")).build()
+
+
+class Declined(Exception):
+    pass
+
+
+class Charge(Executor):
+    """Declined on every attempt, each time with another reason."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id, policy=ExecutorPolicy(max_attempts=2))
+        self.attempts = 0
+
+    @handler
+    async def on_amount(self, amount: int, ctx: WorkflowContext[Never]) -> None:
+        self.attempts += 1
+        raise Declined(f"{amount} declined (attempt {self.attempts})")
+
+
+def charging() -> Workflow:
+    """``charge`` fails both of its attempts with ``Declined``."""
+    return WorkflowBuilder(start_executor=Charge("charge")).build()
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,62 @@ def test_run_that_fails_exits_1(cli: Cli) -> None:
     r = cli("run", f"{FLOWS}:failing", "--input", "3")
     assert r.code == 1
     assert "status: failed\n" in r.out
-    assert "error: executor 'boom' failed in superstep 1 after 1 attempt(s): boom on 3" in r.out
+    assert (
+        "error: ExecutorFailedError: executor 'boom' failed in superstep 1 after 1 attempt(s): "
+        "RuntimeError: boom on 3\n  (--traceback shows the handler's traceback)\n"
+    ) in r.out
     assert "Traceback" not in r.out + r.err
+
+
+def test_a_failure_names_the_handler_s_exception_and_each_failed_attempt(cli: Cli) -> None:
+    r = cli("run", f"{FLOWS}:charging", "--input", "30")
+    assert r.code == 1
+    declined = f"{FLOWS}.Declined"
+    assert r.out.endswith(
+        f"error: ExecutorFailedError: executor 'charge' failed in superstep 1 after 2 "
+        f"attempt(s): {declined}: 30 declined (attempt 2)\n"
+        f"  attempt 1: {declined}: 30 declined (attempt 1)\n"
+        f"  attempt 2: {declined}: 30 declined (attempt 2)\n"
+        "  (--traceback shows the handler's traceback)\n"
+    )
+    assert "Traceback" not in r.out + r.err
+
+
+def test_run_traceback_prints_the_handler_s_traceback(cli: Cli) -> None:
+    r = cli("run", f"{FLOWS}:charging", "--input", "30", "--traceback", "-q")
+    assert r.code == 1
+    _, _, shown = r.out.partition("  attempt 2: ")
+    lines = shown.splitlines()[1:]
+    assert lines[0] == "    Traceback (most recent call last):"
+    assert lines[1].startswith('      File "') and "flows.py" in lines[1]
+    assert lines[2] == '        raise Declined(f"{amount} declined (attempt {self.attempts})")'
+    assert lines[-1] == f"    {FLOWS}.Declined: 30 declined (attempt 2)"
+
+
+def test_run_json_gives_the_error_as_text_and_as_a_record(cli: Cli) -> None:
+    r = cli("run", f"{FLOWS}:charging", "--input", "30", "--json")
+    *events, final = [json.loads(line) for line in r.out.splitlines()]
+    info = final["error_info"]
+    assert final["error"] == info["message"]
+    assert (info["type"], info["executor_id"], info["superstep"]) == (
+        "ExecutorFailedError",
+        "charge",
+        1,
+    )
+    cause = info["cause"]
+    assert (cause["type"], cause["module"], cause["message"]) == (
+        "Declined",
+        FLOWS,
+        "30 declined (attempt 2)",
+    )
+    assert [a["message"] for a in cause["attempts"]] == [
+        "30 declined (attempt 1)",
+        "30 declined (attempt 2)",
+    ]
+    assert cause["traceback"].endswith(f"{FLOWS}.Declined: 30 declined (attempt 2)\n")
+    (failed,) = [e for e in events if e["event"] == "executor_failed"]
+    assert failed["details"]["traceback"] == cause["traceback"]
+    assert failed["details"]["failures"] == cause["attempts"]
 
 
 def test_a_run_failing_in_superstep_1_reports_superstep_1_throughout(cli: Cli) -> None:
@@ -245,6 +299,18 @@ def test_help_and_version_exit_0(cli: Cli, capsys: pytest.CaptureFixture[str]) -
     assert cli("run", "--help").code == 0
     assert cli("--version").code == 0
     assert "superstep" in capsys.readouterr().out
+
+
+def test_help_says_where_each_command_runs(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    cli("--help")
+    summary = " ".join(capsys.readouterr().out.split())
+    assert (
+        "demo process documents with analysis executors and an aggregator, in-process or on a "
+        "Dapr deployment (--runtime dapr)"
+    ) in summary
+    assert "run run a workflow in-process" in summary
+    cli("demo", "--help")
+    assert "--runtime {inprocess,dapr}" in capsys.readouterr().out
 
 
 # -- the installed console script ------------------------------------------------------------

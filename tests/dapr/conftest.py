@@ -88,6 +88,7 @@ def _deploy(
     local = LocalDeployment(
         workflows=[
             "tests.dapr.workflows:all_workflows",
+            "tests.dapr.workflows:*",
             "runtime.testing.conformance._workflows:*",
         ],
         pools=pools or {"default": 2, "aux": 1},

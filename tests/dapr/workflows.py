@@ -16,6 +16,7 @@ from runtime import (
     WorkflowContext,
     handler,
     response_handler,
+    workflow_factory,
 )
 
 
@@ -155,6 +156,54 @@ def echo() -> Workflow:
     integers of any size as the same integers."""
     a, b = Relay("relay"), Echo("echo")
     return WorkflowBuilder(start_executor=a, name="echo").add_edge(a, b).build()
+
+
+@dataclass
+class Order:
+    item: str
+    quantity: int
+
+
+@dataclass
+class Approval:
+    approved: bool
+    note: str = ""
+
+
+@dataclass
+class Receipt:
+    item: str
+    quantity: int
+    note: str
+
+
+class OrderDesk(Executor):
+    def __init__(self, id: str, limit: int) -> None:
+        super().__init__(id, placement=Placement(pool="aux"))
+        self.limit = limit
+
+    @handler
+    async def take(self, order: Order, ctx: WorkflowContext[Never, Receipt]) -> None:
+        if order.quantity <= self.limit:
+            await ctx.yield_output(Receipt(order.item, order.quantity, "within the limit"))
+        else:
+            await ctx.request_info(order, Approval)
+
+    @response_handler
+    async def decided(
+        self, order: Order, approval: Approval, ctx: WorkflowContext[Never, Receipt]
+    ) -> None:
+        quantity = order.quantity if approval.approved else 0
+        await ctx.yield_output(Receipt(order.item, quantity, approval.note))
+
+
+@workflow_factory
+def orders(limit: int = 10) -> Workflow:
+    """Orders of up to ``limit`` pass; a larger one waits for an ``Approval``.
+
+    Served as a factory (``tests.dapr.workflows:*``), not by name."""
+    desk = OrderDesk("desk", limit)
+    return WorkflowBuilder(start_executor=desk, name="orders").build()
 
 
 def all_workflows() -> list[Workflow]:

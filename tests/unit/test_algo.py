@@ -24,6 +24,7 @@ from runtime.engine import (
     Activation,
     ActivationResult,
     ActivationStatus,
+    AttemptError,
     Checkpoint,
     Edge,
     EdgeGroup,
@@ -557,6 +558,39 @@ def test_failed_activation_fails_the_run_and_commits_nothing() -> None:
     assert report.error.executor_id == "b" and report.error.attempts == 3
     assert "bad input" in str(report.error) and "3 attempt(s)" in str(report.error)
     assert not report.committed and report.outputs == ()
+
+
+def test_the_run_s_error_keeps_the_failed_executor_s_error_as_its_cause() -> None:
+    g = _graph()
+    rs = _state(g, inbox=[_msg("s", "a", 1)])
+    cause = ErrorInfo(
+        "Declined",
+        "card declined",
+        "a",
+        2,
+        module="shop.payments",
+        traceback="Traceback (most recent call last):\n  ...\nshop.payments.Declined: card declined\n",
+        attempts=(
+            AttemptError(1, "TimeoutError", "attempt 1 exceeded the timeout of 5s", "builtins"),
+            AttemptError(2, "Declined", "card declined", "shop.payments"),
+        ),
+    )
+    failed = ActivationResult(
+        "a", 2, ActivationStatus.FAILED, attempts=2, error=cause, failures=cause.attempts
+    )
+    new, report = commit(rs, g, _acts(g, rs), [failed])
+    assert new.error is not None
+    assert (new.error.type, new.error.module, new.error.cause) == (
+        "ExecutorFailedError",
+        "runtime.errors",
+        cause,
+    )
+    assert new.error.message == (
+        "executor 'a' failed in superstep 2 after 2 attempt(s): "
+        "shop.payments.Declined: card declined"
+    )
+    assert str(new.error) == f"ExecutorFailedError: {new.error.message}"
+    assert str(report.error) == new.error.message
 
 
 def test_a_run_failing_in_superstep_1_ends_there_with_the_empty_trace_hash() -> None:

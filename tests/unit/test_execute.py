@@ -27,12 +27,14 @@ from runtime.engine import (
     Activation,
     ActivationResult,
     ActivationStatus,
+    AttemptError,
     Graph,
     Message,
     MessageKind,
     StateWrite,
 )
 from runtime.workflow import Workflow, execute_activation
+from runtime.workflow._execute import MAX_TRACEBACK_CHARS, format_traceback
 
 
 @dataclasses.dataclass
@@ -391,6 +393,73 @@ async def test_outcome_after_the_last_failed_attempt(
     # nothing of any attempt is in the result
     assert (r.sent, r.outputs, r.events, r.writes, r.requests) == ((), (), (), (), ())
     assert not r.has_snapshot
+
+
+class CardDeclined(Exception):
+    """An application's exception class, nested in no other."""
+
+
+async def test_a_failure_keeps_its_exception_s_class_traceback_and_every_attempt() -> None:
+    ex = Flaky("x", failures=5, exc=CardDeclined)
+    r = await _run(ex, [5], ExecutorPolicy(max_attempts=3), sleeps=Sleeps())
+    assert r.error is not None
+    assert (r.error.type, r.error.module, r.error.message) == (
+        "CardDeclined",
+        __name__,
+        "failure 3",
+    )
+    assert r.error.qualified_type == f"{__name__}.CardDeclined"
+    assert str(r.error) == f"{__name__}.CardDeclined: failure 3"
+    expected = tuple(AttemptError(n, "CardDeclined", f"failure {n}", __name__) for n in (1, 2, 3))
+    assert r.error.attempts == r.failures == expected
+    tb = r.error.traceback
+    assert tb is not None
+    # the handler's frame first: the runtime's frames that lead into it are left out
+    lines = tb.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[1].startswith(f'  File "{__file__}"') and lines[1].endswith(", in on_int")
+    assert lines[2].strip() == 'raise self.exc(f"failure {self.calls}")'
+    assert lines[-1] == f"{__name__}.CardDeclined: failure 3"
+    assert ", in execute_activation\n" not in tb
+
+
+async def test_an_activation_that_succeeds_after_retries_says_why_the_others_failed() -> None:
+    r = await _run(Flaky("x", failures=2, exc=KeyError), [5], ExecutorPolicy(max_attempts=3))
+    assert (r.status, r.error) == (ActivationStatus.OK, None)
+    assert r.failures == (
+        AttemptError(1, "KeyError", "'failure 1'", "builtins"),
+        AttemptError(2, "KeyError", "'failure 2'", "builtins"),
+    )
+    assert str(r.failures[0]) == "KeyError: 'failure 1'"
+
+
+async def test_a_timed_out_attempt_s_traceback_shows_where_the_handler_waited() -> None:
+    ex = Blocking("b", blocks=5)
+    r = await _run(ex, [1], ExecutorPolicy(timeout_s=0.01, on_failure=OnFailure.SKIP))
+    assert r.error is not None and r.error.traceback is not None
+    assert r.failures == (
+        AttemptError(1, "TimeoutError", "attempt 1 exceeded the timeout of 0.01s", "builtins"),
+    )
+    assert "await self.never.wait()" in r.error.traceback
+    assert r.error.traceback.endswith("TimeoutError: attempt 1 exceeded the timeout of 0.01s\n")
+
+
+async def test_a_handler_error_raised_by_the_runtime_keeps_the_runtime_s_frames() -> None:
+    r = await _run(Plain("p"), ["not an int"])
+    assert r.error is not None and r.error.traceback is not None
+    assert ", in execute_activation\n" in r.error.traceback  # no handler frame to start from
+
+
+def test_a_long_traceback_keeps_its_end_and_says_what_was_cut() -> None:
+    try:
+        raise ValueError("x" * (2 * MAX_TRACEBACK_CHARS) + " the end")
+    except ValueError as exc:
+        text = format_traceback(exc)
+    first, _, rest = text.partition("\n")
+    assert first.startswith("[... ") and first.endswith(
+        " earlier characters of the traceback cut ...]"
+    )
+    assert len(rest) == MAX_TRACEBACK_CHARS and rest.endswith("x the end\n")
 
 
 async def test_cancellation_is_not_a_failure_and_is_not_retried() -> None:

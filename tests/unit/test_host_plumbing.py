@@ -13,7 +13,7 @@ import pytest
 from executor_host._batching import GroupCaller
 from executor_host._payloads import PayloadCache, PayloadSplitter, restore_payloads
 from executor_host._serializer import EnvelopeSerializer
-from executor_host._watch import RunWatch
+from executor_host._watch import EventPosition, RunWatch, at_end, sse_stream
 
 
 def _activation(*datas: Any) -> dict[str, Any]:
@@ -226,6 +226,92 @@ def test_watch_keeps_a_bounded_window_per_run_and_a_bounded_number_of_runs() -> 
     watch.committed("c", 0, [])  # "a" is the least recently committed run: forgotten
     assert watch.get("a", 3) is None and not watch.not_yet("a", 9)
     assert watch.get("b", 0) == [] and watch.get("c", 0) == []
+
+
+# -- the event stream (Server-Sent Events) -----------------------------------------------------
+class EventLog:
+    """A run's event chunks, as the store holds them."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[int, list[dict[str, Any]]] = {
+            0: [{"type": "started"}, {"type": "superstep_started", "superstep": 1}],
+            1: [{"type": "output", "data": i} for i in range(3)],
+            2: [{"type": "failed"}, {"type": "status", "data": "failed"}],
+        }
+        self.asked: dict[int, asyncio.Event] = {}
+        """Chunk -> set once a reader asked for it."""
+
+    async def load(self, run_id: str, chunk: int) -> list[dict[str, Any]]:
+        self.asked.setdefault(chunk, asyncio.Event()).set()
+        return list(self.chunks.get(chunk, []))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [e for chunk in sorted(self.chunks) for e in self.chunks[chunk]]
+
+
+async def _read(
+    after: EventPosition, log: EventLog | None = None, watch: RunWatch | None = None
+) -> list[tuple[str, Any]]:
+    """(id, event) of every Server-Sent Event the stream sends, to its end."""
+    load = (log or EventLog()).load
+    body = b"".join([part async for part in sse_stream("r", after, watch or RunWatch(), load)])
+    out = []
+    for block in body.decode().split("\n\n")[:-1]:
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        event = json.loads(fields["data"])
+        assert fields["event"] == event["type"]
+        out.append((fields["id"], event))
+    return out
+
+
+async def test_every_event_has_its_own_id_in_log_order() -> None:
+    sent = await _read(EventPosition(-1))
+    assert [event for _, event in sent] == EventLog().events()
+    assert [i for i, _ in sent] == ["0.0", "0.1", "1.0", "1.1", "1.2", "2.0", "2.1"]
+
+
+async def test_a_reader_that_reconnects_with_the_last_event_id_gets_exactly_the_rest() -> None:
+    sent = await _read(EventPosition(-1))
+    for k, (last_id, _) in enumerate(sent[:-1]):
+        assert await _read(EventPosition.parse(last_id)) == sent[k + 1 :], last_id
+
+
+async def test_a_bare_chunk_number_resumes_after_the_whole_chunk() -> None:
+    """An id as servers sent before event indexes (the chunk), or the ``after`` parameter."""
+    sent = await _read(EventPosition(-1))
+    assert await _read(EventPosition.parse("0")) == await _read(EventPosition(0)) == sent[2:]
+
+
+async def test_a_reader_at_the_end_of_a_running_run_s_log_waits_for_the_next_chunk() -> None:
+    log, watch = EventLog(), RunWatch()
+    del log.chunks[2]  # the run is still going
+    reader = asyncio.create_task(_read(EventPosition.parse("1.2"), log, watch))
+    await asyncio.wait_for(log.asked.setdefault(2, asyncio.Event()).wait(), 5)
+    log.chunks[2] = [{"type": "status", "data": "completed"}]  # committed now
+    watch.committed("r", 2, log.chunks[2])
+    assert await asyncio.wait_for(reader, 5) == [("2.0", {"type": "status", "data": "completed"})]
+
+
+@pytest.mark.parametrize("text", ["", "x", "1.", ".1", "1.2.3", "-1", "1,2", "9" * 19])
+def test_what_is_no_event_id_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="no event id"):
+        EventPosition.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("position", "expected"),
+    [
+        (EventPosition(-1), False),
+        (EventPosition(1), False),
+        (EventPosition(2, 0), False),
+        (EventPosition(2, 1), True),
+        (EventPosition(2), True),
+        (EventPosition(5, 0), True),
+    ],
+)
+async def test_at_end_of_the_log(position: EventPosition, expected: bool) -> None:
+    log = EventLog()
+    assert await at_end(position, len(log.chunks), log.load, "r") is expected
 
 
 def test_actor_messages_decode_as_plain_json_and_reminders_as_the_sdk_does() -> None:

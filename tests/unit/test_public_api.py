@@ -50,6 +50,7 @@ def test_top_level_exports_are_pinned() -> None:
         "executor",
         "handler",
         "response_handler",
+        "workflow_factory",
     ]
 
 

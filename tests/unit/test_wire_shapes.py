@@ -11,11 +11,14 @@ from runtime.engine import (
     Activation,
     ActivationResult,
     ActivationStatus,
+    AttemptError,
     ErrorInfo,
     EventRecord,
     Message,
     MessageKind,
     PendingRequest,
+    RunState,
+    RunStatus,
     SentMessage,
     StateWrite,
 )
@@ -85,6 +88,62 @@ def test_failed_result_round_trips_with_its_error() -> None:
     assert ActivationResult.from_json(_through_json(result.to_json())) == result  # type: ignore[arg-type]
 
 
+_CAUSE = ErrorInfo(
+    "Declined",
+    "card declined",
+    "w1",
+    2,
+    module="shop.payments",
+    traceback='Traceback (most recent call last):\n  File "shop/payments.py", line 9, in on_order\n',
+    attempts=(
+        AttemptError(1, "TimeoutError", "attempt 1 exceeded the timeout of 5s", "builtins"),
+        AttemptError(2, "Declined", "card declined", "shop.payments"),
+    ),
+)
+
+
+def test_a_failure_record_round_trips_with_its_traceback_attempts_and_cause() -> None:
+    result = ActivationResult(
+        "w1", 2, ActivationStatus.SKIPPED, attempts=2, error=_CAUSE, failures=_CAUSE.attempts
+    )
+    assert ActivationResult.from_json(_through_json(result.to_json())) == result  # type: ignore[arg-type]
+    run_error = ErrorInfo(
+        "ExecutorFailedError",
+        "executor 'w1' failed",
+        "w1",
+        2,
+        module="runtime.errors",
+        cause=_CAUSE,
+    )
+    state = RunState("r", "wf", "sig", superstep=2, status=RunStatus.FAILED, error=run_error)
+    assert RunState.from_json(_through_json(state.to_json())) == state  # type: ignore[arg-type]
+
+
+def test_results_and_run_states_written_before_failure_records_still_read() -> None:
+    """What hosts built before tracebacks and attempts send, and what such apps stored."""
+    old_error = {"type": "ValueError", "message": "bad", "executor_id": "w1", "superstep": 2}
+    old_result = ActivationResult("w1", 2, ActivationStatus.FAILED).to_json()
+    del old_result["failures"]
+    old_result["error"] = old_error
+    result = ActivationResult.from_json(old_result)
+    assert result.failures == ()
+    assert result.error == ErrorInfo("ValueError", "bad", "w1", 2)
+    state = RunState("r", "wf", "sig", superstep=2, status=RunStatus.FAILED).to_json()
+    state["error"] = old_error
+    assert RunState.from_json(state).error == ErrorInfo("ValueError", "bad", "w1", 2)
+
+
+def test_the_published_error_record_is_the_one_the_engine_writes() -> None:
+    from executor_host.protocol import ErrorRecord
+
+    run_error = ErrorInfo("ExecutorFailedError", "failed", module="runtime.errors", cause=_CAUSE)
+    written = run_error.to_json()
+    assert set(written) == set(ErrorRecord.model_fields)
+    assert ErrorRecord.model_validate(written).model_dump() == written
+    old = {"type": "ValueError", "message": "bad", "executor_id": "w1", "superstep": 2}
+    assert ErrorRecord.model_validate(old).traceback is None
+
+
 def test_result_of_another_schema_version_is_refused() -> None:
     d = ActivationResult("w1", 1, ActivationStatus.OK).to_json()
     d["schema_version"] = 99
@@ -93,8 +152,6 @@ def test_result_of_another_schema_version_is_refused() -> None:
 
 
 def test_a_fan_out_payload_is_stored_once_in_a_run_state() -> None:
-    from runtime.engine import RunState
-
     shared = {"$type": "m.Batch", "$value": {"docs": ["x" * 100] * 100}}
     inbox = tuple(Message("d", f"w{i}", shared, 1, 0, group=i) for i in range(50))
     state = RunState("r", "wf", "sig", superstep=1, inbox=inbox)

@@ -10,8 +10,8 @@ from typing import Any
 
 from runtime.checkpoint import CheckpointStorage, FileCheckpointStorage
 from runtime.client import RemoteRuntime
-from runtime.testing.conformance._harness import WorkflowFactory, factory_ref
-from runtime.workflow import Runtime, Workflow
+from runtime.testing.conformance._harness import WorkflowFactory
+from runtime.workflow import Runtime, Workflow, workflow_factory
 
 __all__ = ["RemoteHarness"]
 
@@ -42,9 +42,9 @@ class RemoteHarness:
         return RemoteRuntime(self.url, run_id_prefix=self.prefix, token=self.token)
 
     def build(self, factory: WorkflowFactory, /, **params: Any) -> Workflow:
-        wf = factory(**params)
-        wf.origin = (factory_ref(factory), dict(params))
-        return wf
+        # called as a workflow factory: the workflow records the call, which the
+        # remote runtime sends to the deployment
+        return workflow_factory(factory)(**params)
 
     def checkpoint_storage(self) -> CheckpointStorage:
         return FileCheckpointStorage(self.directory / f"checkpoints-{next(self._counter)}")

@@ -7,10 +7,11 @@ import asyncio
 import random
 
 from runtime.checkpoint import CheckpointInfo, CheckpointStorage, checkpoint_id_for
-from runtime.engine import EMPTY_TRACE_HASH, Checkpoint, RunStatus
+from runtime.engine import EMPTY_TRACE_HASH, AttemptError, Checkpoint, RunStatus
 from runtime.errors import CheckpointError, StateConflictError
 from runtime.testing.conformance._harness import SAME_PROCESS, RuntimeHarness
 from runtime.testing.conformance._registry import (
+    ConformanceFailure,
     check,
     check_equal,
     events,
@@ -20,8 +21,10 @@ from runtime.testing.conformance._registry import (
 )
 from runtime.testing.conformance._workflows import (
     GUARD_S,
+    Declined,
     SignalProbe,
     counter_workflow,
+    declining_workflow,
     failing_start_workflow,
     failure_workflow,
     hang_workflow,
@@ -336,3 +339,89 @@ async def scenario_timeout_policy(h: RuntimeHarness) -> None:
         [(e.executor_id, e.details.get("attempts")) for e in skipped], [("sleeper", 2)], "skipped"
     )
     check("timeout" in str(skipped[0].details.get("error")), f"error: {skipped[0].details}")
+
+
+@scenario(12)
+async def scenario_failures_keep_their_type_traceback_and_attempts(h: RuntimeHarness) -> None:
+    """A handler's exception reaches the caller whole: its class (module and name), its
+    message, its traceback as formatted where the handler ran (from the handler's frame
+    on) and why each failed attempt failed: in the run's error (an
+    ``ExecutorFailedError`` whose ``cause`` it is) and in the events that report the
+    failed, skipped or retried activation."""
+    result = await run(h, h.build(declining_workflow), 1)
+    check_equal(result.status, RunStatus.FAILED, "status")
+    error = result.error
+    if error is None or error.cause is None:
+        raise ConformanceFailure(f"the run's error has no cause: {error!r}")
+    declined = f"{Declined.__module__}.Declined"
+    check_equal(error.type, "ExecutorFailedError", "error type")
+    check(
+        error.message.endswith(f"after 2 attempt(s): {declined}: card declined on attempt 2"),
+        f"the run's error names the handler's exception: {error.message!r}",
+    )
+    cause = error.cause
+    check_equal(
+        (cause.type, cause.module, cause.message, cause.executor_id, cause.superstep),
+        ("Declined", Declined.__module__, "card declined on attempt 2", "card", 2),
+        "the handler's exception",
+    )
+    check_equal(cause.qualified_type, declined, "qualified type")
+    check_equal(
+        cause.attempts,
+        tuple(
+            AttemptError(n, "Declined", f"card declined on attempt {n}", Declined.__module__)
+            for n in (1, 2)
+        ),
+        "why each attempt failed",
+    )
+    tb = cause.traceback or ""
+    check(tb.startswith("Traceback (most recent call last):\n"), f"a traceback: {tb!r}")
+    check('raise Declined(f"card declined on attempt {attempt}")' in tb, f"handler frame: {tb}")
+    check(tb.endswith(f"{declined}: card declined on attempt 2\n"), f"traceback's end: {tb}")
+    check(", in execute_activation\n" not in tb, f"no runtime frames before the handler's: {tb}")
+    (failed,) = events(result, "executor_failed")
+    check_equal(
+        (failed.details.get("type"), failed.details.get("traceback")),
+        (declined, cause.traceback),
+        "executor_failed: type and traceback",
+    )
+    check_equal(
+        failed.details.get("failures"),
+        [a.to_json() for a in cause.attempts],
+        "executor_failed: why each attempt failed",
+    )
+    closing = events(result, "failed")
+    check_equal([e.details.get("error") for e in closing], [error.to_json()], "failed event")
+
+    skipped = events(await run(h, h.build(policy_workflow), 3), "executor_skipped")
+    check_equal(len(skipped), 1, "executor_skipped events")
+    details = skipped[0].details
+    check_equal(details.get("type"), "RuntimeError", "executor_skipped: type")
+    check(
+        'raise RuntimeError(f"{self.id} cannot handle {x}")' in str(details.get("traceback")),
+        f"executor_skipped: traceback {details.get('traceback')!r}",
+    )
+    check_equal(
+        details.get("failures"),
+        [
+            {"attempt": n, "type": "RuntimeError", "module": "builtins", "message": m}
+            for n, m in ((1, "skipper cannot handle 3"), (2, "skipper cannot handle 3"))
+        ],
+        "executor_skipped: why each attempt failed",
+    )
+
+    retried = events(await run(h, h.build(retry_workflow, failures=1), 5), "executor_retried")
+    check_equal(
+        [e.details.get("failures") for e in retried],
+        [
+            [
+                {
+                    "attempt": 1,
+                    "type": "RuntimeError",
+                    "module": "builtins",
+                    "message": "attempt 1 fails",
+                }
+            ]
+        ],
+        "executor_retried: why the failed attempt failed",
+    )

@@ -31,6 +31,7 @@ from runtime.workflow import (
 )
 
 __all__ = [
+    "Declined",
     "ParallelProbe",
     "Question",
     "SignalProbe",
@@ -38,6 +39,7 @@ __all__ = [
     "blocked_workflow",
     "burst_workflow",
     "counter_workflow",
+    "declining_workflow",
     "failure_workflow",
     "fan_in_workflow",
     "hang_workflow",
@@ -601,6 +603,31 @@ def policy_workflow() -> Workflow:
         .add_executor(backup)  # reached by fallback only
         .build()
     )
+
+
+class Declined(Exception):
+    """An application's own exception: a failure reports its module and class."""
+
+
+class Declines(Executor):
+    """Raises ``Declined`` on every attempt, naming the attempt (counted per
+    idempotency key: not rolled back between attempts)."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id, policy=ExecutorPolicy(max_attempts=2, backoff_s=0.001))
+        self.attempts: dict[str, int] = {}
+
+    @handler
+    async def on_int(self, x: int, ctx: Ctx) -> None:
+        key = ctx.idempotency_key
+        attempt = self.attempts[key] = self.attempts.get(key, 0) + 1
+        raise Declined(f"card declined on attempt {attempt}")
+
+
+def declining_workflow() -> Workflow:
+    """s -> card. ``card`` fails both of its attempts with ``Declined``."""
+    s, card = Spread("s"), Declines("card")
+    return WorkflowBuilder(start_executor=s, name="conformance-declining").add_edge(s, card).build()
 
 
 class Sleeper(Executor):
