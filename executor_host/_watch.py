@@ -126,6 +126,7 @@ async def sse_stream(
     load: LoadChunk,
     *,
     view: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    alive: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[bytes]:
     """The run's events after ``after`` as Server-Sent Events, chunk by chunk (a chunk's
     events in one body message: one write, one read on the client), until a chunk whose
@@ -133,7 +134,10 @@ async def sse_stream(
     client reads (the plain form of its values).
 
     Chunks are numbered without gaps: the next one is taken from the watch (committed
-    here) or the store until it is not there yet, then waited for."""
+    here) or the store until it is not there yet, then waited for. While it waits,
+    ``alive`` tells whether the run still exists: a run record lost from the store
+    (Redis restarted empty, say) ends the stream, and the client's next request about
+    the run gets a 404 instead of a wait for ever."""
     chunk = after.chunk if after.index is not None else after.chunk + 1
     skip = after.index + 1 if after.index is not None else 0
     trust_watch = False
@@ -143,6 +147,8 @@ async def sse_stream(
             events = await load(run_id, chunk)
         if not events:
             trust_watch = await watch.wait(run_id, 0.5)
+            if not trust_watch and alive is not None and not await alive():
+                return
             continue
         if skip < len(events):
             shown = events if view is None else [view(ev) for ev in events]

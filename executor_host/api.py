@@ -486,8 +486,16 @@ def create_app(config: Settings | None = None) -> FastAPI:
         ):
             return Response(status_code=204)
         view = partial(plain_event, codec_of(record)) if encoding == "plain" else None
+
+        async def alive() -> bool:
+            try:
+                return await store().load_run_head(run_id) is not None
+            except StoreError:  # the store is unreachable: the run may well be there
+                return True
+
         return StreamingResponse(
-            sse_stream(run_id, position, watch, load, view=view), media_type="text/event-stream"
+            sse_stream(run_id, position, watch, load, view=view, alive=alive),
+            media_type="text/event-stream",
         )
 
     @app.post(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+import pytest
+import redis
 
 from runtime import FileCheckpointStorage, RunStatus
+from runtime.errors import RemoteError
 from tests.dapr import workflows
 from tests.dapr.conftest import Deployment
 
@@ -112,3 +116,24 @@ async def test_a_paused_executor_host_loses_its_work_to_the_live_one(
     # until a re-published activation reaches the live replica's actor (measured 10-40 s
     # on both sidecars; calls already routed to the hung host hang until they time out)
     assert time.monotonic() - started < 60
+
+
+async def test_a_lost_run_record_ends_the_clients_wait_with_a_clear_error(
+    deployment: Deployment,
+) -> None:
+    """Redis restarted empty, say: the run's record is gone. The event stream ends and
+    the client gets a 404 naming the run, instead of waiting for ever."""
+    run_id = f"lost-{uuid.uuid4().hex[:8]}"
+    stream = workflows.slow().run(0.8, runtime=deployment.runtime(), stream=True, run_id=run_id)
+    deleted = False
+    started = time.monotonic()
+    with pytest.raises(RemoteError) as caught:
+        async for ev in stream:
+            if ev.type == "superstep_started" and not deleted:
+                key = f"statestore||{deployment.local.namespace}:run:{run_id}"
+                with redis.Redis() as raw:
+                    deleted = raw.delete(key) == 1
+        await stream
+    assert deleted
+    assert caught.value.status == 404 and "no run" in str(caught.value)
+    assert time.monotonic() - started < 30

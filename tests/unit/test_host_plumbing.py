@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -290,6 +291,26 @@ async def test_a_reader_at_the_end_of_a_running_run_s_log_waits_for_the_next_chu
     log.chunks[2] = [{"type": "status", "data": "completed"}]  # committed now
     watch.committed("r", 2, log.chunks[2])
     assert await asyncio.wait_for(reader, 5) == [("2.0", {"type": "status", "data": "completed"})]
+
+
+async def test_a_reader_waiting_on_a_run_whose_record_is_lost_is_let_go() -> None:
+    """The run record vanished (Redis restarted empty): the stream ends instead of
+    waiting for ever, and the client's next request about the run gets its 404."""
+    log, watch = EventLog(), RunWatch()
+    del log.chunks[2]  # the run was still going when its record was lost
+    checks: list[bool] = []
+
+    async def alive() -> bool:
+        checks.append(len(checks) < 1)  # there at the first look, gone at the second
+        return checks[-1]
+
+    stream = sse_stream("r", EventPosition.parse("1.2"), watch, log.load, alive=alive)
+    sent = await asyncio.wait_for(_drain(stream), 10)
+    assert sent == [] and checks == [True, False]
+
+
+async def _drain(stream: AsyncIterator[bytes]) -> list[bytes]:
+    return [part async for part in stream]
 
 
 @pytest.mark.parametrize("text", ["", "x", "1.", ".1", "1.2.3", "-1", "1,2", "9" * 19])
