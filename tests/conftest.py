@@ -3,8 +3,8 @@
 ``SUPERSTEP_DAPR_TARGET=daprd`` runs the sidecar contract tests and the Dapr runtime's
 tests on real daprd (the binaries ``tools/dapr/install`` builds into ``~/.dapr/bin``, or
 ``$DAPR_INSTALL_DIR``), with Dapr's placement and scheduler services started once for
-the session on their usual ports (50005, 50006) unless they already answer there. By
-default the tests use the project's local sidecar.
+the session on ports of its own (``SUPERSTEP_DAPR_PLACEMENT_PORT``,
+``SUPERSTEP_DAPR_SCHEDULER_PORT``). By default the tests use the project's local sidecar.
 
 A test that cannot run on daprd is marked ``sidecar_only("why")``: it is skipped there
 with that reason.
@@ -12,13 +12,15 @@ with that reason.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sidecar.launcher import daprd
 from sidecar.launcher.daprd import ControlPlane, find_binaries
-from sidecar.testing import BackgroundLoop
+from sidecar.testing import BackgroundLoop, free_port
 from tests.sidecar.runs import ON_DAPRD
 
 
@@ -46,6 +48,16 @@ def dapr_control_plane() -> Iterator[ControlPlane | None]:
     if not ON_DAPRD:
         yield None
         return
+    # ports of the session's own, read by every launcher it starts (in this process and
+    # in the `python -m sidecar run --daprd` it runs), not 50005/50006 where a user's
+    # Dapr or another test session may be
+    ports = {
+        "SUPERSTEP_DAPR_PLACEMENT_PORT": str(free_port()),
+        "SUPERSTEP_DAPR_SCHEDULER_PORT": str(free_port()),
+    }
+    os.environ.update(ports)
+    daprd.PLACEMENT_PORT = int(ports["SUPERSTEP_DAPR_PLACEMENT_PORT"])
+    daprd.SCHEDULER_PORT = int(ports["SUPERSTEP_DAPR_SCHEDULER_PORT"])
     with BackgroundLoop() as bg:
         plane = ControlPlane(find_binaries())
         bg.run(plane.start(), timeout=90)

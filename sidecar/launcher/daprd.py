@@ -30,8 +30,11 @@ from sidecar.launcher.template import AppSpec
 
 __all__ = ["ControlPlane", "DaprdSidecar", "find_binaries"]
 
-PLACEMENT_PORT = 50005
-SCHEDULER_PORT = 50006
+PLACEMENT_PORT = int(os.environ.get("SUPERSTEP_DAPR_PLACEMENT_PORT", "50005"))
+SCHEDULER_PORT = int(os.environ.get("SUPERSTEP_DAPR_SCHEDULER_PORT", "50006"))
+"""Where placement and scheduler are looked for (and started): Dapr's usual ports, or
+``SUPERSTEP_DAPR_PLACEMENT_PORT`` / ``SUPERSTEP_DAPR_SCHEDULER_PORT`` (the tests use
+ports of their own, so that a user's Dapr or another run is never in the way)."""
 
 
 def find_binaries(directory: str | Path | None = None) -> Path:
@@ -107,14 +110,14 @@ class ControlPlane:
         self,
         binaries: Path,
         *,
-        placement_port: int = PLACEMENT_PORT,
-        scheduler_port: int = SCHEDULER_PORT,
+        placement_port: int | None = None,
+        scheduler_port: int | None = None,
         sink: LogSink | None = None,
         log_level: str = "warn",
     ) -> None:
         self.binaries = binaries
-        self.placement_port = placement_port
-        self.scheduler_port = scheduler_port
+        self.placement_port = placement_port or PLACEMENT_PORT
+        self.scheduler_port = scheduler_port or SCHEDULER_PORT
         self.sink = sink or (lambda _name, _line: None)
         self.log_level = log_level
         self.processes: list[AppProcess] = []

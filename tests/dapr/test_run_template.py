@@ -3,8 +3,7 @@ by ``dapr run -f`` (on the daprd target: the Dapr CLI when installed, else the r
 launcher beside real daprd; by default the launcher with the local sidecar), then
 ``superstep demo --runtime dapr`` against it gives the in-process outputs and trace.
 
-``dapr.yaml`` uses fixed ports (8300-8302 for the apps, 50005/50006 for placement and
-scheduler), as a user's run does.
+``dapr.yaml`` uses fixed ports for the apps (8300-8302), as a user's run does.
 """
 
 from __future__ import annotations
