@@ -20,7 +20,7 @@ from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 
-from executor_host._coordinator import Committed, Publish, RunDriver
+from executor_host._coordinator import Committed, LivePools, Publish, RunDriver
 from executor_host._payloads import PayloadCache, restore_payloads
 from executor_host._store import RunStore
 from executor_host._workflows import WorkflowRegistry
@@ -102,6 +102,8 @@ class CoordinatorDeps:
     on_change: Committed
     payload_ref_bytes: int = 16 * 1024
     payload_ttl_s: int = 24 * 3600
+    live_pools: LivePools | None = None
+    no_host_s: float = 60.0
 
 
 class Coordinator(Actor, CoordinatorInterface, Remindable):
@@ -121,6 +123,8 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
             payload_ref_bytes=deps.payload_ref_bytes,
             payload_ttl_s=deps.payload_ttl_s,
             on_change=deps.on_change,
+            live_pools=deps.live_pools,
+            no_host_s=deps.no_host_s,
         )
         self._resumed = False
 

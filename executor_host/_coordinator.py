@@ -27,8 +27,10 @@ from runtime.engine import (
     RunStatus,
     cancel,
     commit,
+    fail,
     plan,
 )
+from runtime.errors import NoLiveHostError
 from runtime.telemetry import ROOT, end, end_run, telemetry, traceparent
 from runtime.workflow import Workflow
 from runtime.workflow._events import WorkflowEvent
@@ -45,6 +47,9 @@ Resolve = Callable[[str, str | None, dict[str, Any] | None], Workflow]
 """(workflow name, factory, params) -> the workflow's template."""
 
 Committed = Callable[[str, int, list[dict[str, Any]]], None]
+
+LivePools = Callable[[], Awaitable[set[str]]]
+"""The placement pools that have a live executor host now."""
 """Told (run id, event chunk number, the chunk's events) after each commit of a run."""
 
 
@@ -63,6 +68,8 @@ class _InFlight:
     span: Any = None
     """The superstep's OpenTelemetry span (when tracing), ended at its barrier."""
     started: float = 0.0
+    no_host_since: float | None = None
+    """Since when a late activation's pool has had no live host (None: it has one)."""
 
 
 class RunDriver:
@@ -80,8 +87,12 @@ class RunDriver:
         payload_ttl_s: int = 24 * 3600,
         clock: Callable[[], float] = time.time,
         on_change: Committed = _ignore,
+        live_pools: LivePools | None = None,
+        no_host_s: float = 60.0,
     ) -> None:
         self.run_id = run_id
+        self._live_pools = live_pools
+        self._no_host_s = no_host_s
         self._store = store
         self._resolve = resolve
         self._publish = publish
@@ -363,6 +374,8 @@ class RunDriver:
         missing = tuple(a for a in flight.activations if a.executor_id not in flight.results)
         if not missing:
             return 0
+        if await self._no_host_for(flight, missing):
+            return 0
         flight.attempt += 1
         flight.published_at = self._clock()
         log.warning(
@@ -374,6 +387,63 @@ class RunDriver:
         )
         await self._publish_all(flight, missing)
         return len(missing)
+
+    async def _no_host_for(self, flight: _InFlight, missing: tuple[Activation, ...]) -> bool:
+        """Whether the run was failed because the pool of a late activation has had no
+        live host for ``no_host_s`` (a pool with no host would otherwise keep the run
+        ``running`` for ever, its activations published again at every deadline)."""
+        if self._live_pools is None:
+            return False
+        graph = self._workflow_of(self._require()).graph
+        pools = {a.executor_id: graph.nodes[a.executor_id].placement.pool for a in missing}
+        live = await self._live_pools()
+        gone = sorted({p for p in pools.values() if p not in live})
+        if not gone:
+            flight.no_host_since = None
+            return False
+        now = self._clock()
+        if flight.no_host_since is None:
+            flight.no_host_since = now
+        waited = now - flight.no_host_since
+        executors = sorted(e for e, p in pools.items() if p in gone)
+        if waited < self._no_host_s:
+            log.warning(
+                "run %s superstep %d: no live host in pool(s) %s for %s; waiting (%.0f s of %.0f)",
+                self.run_id,
+                flight.superstep,
+                ", ".join(gone),
+                ", ".join(executors),
+                waited,
+                self._no_host_s,
+            )
+            return False
+        error = NoLiveHostError(
+            f"no live host in pool(s) {', '.join(repr(p) for p in gone)} for "
+            f"{self._no_host_s:g} s: executor(s) {', '.join(executors)} of superstep "
+            f"{flight.superstep} could not run (start a host of that pool, then resume "
+            f"from the last checkpoint)"
+        )
+        await self._fail(error)
+        return True
+
+    async def _fail(self, error: Exception) -> None:
+        """End the run ``failed`` with ``error``: the superstep in flight commits nothing."""
+        await self._end(fail(self._require().state, error), "failed")
+
+    async def _end(self, state: RunState, status: str) -> None:
+        """Commit ``state``, a final one the run ends in without its superstep in flight."""
+        record = self._require()
+        wf = self._workflow_of(record)
+        events = [event_to_json(wf.graph.codec, e) for e in final_events(state)]
+        self._end_spans(status)
+        self._flight = None
+        self._record = await self._store.commit_barrier(
+            replace(record, state=state, updated_at=self._clock()),
+            events=events,
+            checkpoint=None,
+            state_version=None,
+        )
+        self._changed(self._record, events)
 
     # -- external inputs --------------------------------------------------------------------
     async def respond(self, responses: Mapping[str, Any]) -> None:
@@ -401,18 +471,7 @@ class RunDriver:
         record = self._require()
         if record.state.status.is_final:
             return
-        wf = self._workflow_of(record)
-        state = cancel(record.state)
-        events = [event_to_json(wf.graph.codec, e) for e in final_events(state)]
-        self._end_spans("cancelled")
-        self._flight = None
-        self._record = await self._store.commit_barrier(
-            replace(record, state=state, updated_at=self._clock()),
-            events=events,
-            checkpoint=None,
-            state_version=None,
-        )
-        self._changed(self._record, events)
+        await self._end(cancel(record.state), "cancelled")
 
     def _workflow_of(self, record: RunRecord) -> Workflow:
         return self._resolve(record.workflow, record.factory, record.params)

@@ -57,6 +57,9 @@ class Settings:
     heartbeat_s: float = 2.0
     host_ttl_s: float = 6.0
     """A host whose heartbeat is older than this is considered gone."""
+    no_host_deadline_s: float = 60.0
+    """How long a run waits for a live host of an executor's pool before it fails with
+    ``NoLiveHostError`` (``SUPERSTEP_NO_HOST_DEADLINE_S``)."""
     inline_state_limit: int = 64 * 1024
     payload_ref_bytes: int = 16 * 1024
     """Message payloads of at least this many bytes of JSON travel by reference (written
@@ -94,6 +97,7 @@ class Settings:
             deadline_s=float(e.get("SUPERSTEP_DEADLINE_S", "10")),
             heartbeat_s=float(e.get("SUPERSTEP_HEARTBEAT_S", "2")),
             host_ttl_s=float(e.get("SUPERSTEP_HOST_TTL_S", "6")),
+            no_host_deadline_s=float(e.get("SUPERSTEP_NO_HOST_DEADLINE_S", "60")),
             payload_ref_bytes=int(e.get("SUPERSTEP_PAYLOAD_REF_BYTES", str(16 * 1024))),
             payload_ttl_s=int(e.get("SUPERSTEP_PAYLOAD_TTL_S", str(24 * 3600))),
             api_token=e.get("SUPERSTEP_API_TOKEN", ""),

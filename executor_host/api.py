@@ -42,7 +42,7 @@ from executor_host._problems import Problem, install_problem_handlers, problems
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
 from executor_host._sidecar import ActorInvokeError, SidecarClient
-from executor_host._store import RunRecord, RunStore
+from executor_host._store import RunRecord, RunStore, StoreError
 from executor_host._watch import EventPosition, RunWatch, at_end, sse_stream
 from executor_host._workflows import InvalidParameters, UnknownWorkflow, WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelope, results_topic
@@ -170,6 +170,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
             payload_ref_bytes=settings.payload_ref_bytes,
             payload_ttl_s=settings.payload_ttl_s,
             on_change=watch.committed,
+            live_pools=live_pools,
+            no_host_s=settings.no_host_deadline_s,
         )
         cls = coordinator_class()
         await actors.register_actor(
@@ -576,6 +578,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
         }
 
     # -- discovery --------------------------------------------------------------------
+    async def live_pools() -> set[str]:
+        return {str(h["pool"]) for h in await _hosts() if h["alive"]}
+
     async def _hosts() -> list[dict[str, Any]]:
         now = time.time()
         out = []

@@ -11,6 +11,7 @@ Every error says whether retrying the same call can succeed (``retryable``).
     │   ├── ConvergenceError         max_supersteps exceeded (reports a livelock when one is seen)
     │   ├── StalledError             fan-in buffers that can never fill
     │   ├── UndeliverableMessageError  strict routing: a message no edge accepts
+    │   ├── NoLiveHostError          an executor's pool had no live host for too long (Dapr)
     │   └── RunCancelledError        the run was cancelled
     ├── RequestError                 a human response names no pending request or has the wrong type
     ├── CheckpointError              a checkpoint cannot be read, or belongs to another graph
@@ -24,6 +25,7 @@ __all__ = [
     "CodecError",
     "ConvergenceError",
     "ExecutorFailedError",
+    "NoLiveHostError",
     "RemoteError",
     "RequestError",
     "RunCancelledError",
@@ -120,6 +122,11 @@ class StalledError(RunError):
 
 class UndeliverableMessageError(RunError):
     """Strict routing: a message was sent that no edge accepts."""
+
+
+class NoLiveHostError(RunError):
+    """Executors of the run had no live host in their placement pool for longer than the
+    runtime waits for one (the Dapr runtime's ``SUPERSTEP_NO_HOST_DEADLINE_S``)."""
 
 
 class RunCancelledError(RunError):

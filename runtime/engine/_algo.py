@@ -170,6 +170,17 @@ def cancel(run_state: RunState) -> RunState:
     )
 
 
+def fail(run_state: RunState, error: BaseException) -> RunState:
+    """The run state of a run that a driver gives up on before superstep ``superstep +
+    1`` committed (no live host for an executor, say): the last barrier's state, status
+    ``failed``, ``error`` as the reason, in that superstep."""
+    return replace(
+        run_state,
+        status=RunStatus.FAILED,
+        error=ErrorInfo.of(error, superstep=run_state.superstep + 1),
+    )
+
+
 _FAN_IN = MessageKind.FAN_IN
 _EXTERNAL = (INPUT_SOURCE, RESPONSE_SOURCE)
 

@@ -96,6 +96,7 @@ def _deploy(
             "SUPERSTEP_DEADLINE_S": str(deadline_s),
             "SUPERSTEP_HEARTBEAT_S": "0.5",
             "SUPERSTEP_HOST_TTL_S": "2",
+            "SUPERSTEP_NO_HOST_DEADLINE_S": "4",
             "SUPERSTEP_API_TOKEN": API_TOKEN,
             **(env or {}),
         },

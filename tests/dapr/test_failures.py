@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -137,3 +138,40 @@ async def test_a_lost_run_record_ends_the_clients_wait_with_a_clear_error(
     assert deleted
     assert caught.value.status == 404 and "no run" in str(caught.value)
     assert time.monotonic() - started < 30
+
+
+async def test_a_pool_left_without_hosts_fails_the_run_naming_it(deployment: Deployment) -> None:
+    """Its only host gone, pool ``aux`` has no live host: the run does not stay
+    ``running`` for ever (its activation published again at every deadline) but fails,
+    after SUPERSTEP_NO_HOST_DEADLINE_S (4 s here), with an error naming the pool and the
+    executor."""
+    stream = workflows.ping().run(0, runtime=deployment.runtime(), stream=True)
+    killed = None
+    started = time.monotonic()
+    try:
+        async for ev in stream:
+            if ev.type == "executor_completed" and ev.executor_id == "b" and killed is None:
+                killed = ev.details["host"]
+                deployment.kill(killed)
+        result = await stream
+    finally:
+        if killed is not None:
+            deployment.restart(killed)
+            await _until_alive(deployment, killed)
+    assert killed == "superstep-aux-1"
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and result.error.type == "NoLiveHostError"
+    assert "'aux'" in result.error.message and "executor(s) b " in result.error.message
+    assert time.monotonic() - started < 40
+
+
+async def _until_alive(deployment: Deployment, host: str, within: float = 30.0) -> None:
+    """Until the restarted host is registered again (the next tests need pool aux)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
+        while True:
+            hosts = (await client.get("/hosts")).json()
+            if any(h["host_id"] == host and h["alive"] for h in hosts):
+                return
+            assert time.monotonic() < deadline, f"{host} not alive again after {within} s"
+            await asyncio.sleep(0.2)

@@ -26,6 +26,7 @@ def test_top_level_exports_are_pinned() -> None:
         "FunctionExecutor",
         "InMemoryCheckpointStorage",
         "InProcessRuntime",
+        "NoLiveHostError",
         "OnFailure",
         "Placement",
         "RequestError",
