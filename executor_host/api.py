@@ -47,7 +47,7 @@ from executor_host._watch import EventPosition, RunWatch, at_end, sse_stream
 from executor_host._workflows import InvalidParameters, UnknownWorkflow, WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelope, results_topic
 from runtime.checkpoint import checkpoint_id_for
-from runtime.engine import Checkpoint, JsonCodec, RunState, start
+from runtime.engine import Checkpoint, JsonCodec, RunState, RunStatus, plan, start
 from runtime.errors import CheckpointError, CodecError, RequestError
 from runtime.telemetry import current_traceparent
 from runtime.workflow import (
@@ -449,7 +449,26 @@ def create_app(config: Settings | None = None) -> FastAPI:
     )
     async def get_run(run_id: RunId, encoding: EncodingQuery = "plain") -> dict[str, Any]:
         record = await record_of(run_id)
-        return _view(record, codec_of(record) if encoding == "plain" else None, encoding)
+        view = _view(record, codec_of(record) if encoding == "plain" else None, encoding)
+        view["waiting_for_hosts"] = await _waiting_for_hosts(record)
+        return view
+
+    async def _waiting_for_hosts(record: RunRecord) -> dict[str, list[str]]:
+        """Pool -> executors of the superstep in flight whose pool has no live host now
+        (the run fails with ``NoLiveHostError`` if none comes back in time)."""
+        if record.state.status is not RunStatus.RUNNING:
+            return {}
+        try:
+            graph = registry.resolve(record.workflow, record.factory, record.params).graph
+        except (LookupError, ValueError, TypeError):
+            return {}
+        live = await live_pools()
+        waiting: dict[str, list[str]] = {}
+        for activation in plan(record.state, graph, timestamp=record.planned_at):
+            pool = graph.nodes[activation.executor_id].placement.pool
+            if pool not in live:
+                waiting.setdefault(pool, []).append(activation.executor_id)
+        return waiting
 
     @app.get(
         "/runs/{run_id}/events",

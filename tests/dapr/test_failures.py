@@ -145,24 +145,43 @@ async def test_a_pool_left_without_hosts_fails_the_run_naming_it(deployment: Dep
     ``running`` for ever (its activation published again at every deadline) but fails,
     after SUPERSTEP_NO_HOST_DEADLINE_S (4 s here), with an error naming the pool and the
     executor."""
-    stream = workflows.ping().run(0, runtime=deployment.runtime(), stream=True)
+    run_id = f"nohost-{uuid.uuid4().hex[:8]}"
+    stream = workflows.ping().run(0, runtime=deployment.runtime(), stream=True, run_id=run_id)
     killed = None
+    waiting: dict[str, list[str]] = {}
     started = time.monotonic()
     try:
         async for ev in stream:
             if ev.type == "executor_completed" and ev.executor_id == "b" and killed is None:
                 killed = ev.details["host"]
                 deployment.kill(killed)
+                waiting = await _waiting_for_hosts(deployment, run_id)
         result = await stream
     finally:
         if killed is not None:
             deployment.restart(killed)
             await _until_alive(deployment, killed)
     assert killed == "superstep-aux-1"
+    assert waiting == {"aux": ["b"]}  # what GET /runs/{id} said while the run waited
     assert result.status is RunStatus.FAILED
     assert result.error is not None and result.error.type == "NoLiveHostError"
     assert "'aux'" in result.error.message and "executor(s) b " in result.error.message
     assert time.monotonic() - started < 40
+
+
+async def _waiting_for_hosts(
+    deployment: Deployment, run_id: str, within: float = 15.0
+) -> dict[str, list[str]]:
+    """What ``GET /runs/{id}`` says the run waits for, once it says anything (the dead
+    host's last heartbeat ages past SUPERSTEP_HOST_TTL_S first)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
+        while True:
+            view = (await client.get(f"/runs/{run_id}")).json()
+            if view["waiting_for_hosts"] or view["status"] != "running":
+                return dict(view["waiting_for_hosts"])
+            assert time.monotonic() < deadline, "the run never said it waits for a host"
+            await asyncio.sleep(0.2)
 
 
 async def _until_alive(deployment: Deployment, host: str, within: float = 30.0) -> None:
