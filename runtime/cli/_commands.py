@@ -25,14 +25,13 @@ from runtime.cli._common import (
 )
 from runtime.engine import Checkpoint, ErrorInfo, PendingRequest, RunStatus
 from runtime.errors import CheckpointError, CodecError, RequestError
-from runtime.workflow import RunResult, Workflow, WorkflowEvent
+from runtime.workflow import RunResult, Workflow, WorkflowEvent, response_from_json
 
 if TYPE_CHECKING:
     from runtime.cli._common import SubParsers
 
 __all__ = ["add_checkpoints_parser", "add_graph_parser", "add_run_parser"]
 
-_PRIMITIVE_RESPONSES = frozenset({"int", "str", "float", "bool", "None", "list", "dict"})
 _OK_STATUSES = (RunStatus.COMPLETED, RunStatus.AWAITING_INPUT)
 
 
@@ -116,21 +115,15 @@ async def _find_checkpoint(storage: FileCheckpointStorage, wanted: str, wf: Work
 def _to_responses(wf: Workflow, pending: Mapping[str, PendingRequest], raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise CliError('--responses must be a JSON object: {"request_id": response, ...}')
-    codec = wf.graph.codec
     out: dict[str, Any] = {}
     for rid, value in raw.items():
         req = pending.get(rid)
         if req is None:
             known = ", ".join(sorted(pending)) or "none"
             raise CliError(f"--responses: no pending request {rid!r} (pending: {known})")
-        try:
-            if isinstance(value, dict) and "$type" in value:
-                out[rid] = codec.decode(value)
-            elif req.response_type in _PRIMITIVE_RESPONSES:
-                out[rid] = value
-            else:
-                out[rid] = codec.decode({"$type": req.response_type, "$value": value})
-        except CodecError as exc:
+        try:  # the same check as POST /runs/{id}/responses
+            out[rid] = response_from_json(wf, req, value)
+        except (CodecError, RequestError) as exc:
             raise CliError(f"--responses: {rid!r}: {one_line(exc)}") from exc
     return out
 

@@ -105,6 +105,30 @@ def approval() -> Workflow:
     return WorkflowBuilder(start_executor=Approver("approver")).build()
 
 
+@dataclass(frozen=True)
+class Decision:
+    approved: bool
+    note: str = ""
+
+
+class Reviewer(Executor):
+    @handler
+    async def on_amount(self, amount: int, ctx: WorkflowContext[Never, str]) -> None:
+        await ctx.request_info(Approval(amount), Decision)
+
+    @response_handler
+    async def on_answer(
+        self, request: Approval, decision: Decision, ctx: WorkflowContext[Never, str]
+    ) -> None:
+        verdict = "approved" if decision.approved else "rejected"
+        await ctx.yield_output(f"{request.amount}: {verdict} ({decision.note})")
+
+
+def review() -> Workflow:
+    """Asks a human for a ``Decision`` (a dataclass) on the amount it gets."""
+    return WorkflowBuilder(start_executor=Reviewer("reviewer")).build()
+
+
 def invalid() -> Workflow:
     """Two executors with one id: WorkflowBuilder.build() refuses it."""
     a, b = Shout("same"), Shout("same")

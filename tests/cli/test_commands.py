@@ -171,6 +171,28 @@ def test_human_in_the_loop_across_invocations(cli: Cli, tmp_path: Path) -> None:
     ]
 
 
+def test_a_dataclass_response_is_plain_json_checked_as_over_http(cli: Cli, tmp_path: Path) -> None:
+    """--responses takes a dataclass response as plain JSON and checks it as
+    POST /runs/{id}/responses does: a field of the wrong type is one line naming it."""
+    d = str(tmp_path)
+    first = cli(
+        "run", f"{FLOWS}:review", "--input", "90", "--checkpoint-dir", d, "--create", "--json"
+    )
+    assert first.code == 0, first.err
+    paused = json.loads(first.out.splitlines()[-1])
+    (req,) = paused["pending_requests"]
+    resume = ("run", f"{FLOWS}:review", "--checkpoint-dir", d, "--resume", "latest")
+    bad = cli(*resume, "--responses", json.dumps({req["request_id"]: {"approved": "maybe"}}))
+    assert bad.code == 2
+    assert len(bad.err.strip().splitlines()) == 1 and "approved" in bad.err, bad.err
+    good = cli(
+        *resume,
+        "--responses", json.dumps({req["request_id"]: {"approved": True, "note": "ok"}}),
+    )  # fmt: skip
+    assert good.code == 0, good.err
+    assert 'outputs: ["90: approved (ok)"]\n' in good.out
+
+
 def test_resume_latest(cli: Cli, tmp_path: Path) -> None:
     d = str(tmp_path)
     cli("run", "runtime.demo:build_workflow", "--input", '{"docs": 8}', "-q",
