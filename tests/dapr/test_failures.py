@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-from runtime import FileCheckpointStorage, RunStatus
+from runtime import FileCheckpointStorage, RunResult, RunStatus
 from runtime.errors import RemoteError
 from tests.dapr import workflows
 from tests.dapr.conftest import Deployment
@@ -66,23 +67,35 @@ async def test_checkpoint_from_dapr_resumes_in_process(
     assert resumed.trace_hash == full.trace_hash
 
 
-async def test_killing_an_executor_host_mid_run_still_completes(deployment: Deployment) -> None:
+async def _slow_run_losing_the_host_of_s1(
+    deployment: Deployment, hurt: Callable[[str], None], heal: Callable[[str], None]
+) -> tuple[RunResult, str]:
+    """Run ``slow`` on the deployment; once s1 has run, ``hurt`` its host (s1 runs again
+    in superstep 3: on the other host) and ``heal`` it after the run. The run must end
+    as in-process; returns its result and the hurt host."""
     expected = await workflows.slow().run(0.8)
     stream = workflows.slow().run(0.8, runtime=deployment.runtime(), stream=True)
-    killed = None
+    hurt_host = None
     try:
         async for ev in stream:
-            if ev.type == "executor_completed" and ev.executor_id == "s1" and killed is None:
-                killed = ev.details["host"]
-                deployment.kill(killed)  # s1 runs again in superstep 3: on the other host
+            if ev.type == "executor_completed" and ev.executor_id == "s1" and hurt_host is None:
+                hurt_host = ev.details["host"]
+                hurt(hurt_host)
         result = await stream
     finally:
-        if killed is not None:
-            deployment.restart(killed)
-    assert killed is not None and killed.startswith("superstep-default-")
+        if hurt_host is not None:
+            heal(hurt_host)
+    assert hurt_host is not None and hurt_host.startswith("superstep-default-")
     assert result.status is RunStatus.COMPLETED
     assert result.outputs == expected.outputs
     assert result.trace_hash == expected.trace_hash
+    return result, hurt_host
+
+
+async def test_killing_an_executor_host_mid_run_still_completes(deployment: Deployment) -> None:
+    result, killed = await _slow_run_losing_the_host_of_s1(
+        deployment, deployment.kill, deployment.restart
+    )
     async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
         topo = (await client.get(f"/runs/{result.run_id}/topology")).json()
     s1_hosts = next(e["hosts"] for e in topo["executors"] if e["executor_id"] == "s1")
@@ -96,23 +109,8 @@ async def test_a_paused_executor_host_loses_its_work_to_the_live_one(
     the sidecar's HTTP health check (500 ms timeout, two failures, 1 s apart) takes it
     out of placement and its subscriptions, and the run goes on on the other replica
     when the coordinator's deadline (2 s here) publishes the activation again."""
-    expected = await workflows.slow().run(0.8)
-    stream = workflows.slow().run(0.8, runtime=deployment.runtime(), stream=True)
-    paused = None
     started = time.monotonic()
-    try:
-        async for ev in stream:
-            if ev.type == "executor_completed" and ev.executor_id == "s1" and paused is None:
-                paused = ev.details["host"]
-                deployment.pause(paused)  # s1 runs again in superstep 3: on the other host
-        result = await stream
-    finally:
-        if paused is not None:
-            deployment.resume(paused)
-    assert paused is not None and paused.startswith("superstep-default-")
-    assert result.status is RunStatus.COMPLETED
-    assert result.outputs == expected.outputs
-    assert result.trace_hash == expected.trace_hash
+    await _slow_run_losing_the_host_of_s1(deployment, deployment.pause, deployment.resume)
     # three supersteps of 0.8 s, a few seconds to notice the hung host, then deadlines
     # until a re-published activation reaches the live replica's actor (measured 10-40 s
     # on both sidecars; calls already routed to the hung host hang until they time out)
