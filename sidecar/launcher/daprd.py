@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
@@ -278,10 +277,6 @@ class DaprdSidecar:
             ]
         return tuple(args)
 
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
-
     async def start(self) -> None:
         await self.process.start()
 
@@ -298,18 +293,9 @@ class DaprdSidecar:
         async with httpx.AsyncClient(timeout=2) as client:
             await _poll(client, url, 204, within, self.process, f"daprd of {self.spec.name}")
 
-    async def kill(self) -> None:
-        """SIGKILL daprd (its app stays up, as when a sidecar container dies)."""
-        await self.process.kill()
-
     async def stop(self) -> None:
         # daprd drains actors and subscriptions on SIGTERM; give it its graceful window
         await self.process.terminate(15.0)
-
-    def signal(self, sig: signal.Signals) -> None:
-        pid = self.process.pid
-        if pid is not None and self.process.returncode is None:
-            os.killpg(pid, sig)
 
 
 def _default_config() -> Path | None:

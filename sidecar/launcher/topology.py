@@ -209,14 +209,6 @@ class Topology:
                 f"{exc.args[0]}; daprd's last lines: {lines}", log_tail=exc.log_tail
             ) from None
 
-    async def kill_sidecar(self, name: str) -> None:
-        """SIGKILL an app's daprd (its app stays up, as when a sidecar container dies)."""
-        await self.daprds[name].kill()
-
-    async def restart_sidecar(self, name: str) -> None:
-        """Start a killed daprd again with the same ports and flags."""
-        await self.daprds[name].start()
-
     async def _wait_ready(self, spec: AppSpec) -> None:
         await self._while_app_runs(spec, self.sidecars[spec.name].wait_ready(self.startup_timeout))
 
