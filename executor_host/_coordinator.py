@@ -1,10 +1,11 @@
 """The coordinator: drives one run's supersteps over Dapr.
 
-``RunDriver`` holds the logic (plan, publish, collect results, commit the barrier,
-re-publish late activations); the ``Coordinator`` actor in ``_actors.py`` is a
-thin adapter that gives it Dapr's single activation per run and a reminder.
-All semantics come from the engine core (``runtime.engine``): the driver only
-moves its values between the state store and pub/sub.
+``RunDriver`` interprets the run's ``BarrierMachine`` (``runtime.workflow.driver``),
+which holds the barrier sequence every driver shares: a ``Dispatch`` is published to
+the executors' pools, a ``Commit`` becomes one state transaction (events, checkpoint,
+shared-state version, run record under its ETag). The ``Coordinator`` actor in
+``_actors.py`` is a thin adapter that gives it Dapr's single activation per run and a
+reminder.
 """
 
 from __future__ import annotations
@@ -12,29 +13,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from executor_host._payloads import PayloadSplitter
 from executor_host._store import ConflictError, RunRecord, RunStore
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
-from runtime.checkpoint import checkpoint_id_for
-from runtime.engine import (
-    Activation,
-    ActivationResult,
-    Checkpoint,
-    RunState,
-    RunStatus,
-    cancel,
-    commit,
-    fail,
-    plan,
-)
-from runtime.errors import NoLiveHostError
+from runtime.engine import ActivationResult, RunState
 from runtime.telemetry import ROOT, end, end_run, telemetry, traceparent
-from runtime.workflow import Workflow
-from runtime.workflow._events import WorkflowEvent
-from runtime.workflow._reporting import event_to_json, final_events, superstep_events
+from runtime.workflow.driver import (
+    BarrierMachine,
+    Command,
+    Commit,
+    Dispatch,
+    Wait,
+    Workflow,
+    event_to_json,
+)
 
 __all__ = ["Publish", "RunDriver"]
 
@@ -47,29 +42,14 @@ Resolve = Callable[[str, str | None, dict[str, Any] | None], Workflow]
 """(workflow name, factory, params) -> the workflow's template."""
 
 Committed = Callable[[str, int, list[dict[str, Any]]], None]
+"""Told (run id, event chunk number, the chunk's events) after each commit of a run."""
 
 LivePools = Callable[[], Awaitable[set[str]]]
 """The placement pools that have a live executor host now."""
-"""Told (run id, event chunk number, the chunk's events) after each commit of a run."""
 
 
 def _ignore(_run: str, _chunk: int, _events: list[dict[str, Any]]) -> None:
     return None
-
-
-@dataclass(slots=True)
-class _InFlight:
-    superstep: int
-    activations: tuple[Activation, ...]
-    results: dict[str, ActivationResult] = field(default_factory=dict)
-    hosts: dict[str, str] = field(default_factory=dict)
-    published_at: float = 0.0
-    attempt: int = 1
-    span: Any = None
-    """The superstep's OpenTelemetry span (when tracing), ended at its barrier."""
-    started: float = 0.0
-    no_host_since: float | None = None
-    """Since when a late activation's pool has had no live host (None: it has one)."""
 
 
 class RunDriver:
@@ -102,10 +82,15 @@ class RunDriver:
         self._clock = clock
         self._on_change = on_change
         self._record: RunRecord | None = None
-        self._flight: _InFlight | None = None
+        self._machine: BarrierMachine | None = None
+        self._stale = False
+        """Whether the record's ETag is unknown since this copy's last commit (read back
+        before the next commit, after the dispatch that follows it)."""
         self._tel = telemetry()
         self._run_span: Any = None
         """The run's span, while this coordinator has it (it is lost with the actor)."""
+        self._step_span: Any = None
+        self._step_started = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
     async def create(
@@ -160,24 +145,10 @@ class RunDriver:
                     etag=existing.etag,
                 )
             )
-        self._flight = None
-        first = [WorkflowEvent("started", data=self.run_id, superstep=state.superstep)]
-        if state.status is not RunStatus.RUNNING:
-            first.extend(final_events(state))
-        elif state.inbox:
-            first.append(WorkflowEvent("superstep_started", superstep=state.superstep + 1))
-        events = [event_to_json(wf.graph.codec, e) for e in first]
-        self._record = await self._store.commit_barrier(
-            record,
-            events=events,
-            checkpoint=None,
-            state_version=(state.superstep, dict(state.state)),
-        )
-        self._changed(self._record, events)
-        if state.status is not RunStatus.RUNNING:
-            self._end_spans(state.status.value)
-        await self._advance()
-        return self._record
+        self._record, self._stale = record, False
+        self._machine = machine = BarrierMachine(wf.graph, state)
+        await self._run(machine.start(now))
+        return self._require()
 
     async def resume(self) -> None:
         """Take over a run after (re)activation: a new epoch fences older coordinators,
@@ -186,49 +157,141 @@ class RunDriver:
         if record is None:
             return
         record = await self._store.save_run(replace(record, epoch=record.epoch + 1))
-        self._record = record
-        self._flight = None
-        if record.state.status is RunStatus.RUNNING:
-            await self._advance()
+        self._record, self._stale = record, False
+        graph = self._workflow_of(record).graph
+        self._machine = machine = BarrierMachine(graph, record.state, planned_at=record.planned_at)
+        await self._run(machine.resume(self._clock()))
 
     @property
     def record(self) -> RunRecord | None:
         return self._record
 
-    # -- the superstep loop -----------------------------------------------------------------
-    async def _advance(self) -> None:
-        """Publish the activations of the next superstep (if the run is running)."""
+    # -- interpreting the machine's commands ------------------------------------------------
+    async def _run(self, commands: list[Command]) -> None:
+        """Execute ``commands`` in order; stop at a commit this copy was fenced at."""
+        for command in commands:
+            if isinstance(command, Commit):
+                if not await self._commit(command):
+                    return
+            elif isinstance(command, Dispatch):
+                await self._dispatch(command)
+            elif isinstance(command, Wait):
+                waiting = "; ".join(f"{p}: {', '.join(e)}" for p, e in command.pools.items())
+                log.warning(
+                    "run %s superstep %d: no live host in pool(s) %s; waiting (%.0f s of %.0f)",
+                    self.run_id,
+                    command.superstep,
+                    waiting,
+                    command.waited_s,
+                    command.limit_s,
+                )
+        if self._stale and self._record is not None:
+            await self._read_back()
+
+    async def _commit(self, barrier: Commit) -> bool:
+        """One barrier in one state transaction. False when another coordinator took
+        the run over (this copy is fenced and forgets it)."""
+        if self._stale:
+            await self._read_back()
+            if self._record is None:
+                return False
         record = self._require()
-        state = record.state
-        if state.status is not RunStatus.RUNNING:
-            return
-        wf = self._workflow_of(record)
-        activations = plan(state, wf.graph, timestamp=record.planned_at)
-        if not activations:
-            return
-        self._flight = flight = _InFlight(
-            state.superstep + 1, activations, published_at=self._clock()
+        graph = self._workflow_of(record).graph
+        state = barrier.state
+        report = barrier.report
+        ranges, last_checkpoint = record.checkpoint_ranges, record.last_checkpoint
+        if barrier.checkpoint is not None:
+            ranges = record.with_checkpoint(state.superstep)
+            last_checkpoint = state.superstep
+        state_version, version_write = record.state_version, None
+        if barrier.state_written:
+            state_version = state.superstep
+            version_write = (state_version, dict(state.state))
+        outputs = record.outputs
+        if report is not None and report.outputs:
+            outputs = [*outputs, *(o.data for o in report.outputs)]
+        updated = replace(
+            record,
+            state=state,
+            checkpoint_ranges=ranges,
+            last_checkpoint=last_checkpoint,
+            outputs=outputs,
+            updated_at=self._clock(),
+            planned_at=barrier.planned_at,
+            state_version=state_version,
         )
+        chunk = [event_to_json(graph.codec, e) for e in barrier.events]
+        try:
+            committed = await self._store.commit_barrier(
+                updated,
+                events=chunk,
+                checkpoint=barrier.checkpoint,
+                state_version=version_write,
+                reload=False,
+            )
+        except ConflictError:
+            self._fenced("at", state.superstep)
+            return False
+        # the new ETag is read back after the dispatch that follows (the publish is on
+        # the critical path, the read is not); the actor's turn lock keeps the next
+        # commit behind both
+        self._record, self._stale = committed, True
+        if chunk:
+            # commit_barrier wrote the events as the chunk before the record's new count
+            self._on_change(self.run_id, committed.event_chunks - 1, chunk)
         if self._tel is not None:
-            flight.started = time.perf_counter()
-            flight.span = self._tel.start_superstep(
+            if report is not None:
+                seconds = time.perf_counter() - self._step_started
+                self._tel.superstep_done(
+                    record.workflow, report.committed, seconds, self._step_span
+                )
+                self._step_span = None
+            elif barrier.aborted is not None:
+                end(self._step_span, status=state.status.value)
+                self._step_span = None
+            if barrier.ended:
+                end_run(self._run_span, state)
+                self._run_span = None
+        return True
+
+    async def _read_back(self) -> None:
+        """Read the run record's new ETag after this copy's commit; someone else's
+        write since (a newer coordinator) fences this copy."""
+        committed = self._require()
+        head = await self._store.load_run_head(self.run_id)
+        if self._record is not committed:
+            return
+        if head is None or head[:2] != (committed.epoch, committed.updated_at):
+            self._fenced("after", committed.state.superstep)
+            return
+        self._record, self._stale = replace(committed, etag=head[2]), False
+
+    async def _dispatch(self, dispatch: Dispatch) -> None:
+        """Publish the activations, each to its pool's topic."""
+        record = self._require()
+        if dispatch.first and self._tel is not None:
+            self._step_started = time.perf_counter()
+            self._step_span = self._tel.start_superstep(
                 record.workflow,
                 record.run_id,
-                flight.superstep,
+                dispatch.superstep,
                 self._run_span or record.traceparent,
             )
-        await self._publish_all(flight, activations)
-
-    async def _publish_all(self, flight: _InFlight, activations: tuple[Activation, ...]) -> None:
-        record = self._require()
-        wf = self._workflow_of(record)
-        graph = wf.graph
+        elif not dispatch.first:
+            log.warning(
+                "run %s superstep %d: re-publishing %d late activation(s), attempt %d",
+                self.run_id,
+                dispatch.superstep,
+                len(dispatch.activations),
+                dispatch.attempt,
+            )
+        graph = self._workflow_of(record).graph
         shared = record.state.state
         inline = len(shared) == 0 or _approx_size(shared) <= self._inline_limit
         splitter = PayloadSplitter(record.run_id, self._payload_ref_bytes)
-        parent = traceparent(flight.span)
+        parent = traceparent(self._step_span)
         envs: list[ActivationEnvelope] = []
-        for a in activations:
+        for a in dispatch.activations:
             activation, payload_keys = splitter.split(a.to_json())
             snapshot = record.state.snapshots.get(a.executor_id)
             envs.append(
@@ -240,7 +303,7 @@ class RunDriver:
                     signature=record.signature,
                     epoch=record.epoch,
                     generation=record.generation,
-                    attempt=flight.attempt,
+                    attempt=dispatch.attempt,
                     executor_index=graph.index_of(a.executor_id),
                     activation=activation,
                     state=dict(shared) if inline else None,
@@ -255,95 +318,6 @@ class RunDriver:
         await self._store.save_payloads(splitter.to_write, self._payload_ttl_s)
         await self._publish(envs)
 
-    async def on_result(self, env: ResultEnvelope) -> bool:
-        """Take one result; commit the barrier when the last one is in. Returns whether
-        the result was new (duplicates and late results are ignored)."""
-        flight = self._flight
-        if self._record is None or flight is None or env.superstep != flight.superstep:
-            return False
-        if env.executor_id in flight.results or all(
-            a.executor_id != env.executor_id for a in flight.activations
-        ):
-            return False
-        flight.results[env.executor_id] = ActivationResult.from_json(env.result)
-        flight.hosts[env.executor_id] = env.host
-        if len(flight.results) == len(flight.activations):
-            await self._commit(flight)
-        return True
-
-    async def _commit(self, flight: _InFlight) -> None:
-        record = self._require()
-        wf = self._workflow_of(record)
-        graph = wf.graph
-        results = [flight.results[a.executor_id] for a in flight.activations]
-        new_state, report = commit(record.state, graph, flight.activations, results)
-        events = superstep_events(graph, report, results, flight.hosts)
-        if new_state.status is not RunStatus.RUNNING:
-            events.extend(final_events(new_state))
-        else:
-            events.append(WorkflowEvent("superstep_started", superstep=new_state.superstep + 1))
-        checkpoint = None
-        ranges, last_checkpoint = record.checkpoint_ranges, record.last_checkpoint
-        if report.committed:
-            cp_id = checkpoint_id_for(record.run_id, new_state.superstep)
-            checkpoint = Checkpoint(cp_id, graph.name, graph.signature, self._clock(), new_state)
-            ranges = record.with_checkpoint(new_state.superstep)
-            last_checkpoint = new_state.superstep
-        state_version = record.state_version
-        version_write = None
-        if report.committed and report.written:
-            state_version = new_state.superstep
-            version_write = (state_version, new_state.state)
-        updated = replace(
-            record,
-            state=new_state,
-            checkpoint_ranges=ranges,
-            last_checkpoint=last_checkpoint,
-            outputs=[*record.outputs, *(o.data for o in report.outputs)],
-            updated_at=self._clock(),
-            planned_at=self._clock(),
-            state_version=state_version,
-        )
-        chunk = [event_to_json(graph.codec, e) for e in events]
-        try:
-            committed = await self._store.commit_barrier(
-                updated,
-                events=chunk,
-                checkpoint=checkpoint,
-                state_version=version_write,
-                reload=False,
-            )
-        except ConflictError:
-            self._fenced("at", flight.superstep)
-            return
-        self._flight = None
-        self._record = committed
-        self._changed(committed, chunk)
-        if self._tel is not None:
-            seconds = time.perf_counter() - flight.started
-            self._tel.superstep_done(record.workflow, report.committed, seconds, flight.span)
-            if new_state.status is not RunStatus.RUNNING:
-                end_run(self._run_span, new_state)
-                self._run_span = None
-        # publish the next superstep, then read back the new ETag of the run record: the
-        # publish is on the critical path, the read is not (sent together, the read went
-        # out first and held the publish up in the sidecar); the actor's turn lock keeps
-        # the next commit behind both
-        await self._advance()
-        head = await self._store.load_run_head(record.run_id)
-        if self._record is not committed:
-            return
-        if head is None or head[:2] != (committed.epoch, committed.updated_at):
-            # someone wrote after us (a newer coordinator): we are fenced
-            self._fenced("after", flight.superstep)
-            return
-        self._record = replace(committed, etag=head[2])
-
-    def _changed(self, committed: RunRecord, events: list[dict[str, Any]]) -> None:
-        # commit_barrier wrote the events as the chunk before the record's new count
-        if events:
-            self._on_change(self.run_id, committed.event_chunks - 1, events)
-
     def _fenced(self, where: str, superstep: int) -> None:
         """A newer coordinator of this run took over: this copy forgets the run and
         ignores results that still reach it."""
@@ -355,123 +329,54 @@ class RunDriver:
         )
         self._end_spans("fenced")
         self._record = None
-        self._flight = None
+        self._machine = None
+        self._stale = False
 
     def _end_spans(self, status: str) -> None:
         """End the in-flight superstep's span and the run's, if this copy has them."""
-        if self._flight is not None:
-            end(self._flight.span, status=status)
-            self._flight.span = None
+        end(self._step_span, status=status)
+        self._step_span = None
         end(self._run_span, status=status)
         self._run_span = None
 
-    async def on_deadline(self, deadline_s: float) -> int:
-        """Publish again the activations whose results are later than ``deadline_s``.
-        Returns how many were published."""
-        flight = self._flight
-        if flight is None or self._clock() - flight.published_at < deadline_s:
-            return 0
-        missing = tuple(a for a in flight.activations if a.executor_id not in flight.results)
-        if not missing:
-            return 0
-        if await self._no_host_for(flight, missing):
-            return 0
-        flight.attempt += 1
-        flight.published_at = self._clock()
-        log.warning(
-            "run %s superstep %d: re-publishing %d late activation(s), attempt %d",
-            self.run_id,
-            flight.superstep,
-            len(missing),
-            flight.attempt,
-        )
-        await self._publish_all(flight, missing)
-        return len(missing)
-
-    async def _no_host_for(self, flight: _InFlight, missing: tuple[Activation, ...]) -> bool:
-        """Whether the run was failed because the pool of a late activation has had no
-        live host for ``no_host_s`` (a pool with no host would otherwise keep the run
-        ``running`` for ever, its activations published again at every deadline)."""
-        if self._live_pools is None:
+    # -- inputs -----------------------------------------------------------------------------
+    async def on_result(self, env: ResultEnvelope) -> bool:
+        """Take one result; commit the barrier when the last one is in. Returns whether
+        the result was new (duplicates and late results are ignored)."""
+        machine = self._machine
+        if self._record is None or machine is None:
             return False
-        graph = self._workflow_of(self._require()).graph
-        pools = {a.executor_id: graph.nodes[a.executor_id].placement.pool for a in missing}
-        live = await self._live_pools()
-        gone = sorted({p for p in pools.values() if p not in live})
-        if not gone:
-            flight.no_host_since = None
+        if not machine.accepts(env.superstep, env.executor_id):
             return False
-        now = self._clock()
-        if flight.no_host_since is None:
-            flight.no_host_since = now
-        waited = now - flight.no_host_since
-        executors = sorted(e for e, p in pools.items() if p in gone)
-        if waited < self._no_host_s:
-            log.warning(
-                "run %s superstep %d: no live host in pool(s) %s for %s; waiting (%.0f s of %.0f)",
-                self.run_id,
-                flight.superstep,
-                ", ".join(gone),
-                ", ".join(executors),
-                waited,
-                self._no_host_s,
-            )
-            return False
-        error = NoLiveHostError(
-            f"no live host in pool(s) {', '.join(repr(p) for p in gone)} for "
-            f"{self._no_host_s:g} s: executor(s) {', '.join(executors)} of superstep "
-            f"{flight.superstep} could not run (start a host of that pool, then resume "
-            f"from the last checkpoint)"
-        )
-        await self._fail(error)
+        result = ActivationResult.from_json(env.result)
+        await self._run(machine.on_result(result, env.host, self._clock()))
         return True
 
-    async def _fail(self, error: Exception) -> None:
-        """End the run ``failed`` with ``error``: the superstep in flight commits nothing."""
-        await self._end(fail(self._require().state, error), "failed")
+    async def on_deadline(self, deadline_s: float) -> int:
+        """Publish again the activations whose results are later than ``deadline_s``
+        (failing the run when their pool has had no live host for ``no_host_s``).
+        Returns how many were published."""
+        machine = self._machine
+        if machine is None or self._record is None:
+            return 0
+        now = self._clock()
+        if not machine.late(now, deadline_s):
+            return 0
+        live = await self._live_pools() if self._live_pools is not None else None
+        commands = machine.on_deadline(now, deadline_s, live_pools=live, no_host_s=self._no_host_s)
+        await self._run(commands)
+        return sum(len(c.activations) for c in commands if isinstance(c, Dispatch))
 
-    async def _end(self, state: RunState, status: str) -> None:
-        """Commit ``state``, a final one the run ends in without its superstep in flight."""
-        record = self._require()
-        wf = self._workflow_of(record)
-        events = [event_to_json(wf.graph.codec, e) for e in final_events(state)]
-        self._end_spans(status)
-        self._flight = None
-        self._record = await self._store.commit_barrier(
-            replace(record, state=state, updated_at=self._clock()),
-            events=events,
-            checkpoint=None,
-            state_version=None,
-        )
-        self._changed(self._record, events)
-
-    # -- external inputs --------------------------------------------------------------------
     async def respond(self, responses: Mapping[str, Any]) -> None:
         """Deliver (codec-encoded) responses to pending requests; the run continues."""
-        from runtime.engine import respond
-
-        record = self._require()
-        wf = self._workflow_of(record)
-        state = respond(record.state, wf.graph, responses)
-        events = [
-            WorkflowEvent("started", data=self.run_id, superstep=state.superstep),
-            WorkflowEvent("superstep_started", superstep=state.superstep + 1),
-        ]
-        chunk = [event_to_json(wf.graph.codec, e) for e in events]
-        self._record = await self._store.commit_barrier(
-            replace(record, state=state, planned_at=self._clock(), updated_at=self._clock()),
-            events=chunk,
-            checkpoint=None,
-            state_version=None,
-        )
-        self._changed(self._record, chunk)
-        await self._advance()
+        self._require()
+        assert self._machine is not None
+        await self._run(self._machine.respond(responses, self._clock()))
 
     async def cancel(self) -> None:
-        record = self._require()
-        if record.state.status.is_final:
-            return
-        await self._end(cancel(record.state), "cancelled")
+        self._require()
+        assert self._machine is not None
+        await self._run(self._machine.cancel())
 
     def _workflow_of(self, record: RunRecord) -> Workflow:
         return self._resolve(record.workflow, record.factory, record.params)

@@ -13,31 +13,37 @@ import os
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
 from typing import Any
 
-from runtime.checkpoint import CheckpointStorage, checkpoint_id_for
+from runtime.checkpoint import CheckpointStorage
 from runtime.engine import (
     Activation,
     ActivationResult,
-    Checkpoint,
     Message,
     RunState,
     RunStatus,
-    SuperstepReport,
-    cancel,
-    commit,
     message_digests,
-    plan,
 )
 from runtime.errors import RequestError
 from runtime.telemetry import Telemetry, end, end_run, telemetry
-from runtime.workflow._events import RequestInfo, WorkflowEvent
-from runtime.workflow._execute import execute_activation
-from runtime.workflow._prepare import apply_responses, load_checkpoint, new_run_state
-from runtime.workflow._reporting import final_events, superstep_events
-from runtime.workflow._run import NO_INPUT, Emit, RunRequest, RunResult, RunStream
-from runtime.workflow._workflow import Workflow
+from runtime.workflow.driver import (
+    NO_INPUT,
+    BarrierMachine,
+    Command,
+    Commit,
+    Dispatch,
+    Emit,
+    RequestInfo,
+    RunRequest,
+    RunResult,
+    RunStream,
+    Workflow,
+    WorkflowEvent,
+    apply_responses,
+    execute_activation,
+    load_checkpoint,
+    new_run_state,
+)
 
 __all__ = ["InProcessRuntime"]
 
@@ -172,6 +178,8 @@ class _Run:
         self._collect = collect
         self.tel: Telemetry | None = None
         self.run_span: Any = None
+        self._step_span: Any = None
+        self._step_started = 0.0
 
     def emit(self, ev: WorkflowEvent) -> None:
         if self._collect:
@@ -223,83 +231,91 @@ class _Run:
             raise
 
     async def _loop(self, state: RunState) -> RunResult:
-        tel = self.tel
-        self.emit(WorkflowEvent("started", data=state.run_id, superstep=state.superstep))
-        if state.status is RunStatus.AWAITING_INPUT and not state.inbox:
-            return self._finish(state)
-        if state.status.is_final:
-            return self._finish(state)
-        if state.status is not RunStatus.RUNNING:
-            state = replace(state, status=RunStatus.RUNNING)
-        while state.status is RunStatus.RUNNING:
-            if self.stream.cancel_requested:
-                state = cancel(state)
-                break
-            k = state.superstep + 1
-            step_span, started = None, 0.0
-            if tel is not None:
-                started = time.perf_counter()
-                step_span = tel.start_superstep(self.graph.name, state.run_id, k, self.run_span)
-            collecting = _pause_collector()
-            try:
-                activations = plan(state, self.graph, timestamp=self.rt.clock())
-            finally:
-                if collecting:
-                    gc.enable()
-            self.emit(WorkflowEvent("superstep_started", superstep=k))
-            ahead = (
-                _DigestAhead(activations)
-                if sum(len(a.messages) for a in activations) >= _DIGEST_AHEAD
-                else None
-            )
-            try:
-                results = await self._run_activations(state, activations, step_span)
-            except asyncio.CancelledError:
-                end(step_span, status="cancelled")
-                if not self.stream.is_cancel_requested():
-                    raise
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-                state = cancel(state)
-                break
-            except BaseException as exc:
-                end(step_span, status="error", error=repr(exc))
-                raise
-            finally:
-                if ahead is not None:
-                    ahead.stop()
-            collecting = _pause_collector()
-            try:
-                new_state, report = commit(
-                    state,
-                    self.graph,
-                    activations,
-                    results,
-                    delivered_digests=ahead.result() if ahead is not None else None,
-                )
-            finally:
-                if collecting:
-                    gc.enable()
-            if report.committed and self.storage is not None:
-                # checkpoint first: a superstep's outputs and events are published only
-                # once it is durable (rule 7), so a restore never repeats published ones
-                cp_id = checkpoint_id_for(new_state.run_id, new_state.superstep)
-                await self.storage.save(
-                    Checkpoint(cp_id, self.graph.name, self.graph.signature, time.time(), new_state)
-                )
-                self.last_checkpoint = cp_id
-            if tel is not None:
-                seconds = time.perf_counter() - started
-                tel.superstep_done(self.graph.name, report.committed, seconds, step_span)
-            self._report(report, results)
-            state = new_state
-            if not report.committed:
-                break  # the superstep failed and committed nothing
-            self.trace.append(report.step_digest)
+        machine = BarrierMachine(self.graph, state, checkpoints=self.storage is not None)
+        commands = machine.start(self.rt.clock())
+        while commands:
+            follow: list[Command] = []
+            for command in commands:
+                if isinstance(command, Commit):
+                    await self._commit(command)
+                elif isinstance(command, Dispatch):
+                    # the commands after a dispatch come from its results; a cancel asked
+                    # for before it runs ends the run at the last barrier instead
+                    if self.stream.cancel_requested:
+                        follow = machine.cancel()
+                    else:
+                        follow = await self._superstep(machine, command)
+                    break
+            commands = follow
+        state = machine.state
         if state.status is RunStatus.AWAITING_INPUT:
             self.wf._paused = state
         return self._finish(state)
+
+    async def _superstep(self, machine: BarrierMachine, dispatch: Dispatch) -> list[Command]:
+        """Run one superstep's activations concurrently; the machine's commands for its
+        barrier."""
+        tel = self.tel
+        activations = dispatch.activations
+        if tel is not None:
+            self._step_started = time.perf_counter()
+            self._step_span = tel.start_superstep(
+                self.graph.name, machine.state.run_id, dispatch.superstep, self.run_span
+            )
+        ahead = (
+            _DigestAhead(activations)
+            if sum(len(a.messages) for a in activations) >= _DIGEST_AHEAD
+            else None
+        )
+        try:
+            results = await self._run_activations(machine.state, activations, self._step_span)
+        except asyncio.CancelledError:
+            end(self._step_span, status="cancelled")
+            self._step_span = None
+            if not self.stream.is_cancel_requested():
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return machine.cancel()
+        except BaseException as exc:
+            end(self._step_span, status="error", error=repr(exc))
+            self._step_span = None
+            raise
+        finally:
+            if ahead is not None:
+                ahead.stop()
+        collecting = _pause_collector()
+        try:
+            return machine.on_results(
+                results,
+                self.hosts,
+                self.rt.clock(),
+                delivered_digests=ahead.result() if ahead is not None else None,
+            )
+        finally:
+            if collecting:
+                gc.enable()
+
+    async def _commit(self, barrier: Commit) -> None:
+        """Checkpoint first: a superstep's outputs and events are published only once it
+        is durable (rule 7), so a restore never repeats published ones."""
+        cp = barrier.checkpoint
+        if cp is not None and self.storage is not None:
+            await self.storage.save(cp)
+            self.last_checkpoint = cp.checkpoint_id
+        report = barrier.report
+        if report is not None:
+            if self.tel is not None:
+                seconds = time.perf_counter() - self._step_started
+                self.tel.superstep_done(self.graph.name, report.committed, seconds, self._step_span)
+                self._step_span = None
+            if report.committed:
+                self.trace.append(report.step_digest)
+        for ev in barrier.events:
+            if ev.type == "output":
+                self.outputs.append(ev.data)
+            self.emit(ev)
 
     async def _run_activations(
         self, state: RunState, activations: tuple[Activation, ...], step_span: Any
@@ -344,18 +360,10 @@ class _Run:
         return [t.result() for t in tasks]
 
     # -- reporting ------------------------------------------------------------------
-    def _report(self, report: SuperstepReport, results: list[ActivationResult]) -> None:
-        for ev in superstep_events(self.graph, report, results, self.hosts):
-            if ev.type == "output":
-                self.outputs.append(ev.data)
-            self.emit(ev)
-
     def _finish(self, state: RunState) -> RunResult:
         codec = self.graph.codec
         end_run(self.run_span, state)
         self.run_span = None
-        for ev in final_events(state):
-            self.emit(ev)
         pending = [
             RequestInfo(
                 p.request_id, p.executor_id, codec.decode(p.data), p.response_type, p.superstep

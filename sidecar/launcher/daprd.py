@@ -169,7 +169,13 @@ class ControlPlane:
         await _poll(client, f"http://127.0.0.1:{healthz}/healthz", 200, within, process, name)
 
     async def _start_placement(self, client: httpx.AsyncClient, within: float) -> None:
-        await self._spawn(client, within, "placement", [f"--port={self.placement_port}"])
+        # its raft peer port too is a free one (Dapr's default, 8201, is taken by any
+        # other placement on the machine)
+        args = [
+            f"--port={self.placement_port}",
+            f"--initial-cluster=dapr-placement-0=127.0.0.1:{_free_port()}",
+        ]
+        await self._spawn(client, within, "placement", args)
 
     async def _start_scheduler(self, client: httpx.AsyncClient, within: float) -> None:
         self._data = Path(tempfile.mkdtemp(prefix="dapr-scheduler-"))

@@ -100,12 +100,12 @@ async def test_a_collector_the_application_disabled_stays_disabled() -> None:
 async def test_the_collector_runs_again_after_a_barrier_that_raised(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import runtime.inprocess._runtime as driver
+    import runtime.workflow._machine as machine
 
     def broken_commit(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("commit bug")
 
-    monkeypatch.setattr(driver, "commit", broken_commit)
+    monkeypatch.setattr(machine, "commit", broken_commit)
     wf, _, _ = _gc_workflow(lambda acc, x: acc + x)
     with pytest.raises(ZeroDivisionError, match="commit bug"):
         await wf.run(0)
