@@ -26,6 +26,7 @@ from executor_host.protocol import (
     results_topic,
 )
 from runtime.engine import compact_json, compact_json_bytes
+from runtime.ports import PortError
 
 __all__ = ["Bus", "MalformedEvent", "PublishError", "deliver", "parse_event"]
 
@@ -34,7 +35,7 @@ M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
 
 
-class PublishError(RuntimeError):
+class PublishError(PortError):
     """The sidecar refused to publish an event (or some events of a bulk publish)."""
 
 

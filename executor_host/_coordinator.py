@@ -17,9 +17,10 @@ from dataclasses import replace
 from typing import Any
 
 from executor_host._payloads import PayloadSplitter
-from executor_host._store import ConflictError, RunRecord, RunStore
+from executor_host._store import ConflictError, RunRecord, RunStore, StoreError
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import ActivationResult, RunState
+from runtime.ports import PortError
 from runtime.telemetry import ROOT, end, end_run, telemetry, traceparent
 from runtime.workflow.driver import (
     BarrierMachine,
@@ -83,6 +84,8 @@ class RunDriver:
         self._on_change = on_change
         self._record: RunRecord | None = None
         self._machine: BarrierMachine | None = None
+        self._unfinished: list[Command] = []
+        """Commands a store or bus failure stopped, to execute again first."""
         self._stale = False
         """Whether the record's ETag is unknown since this copy's last commit (read back
         before the next commit, after the dispatch that follows it)."""
@@ -168,25 +171,42 @@ class RunDriver:
 
     # -- interpreting the machine's commands ------------------------------------------------
     async def _run(self, commands: list[Command]) -> None:
-        """Execute ``commands`` in order; stop at a commit this copy was fenced at."""
-        for command in commands:
-            if isinstance(command, Commit):
-                if not await self._commit(command):
+        """Execute ``commands`` in order (after those left unfinished by a failure);
+        stop at a commit this copy was fenced at.
+
+        A store or bus failure leaves the failed command and those after it
+        unfinished: they are executed again, first, at the next input (the deadline
+        reminder's at the latest) — a barrier the machine has taken is never lost
+        because its transaction failed once."""
+        queue = [*self._unfinished, *commands]
+        self._unfinished = []
+        for i, command in enumerate(queue):
+            try:
+                if not await self._execute(command):
                     return
-            elif isinstance(command, Dispatch):
-                await self._dispatch(command)
-            elif isinstance(command, Wait):
-                waiting = "; ".join(f"{p}: {', '.join(e)}" for p, e in command.pools.items())
-                log.warning(
-                    "run %s superstep %d: no live host in pool(s) %s; waiting (%.0f s of %.0f)",
-                    self.run_id,
-                    command.superstep,
-                    waiting,
-                    command.waited_s,
-                    command.limit_s,
-                )
+            except (StoreError, PortError):
+                self._unfinished = queue[i:]
+                raise
         if self._stale and self._record is not None:
             await self._read_back()
+
+    async def _execute(self, command: Command) -> bool:
+        """One command; False when this copy was fenced at it."""
+        if isinstance(command, Commit):
+            return await self._commit(command)
+        if isinstance(command, Dispatch):
+            await self._dispatch(command)
+        elif isinstance(command, Wait):
+            waiting = "; ".join(f"{p}: {', '.join(e)}" for p, e in command.pools.items())
+            log.warning(
+                "run %s superstep %d: no live host in pool(s) %s; waiting (%.0f s of %.0f)",
+                self.run_id,
+                command.superstep,
+                waiting,
+                command.waited_s,
+                command.limit_s,
+            )
+        return True
 
     async def _commit(self, barrier: Commit) -> bool:
         """One barrier in one state transaction. False when another coordinator took
@@ -331,6 +351,7 @@ class RunDriver:
         self._record = None
         self._machine = None
         self._stale = False
+        self._unfinished = []
 
     def _end_spans(self, status: str) -> None:
         """End the in-flight superstep's span and the run's, if this copy has them."""
@@ -359,6 +380,8 @@ class RunDriver:
         machine = self._machine
         if machine is None or self._record is None:
             return 0
+        if self._unfinished:
+            await self._run([])
         now = self._clock()
         if not machine.late(now, deadline_s):
             return 0

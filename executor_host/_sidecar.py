@@ -30,12 +30,13 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from runtime.ports import ETagMismatch, PortError, StateWrite
 from sidecar.http1 import Http1Error, Http1Pool
 
 __all__ = ["ActorInvokeError", "SidecarClient", "SidecarError", "StateConflict", "StateWrite"]
 
 
-class SidecarError(Exception):
+class SidecarError(PortError):
     """A call to the sidecar failed (its status and error body are attached; no status
     when the sidecar could not be reached)."""
 
@@ -48,12 +49,8 @@ class ActorInvokeError(SidecarError):
     """An actor call failed."""
 
 
-class StateConflict(SidecarError):
+class StateConflict(SidecarError, ETagMismatch):
     """A state write carried an ETag that no longer matches (someone wrote first)."""
-
-
-StateWrite = tuple[str, str, str | None]
-"""(key, value, ETag or None) of one write; the value is stored as a JSON string."""
 
 
 def _state_item(write: StateWrite) -> dict[str, Any]:

@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from executor_host._sidecar import SidecarClient, SidecarError, StateConflict, StateWrite
 from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import Checkpoint, RunState, compact_json
+from runtime.ports import ETagMismatch, PortError, StatePort, StateWrite
 
 __all__ = ["ConflictError", "RunRecord", "RunStore", "StoreError"]
 
@@ -178,9 +178,10 @@ def _add_to_ranges(ranges: list[tuple[int, int]], n: int) -> list[tuple[int, int
 
 
 class RunStore:
-    """The run store over the sidecar's HTTP state API (``sidecar``)."""
+    """The run store over a state port: the sidecar's HTTP state API in production
+    (``SidecarClient``), ``runtime.testing.ports.InMemoryStateStore`` in tests."""
 
-    def __init__(self, sidecar: SidecarClient, store: str, namespace: str = "superstep") -> None:
+    def __init__(self, sidecar: StatePort, store: str, namespace: str = "superstep") -> None:
         self._sidecar = sidecar
         self._store = store
         self._prefix = f"{namespace}:"
@@ -189,7 +190,7 @@ class RunStore:
     async def _read(self, key: str) -> tuple[bytes | None, str | None]:
         try:
             data, etag = await self._sidecar.get_state(self._store, self._prefix + key)
-        except SidecarError as exc:
+        except PortError as exc:
             raise StoreError(f"reading {key!r} failed: {exc}") from exc
         return (data or None), (etag or None)
 
@@ -202,15 +203,15 @@ class RunStore:
             await self._sidecar.save_state(
                 self._store, [(self._prefix + key, compact_json(value), etag)]
             )
-        except StateConflict as exc:
+        except ETagMismatch as exc:
             raise ConflictError(f"{key!r} was changed concurrently") from exc
-        except SidecarError as exc:
+        except PortError as exc:
             raise StoreError(f"writing {key!r} failed: {exc}") from exc
 
     async def _transaction(self, upserts: Sequence[StateWrite]) -> None:
         try:
             await self._sidecar.transact_state(self._store, upserts)
-        except SidecarError as exc:
+        except PortError as exc:
             raise StoreError(f"transaction failed: {exc}") from exc
 
     # -- runs -------------------------------------------------------------------------
@@ -346,7 +347,7 @@ class RunStore:
         writes = [(self._prefix + k, v, None) for k, v in items.items()]
         try:
             await self._sidecar.save_state(self._store, writes, meta)
-        except SidecarError as exc:
+        except PortError as exc:
             raise StoreError(f"writing {len(items)} payload(s) failed: {exc}") from exc
 
     async def load_payload(self, key: str) -> tuple[Any, int]:

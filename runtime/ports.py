@@ -1,0 +1,52 @@
+"""The two ports a distributed driver runs over: a state store and a message bus.
+
+The Dapr coordinator commits barriers through a ``StatePort`` (Dapr's state API:
+get, save, an ETag-guarded transaction) and hands activations out through a bus (an
+async callable taking a superstep's activations; results come back as calls to the
+driver). Production binds
+them to the Dapr sidecar (``executor_host``); ``runtime.testing.ports`` has in-memory
+versions, so a coordinator's failure cases (a stale coordinator, a lost answer, a
+late or duplicated result) are tested in milliseconds, without a sidecar or Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+__all__ = ["ETagMismatch", "PortError", "StatePort", "StateWrite"]
+
+
+class PortError(Exception):
+    """A call through a port failed. Unless a subclass says more, whether it took
+    effect is unknown (the answer may be what was lost): the caller finds out by
+    reading again, or retries an idempotent call."""
+
+
+class ETagMismatch(PortError):
+    """An ETag-guarded write found another ETag: somebody else wrote first. Nothing of
+    the write took effect."""
+
+
+StateWrite = tuple[str, str, "str | None"]
+"""(key, value, ETag or None) of one write; the value is a JSON text."""
+
+
+class StatePort(Protocol):
+    """A key-value state store with ETags, as Dapr's state API offers it."""
+
+    async def get_state(self, store: str, key: str) -> tuple[bytes | None, str | None]:
+        """The value of ``key`` and its ETag; ``(None, None)`` when absent."""
+        ...
+
+    async def save_state(
+        self, store: str, items: Sequence[StateWrite], metadata: dict[str, str] | None = None
+    ) -> None:
+        """Write items, each guarded by its ETag when it has one (``ETagMismatch``)."""
+        ...
+
+    async def transact_state(self, store: str, upserts: Sequence[StateWrite]) -> None:
+        """Write items in one transaction: all or nothing. A failed ETag check fails the
+        transaction like any other failure (``PortError``, as daprd answers it): only a
+        read of the guarded key tells a conflict from an outage."""
+        ...

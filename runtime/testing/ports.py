@@ -1,0 +1,125 @@
+"""In-memory versions of the ports (``runtime.ports``), with the faults that matter.
+
+``InMemoryStateStore`` behaves as the Dapr state API over a transactional store:
+ETags change at every write, an ETag-guarded save that finds another ETag raises
+``ETagMismatch``, a transaction is all or nothing and fails as a whole (a plain
+``PortError``) when one of its ETag checks fails. ``fail_next`` makes the next calls
+fail, before or after taking effect (an outage, or an answer lost on the way back).
+
+``InMemoryBus`` keeps what was published until a test delivers it, drops it, delivers
+it twice or out of order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from runtime.ports import ETagMismatch, PortError, StateWrite
+
+__all__ = ["InMemoryBus", "InMemoryStateStore"]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Fault:
+    calls: int
+    applied: bool
+
+
+class InMemoryStateStore:
+    """A ``StatePort`` in a dict: (store, key) -> (value, ETag)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self.metadata: dict[tuple[str, str], dict[str, str]] = {}
+        self.calls = 0
+        """Calls made through the port (each read, save and transaction counts one)."""
+        self._version = 0
+        self._fault: _Fault | None = None
+
+    def fail_next(self, calls: int = 1, *, applied: bool = False) -> None:
+        """The next ``calls`` writes fail with ``PortError``; with ``applied``, after
+        taking effect (only the answer is lost)."""
+        self._fault = _Fault(calls, applied)
+
+    def value(self, store: str, key: str) -> bytes | None:
+        item = self.items.get((store, key))
+        return item[0] if item is not None else None
+
+    def _faulty(self) -> _Fault | None:
+        fault = self._fault
+        if fault is None:
+            return None
+        fault.calls -= 1
+        if fault.calls <= 0:
+            self._fault = None
+        return fault
+
+    def _etag(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+    def _check(self, store: str, write: StateWrite) -> bool:
+        key, _, etag = write
+        if etag is None:
+            return True
+        current = self.items.get((store, key))
+        return current is not None and current[1] == etag
+
+    def _apply(self, store: str, writes: Sequence[StateWrite]) -> None:
+        for key, value, _ in writes:
+            # as Dapr stores a value given as a JSON string: that string, in JSON
+            self.items[(store, key)] = (json.dumps(value).encode(), self._etag())
+
+    async def get_state(self, store: str, key: str) -> tuple[bytes | None, str | None]:
+        self.calls += 1
+        item = self.items.get((store, key))
+        return (item[0], item[1]) if item is not None else (None, None)
+
+    async def save_state(
+        self, store: str, items: Sequence[StateWrite], metadata: dict[str, str] | None = None
+    ) -> None:
+        self.calls += 1
+        fault = self._faulty()
+        if fault is not None and not fault.applied:
+            raise PortError("the store is unavailable (injected)")
+        for write in items:
+            if not self._check(store, write):
+                raise ETagMismatch(f"ETag mismatch on {write[0]!r}")
+            self._apply(store, [write])
+            if metadata:
+                self.metadata[(store, write[0])] = dict(metadata)
+        if fault is not None:
+            raise PortError("the answer was lost (injected)")
+
+    async def transact_state(self, store: str, upserts: Sequence[StateWrite]) -> None:
+        self.calls += 1
+        fault = self._faulty()
+        if fault is not None and not fault.applied:
+            raise PortError("the store is unavailable (injected)")
+        if not all(self._check(store, w) for w in upserts):
+            raise PortError("transaction failed")  # as daprd: no word of the ETag
+        self._apply(store, upserts)
+        if fault is not None:
+            raise PortError("the answer was lost (injected)")
+
+
+@dataclass
+class InMemoryBus(Generic[T]):
+    """A bus that keeps what was published until the test takes it."""
+
+    published: list[T] = field(default_factory=list)
+    batches: int = 0
+
+    async def publish(self, items: Sequence[T]) -> None:
+        self.batches += 1
+        self.published.extend(items)
+
+    def take(self) -> list[T]:
+        """Everything published since the last ``take``, in order."""
+        out, self.published = self.published, []
+        return out

@@ -1,0 +1,269 @@
+"""The Dapr coordinator (``RunDriver``) over the in-memory ports: no sidecar, no Redis.
+
+The run store is the production ``RunStore`` over ``InMemoryStateStore``; activations
+go out through ``InMemoryBus`` and the test executes them (``execute_activation``) and
+delivers the results, lost, late, twice or to a stale coordinator as each test needs.
+The same failure cases run against a live sidecar in ``tests/dapr`` (fencing, deadlines,
+faults); here they take milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from executor_host._coordinator import RunDriver
+from executor_host._store import RunStore, StoreError
+from executor_host.protocol import ActivationEnvelope, ResultEnvelope
+from runtime.engine import Activation, RunStatus
+from runtime.testing.ports import InMemoryBus, InMemoryStateStore
+from runtime.workflow import Workflow
+from runtime.workflow.driver import execute_activation, new_run_state
+from tests.dapr.workflows import fan, hitl, ping
+
+STORE = "statestore"
+TEMPLATES = {"ping": ping, "fan": fan, "hitl": hitl}
+
+
+class Deployment:
+    """One run store and one bus; coordinators and executions made by hand."""
+
+    def __init__(self) -> None:
+        self.state = InMemoryStateStore()
+        self.store = RunStore(self.state, STORE)
+        self.bus: InMemoryBus[ActivationEnvelope] = InMemoryBus()
+        self.now = 1000.0
+        self.live = {"default", "aux"}
+        self._instances: dict[str, Workflow] = {}
+
+    def resolve(self, name: str, factory: str | None, params: dict[str, Any] | None) -> Workflow:
+        return TEMPLATES[name]()
+
+    def driver(self, run_id: str = "r1") -> RunDriver:
+        async def live_pools() -> set[str]:
+            return set(self.live)
+
+        return RunDriver(
+            run_id,
+            self.store,
+            self.resolve,
+            self.bus.publish,
+            clock=lambda: self.now,
+            live_pools=live_pools,
+            no_host_s=30.0,
+        )
+
+    async def start(self, name: str, value: Any, run_id: str = "r1") -> RunDriver:
+        d = self.driver(run_id)
+        await d.create(name, new_run_state(TEMPLATES[name](), value, run_id, 0))
+        return d
+
+    async def execute(self, env: ActivationEnvelope, host: str = "h1") -> ResultEnvelope:
+        wf = self._instances.setdefault(env.run_id, TEMPLATES[env.workflow]())
+        activation = Activation.from_json(env.activation)
+        assert env.state is not None  # inline: these workflows' state is small
+        result = await execute_activation(
+            wf.executors[activation.executor_id],
+            wf.graph,
+            activation,
+            env.state,
+            prior_snapshot=env.snapshot,
+        )
+        return ResultEnvelope(
+            run_id=env.run_id,
+            epoch=env.epoch,
+            superstep=env.superstep,
+            executor_id=activation.executor_id,
+            host=host,
+            result=result.to_json(),
+        )
+
+    async def pump(self, driver: RunDriver, *, rounds: int | None = None) -> None:
+        """Execute what was published and deliver each result: ``rounds`` times, or
+        until nothing is left."""
+        for _ in range(rounds or 100):
+            envs = self.bus.take()
+            if not envs:
+                return
+            for env in envs:
+                await driver.on_result(await self.execute(env))
+        if rounds is None:
+            raise AssertionError("the run did not stop")
+
+    async def events(self, run_id: str = "r1") -> list[dict[str, Any]]:
+        record = await self.store.load_run(run_id)
+        assert record is not None
+        out: list[dict[str, Any]] = []
+        for chunk in range(record.event_chunks):
+            out += await self.store.load_events(run_id, chunk)
+        return out
+
+
+async def _in_process(name: str, value: Any) -> tuple[str, list[str], list[Any]]:
+    wf = TEMPLATES[name]()
+    result = await wf.run(value)
+    codec = wf.graph.codec
+    outputs = [codec.encode(o) for o in result.outputs]
+    return result.trace_hash, [e.type for e in result.events], outputs
+
+
+async def test_a_run_completes_with_the_in_process_trace_and_events() -> None:
+    dep = Deployment()
+    d = await dep.start("fan", "a b|c|d e f|g")
+    await dep.pump(d)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.COMPLETED
+    trace, types, outputs = await _in_process("fan", "a b|c|d e f|g")
+    assert record.state.trace_hash == trace
+    assert [e["type"] for e in await dep.events()] == types
+    assert record.outputs == outputs and len(outputs) == 1
+    # a checkpoint at every committed superstep
+    assert record.checkpoints == [f"r1@{k:06d}" for k in range(1, record.state.superstep + 1)]
+
+
+async def test_duplicate_results_are_taken_once() -> None:
+    dep = Deployment()
+    d = await dep.start("ping", 0)
+    for _ in range(30):
+        envs = dep.bus.take()
+        if not envs:
+            break
+        for env in envs:
+            result = await dep.execute(env)
+            assert await d.on_result(result)
+            assert not await d.on_result(result)  # the same result again
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.COMPLETED
+    assert record.state.trace_hash == (await _in_process("ping", 0))[0]
+
+
+async def test_a_lost_result_is_published_again_at_the_deadline() -> None:
+    dep = Deployment()
+    d = await dep.start("fan", "a|b|c")
+    await dep.pump(d, rounds=1)  # superstep 1 (split)
+    lost, *others = dep.bus.take()  # the three counters
+    for env in others:
+        await d.on_result(await dep.execute(env))
+    assert await d.on_deadline(5.0) == 0  # not late yet
+    dep.now += 5.0
+    assert await d.on_deadline(5.0) == 1
+    (again,) = dep.bus.take()
+    assert again.executor_id == lost.executor_id and again.attempt == 2
+    assert again.activation == lost.activation  # planned alike
+    await d.on_result(await dep.execute(again))
+    await dep.pump(d)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.COMPLETED
+    assert record.state.trace_hash == (await _in_process("fan", "a|b|c"))[0]
+
+
+async def test_a_stale_coordinator_is_fenced_and_the_new_one_finishes_the_run() -> None:
+    dep = Deployment()
+    old = await dep.start("ping", 0)
+    await dep.pump(old, rounds=3)
+    in_flight = dep.bus.take()
+    # the actor moves: a new coordinator takes over (a new epoch), publishing again
+    new = dep.driver()
+    await new.resume()
+    republished = dep.bus.take()
+    assert [e.activation for e in republished] == [e.activation for e in in_flight]
+    assert {e.epoch for e in republished} == {in_flight[0].epoch + 1}
+    # the old one still gets a result: its commit is refused, it forgets the run
+    await old.on_result(await dep.execute(in_flight[0]))
+    assert old.record is None
+    assert dep.bus.take() == []
+    # the new one commits the superstep once and finishes the run
+    await new.on_result(await dep.execute(republished[0]))
+    await dep.pump(new)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.COMPLETED
+    assert record.state.trace_hash == (await _in_process("ping", 0))[0]
+    completed = [e["superstep"] for e in await dep.events() if e["type"] == "superstep_completed"]
+    assert completed == sorted(set(completed))  # no superstep committed twice
+
+
+async def test_a_commit_whose_answer_was_lost_is_recognised_as_done() -> None:
+    dep = Deployment()
+    d = await dep.start("ping", 0)
+    await dep.pump(d, rounds=2)
+    (env,) = dep.bus.take()
+    dep.state.fail_next(applied=True)  # the transaction commits; its answer is lost
+    await d.on_result(await dep.execute(env))
+    await dep.pump(d)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.COMPLETED
+    assert record.state.trace_hash == (await _in_process("ping", 0))[0]
+
+
+async def test_a_barrier_the_store_refused_is_committed_at_the_next_deadline() -> None:
+    dep = Deployment()
+    d = await dep.start("ping", 0)
+    await dep.pump(d, rounds=2)
+    before = await dep.store.load_run("r1")
+    (env,) = dep.bus.take()
+    dep.state.fail_next()  # the store is down for the barrier's transaction
+    with pytest.raises(StoreError):
+        await d.on_result(await dep.execute(env))
+    after = await dep.store.load_run("r1")
+    assert before is not None and after is not None
+    assert after.state == before.state  # nothing of the superstep committed
+    assert dep.bus.take() == []  # and nothing after it published
+    dep.now += 5.0
+    await d.on_deadline(5.0)  # the store is back
+    await dep.pump(d)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.COMPLETED
+    assert record.state.trace_hash == (await _in_process("ping", 0))[0]
+
+
+async def test_a_pool_without_hosts_fails_the_run_after_the_wait() -> None:
+    dep = Deployment()
+    d = await dep.start("ping", 0)
+    await dep.pump(d, rounds=1)  # a ran; b (pool aux) is published
+    assert [e.executor_id for e in dep.bus.take()] == ["b"]
+    dep.live = {"default"}
+    dep.now += 5.0
+    assert await d.on_deadline(5.0) == 0  # waiting for a host
+    dep.now += 30.0
+    assert await d.on_deadline(5.0) == 0
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.FAILED
+    assert record.state.error is not None and record.state.error.type == "NoLiveHostError"
+    assert [e["type"] for e in await dep.events()][-2:] == ["failed", "status"]
+
+
+async def test_responses_continue_a_paused_run_and_cancel_ends_one() -> None:
+    dep = Deployment()
+    d = await dep.start("hitl", "the plan")
+    await dep.pump(d)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.AWAITING_INPUT
+    (rid,) = record.state.pending
+    await d.respond({rid: True})
+    await dep.pump(d)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.COMPLETED
+    assert record.outputs == ["approve the plan? -> yes"]
+
+    d2 = await dep.start("ping", 0, run_id="r2")
+    await dep.pump(d2, rounds=2)
+    await d2.cancel()
+    late = dep.bus.take()
+    for env in late:
+        assert not await d2.on_result(await dep.execute(env))
+    record = await dep.store.load_run("r2")
+    assert record is not None and record.state.status is RunStatus.CANCELLED
+
+
+async def test_the_store_is_called_a_bounded_number_of_times_per_superstep() -> None:
+    dep = Deployment()
+    d = await dep.start("ping", 0)
+    await dep.pump(d, rounds=1)
+    calls, batches = dep.state.calls, dep.bus.batches
+    await dep.pump(d, rounds=1)
+    # one barrier: a transaction and one read of the new ETag; one publish
+    assert (dep.state.calls - calls, dep.bus.batches - batches) == (2, 1)
+    stored = dep.state.value(STORE, "superstep:run:r1")
+    assert stored is not None and json.loads(json.loads(stored))["epoch"] == 1
