@@ -92,6 +92,13 @@ class Deployment:
         if rounds is None:
             raise AssertionError("the run did not stop")
 
+    async def finishes_like_in_process(self, driver: RunDriver, name: str, value: Any) -> None:
+        """Pump the run to its end: it completes with the in-process run's trace."""
+        await self.pump(driver)
+        record = await self.store.load_run(driver.run_id)
+        assert record is not None and record.state.status is RunStatus.COMPLETED
+        assert record.state.trace_hash == (await _in_process(name, value))[0]
+
     async def events(self, run_id: str = "r1") -> list[dict[str, Any]]:
         record = await self.store.load_run(run_id)
         assert record is not None
@@ -153,10 +160,7 @@ async def test_a_lost_result_is_published_again_at_the_deadline() -> None:
     assert again.executor_id == lost.executor_id and again.attempt == 2
     assert again.activation == lost.activation  # planned alike
     await d.on_result(await dep.execute(again))
-    await dep.pump(d)
-    record = await dep.store.load_run("r1")
-    assert record is not None and record.state.status is RunStatus.COMPLETED
-    assert record.state.trace_hash == (await _in_process("fan", "a|b|c"))[0]
+    await dep.finishes_like_in_process(d, "fan", "a|b|c")
 
 
 async def test_a_stale_coordinator_is_fenced_and_the_new_one_finishes_the_run() -> None:
@@ -191,10 +195,7 @@ async def test_a_commit_whose_answer_was_lost_is_recognised_as_done() -> None:
     (env,) = dep.bus.take()
     dep.state.fail_next(applied=True)  # the transaction commits; its answer is lost
     await d.on_result(await dep.execute(env))
-    await dep.pump(d)
-    record = await dep.store.load_run("r1")
-    assert record is not None and record.state.status is RunStatus.COMPLETED
-    assert record.state.trace_hash == (await _in_process("ping", 0))[0]
+    await dep.finishes_like_in_process(d, "ping", 0)
 
 
 async def test_a_barrier_the_store_refused_is_committed_at_the_next_deadline() -> None:
@@ -212,10 +213,7 @@ async def test_a_barrier_the_store_refused_is_committed_at_the_next_deadline() -
     assert dep.bus.take() == []  # and nothing after it published
     dep.now += 5.0
     await d.on_deadline(5.0)  # the store is back
-    await dep.pump(d)
-    record = await dep.store.load_run("r1")
-    assert record is not None and record.state.status is RunStatus.COMPLETED
-    assert record.state.trace_hash == (await _in_process("ping", 0))[0]
+    await dep.finishes_like_in_process(d, "ping", 0)
 
 
 async def test_a_pool_without_hosts_fails_the_run_after_the_wait() -> None:
