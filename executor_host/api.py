@@ -58,7 +58,7 @@ from runtime.workflow import (
     plain_value,
     response_from_json,
 )
-from runtime.workflow._prepare import apply_responses
+from runtime.workflow.driver import apply_responses
 
 __all__ = ["create_app"]
 

@@ -4,6 +4,7 @@ The authoring API follows Microsoft agent-framework's workflows, so moving over
 is mostly a change of imports (docs/migrating-from-agent-framework.md).
 """
 
+from runtime._version import __version__
 from runtime.checkpoint import (
     CheckpointInfo,
     CheckpointStorage,
@@ -46,8 +47,6 @@ from runtime.workflow import (
     response_handler,
     workflow_factory,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Case",

@@ -33,6 +33,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from runtime._version import __version__
 from runtime.engine import RunState
 
 __all__ = [
@@ -216,8 +217,6 @@ _cached: tuple[Any, Any, Telemetry | None] | None = None
 
 
 def _make() -> Telemetry:
-    from runtime import __version__
-
     tracer = trace.get_tracer("superstep", __version__)
     meter = metrics.get_meter("superstep", __version__)
     return Telemetry(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -15,12 +16,25 @@ from runtime.checkpoint import CheckpointStorage
 from runtime.engine import Checkpoint, ErrorInfo, RunState, RunStatus
 from runtime.errors import RemoteError, RequestError
 from runtime.telemetry import current_traceparent
-from runtime.workflow import RequestInfo, RunRequest, RunResult, RunStream, Workflow
-from runtime.workflow._prepare import apply_responses, load_checkpoint, new_run_state
-from runtime.workflow._reporting import event_from_json
-from runtime.workflow._run import NO_INPUT, Emit
+from runtime.workflow.driver import (
+    NO_INPUT,
+    Emit,
+    RequestInfo,
+    RunRequest,
+    RunResult,
+    RunStream,
+    Workflow,
+    apply_responses,
+    event_from_json,
+    load_checkpoint,
+    new_run_state,
+)
 
 __all__ = ["RemoteRuntime"]
+
+_cursors: weakref.WeakKeyDictionary[Workflow, dict[str, Any]] = weakref.WeakKeyDictionary()
+"""Per workflow object: its last remote run and the last event chunk seen (responses
+to that run continue it)."""
 
 _CODEC = {"encoding": "codec"}
 """Values cross in the codec's tagged form (the API's default is plain JSON): they
@@ -149,7 +163,7 @@ class _RemoteRun:
                     task.uncancel()
                 cancelled = True
                 await self._cancel(run_id)
-                after = (self.wf._remote_cursor or {}).get("after", after)
+                after = (_cursors.get(self.wf) or {}).get("after", after)
         view = await _call(self.client, "GET", f"/runs/{run_id}", params=_CODEC)
         if self.storage is not None:
             await self._mirror_checkpoints(run_id)
@@ -196,7 +210,7 @@ class _RemoteRun:
 
     async def _begin(self) -> tuple[str, int]:
         req, wf = self.req, self.wf
-        remote = wf._remote_cursor or {}
+        remote = _cursors.get(wf) or {}
         if req.checkpoint_id is not None:
             if req.input is not NO_INPUT:
                 raise ValueError("pass either a new input or checkpoint_id, not both")
@@ -304,7 +318,7 @@ class _RemoteRun:
             raise RemoteError(f"GET {url}: {exc}") from exc
 
     def _remember(self, run_id: str, chunk: int) -> None:
-        self.wf._remote_cursor = {"run_id": run_id, "after": chunk}
+        _cursors[self.wf] = {"run_id": run_id, "after": chunk}
 
     def _result(self, view: dict[str, Any]) -> RunResult:
         codec = self.codec

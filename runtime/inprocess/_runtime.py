@@ -12,7 +12,9 @@ import logging
 import os
 import socket
 import time
+import weakref
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.checkpoint import CheckpointStorage
@@ -43,6 +45,7 @@ from runtime.workflow.driver import (
     execute_activation,
     load_checkpoint,
     new_run_state,
+    set_default_runtime,
 )
 
 __all__ = ["InProcessRuntime"]
@@ -112,6 +115,19 @@ class _DigestAhead:
         return self.digests
 
 
+@dataclass(slots=True)
+class _Session:
+    """What this process remembers of a workflow object between its runs: whether one
+    is running (its executor instances hold that run's state), and the run it paused
+    awaiting responses (``workflow.run(responses=...)`` continues it)."""
+
+    running: bool = False
+    paused: RunState | None = None
+
+
+_sessions: weakref.WeakKeyDictionary[Workflow, _Session] = weakref.WeakKeyDictionary()
+
+
 class InProcessRuntime:
     """Runs workflows on the current event loop.
 
@@ -135,16 +151,18 @@ class InProcessRuntime:
         self, workflow: Workflow, request: RunRequest, *, collect_events: bool = True
     ) -> RunStream:
         async def produce(emit: Emit, stream: RunStream) -> RunResult:
-            if workflow._running:
+            session = _sessions.setdefault(workflow, _Session())
+            if session.running:
                 raise RuntimeError(
                     f"workflow {workflow.name!r} is already running in this process; its executor "
                     "instances hold run state, so build another Workflow for a concurrent run"
                 )
-            workflow._running = True
+            session.running = True
             try:
-                return await _Run(self, workflow, request, emit, stream, collect_events).execute()
+                run = _Run(self, workflow, session, request, emit, stream, collect_events)
+                return await run.execute()
             finally:
-                workflow._running = False
+                session.running = False
 
         return RunStream(produce)
 
@@ -154,6 +172,7 @@ class _Run:
         self,
         runtime: InProcessRuntime,
         workflow: Workflow,
+        session: _Session,
         request: RunRequest,
         emit: Emit,
         stream: RunStream,
@@ -161,6 +180,7 @@ class _Run:
     ) -> None:
         self.rt = runtime
         self.wf = workflow
+        self.session = session
         self.graph = workflow.graph
         self.req = request
         self.stream = stream
@@ -205,12 +225,12 @@ class _Run:
                 raise ValueError("pass either a new input or responses, not both")
             state = new_run_state(wf, req.input, req.run_id, req.seed)
         elif req.responses is not None:
-            if wf._paused is None:
+            if self.session.paused is None:
                 raise RequestError(
                     "no paused run to answer in this process; pass checkpoint_id and "
                     "checkpoint_storage to continue a run from its checkpoint"
                 )
-            state = wf._paused
+            state = self.session.paused
         else:
             raise ValueError("run() needs an input, responses, or a checkpoint_id")
         if req.responses:
@@ -220,7 +240,7 @@ class _Run:
     # -- the loop -------------------------------------------------------------------
     async def execute(self) -> RunResult:
         state = await self._initial_state()
-        self.wf._paused = None
+        self.session.paused = None
         self.tel = tel = telemetry()
         if tel is not None:
             self.run_span = tel.start_run(self.graph.name, state.run_id)
@@ -249,7 +269,7 @@ class _Run:
             commands = follow
         state = machine.state
         if state.status is RunStatus.AWAITING_INPUT:
-            self.wf._paused = state
+            self.session.paused = state
         return self._finish(state)
 
     async def _superstep(self, machine: BarrierMachine, dispatch: Dispatch) -> list[Command]:
@@ -386,3 +406,6 @@ class _Run:
             last_checkpoint_id=self.last_checkpoint,
             run_state=state,
         )
+
+
+set_default_runtime(InProcessRuntime)

@@ -214,3 +214,22 @@ class Runtime(Protocol):
     def start(
         self, workflow: Workflow, request: RunRequest, *, collect_events: bool = True
     ) -> RunStream: ...
+
+
+_default_runtime: Callable[..., Runtime] | None = None
+
+
+def set_default_runtime(factory: Callable[..., Runtime]) -> None:
+    """Make ``factory()`` the runtime of ``Workflow.run`` calls that name none (and,
+    with ``clock=``, of sub-workflows' nested runs). The in-process runtime registers
+    itself when ``runtime.inprocess`` is imported (the ``runtime`` package imports it),
+    so the authoring API imports no runtime."""
+    global _default_runtime
+    _default_runtime = factory
+
+
+def default_runtime(**options: Any) -> Runtime:
+    """A new default runtime; ``options`` (``clock=``) go to its factory."""
+    if _default_runtime is None:
+        raise RuntimeError("no default runtime is registered: import runtime.inprocess")
+    return _default_runtime(**options)

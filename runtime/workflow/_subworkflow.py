@@ -19,6 +19,7 @@ from runtime.engine._types import flatten_union
 from runtime.errors import CodecError, RunError
 from runtime.workflow._context import WorkflowContext, _type_key
 from runtime.workflow._executor import Executor, HandlerSpec, ResponseHandlerSpec
+from runtime.workflow._run import default_runtime
 
 if TYPE_CHECKING:
     from runtime.workflow._run import RunResult
@@ -129,13 +130,11 @@ class WorkflowExecutor(Executor):
 async def _run_subworkflow(
     self: WorkflowExecutor, value: Any, ctx: WorkflowContext[Any, Any]
 ) -> None:
-    from runtime.inprocess import InProcessRuntime
-
     run_id = _UNSAFE.sub("_", f"{ctx.idempotency_key}/{self.id}")
     seed = ctx.rng.getrandbits(63)
     result = await self.workflow.run(
         value,
-        runtime=InProcessRuntime(clock=lambda: ctx.now().timestamp()),
+        runtime=default_runtime(clock=lambda: ctx.now().timestamp()),
         run_id=run_id,
         seed=seed,
     )
@@ -146,7 +145,6 @@ async def _resume_subworkflow(
     self: WorkflowExecutor, original_request: Any, response: Any, ctx: WorkflowContext[Any, Any]
 ) -> None:
     from runtime.checkpoint import InMemoryCheckpointStorage
-    from runtime.inprocess import InProcessRuntime
 
     request_id = ctx._activation.messages[ctx._msg_index].request_id
     run_id = next((r for r, p in self._paused.items() if request_id in p["asked"]), None)
@@ -170,7 +168,7 @@ async def _resume_subworkflow(
     cp_id = f"{run_id}@resume"
     await storage.save(Checkpoint(cp_id, graph.name, graph.signature, time.time(), state))
     result = await self.workflow.run(
-        runtime=InProcessRuntime(clock=lambda: ctx.now().timestamp()),
+        runtime=default_runtime(clock=lambda: ctx.now().timestamp()),
         checkpoint_id=cp_id,
         checkpoint_storage=storage,
         responses=answers,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from runtime.engine import Graph, RunState
+from runtime.engine import Graph
 from runtime.workflow._executor import Executor
-from runtime.workflow._run import NO_INPUT, RunRequest, RunStream, Runtime
+from runtime.workflow._run import NO_INPUT, RunRequest, RunStream, Runtime, default_runtime
 
 if TYPE_CHECKING:
     from runtime.checkpoint import CheckpointStorage
@@ -36,14 +36,10 @@ class Workflow:
         self.executors: Mapping[str, Executor] = dict(executors)
         self.description = description
         self.checkpoint_storage = checkpoint_storage
-        self._paused: RunState | None = None
-        self._running = False
         self.origin: tuple[str, dict[str, Any]] | None = None
         """``("module:function", params)``: the factory call that built this workflow,
         recorded by ``@workflow_factory`` (None otherwise). ``RemoteRuntime`` sends it, so
         servers that serve the factory's module (``module:*``) build the same workflow."""
-        self._remote_cursor: dict[str, Any] | None = None
-        """Last remote run of this object and the last event chunk seen (RemoteRuntime)."""
 
     @property
     def name(self) -> str:
@@ -81,9 +77,7 @@ class Workflow:
         """
         del stream  # both forms give a RunStream; the caller chooses by how it consumes it
         if runtime is None:
-            from runtime.inprocess import InProcessRuntime
-
-            runtime = InProcessRuntime()
+            runtime = default_runtime()
         request = RunRequest(
             input=message,
             responses=responses,

@@ -17,7 +17,14 @@ from runtime.workflow._reporting import (
     final_events,
     superstep_events,
 )
-from runtime.workflow._run import NO_INPUT, Emit, RunRequest, RunResult, RunStream
+from runtime.workflow._run import (
+    NO_INPUT,
+    Emit,
+    RunRequest,
+    RunResult,
+    RunStream,
+    set_default_runtime,
+)
 from runtime.workflow._workflow import Workflow
 
 __all__ = [
@@ -41,5 +48,6 @@ __all__ = [
     "final_events",
     "load_checkpoint",
     "new_run_state",
+    "set_default_runtime",
     "superstep_events",
 ]

@@ -28,7 +28,7 @@ from runtime import (
 )
 from runtime.client import RemoteRuntime
 from runtime.engine import RunState
-from runtime.workflow._reporting import event_to_json
+from runtime.workflow.driver import event_to_json
 
 
 class Upper(Executor):
