@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -24,7 +25,7 @@ from runtime.cli._common import (
     to_input,
 )
 from runtime.engine import Checkpoint, ErrorInfo, PendingRequest, RunStatus
-from runtime.errors import CheckpointError, CodecError, RequestError
+from runtime.errors import CheckpointError, CodecError, RemoteError, RequestError
 from runtime.workflow import RunResult, Workflow, WorkflowEvent, response_from_json
 
 if TYPE_CHECKING:
@@ -37,17 +38,25 @@ _OK_STATUSES = (RunStatus.COMPLETED, RunStatus.AWAITING_INPUT)
 
 # -- run --------------------------------------------------------------------------------
 async def run_workflow(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.resume is not None and args.checkpoint_dir is None:
+    remote = args.url is not None
+    if args.run is not None and not remote:
+        raise CliError("--run names a run of a deployment: give --url too")
+    if args.token is not None and not remote:
+        raise CliError("--token is the API token of a deployment: give --url too")
+    answering = args.run is not None
+    if args.resume is not None and args.checkpoint_dir is None and not remote:
         raise CliError("--resume needs --checkpoint-dir (the directory holding the checkpoint)")
-    if args.resume is None and args.input is None:
+    if args.resume is None and args.input is None and not answering:
         raise CliError("give --input JSON (or --resume CHECKPOINT_ID with --checkpoint-dir)")
-    if args.resume is not None and args.input is not None:
-        raise CliError("give either --input or --resume, not both")
-    if args.responses is not None and args.resume is None:
-        raise CliError(
-            "--responses answers the pending requests of a paused run: give --resume "
-            "CHECKPOINT_ID and --checkpoint-dir too"
+    if sum(x is not None for x in (args.resume, args.input, args.run)) > 1:
+        raise CliError("give one of --input, --resume and --run")
+    if args.responses is not None and args.resume is None and not answering:
+        hint = (
+            "--run RUN_ID (with --url)" if remote else "--resume CHECKPOINT_ID and --checkpoint-dir"
         )
+        raise CliError(f"--responses answers the pending requests of a paused run: give {hint}")
+    if answering and args.responses is None:
+        raise CliError("--run answers a paused run: give --responses JSON too")
     if args.create and args.checkpoint_dir is None:
         raise CliError("--create makes the --checkpoint-dir directory: give --checkpoint-dir")
     raw_input = parse_json(args.input, "--input") if args.input is not None else None
@@ -63,9 +72,20 @@ async def run_workflow(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
             directory = _checkpoint_dir(args.checkpoint_dir, create=args.create, hint=hint)
         storage = FileCheckpointStorage(directory)
     kwargs: dict[str, Any] = {"checkpoint_storage": storage}
-    if args.resume is not None:
-        assert storage is not None
-        cp = await _find_checkpoint(storage, args.resume, wf)
+    if remote:
+        from runtime.client import RemoteRuntime
+
+        kwargs["runtime"] = RemoteRuntime(args.url, token=args.token)
+    if answering:
+        pending = await _remote_pending(kwargs["runtime"], args.run)
+        kwargs["run_id"] = args.run
+        kwargs["responses"] = _to_responses(wf, pending, raw_responses)
+        stream = wf.run(stream=True, **kwargs)
+    elif args.resume is not None:
+        if storage is not None:
+            cp = await _find_checkpoint(storage, args.resume, wf)
+        else:  # a checkpoint of the deployment's
+            cp = Checkpoint.from_json(await kwargs["runtime"].checkpoint(args.resume))
         kwargs["checkpoint_id"] = cp.checkpoint_id
         if raw_responses is not None:
             kwargs["responses"] = _to_responses(wf, cp.state.pending, raw_responses)
@@ -80,7 +100,7 @@ async def run_workflow(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
                 out.write(_event_json(ev) if args.json else _event_line(ev, tracebacks))
                 out.flush()
         result = await stream
-    except (CheckpointError, RequestError, CodecError) as exc:
+    except (CheckpointError, RequestError, CodecError, RemoteError) as exc:
         raise CliError(one_line(exc)) from exc
     except (TypeError, ValueError) as exc:  # the runtime refusing the input or responses
         raise CliError(one_line(exc)) from exc
@@ -88,7 +108,40 @@ async def run_workflow(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         if storage is not None:
             storage.close()
     _print_result(out, result, as_json=args.json, tracebacks=tracebacks)
+    if result.status is RunStatus.AWAITING_INPUT and not args.json:
+        answer = _answer_command(args, result)
+        if answer is not None:
+            out.write(f"answer with:\n  {answer}\n")
     return EXIT_OK if result.status in _OK_STATUSES else EXIT_RUN_FAILED
+
+
+async def _remote_pending(runtime: Any, run_id: str) -> dict[str, PendingRequest]:
+    """The pending requests of a deployment's run, as the engine keeps them."""
+    from runtime.client import RemoteRuntime
+
+    assert isinstance(runtime, RemoteRuntime)
+    try:
+        view = await runtime.run_view(run_id)
+    except RemoteError as exc:
+        raise CliError(one_line(exc)) from exc
+    pending = [PendingRequest.from_json(p) for p in view.get("pending_requests") or []]
+    if not pending:
+        raise CliError(f"run {run_id!r} has no pending requests (status {view.get('status')})")
+    return {p.request_id: p for p in pending}
+
+
+def _answer_command(args: argparse.Namespace, result: RunResult) -> str | None:
+    """The command that answers a paused run's requests (placeholders for the values)."""
+    example = json.dumps({p.request_id: "<answer>" for p in result.pending_requests})
+    parts = ["superstep", "run", args.workflow]
+    if args.url is not None:
+        parts += ["--url", args.url, "--run", result.run_id]
+    elif args.checkpoint_dir is not None and result.last_checkpoint_id is not None:
+        parts += ["--checkpoint-dir", args.checkpoint_dir, "--resume", result.last_checkpoint_id]
+    else:
+        return None  # an in-process run without checkpoints cannot be continued by a command
+    parts += ["--responses", example]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 async def _find_checkpoint(storage: FileCheckpointStorage, wanted: str, wf: Workflow) -> Checkpoint:
@@ -227,7 +280,7 @@ def add_run_parser(sub: SubParsers) -> None:
         help="run a workflow in-process, printing its events and result",
         description=(
             "Run module:attr (a Workflow, or a zero-argument function returning one) on the "
-            "in-process runtime. Exit status: 0 completed or awaiting input, 1 failed, stalled "
+            "in-process runtime, or with --url on a deployment of the Dapr runtime. Exit status: 0 completed or awaiting input, 1 failed, stalled "
             "or cancelled, 2 bad arguments."
         ),
     )
@@ -256,6 +309,21 @@ def add_run_parser(sub: SubParsers) -> None:
         "--responses",
         metavar="JSON",
         help='answers to pending requests when resuming: {"request_id": response, ...}',
+    )
+    p.add_argument(
+        "--url",
+        metavar="URL",
+        help="run on a deployment (the Dapr runtime's HTTP API at URL) instead of in-process",
+    )
+    p.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="the deployment's API token (default: SUPERSTEP_API_TOKEN)",
+    )
+    p.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="with --url and --responses: answer the pending requests of this paused run",
     )
     p.add_argument("--json", action="store_true", help="print events and result as JSON lines")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the result")

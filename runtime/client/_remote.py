@@ -92,6 +92,15 @@ class RemoteRuntime:
 
         return RunStream(produce)
 
+    async def run_view(self, run_id: str) -> dict[str, Any]:
+        """``GET /runs/{id}`` of a run of this client (its run id, without the prefix):
+        status, outputs, pending requests (codec JSON), checkpoints."""
+        async with self._client() as client:
+            view: dict[str, Any] = await _call(
+                client, "GET", f"/runs/{self.run_id_prefix}{run_id}", params=_CODEC
+            )
+        return view
+
     async def checkpoint(self, checkpoint_id: str) -> dict[str, Any]:
         """A checkpoint taken remotely, as portable JSON (``Checkpoint.from_json``)."""
         async with self._client() as client:
@@ -233,10 +242,17 @@ class _RemoteRun:
             return await self._start(new_run_state(wf, req.input, req.run_id, req.seed))
         if req.responses is not None:
             run_id = remote.get("run_id")
+            after = int(remote.get("after", -1))
+            if req.run_id is not None and (run_id is None or self._own(run_id) != req.run_id):
+                # a paused run named by id (another process started it): its events from
+                # the ones the responses cause on
+                run_id = self.prefix + req.run_id
+                view = await _call(self.client, "GET", f"/runs/{run_id}", params=_CODEC)
+                after = int(view.get("event_chunks", 0)) - 1
             if run_id is None:
                 raise RequestError(
-                    "no paused remote run to answer from this workflow object; pass checkpoint_id "
-                    "(and checkpoint_storage) to continue a run from a checkpoint"
+                    "no paused remote run to answer from this workflow object; pass run_id, or "
+                    "checkpoint_id (and checkpoint_storage) to continue a run from a checkpoint"
                 )
             try:
                 await _call(
@@ -249,7 +265,7 @@ class _RemoteRun:
                 if exc.status == 400:
                     raise RequestError(str(exc.problem.get("detail", exc))) from exc
                 raise
-            return str(run_id), int(remote.get("after", -1))
+            return str(run_id), after
         raise ValueError("run() needs an input, responses, or a checkpoint_id")
 
     def _body(self) -> dict[str, Any]:
