@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import os
 import re
 import subprocess
@@ -169,6 +170,23 @@ def test_human_in_the_loop_across_invocations(cli: Cli, tmp_path: Path) -> None:
         "awaiting_input",
         "completed",
     ]
+
+
+def test_a_paused_run_prints_the_command_that_answers_it(cli: Cli, tmp_path: Path) -> None:
+    d = str(tmp_path / "cps")
+    first = cli("run", f"{FLOWS}:approval", "--input", "250", "--checkpoint-dir", d, "--create")
+    assert first.code == 0, first.err
+    lines = first.out.splitlines()
+    command = shlex.split(lines[lines.index("answer with:") + 1])
+    assert command[:5] == ["superstep", "run", f"{FLOWS}:approval", "--checkpoint-dir", d]
+    (request_id,) = json.loads(command[command.index("--responses") + 1])
+    command[command.index("--responses") + 1] = json.dumps({request_id: True})
+    answered = cli(*command[1:])
+    assert answered.code == 0, answered.err
+    assert 'outputs: ["250: approved"]\n' in answered.out
+    # without checkpoints no command can continue the run: none is printed
+    alone = cli("run", f"{FLOWS}:approval", "--input", "250")
+    assert "awaiting_input" in alone.out and "answer with:" not in alone.out
 
 
 def test_a_dataclass_response_is_plain_json_checked_as_over_http(cli: Cli, tmp_path: Path) -> None:
