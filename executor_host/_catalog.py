@@ -19,9 +19,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from executor_host._workflows import WorkflowRegistry
+from runtime.engine import (
+    Edge,
+    EdgeGroup,
+    FanInGroup,
+    FanOutGroup,
+    MultiSelectionGroup,
+    SwitchCaseGroup,
+)
 from runtime.workflow import Workflow, input_schema
 
-__all__ = ["ExecutorInfo", "ParameterInfo", "WorkflowInfo", "catalog"]
+__all__ = ["EdgeGroupInfo", "ExecutorInfo", "ParameterInfo", "WorkflowInfo", "catalog"]
 
 
 class ParameterInfo(BaseModel):
@@ -43,6 +51,15 @@ class ExecutorInfo(BaseModel):
     placeable: bool = Field(description="whether a live host of its pool can run it")
 
 
+class EdgeGroupInfo(BaseModel):
+    kind: Literal["edge", "fan_out", "fan_in", "switch_case", "multi_selection"]
+    sources: list[str]
+    targets: list[str] = Field(description="a switch-case group's cases in order, then its default")
+    conditional: bool = Field(
+        description="whether a condition or selector decides which targets a message takes"
+    )
+
+
 class WorkflowInfo(BaseModel):
     name: str = Field(description="the workflow's name, or a factory's module:function")
     kind: Literal["workflow", "factory"] = Field(
@@ -57,6 +74,9 @@ class WorkflowInfo(BaseModel):
         description="the JSON schema of a run's input (what the start executor takes)"
     )
     executors: list[ExecutorInfo]
+    edges: list[EdgeGroupInfo] = Field(
+        default_factory=list, description="the graph's edge groups, in the order they were added"
+    )
 
 
 def catalog(registry: WorkflowRegistry, live: Sequence[Mapping[str, Any]]) -> list[WorkflowInfo]:
@@ -133,6 +153,42 @@ def _info(
             )
             for n in (graph.executors if graph is not None else ())
         ],
+        edges=[_edge_group(g) for g in (graph.groups if graph is not None else ())],
+    )
+
+
+def _edge_group(group: EdgeGroup) -> EdgeGroupInfo:
+    if isinstance(group, Edge):
+        return EdgeGroupInfo(
+            kind="edge",
+            sources=[group.source],
+            targets=[group.target],
+            conditional=group.condition is not None,
+        )
+    if isinstance(group, FanOutGroup):
+        return EdgeGroupInfo(
+            kind="fan_out",
+            sources=[group.source],
+            targets=list(group.targets),
+            conditional=group.selection is not None,
+        )
+    if isinstance(group, FanInGroup):
+        return EdgeGroupInfo(
+            kind="fan_in", sources=list(group.sources), targets=[group.target], conditional=False
+        )
+    if isinstance(group, SwitchCaseGroup):
+        return EdgeGroupInfo(
+            kind="switch_case",
+            sources=[group.source],
+            targets=[*(target for _, target in group.cases), group.default],
+            conditional=True,
+        )
+    assert isinstance(group, MultiSelectionGroup)
+    return EdgeGroupInfo(
+        kind="multi_selection",
+        sources=[group.source],
+        targets=list(group.targets),
+        conditional=True,
     )
 
 

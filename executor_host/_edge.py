@@ -33,12 +33,14 @@ def install_edge(
     actor_types: Collection[str],
     deliveries: Mapping[str, Delivery],
     api_token: str = "",
+    open_paths: Collection[str] = (),
 ) -> None:
     """Put the middleware in front of ``app`` and filter its OpenAPI document (once).
 
     ``actor_types``: the actor types the app hosts; ``deliveries``: its subscription
     routes the fast lane answers; ``api_token``: the token of its client routes (the
-    API app's ``SUPERSTEP_API_TOKEN``; the executor hosts have no client routes)."""
+    API app's ``SUPERSTEP_API_TOKEN``; the executor hosts have no client routes);
+    ``open_paths``: more paths served without a token (the API app's console files)."""
     app.openapi = _clients_only(app.openapi)  # type: ignore[method-assign]
     docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
     # add_middleware puts each in front of the ones before it: innermost first
@@ -48,7 +50,7 @@ def install_edge(
         TokenAuth,
         app_token=settings.app_token,
         api_token=api_token,
-        open_paths=[path for path in docs if path],
+        open_paths=[*(path for path in docs if path), *open_paths],
     )
 
 

@@ -30,6 +30,7 @@ from executor_host._actors import (
 from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
 from executor_host._catalog import WorkflowInfo, catalog
+from executor_host._console import install_console
 from executor_host._edge import install_edge
 from executor_host._ids import (
     CHECKPOINT_ID_MAX,
@@ -436,8 +437,11 @@ def create_app(config: Settings | None = None) -> FastAPI:
                     {
                         "run_id": run_id,
                         "workflow": record.workflow,
+                        "factory": record.factory,
                         "status": record.state.status.value,
                         "superstep": record.state.superstep,
+                        "created_at": record.created_at,
+                        "updated_at": record.updated_at,
                     }
                 )
         return out
@@ -655,6 +659,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
         return await deliver(headers, body, ResultEnvelope, take, ActorInvokeError)
 
+    # the run console's page and files (no run data in them: open, as the API's docs)
+    console = install_console(app, token_required=bool(settings.api_token))
     # the sidecar's calls each superstep (this delivery, the coordinator's actor call)
     # skip FastAPI
     install_edge(
@@ -663,6 +669,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         actor_types=[COORDINATOR_TYPE],
         deliveries={"/events/results": take_result},
         api_token=settings.api_token,
+        open_paths=console,
     )
     return app
 
@@ -703,6 +710,8 @@ def _view(record: RunRecord, codec: JsonCodec | None, encoding: Encoding) -> dic
     return {
         "run_id": record.run_id,
         "workflow": record.workflow,
+        "factory": record.factory,
+        "params": record.params,
         "signature": record.signature,
         "status": state.status.value,
         "superstep": state.superstep,
@@ -719,4 +728,6 @@ def _view(record: RunRecord, codec: JsonCodec | None, encoding: Encoding) -> dic
         ),
         "event_chunks": record.event_chunks,
         "epoch": record.epoch,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
     }
