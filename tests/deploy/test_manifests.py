@@ -188,6 +188,43 @@ def test_the_expected_files_exist() -> None:
     assert (REPO / "docs" / "deploy.md").is_file()
 
 
+# -- the image ---------------------------------------------------------------------------------
+def test_both_ignore_files_keep_everything_but_what_the_image_copies_out() -> None:
+    """`az acr build .` reads the root .dockerignore only, BuildKit the Dockerfile's own:
+    they must say the same, and let through exactly what the Dockerfile copies."""
+    root = (REPO / ".dockerignore").read_text()
+    assert root == (DEPLOY / "Dockerfile.dockerignore").read_text()
+    kept = {line[1:].removesuffix("/**") for line in root.splitlines() if line.startswith("!")}
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    copied = {
+        src
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+        for src in line.split()[1:-1]
+    }
+    assert copied == kept
+    assert "**" in root.splitlines()  # everything else (the venv, caches) stays out
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_image_pins_every_dependency_it_installs() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = {
+        _name(line): line.split("==", 1)[1]
+        for line in (DEPLOY / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dapr"]]
+    assert [r for r in wanted if _name(r) not in pins] == []
+    assert pins["dapr"] == pins["dapr-ext-fastapi"] == pins["dapr-ext-grpc"]
+    assert "--constraint constraints.txt" in (DEPLOY / "Dockerfile").read_text()
+
+
 # -- Kubernetes ---------------------------------------------------------------------------------
 def test_kustomizations_list_every_manifest() -> None:
     for folder in (BASE, K8S / "keda"):
