@@ -323,8 +323,107 @@ def commit(
     ``delivered_digests``: ``message_digests`` of the activations' messages (in
     activation order), when the caller has them already; the in-process driver
     computes them while the activations run instead of in the barrier.
+
+    The steps, in order: the results in activation order (``_in_order``), the first
+    failed one (``_first_failure``), the shared state (``_merge_state``), the messages
+    sent, outputs, events and requests (``_effects``), duplicate request ids, strict
+    routing, fan-in buffering and flushing (``_fan_in``), the executors' bookkeeping,
+    the trace (``_trace``) and the run's status (``_termination``).
     """
     k = run_state.superstep + 1
+    ordered = _in_order(activations, results, k)
+    activated = tuple(a.executor_id for a in activations)
+    delivered = 0
+    for a in activations:
+        delivered += len(a.messages)
+
+    failure, ok, unusual = _first_failure(ordered, k)
+    if failure is not None:
+        exc, err, eid = failure
+        return _failed(run_state, k, activated, delivered, exc, eid, cause=err)
+
+    new_state, written, conflict = _merge_state(run_state.state, graph, ok)
+    if conflict is not None:
+        return _failed(run_state, k, activated, delivered, conflict, None)
+
+    fx = _effects(ordered, activations, graph, k)
+    duplicate = _duplicate_request(run_state, fx.requests)
+    if duplicate is not None:
+        return _failed(run_state, k, activated, delivered, duplicate[0], duplicate[1])
+    if fx.dropped and graph.strict_routing:
+        d = fx.dropped[0]
+        undeliverable = UndeliverableMessageError(
+            f"strict routing: message from {d.source!r} dropped: {d.reason}"
+        )
+        return _failed(run_state, k, activated, delivered, undeliverable, d.source)
+
+    inbox = fx.inbox
+    fan_in, rounds, flushed = _fan_in(run_state, graph, fx.buffers, inbox, k)
+    pending, snapshots, activity = _bookkeeping(run_state, ordered, ok, fx.requests, k)
+
+    if delivered_digests is None:
+        delivered_digests = message_digests([m for a in activations for m in a.messages])
+    elif len(delivered_digests) != delivered:
+        raise ValueError(
+            f"commit of superstep {k}: {len(delivered_digests)} delivered digests "
+            f"for {delivered} messages"
+        )
+    state_digest = run_state.state_digest if not written else _state_digest(new_state)
+    step, trace_hash, recent = _trace(
+        run_state, k, activated, delivered_digests, state_digest, fx.outputs
+    )
+    status, error, report_error = _termination(
+        graph, k, inbox, pending, fan_in, activity, rounds, state_digest, recent
+    )
+
+    new_run_state = RunState(
+        run_state.run_id,
+        run_state.workflow,
+        run_state.graph_signature,
+        k,
+        status,
+        tuple(inbox),
+        fan_in,
+        rounds,
+        new_state,
+        pending,
+        snapshots,
+        activity,
+        state_digest,
+        trace_hash,
+        recent,
+        run_state.seed,
+        run_state.external_seq,
+        error,
+        run_state.schema_version,
+    )
+    report = SuperstepReport(
+        superstep=k,
+        activated=activated,
+        delivered=delivered,
+        outputs=tuple(fx.outputs),
+        events=tuple(fx.events),
+        requests=tuple(fx.requests),
+        dropped=tuple(fx.dropped),
+        written=written,
+        fan_in_flushed=tuple(flushed),
+        step_digest=step,
+        error=report_error,
+    )
+    if unusual:
+        report = replace(
+            report,
+            skipped=tuple(r for r in ordered if r.status is ActivationStatus.SKIPPED),
+            fallbacks=tuple(r for r in ordered if r.status is ActivationStatus.FALLBACK),
+            retried=tuple(r for r in ordered if r.attempts > 1),
+        )
+    return new_run_state, report
+
+
+def _in_order(
+    activations: Sequence[Activation], results: Iterable[ActivationResult], k: int
+) -> list[ActivationResult]:
+    """The results in activation order; ``ValueError`` when one is missing."""
     by_id = {r.executor_id: r for r in results}
     ordered: list[ActivationResult] = []
     for a in activations:
@@ -333,11 +432,14 @@ def commit(
             missing = [x.executor_id for x in activations if x.executor_id not in by_id]
             raise ValueError(f"commit of superstep {k} lacks results for {missing}")
         ordered.append(r)
-    activated = tuple(a.executor_id for a in activations)
-    delivered = 0
-    for a in activations:
-        delivered += len(a.messages)
+    return ordered
 
+
+def _first_failure(
+    ordered: Sequence[ActivationResult], k: int
+) -> tuple[tuple[ExecutorFailedError, ErrorInfo | None, str] | None, list[ActivationResult], bool]:
+    """(the first failed activation's error, its cause and executor — or None; the OK
+    results; whether any result is other than a first-attempt OK)."""
     ok: list[ActivationResult] = []
     unusual = False
     for r in ordered:
@@ -348,49 +450,62 @@ def commit(
         elif r.status is ActivationStatus.FAILED:
             err = r.error
             exc = ExecutorFailedError(r.executor_id, k, r.attempts, str(err) if err else "failed")
-            return _failed(run_state, k, activated, delivered, exc, r.executor_id, cause=err)
+            return (exc, err, r.executor_id), ok, unusual
         else:
             unusual = True
+    return None, ok, unusual
 
-    # -- shared state: merge per key --------------------------------------------------
-    new_state, written, conflict = _merge_state(run_state.state, graph, ok)
-    if conflict is not None:
-        return _failed(run_state, k, activated, delivered, conflict, None)
 
-    # -- messages: route into the inbox and fan-in buffers ---------------------------
+@dataclass(slots=True)
+class _Effects:
+    """What a superstep's results produce besides state writes, in canonical order."""
+
+    inbox: list[Message]
+    buffers: dict[int, dict[str, list[Message]]] | None
+    """Fan-in group -> source -> messages sent into the group in this superstep."""
+    dropped: list[Dropped]
+    outputs: list[OutputRecord]
+    events: list[EventRecord]
+    requests: list[PendingRequest]
+
+
+def _effects(
+    ordered: Sequence[ActivationResult],
+    activations: Sequence[Activation],
+    graph: Graph,
+    k: int,
+) -> _Effects:
+    """Route the messages sent into the next inbox and the fan-in buffers; collect
+    outputs, events and requests; re-route a fallback's messages."""
     groups = graph.groups
-    inbox: list[Message] = []
-    buffers: dict[int, dict[str, list[Message]]] | None = None
-    dropped: list[Dropped] = []
-    outputs: list[OutputRecord] = []
-    events: list[EventRecord] = []
-    new_requests: list[PendingRequest] = []
+    fx = _Effects([], None, [], [], [], [])
+    inbox = fx.inbox
     for r in ordered:
         eid = r.executor_id
         if r.status is ActivationStatus.OK:
-            for s in r.sent:
-                if not s.deliveries:
-                    dropped.append(Dropped(eid, s.drop_reason or "no route", s.data))
+            for sent in r.sent:
+                if not sent.deliveries:
+                    fx.dropped.append(Dropped(eid, sent.drop_reason or "no route", sent.data))
                     continue
-                for target, gi in s.deliveries:
-                    m = Message(eid, target, s.data, k, s.seq, group=gi)
+                for target, gi in sent.deliveries:
+                    m = Message(eid, target, sent.data, k, sent.seq, group=gi)
                     if isinstance(groups[gi], FanInGroup):
-                        if buffers is None:
-                            buffers = {}
-                        buffers.setdefault(gi, {}).setdefault(eid, []).append(m)
+                        if fx.buffers is None:
+                            fx.buffers = {}
+                        fx.buffers.setdefault(gi, {}).setdefault(eid, []).append(m)
                     else:
                         inbox.append(m)
             for o in r.outputs:
-                outputs.append(OutputRecord(eid, o))
-            events.extend(r.events)
-            new_requests.extend(r.requests)
+                fx.outputs.append(OutputRecord(eid, o))
+            fx.events.extend(r.events)
+            fx.requests.extend(r.requests)
         elif r.status is ActivationStatus.FALLBACK and r.fallback is not None:
             # the fallback gets what the failed executor was given: its messages and
             # fan-in lists (as lists); a response belongs to the request's executor only
             act = next(a for a in activations if a.executor_id == eid)
             for seq, orig in enumerate(act.messages):
                 if orig.kind is MessageKind.RESPONSE:
-                    dropped.append(
+                    fx.dropped.append(
                         Dropped(
                             eid,
                             f"a response to {orig.request_id!r} cannot go to a fallback",
@@ -399,23 +514,35 @@ def commit(
                     )
                     continue
                 inbox.append(Message(eid, r.fallback, orig.data, k, seq))
-    seen_requests: set[str] = set()
-    for req in new_requests:
-        if req.request_id in run_state.pending or req.request_id in seen_requests:
+    return fx
+
+
+def _duplicate_request(
+    run_state: RunState, requests: Sequence[PendingRequest]
+) -> tuple[RequestError, str] | None:
+    """The error for the first request whose id is pending already (or asked twice)."""
+    seen: set[str] = set()
+    for req in requests:
+        if req.request_id in run_state.pending or req.request_id in seen:
             duplicate = RequestError(
                 f"request id {req.request_id!r} (from {req.executor_id!r}) is already pending; "
                 "request ids must be unique within a run"
             )
-            return _failed(run_state, k, activated, delivered, duplicate, req.executor_id)
-        seen_requests.add(req.request_id)
-    if dropped and graph.strict_routing:
-        d = dropped[0]
-        undeliverable = UndeliverableMessageError(
-            f"strict routing: message from {d.source!r} dropped: {d.reason}"
-        )
-        return _failed(run_state, k, activated, delivered, undeliverable, d.source)
+            return duplicate, req.executor_id
+        seen.add(req.request_id)
+    return None
 
-    # -- fan-in: buffer, and flush the groups every source has contributed to ---------
+
+def _fan_in(
+    run_state: RunState,
+    graph: Graph,
+    buffers: dict[int, dict[str, list[Message]]] | None,
+    inbox: list[Message],
+    k: int,
+) -> tuple[dict[int, dict[str, tuple[Message, ...]]], dict[int, tuple[int, int]], list[str]]:
+    """Buffer the messages sent into fan-in groups, and flush (into ``inbox``) the groups
+    every source has contributed to: (the buffers left, the rounds, the flushed targets)."""
+    groups = graph.groups
     fan_in = run_state.fan_in
     rounds = run_state.fan_in_rounds
     flushed: list[str] = []
@@ -449,8 +576,17 @@ def commit(
                     rounds = dict(rounds)
                 rounds[g] = (rounds.get(g, (0, 0))[0] + 1, k)
         fan_in = {g: b for g, b in merged.items() if b}
+    return fan_in, rounds, flushed
 
-    # -- requests, snapshots, activity ------------------------------------------------
+
+def _bookkeeping(
+    run_state: RunState,
+    ordered: Sequence[ActivationResult],
+    ok: Sequence[ActivationResult],
+    new_requests: Sequence[PendingRequest],
+    k: int,
+) -> tuple[dict[str, PendingRequest], dict[str, Any], dict[str, ExecutorActivity]]:
+    """The pending requests, executor snapshots and activity after the superstep."""
     pending = run_state.pending
     if new_requests:
         pending = dict(pending)
@@ -465,92 +601,60 @@ def commit(
     activity = dict(run_state.activity)
     for r in ordered:
         activity[r.executor_id] = ExecutorActivity(k, r.status, len(r.sent))
+    return pending, snapshots, activity
 
-    # -- trace ----------------------------------------------------------------------
-    if delivered_digests is None:
-        delivered_digests = message_digests([m for a in activations for m in a.messages])
-    elif len(delivered_digests) != delivered:
-        raise ValueError(
-            f"commit of superstep {k}: {len(delivered_digests)} delivered digests "
-            f"for {delivered} messages"
-        )
-    state_digest = run_state.state_digest if not written else _state_digest(new_state)
+
+def _trace(
+    run_state: RunState,
+    k: int,
+    activated: tuple[str, ...],
+    delivered_digests: Sequence[str],
+    state_digest: str,
+    outputs: Sequence[OutputRecord],
+) -> tuple[str, str, tuple[str, ...]]:
+    """(the step digest, the chained trace hash, the livelock memory with the
+    configuration at the previous barrier: the messages delivered now, the fan-in
+    buffers and the state as they were then)."""
     parts = [str(k), ",".join(activated), *delivered_digests, state_digest]
     for o in outputs:
         parts.append(canonical_json([o.executor_id, o.data]))
     step = digest(*parts)
     trace_hash = digest(run_state.trace_hash, step)
-
-    # -- livelock memory: the configuration at the previous barrier ---------------------
-    # (the messages delivered now, the fan-in buffers and the state as they were then)
     recent = run_state.recent
     if run_state.superstep > 0:
         prev = _configuration(delivered_digests, run_state.fan_in, run_state.state_digest)
         recent = (*recent[1:], prev) if len(recent) >= LIVELOCK_WINDOW else (*recent, prev)
+    return step, trace_hash, recent
 
-    # -- termination ----------------------------------------------------------------
-    status = RunStatus.RUNNING
-    error: ErrorInfo | None = None
-    report_error: Exception | None = None
+
+def _termination(
+    graph: Graph,
+    k: int,
+    inbox: Sequence[Message],
+    pending: Mapping[str, PendingRequest],
+    fan_in: dict[int, dict[str, tuple[Message, ...]]],
+    activity: Mapping[str, ExecutorActivity],
+    rounds: dict[int, tuple[int, int]],
+    state_digest: str,
+    recent: tuple[str, ...],
+) -> tuple[RunStatus, ErrorInfo | None, Exception | None]:
+    """The run's status after superstep ``k``: running while messages wait; else
+    awaiting input, stalled (a fan-in waits for a source that is done) or completed;
+    failed when the superstep bound is reached (livelock period named when found)."""
     if not inbox:
         if pending:
-            status = RunStatus.AWAITING_INPUT
-        elif fan_in:
-            status = RunStatus.STALLED
+            return RunStatus.AWAITING_INPUT, None, None
+        if fan_in:
             stalled = StalledError(diagnose_stall(graph, fan_in, activity, rounds=rounds))
-            error, report_error = ErrorInfo.of(stalled, superstep=k), stalled
-        else:
-            status = RunStatus.COMPLETED
-    elif graph.max_supersteps is not None and k >= graph.max_supersteps:
+            return RunStatus.STALLED, ErrorInfo.of(stalled, superstep=k), stalled
+        return RunStatus.COMPLETED, None, None
+    if graph.max_supersteps is not None and k >= graph.max_supersteps:
         now = _configuration(message_digests(inbox), fan_in, state_digest)
         # the most recent repetition gives the period (an older one, a multiple of it)
         period = recent[::-1].index(now) + 1 if now in recent else None
-        status = RunStatus.FAILED
         conv = ConvergenceError(graph.max_supersteps, period)
-        error, report_error = ErrorInfo.of(conv, superstep=k), conv
-
-    new_run_state = RunState(
-        run_state.run_id,
-        run_state.workflow,
-        run_state.graph_signature,
-        k,
-        status,
-        tuple(inbox),
-        fan_in,
-        rounds,
-        new_state,
-        pending,
-        snapshots,
-        activity,
-        state_digest,
-        trace_hash,
-        recent,
-        run_state.seed,
-        run_state.external_seq,
-        error,
-        run_state.schema_version,
-    )
-    report = SuperstepReport(
-        superstep=k,
-        activated=activated,
-        delivered=delivered,
-        outputs=tuple(outputs),
-        events=tuple(events),
-        requests=tuple(new_requests),
-        dropped=tuple(dropped),
-        written=written,
-        fan_in_flushed=tuple(flushed),
-        step_digest=step,
-        error=report_error,
-    )
-    if unusual:
-        report = replace(
-            report,
-            skipped=tuple(r for r in ordered if r.status is ActivationStatus.SKIPPED),
-            fallbacks=tuple(r for r in ordered if r.status is ActivationStatus.FALLBACK),
-            retried=tuple(r for r in ordered if r.attempts > 1),
-        )
-    return new_run_state, report
+        return RunStatus.FAILED, ErrorInfo.of(conv, superstep=k), conv
+    return RunStatus.RUNNING, None, None
 
 
 def _failed(
