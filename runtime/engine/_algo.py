@@ -347,7 +347,7 @@ def commit(
         return _failed(run_state, k, activated, delivered, conflict, None)
 
     fx = _effects(ordered, activations, graph, k)
-    duplicate = _duplicate_request(run_state, fx.requests)
+    duplicate = _duplicate_request(run_state, fx.requests) if fx.requests else None
     if duplicate is not None:
         return _failed(run_state, k, activated, delivered, duplicate[0], duplicate[1])
     if fx.dropped and graph.strict_routing:
@@ -358,7 +358,10 @@ def commit(
         return _failed(run_state, k, activated, delivered, undeliverable, d.source)
 
     inbox = fx.inbox
-    fan_in, rounds, flushed = _fan_in(run_state, graph, fx.buffers, inbox, k)
+    if fx.buffers is not None or run_state.fan_in:
+        fan_in, rounds, flushed = _fan_in(run_state, graph, fx.buffers, inbox, k)
+    else:
+        fan_in, rounds, flushed = run_state.fan_in, run_state.fan_in_rounds, []
     pending, snapshots, activity = _bookkeeping(run_state, ordered, ok, fx.requests, k)
 
     if delivered_digests is None:
@@ -541,41 +544,41 @@ def _fan_in(
     k: int,
 ) -> tuple[dict[int, dict[str, tuple[Message, ...]]], dict[int, tuple[int, int]], list[str]]:
     """Buffer the messages sent into fan-in groups, and flush (into ``inbox``) the groups
-    every source has contributed to: (the buffers left, the rounds, the flushed targets)."""
+    every source has contributed to: (the buffers left, the rounds, the flushed targets).
+    Called when something is buffered or was sent into a fan-in group."""
     groups = graph.groups
     fan_in = run_state.fan_in
     rounds = run_state.fan_in_rounds
     flushed: list[str] = []
-    if buffers is not None or fan_in:
-        merged: dict[int, dict[str, tuple[Message, ...]]] = {g: dict(b) for g, b in fan_in.items()}
-        for gi, by_src in (buffers or {}).items():
-            buf = merged.setdefault(gi, {})
-            for src, msgs in by_src.items():
-                buf[src] = (*buf.get(src, ()), *msgs)
-        for g in sorted(merged):
-            group = groups[g]
-            assert isinstance(group, FanInGroup)
-            buf = merged[g]
-            if all(buf.get(src) for src in group.sources):
-                items = [m for src in group.sources for m in buf[src]]
-                inbox.append(
-                    Message(
-                        f"$fan_in:{g}",
-                        group.target,
-                        [m.data for m in items],
-                        k,
-                        0,
-                        kind=MessageKind.FAN_IN,
-                        group=g,
-                        parts=tuple(m.source for m in items),
-                    )
+    merged: dict[int, dict[str, tuple[Message, ...]]] = {g: dict(b) for g, b in fan_in.items()}
+    for gi, by_src in (buffers or {}).items():
+        buf = merged.setdefault(gi, {})
+        for src, msgs in by_src.items():
+            buf[src] = (*buf.get(src, ()), *msgs)
+    for g in sorted(merged):
+        group = groups[g]
+        assert isinstance(group, FanInGroup)
+        buf = merged[g]
+        if all(buf.get(src) for src in group.sources):
+            items = [m for src in group.sources for m in buf[src]]
+            inbox.append(
+                Message(
+                    f"$fan_in:{g}",
+                    group.target,
+                    [m.data for m in items],
+                    k,
+                    0,
+                    kind=MessageKind.FAN_IN,
+                    group=g,
+                    parts=tuple(m.source for m in items),
                 )
-                merged[g] = {}
-                flushed.append(group.target)
-                if rounds is run_state.fan_in_rounds:
-                    rounds = dict(rounds)
-                rounds[g] = (rounds.get(g, (0, 0))[0] + 1, k)
-        fan_in = {g: b for g, b in merged.items() if b}
+            )
+            merged[g] = {}
+            flushed.append(group.target)
+            if rounds is run_state.fan_in_rounds:
+                rounds = dict(rounds)
+            rounds[g] = (rounds.get(g, (0, 0))[0] + 1, k)
+    fan_in = {g: b for g, b in merged.items() if b}
     return fan_in, rounds, flushed
 
 

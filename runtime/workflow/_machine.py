@@ -52,7 +52,7 @@ from runtime.workflow._reporting import final_events, superstep_events
 __all__ = ["BarrierMachine", "Command", "Commit", "Dispatch", "Wait"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Dispatch:
     """Run these activations of superstep ``superstep``.
 
@@ -71,7 +71,7 @@ class Dispatch:
         return self.attempt == 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Commit:
     """Make this barrier durable, then publish ``events``.
 
@@ -99,7 +99,7 @@ class Commit:
         return self.state.status is not RunStatus.RUNNING
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Wait:
     """A late activation's pool has no live host; the machine waits for one."""
 
@@ -195,7 +195,7 @@ class BarrierMachine:
             return [Commit(state, tuple(events), state_written=True, planned_at=now)]
         if state.status is not RunStatus.RUNNING:
             state = self._state = replace(state, status=RunStatus.RUNNING)
-        return self._next(events, Commit(state, (), state_written=True, planned_at=now), now)
+        return self._next(events, state, now, state_written=True)
 
     def resume(self, now: float) -> list[Command]:
         """Take over a run in flight (a driver restarted): dispatch again the superstep
@@ -287,7 +287,7 @@ class BarrierMachine:
         state = self._state = respond(self._state, self.graph, responses)
         self._flight = None
         events = [WorkflowEvent("started", data=state.run_id, superstep=state.superstep)]
-        return self._next(events, Commit(state, (), planned_at=now), now)
+        return self._next(events, state, now)
 
     def cancel(self) -> list[Command]:
         """End the run ``cancelled``; the superstep in flight commits nothing."""
@@ -318,17 +318,28 @@ class BarrierMachine:
         self._flight = _Flight(k, activations, planned_at, now)
         return Dispatch(k, activations, 1, planned_at)
 
-    def _next(self, events: list[WorkflowEvent], barrier: Commit, now: float) -> list[Command]:
-        """``barrier`` with ``events`` and the next superstep's announcement, then its
-        dispatch — or, when it has no activations, straight on to its barrier."""
-        state = barrier.state
+    def _next(
+        self,
+        events: list[WorkflowEvent],
+        state: RunState,
+        now: float,
+        *,
+        checkpoint: Checkpoint | None = None,
+        report: SuperstepReport | None = None,
+        state_written: bool = False,
+    ) -> list[Command]:
+        """The barrier of ``state`` with ``events`` and the next superstep's announcement,
+        then its dispatch — or, when it has no activations, straight on to its barrier.
+        (The barrier is built once, here: ``dataclasses.replace`` costs more than all
+        the rest of the machine's work in a superstep of one small activation.)"""
         activations = plan(state, self.graph, timestamp=now)
         self._planned_at = now
         if not activations:
-            out: list[Command] = [replace(barrier, events=tuple(events))]
-            return out + self._barrier(activations, [], {}, now)
+            barrier = Commit(state, tuple(events), checkpoint, report, state_written, now)
+            return [barrier, *self._barrier(activations, [], {}, now)]
         events.append(WorkflowEvent("superstep_started", superstep=state.superstep + 1))
-        return [replace(barrier, events=tuple(events)), self._dispatch(activations, now, now)]
+        barrier = Commit(state, tuple(events), checkpoint, report, state_written, now)
+        return [barrier, self._dispatch(activations, now, now)]
 
     def _barrier(
         self,
@@ -349,15 +360,10 @@ class BarrierMachine:
         if report.committed and self._checkpoints:
             cp_id = checkpoint_id_for(new_state.run_id, new_state.superstep)
             checkpoint = Checkpoint(cp_id, graph.name, graph.signature, now, new_state)
-        barrier = Commit(
-            new_state,
-            (),
-            checkpoint,
-            report,
-            state_written=report.committed and bool(report.written),
-            planned_at=now,
-        )
+        written = report.committed and bool(report.written)
         if new_state.status is not RunStatus.RUNNING:
             events.extend(final_events(new_state))
-            return [replace(barrier, events=tuple(events))]
-        return self._next(events, barrier, now)
+            return [Commit(new_state, tuple(events), checkpoint, report, written, now)]
+        return self._next(
+            events, new_state, now, checkpoint=checkpoint, report=report, state_written=written
+        )
