@@ -163,9 +163,9 @@ async def main() -> None:
     sidecars = [k for k in args.sidecars.split(",") if k]
     assert set(sidecars) <= {"daprd", "local"}, sidecars
 
-    from executor_host.local import LocalDeployment
     from runtime.client import RemoteRuntime
     from sidecar.launcher.daprd import ControlPlane, find_binaries
+    from sidecar.launcher.deployment import LocalDeployment
 
     binaries = find_binaries() if "daprd" in sidecars else None
     plane = ControlPlane(binaries) if binaries is not None else None

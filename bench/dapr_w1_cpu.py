@@ -3,10 +3,11 @@
 process spends per superstep.
 
 Run:  .venv/bin/python bench/dapr_w1_cpu.py [--hosts 1] [--supersteps 300] [--reps 3]
+                                           [--daprd]
 
 Starts a local deployment (the API/coordinator app and ``--hosts`` executor hosts of one
 pool, each its own process; every local sidecar, and this benchmark's client, in this
-process), runs ``dapr_bench.py``'s W1 ping-pong ``--reps`` times and prints, per run, the
+process; with ``--daprd`` real daprd processes instead, whose CPU is not counted), runs ``dapr_bench.py``'s W1 ping-pong ``--reps`` times and prints, per run, the
 superstep latency (p50/p95 of the gaps between ``superstep_completed`` events on the
 client) and the user+system CPU time per superstep of each process, read from
 ``/proc/<pid>/stat`` before and after the run (Linux only). CPU time is steadier than
@@ -20,6 +21,10 @@ import os
 import statistics
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sidecar.launcher.deployment import LocalDeployment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -38,43 +43,62 @@ async def main() -> None:
     ap.add_argument("--hosts", type=int, default=1)
     ap.add_argument("--supersteps", type=int, default=300)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--daprd", action="store_true", help="beside real daprd processes")
     args = ap.parse_args()
 
-    from executor_host.local import LocalDeployment
-    from runtime.client import RemoteRuntime
+    from sidecar.launcher.daprd import ControlPlane, find_binaries
+    from sidecar.launcher.deployment import LocalDeployment
 
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p
     )
+    binaries = find_binaries() if args.daprd else None
+    plane = ControlPlane(binaries) if binaries is not None else None
+    if plane is not None:
+        await plane.start()
     dep = LocalDeployment(
-        workflows=["dapr_bench:*"], pools={"default": args.hosts}, sink=lambda _a, _l: None
+        workflows=["dapr_bench:*"],
+        pools={"default": args.hosts},
+        sink=lambda _a, _l: None,
+        daprd=binaries,
     )
-    await dep.start()
     try:
-        assert dep.topology is not None
-        procs = {"sidecars+client": os.getpid()}
-        for spec in dep.topology.apps:
-            pid = dep.topology.processes[spec.name].pid
-            assert pid is not None
-            procs[spec.name] = pid
-        runtime = RemoteRuntime(dep.api_url, timeout_s=120)
-        await dapr_bench._run("w1", {"supersteps": 20}, 0, runtime)  # warm-up
-        print("| run | p50 ms | p95 ms | " + " | ".join(f"{n} CPU ms" for n in procs) + " |")
-        print("|---" * (3 + len(procs)) + "|")
-        for rep in range(1, args.reps + 1):
-            before = {n: cpu_seconds(p) for n, p in procs.items()}
-            _, gaps, _ = await dapr_bench._run("w1", {"supersteps": args.supersteps}, 0, runtime)
-            after = {n: cpu_seconds(p) for n, p in procs.items()}
-            per_step = [(after[n] - before[n]) / args.supersteps * 1e3 for n in procs]
-            print(
-                f"| {rep} | {statistics.median(gaps) * 1e3:.2f} "
-                f"| {dapr_bench._pct(gaps, 0.95) * 1e3:.2f} | "
-                + " | ".join(f"{c:.2f}" for c in per_step)
-                + " |"
-            )
-        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+        await dep.start()
+        own = "client" if args.daprd else "sidecars+client"
+        await _measure(dep, own, args.supersteps, args.reps)
     finally:
         await dep.stop()
+        if plane is not None:
+            await plane.stop()
+
+
+async def _measure(dep: LocalDeployment, own: str, supersteps: int, reps: int) -> None:
+    """W1 ``reps`` times on a started deployment, with the CPU of each app process and
+    of this one (``own``: the client, and the local sidecars when they run here)."""
+    from runtime.client import RemoteRuntime
+
+    assert dep.topology is not None
+    procs = {own: os.getpid()}
+    for spec in dep.topology.apps:
+        pid = dep.topology.processes[spec.name].pid
+        assert pid is not None
+        procs[spec.name] = pid
+    runtime = RemoteRuntime(dep.api_url, timeout_s=120)
+    await dapr_bench._run("w1", {"supersteps": 20}, 0, runtime)  # warm-up
+    print("| run | p50 ms | p95 ms | " + " | ".join(f"{n} CPU ms" for n in procs) + " |")
+    print("|---" * (3 + len(procs)) + "|")
+    for rep in range(1, reps + 1):
+        before = {n: cpu_seconds(p) for n, p in procs.items()}
+        _, gaps, _ = await dapr_bench._run("w1", {"supersteps": supersteps}, 0, runtime)
+        after = {n: cpu_seconds(p) for n, p in procs.items()}
+        per_step = [(after[n] - before[n]) / supersteps * 1e3 for n in procs]
+        print(
+            f"| {rep} | {statistics.median(gaps) * 1e3:.2f} "
+            f"| {dapr_bench._pct(gaps, 0.95) * 1e3:.2f} | "
+            + " | ".join(f"{c:.2f}" for c in per_step)
+            + " |"
+        )
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ case "$role" in
 esac
 
 exec python -m uvicorn --factory "$factory" \
-  --http executor_host.serving:HttpProtocol \
   --host "${HOST:-0.0.0.0}" \
   --port "${PORT:-8000}" \
   --timeout-graceful-shutdown "${SUPERSTEP_GRACEFUL_SHUTDOWN_S:-20}" \

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 
-from sidecar.http1 import Http1Error, Http1Pool
+from runtime.http1 import Http1Error, Http1Pool
 
 __all__ = ["AppChannel", "AppResponse", "AppUnreachable"]
 

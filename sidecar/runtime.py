@@ -24,7 +24,6 @@ from typing import Any
 import grpc
 import uvicorn
 
-from executor_host.serving import HttpProtocol
 from sidecar.actors.config import ActorConfig, parse_app_config
 from sidecar.actors.host import ActorHost
 from sidecar.actors.service import ActorService
@@ -189,7 +188,6 @@ class Sidecar:
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(
             build_http_app(self, opts.api_token, opts.max_body_bytes),
-            http=HttpProtocol,  # a response's head and body in one write
             log_level="warning",
             lifespan="off",
             access_log=False,

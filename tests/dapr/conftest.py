@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from executor_host.local import REPO_ROOT, LocalDeployment
 from runtime.client import RemoteRuntime
 from sidecar.faults import FaultPlan, PubSubFaults
 from sidecar.launcher.daprd import DaprdSidecar
+from sidecar.launcher.deployment import REPO_ROOT, LocalDeployment
 from sidecar.launcher.template import AppSpec
 from sidecar.runtime import Sidecar, SidecarOptions
 from sidecar.testing import BackgroundLoop, make_cluster, start_sidecar

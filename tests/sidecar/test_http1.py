@@ -1,13 +1,15 @@
-"""sidecar.http1, the HTTP/1.1 client of the app <-> sidecar hops, against small servers."""
+"""The HTTP/1.1 client of the app <-> sidecar hops (``runtime.http1``: the local
+sidecar's app channel and the apps' calls into their sidecar), against small servers."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from sidecar.http1 import Http1Error, Http1Pool
+import runtime.http1
 
 Reply = Callable[[bytes, bytes], bytes | None]
 """(request head, request body) -> raw response bytes, or None to hang."""
@@ -101,9 +103,15 @@ async def serve() -> AsyncIterator[Serve]:
         await s.stop()
 
 
-async def test_requests_reuse_one_kept_alive_connection(serve: Serve) -> None:
+@pytest.fixture
+def h1() -> Any:
+    """The client module under test."""
+    return runtime.http1
+
+
+async def test_requests_reuse_one_kept_alive_connection(serve: Serve, h1: Any) -> None:
     server = await serve(lambda head, body: ok(b'{"echo":' + body + b"}", b"ETag: 7\r\n"))
-    pool = Http1Pool("127.0.0.1", server.port)
+    pool = h1.Http1Pool("127.0.0.1", server.port)
     try:
         for i in range(5):
             r = await pool.request("POST", f"/v1.0/x?i={i}", body=b"%d" % i, headers={"a": "b"})
@@ -120,7 +128,7 @@ async def test_requests_reuse_one_kept_alive_connection(serve: Serve) -> None:
         await pool.close()
 
 
-async def test_chunked_bodies_statuses_and_large_requests(serve: Serve) -> None:
+async def test_chunked_bodies_statuses_and_large_requests(serve: Serve, h1: Any) -> None:
     def reply(head: bytes, body: bytes) -> bytes:
         if head.startswith(b"GET /chunked"):
             return b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
@@ -131,7 +139,7 @@ async def test_chunked_bodies_statuses_and_large_requests(serve: Serve) -> None:
         return ok(b"%d" % len(body))
 
     server = await serve(reply)
-    pool = Http1Pool("127.0.0.1", server.port)
+    pool = h1.Http1Pool("127.0.0.1", server.port)
     try:
         assert (await pool.request("GET", "/chunked")).body == b"abcde"
         empty = await pool.request("GET", "/empty")
@@ -144,9 +152,11 @@ async def test_chunked_bodies_statuses_and_large_requests(serve: Serve) -> None:
         await pool.close()
 
 
-async def test_connection_close_and_a_server_dropping_idle_connections(serve: Serve) -> None:
+async def test_connection_close_and_a_server_dropping_idle_connections(
+    serve: Serve, h1: Any
+) -> None:
     server = await serve(lambda head, body: ok(extra=b"connection: close\r\n"))
-    pool = Http1Pool("127.0.0.1", server.port)
+    pool = h1.Http1Pool("127.0.0.1", server.port)
     try:
         for _ in range(3):
             assert (await pool.request("GET", "/")).status == 200
@@ -154,7 +164,7 @@ async def test_connection_close_and_a_server_dropping_idle_connections(serve: Se
     finally:
         await pool.close()
     server = await serve(lambda head, body: ok())
-    pool = Http1Pool("127.0.0.1", server.port)
+    pool = h1.Http1Pool("127.0.0.1", server.port)
     try:
         await pool.request("GET", "/")
         conn = pool._idle[0]
@@ -165,7 +175,7 @@ async def test_connection_close_and_a_server_dropping_idle_connections(serve: Se
             lost(exc)
             seen.set_result(None)
 
-        conn.connection_lost = connection_lost  # type: ignore[method-assign]
+        conn.connection_lost = connection_lost
         await server.drop_connections()  # the server closes the idle connection
         await seen
         assert conn.closed
@@ -175,9 +185,9 @@ async def test_connection_close_and_a_server_dropping_idle_connections(serve: Se
         await pool.close()
 
 
-async def test_at_most_max_connections_at_once(serve: Serve) -> None:
+async def test_at_most_max_connections_at_once(serve: Serve, h1: Any) -> None:
     server = await serve(lambda head, body: ok())
-    pool = Http1Pool("127.0.0.1", server.port, max_connections=2)
+    pool = h1.Http1Pool("127.0.0.1", server.port, max_connections=2)
     try:
         got = await asyncio.gather(*(pool.request("GET", f"/{i}") for i in range(8)))
         assert [g.status for g in got] == [200] * 8
@@ -186,9 +196,9 @@ async def test_at_most_max_connections_at_once(serve: Serve) -> None:
         await pool.close()
 
 
-async def test_connections_idle_too_long_are_not_reused(serve: Serve) -> None:
+async def test_connections_idle_too_long_are_not_reused(serve: Serve, h1: Any) -> None:
     server = await serve(lambda head, body: ok())
-    pool = Http1Pool("127.0.0.1", server.port, idle_s=0.0)
+    pool = h1.Http1Pool("127.0.0.1", server.port, idle_s=0.0)
     try:
         await pool.request("GET", "/")
         await pool.request("GET", "/")
@@ -197,11 +207,11 @@ async def test_connections_idle_too_long_are_not_reused(serve: Serve) -> None:
         await pool.close()
 
 
-async def test_no_answer_is_an_error_and_loses_the_connection(serve: Serve) -> None:
+async def test_no_answer_is_an_error_and_loses_the_connection(serve: Serve, h1: Any) -> None:
     server = await serve(lambda head, body: None if b"/hang" in head else ok())
-    pool = Http1Pool("127.0.0.1", server.port, timeout=0.2)
+    pool = h1.Http1Pool("127.0.0.1", server.port, timeout=0.2)
     try:
-        with pytest.raises(Http1Error, match=r"no answer within 0\.2 s"):
+        with pytest.raises(h1.Http1Error, match=r"no answer within 0\.2 s"):
             await pool.request("GET", "/hang")
         assert pool._idle == []
         assert (await pool.request("GET", "/", timeout_s=5)).status == 200
@@ -218,28 +228,28 @@ async def test_no_answer_is_an_error_and_loses_the_connection(serve: Serve) -> N
         await pool.close()
 
 
-async def test_malformed_answers_unreachable_servers_and_bad_headers(serve: Serve) -> None:
+async def test_malformed_answers_unreachable_servers_and_bad_headers(serve: Serve, h1: Any) -> None:
     server = await serve(lambda head, body: b"SMTP ready\r\n\r\n")
-    pool = Http1Pool("127.0.0.1", server.port)
+    pool = h1.Http1Pool("127.0.0.1", server.port)
     try:
-        with pytest.raises(Http1Error, match="malformed HTTP response"):
+        with pytest.raises(h1.Http1Error, match="malformed HTTP response"):
             await pool.request("GET", "/")
         with pytest.raises(ValueError, match="line break"):
             await pool.request("GET", "/", headers={"x": "a\r\nevil: 1"})
     finally:
         await pool.close()
-    nowhere = Http1Pool("127.0.0.1", 1, connect_timeout=1.0)
-    with pytest.raises(Http1Error, match=r"cannot connect to 127\.0\.0\.1:1\b"):
+    nowhere = h1.Http1Pool("127.0.0.1", 1, connect_timeout=1.0)
+    with pytest.raises(h1.Http1Error, match=r"cannot connect to 127\.0\.0\.1:1\b"):
         await nowhere.request("GET", "/")
     cut = await serve(lambda head, body: b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
-    pool = Http1Pool("127.0.0.1", cut.port, timeout=5)
+    pool = h1.Http1Pool("127.0.0.1", cut.port, timeout=5)
     try:
         task = asyncio.ensure_future(pool.request("GET", "/"))
         await cut.wait_requests(1)
         await cut.drop_connections()  # the body is cut short
-        with pytest.raises(Http1Error, match="before the response was complete"):
+        with pytest.raises(h1.Http1Error, match="before the response was complete"):
             await task
     finally:
         await pool.close()
-    with pytest.raises(Http1Error, match="closed"):
+    with pytest.raises(h1.Http1Error, match="closed"):
         await pool.request("GET", "/")

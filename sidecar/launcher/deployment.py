@@ -2,8 +2,10 @@
 executor hosts, each with a Dapr-API-compatible local sidecar (``sidecar``), or with
 ``daprd=`` beside real daprd processes.
 
-Used by the tests, the benchmarks and ``superstep demo --runtime dapr``. With the
-Dapr CLI the same topology is ``dapr run -f dapr.yaml``.
+Used by the tests and the benchmarks. With the Dapr CLI the same topology is
+``dapr run -f dapr.yaml``. The apps are started as commands (``uvicorn --factory
+executor_host.<app>:create_app``), never imported: the sidecar package and the apps'
+package do not import each other.
 
     deployment = LocalDeployment(workflows=["runtime.demo:build_workflow"],
                                  pools={"default": 2})
@@ -29,7 +31,7 @@ from sidecar.testing import free_port
 
 __all__ = ["REPO_ROOT", "LocalDeployment"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class LocalDeployment:
@@ -93,8 +95,6 @@ class LocalDeployment:
                 "uvicorn",
                 "--factory",
                 f"executor_host.{module}:create_app",
-                "--http",
-                "executor_host.serving:HttpProtocol",
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -1,11 +1,14 @@
-"""A small HTTP/1.1 client for the hops between an app and its sidecar.
+"""A small HTTP/1.1 client for the Dapr hops between an app and its sidecar.
 
-Every superstep of the Dapr runtime crosses about ten HTTP calls between the apps and
-their sidecars (deliveries and actor calls into the apps; publishes, actor calls and
-state writes out of them), and their CPU is on the superstep's critical path. Through
-aiohttp's client a small POST costs 275-315 µs of client CPU on the benchmark machine;
-this client, keep-alive connections with httptools parsing the responses, 65-105 µs
-(``bench/README.md``). It does what those hops need and no more:
+Both ends use it: the apps (``executor_host._sidecar``) for their calls into the sidecar
+(publishes, actor calls, state reads and writes), and the local sidecar
+(``sidecar.app_channel``) for its deliveries, actor calls, timers and reminders to the
+app. Their CPU is on every superstep's critical path: keep-alive connections with
+httptools parsing the responses spend a fraction of the CPU per call of aiohttp's or
+httpx's client; with httpx in its place the apps were several times slower on real
+daprd (``bench/README.md``, "Speed tricks measured on daprd"). It lives here, in the
+package both may import, so that neither imports the other; it needs ``httptools``
+(the ``dapr`` extra), and nothing in the core imports it. It does what these hops need and no more:
 
 * one request at a time per connection, at most ``max_connections`` at once (more
   requests wait for one), idle connections kept for reuse (up to ``max_idle``) and
