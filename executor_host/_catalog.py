@@ -19,14 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from executor_host._workflows import WorkflowRegistry
-from runtime.engine import (
-    Edge,
-    EdgeGroup,
-    FanInGroup,
-    FanOutGroup,
-    MultiSelectionGroup,
-    SwitchCaseGroup,
-)
+from runtime.engine import describe_group
 from runtime.workflow import Workflow, input_schema
 
 __all__ = ["EdgeGroupInfo", "ExecutorInfo", "ParameterInfo", "WorkflowInfo", "catalog"]
@@ -153,42 +146,9 @@ def _info(
             )
             for n in (graph.executors if graph is not None else ())
         ],
-        edges=[_edge_group(g) for g in (graph.groups if graph is not None else ())],
-    )
-
-
-def _edge_group(group: EdgeGroup) -> EdgeGroupInfo:
-    if isinstance(group, Edge):
-        return EdgeGroupInfo(
-            kind="edge",
-            sources=[group.source],
-            targets=[group.target],
-            conditional=group.condition is not None,
-        )
-    if isinstance(group, FanOutGroup):
-        return EdgeGroupInfo(
-            kind="fan_out",
-            sources=[group.source],
-            targets=list(group.targets),
-            conditional=group.selection is not None,
-        )
-    if isinstance(group, FanInGroup):
-        return EdgeGroupInfo(
-            kind="fan_in", sources=list(group.sources), targets=[group.target], conditional=False
-        )
-    if isinstance(group, SwitchCaseGroup):
-        return EdgeGroupInfo(
-            kind="switch_case",
-            sources=[group.source],
-            targets=[*(target for _, target in group.cases), group.default],
-            conditional=True,
-        )
-    assert isinstance(group, MultiSelectionGroup)
-    return EdgeGroupInfo(
-        kind="multi_selection",
-        sources=[group.source],
-        targets=list(group.targets),
-        conditional=True,
+        edges=[
+            EdgeGroupInfo(**describe_group(g)) for g in (graph.groups if graph is not None else ())
+        ],
     )
 
 

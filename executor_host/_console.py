@@ -14,21 +14,11 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from runtime.console import assets
+from runtime.console import SECURITY_HEADERS, assets
 
 __all__ = ["CONSOLE_PREFIX", "install_console"]
 
 CONSOLE_PREFIX = "/console"
-
-_HEADERS = {
-    # the page loads nothing from elsewhere, and runs no inline script
-    "content-security-policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    ),
-    "x-content-type-options": "nosniff",
-    "cache-control": "no-cache",
-}
 
 
 def install_console(app: FastAPI, *, token_required: bool) -> list[str]:
@@ -51,6 +41,6 @@ def install_console(app: FastAPI, *, token_required: bool) -> list[str]:
 
 def _endpoint(content: bytes, media_type: str) -> Callable[[], Awaitable[Response]]:
     async def console_file() -> Response:
-        return Response(content, media_type=media_type, headers=_HEADERS)
+        return Response(content, media_type=media_type, headers=SECURITY_HEADERS)
 
     return console_file

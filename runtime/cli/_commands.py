@@ -31,7 +31,12 @@ from runtime.workflow import RunResult, Workflow, WorkflowEvent, response_from_j
 if TYPE_CHECKING:
     from runtime.cli._common import SubParsers
 
-__all__ = ["add_checkpoints_parser", "add_graph_parser", "add_run_parser"]
+__all__ = [
+    "add_checkpoints_parser",
+    "add_graph_parser",
+    "add_run_parser",
+    "checkpoint_directory",
+]
 
 _OK_STATUSES = (RunStatus.COMPLETED, RunStatus.AWAITING_INPUT)
 
@@ -66,10 +71,10 @@ async def run_workflow(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     storage = None
     if args.checkpoint_dir is not None:
         if args.resume is not None:  # it must hold the checkpoint already: nothing to create
-            directory = _checkpoint_dir(args.checkpoint_dir, create=False)
+            directory = checkpoint_directory(args.checkpoint_dir, create=False)
         else:
             hint = " (--create makes it)"
-            directory = _checkpoint_dir(args.checkpoint_dir, create=args.create, hint=hint)
+            directory = checkpoint_directory(args.checkpoint_dir, create=args.create, hint=hint)
         storage = FileCheckpointStorage(directory)
     kwargs: dict[str, Any] = {"checkpoint_storage": storage}
     if remote:
@@ -357,7 +362,7 @@ def add_graph_parser(sub: SubParsers) -> None:
 
 # -- checkpoints ---------------------------------------------------------------------------
 async def list_checkpoints(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    directory = _checkpoint_dir(args.directory, create=False)
+    directory = checkpoint_directory(args.directory, create=False)
     storage = FileCheckpointStorage(directory)
     try:
         infos = await storage.list(run_id=args.run)
@@ -372,7 +377,7 @@ async def list_checkpoints(args: argparse.Namespace, out: TextIO, err: TextIO) -
     return EXIT_OK
 
 
-def _checkpoint_dir(name: str, *, create: bool, hint: str = "") -> Path:
+def checkpoint_directory(name: str, *, create: bool, hint: str = "") -> Path:
     """The checkpoint directory ``name``; made when missing and ``create``, else refused
     (with ``hint`` added to the error)."""
     directory = Path(name)

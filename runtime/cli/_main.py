@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from runtime import __version__
 from runtime.cli._commands import add_checkpoints_parser, add_graph_parser, add_run_parser
 from runtime.cli._common import EXIT_USAGE, CliError, Parser, one_line
+from runtime.cli._console import add_console_parser
 from runtime.cli._demo import add_demo_parser
 from runtime.errors import SuperstepError
 from runtime.loop import LOOPS, resolve_loop
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "Agent workflows in bulk-synchronous supersteps. Run the demo, run a workflow, "
-            "draw its graph, inspect checkpoints."
+            "draw its graph, inspect checkpoints, open the run console."
         ),
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_graph_parser(sub)
     add_checkpoints_parser(sub)
+    add_console_parser(sub)
     return parser
 
 

@@ -41,6 +41,7 @@ from runtime.engine._graph import (
     Placement,
     StateKey,
     SwitchCaseGroup,
+    describe_group,
 )
 from runtime.engine._model import (
     EMPTY_TRACE_HASH,
@@ -109,6 +110,7 @@ __all__ = [
     "compact_json",
     "compact_json_bytes",
     "derive_seed",
+    "describe_group",
     "diagnose_stall",
     "digest",
     "fail",

@@ -33,6 +33,7 @@ __all__ = [
     "Placement",
     "StateKey",
     "SwitchCaseGroup",
+    "describe_group",
 ]
 
 Condition = Callable[[Any], bool]
@@ -317,3 +318,29 @@ def _describe_group(g: EdgeGroup) -> dict[str, Any]:
     if isinstance(g, SwitchCaseGroup):
         return {"kind": "switch_case", "source": g.source, "targets": list(g.targets)}
     return {"kind": "multi_selection", "source": g.source, "targets": list(g.targets)}
+
+
+def describe_group(group: EdgeGroup) -> dict[str, Any]:
+    """An edge group as the APIs list it (``GET /workflows``): its kind, sources,
+    targets (a switch-case group's cases in order, then its default) and whether a
+    condition or selector decides which targets a message takes."""
+    if isinstance(group, Edge):
+        kind, sources, targets = "edge", [group.source], [group.target]
+        conditional = group.condition is not None
+    elif isinstance(group, FanOutGroup):
+        kind, sources, targets = "fan_out", [group.source], list(group.targets)
+        conditional = group.selection is not None
+    elif isinstance(group, FanInGroup):
+        kind, sources, targets, conditional = "fan_in", list(group.sources), [group.target], False
+    elif isinstance(group, SwitchCaseGroup):
+        kind, sources = "switch_case", [group.source]
+        targets, conditional = [*(t for _, t in group.cases), group.default], True
+    else:
+        assert isinstance(group, MultiSelectionGroup)
+        kind, sources, targets, conditional = (
+            "multi_selection",
+            [group.source],
+            list(group.targets),
+            True,
+        )
+    return {"kind": kind, "sources": sources, "targets": targets, "conditional": conditional}

@@ -110,12 +110,13 @@ class Console:
         return unquote(found.group(1))
 
 
-@pytest.fixture
-def console(browser: Any, console_deployment: Deployment) -> Iterator[Console]:
+def open_console(browser: Any, url: str) -> Iterator[Console]:
+    """A fresh browser context on the console at ``url``; fails the test on any error
+    the page logged."""
     context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="UTC")
     context.set_default_timeout(30_000)
     page = context.new_page()
-    seen = Console(page, console_deployment.url)
+    seen = Console(page, url)
     page.on("console", lambda msg: seen.errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: seen.errors.append(f"uncaught: {exc}"))
     try:
@@ -123,3 +124,8 @@ def console(browser: Any, console_deployment: Deployment) -> Iterator[Console]:
     finally:
         context.close()
     assert seen.errors == [], f"the page logged errors: {seen.errors}"
+
+
+@pytest.fixture
+def console(browser: Any, console_deployment: Deployment) -> Iterator[Console]:
+    yield from open_console(browser, console_deployment.url)

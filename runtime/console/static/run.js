@@ -16,12 +16,14 @@ import {
 } from "./dom.js";
 import { FormError, schemaForm } from "./form.js";
 import { drawGraph } from "./graph.js";
+import { durationsPlot, messagesPlot, stepsPlot } from "./plots.js";
 import { drawTimeline } from "./timeline.js";
 
 const FINAL = new Set(["completed", "failed", "cancelled", "stalled"]);
 const ACTIVATION_EVENTS = new Set(["executor_completed", "executor_failed", "executor_skipped", "executor_fallback"]);
 const LOG_ROWS = 400;
 const TABLE_ROWS = 300;
+const REDRAW_MS = 400;
 
 const pad6 = (k) => String(k).padStart(6, "0");
 const sleep = (ms, signal) =>
@@ -52,6 +54,10 @@ export function runPage(main, runId) {
   };
   let graph = null;
   let frame = 0;
+  let timelineKey = "";
+  let timelineAt = 0;
+  let timelineCost = 0;
+  let timelineTimer = 0;
   let logShown = 0;
   let outputsShown = 0;
 
@@ -80,6 +86,9 @@ export function runPage(main, runId) {
       activations,
     ),
   );
+  const plotDurations = h("div", { class: "plot-box" });
+  const plotSteps = h("div", { class: "plot-box" });
+  const plotMessages = h("div", { class: "plot-box" });
   const outputs = h("ol", { class: "outputs" });
   const outputsEmpty = h("p", { class: "muted" }, "No output yet.");
   const stateBox = h("div", { class: "state-view" }, h("p", { class: "muted" }, "Shared state shows after the first barrier."));
@@ -127,6 +136,14 @@ export function runPage(main, runId) {
       panel("Outputs", { class: "panel outputs-panel" }, outputsEmpty, outputs),
     ),
     panel("Timeline", { class: "panel timeline-panel" }, timelineBox, timelineNote, activationsDetails),
+    panel(
+      "Plots",
+      { class: "panel plots-panel" },
+      h("h3", null, "Activation durations per executor"),
+      plotDurations,
+      h("div", { class: "grid-2 plots-row" }, h("div", null, h("h3", null, "Superstep durations (longest activation)"), plotSteps), h("div", null, h("h3", null, "Messages per superstep"), plotMessages)),
+      h("p", { class: "hint" }, "A box per executor: quartiles, the median, whiskers to the shortest and longest activation, each activation a dot (log scale when they span orders of magnitude). A superstep lasts as long as its longest activation, plus the barrier, which the events do not time."),
+    ),
     h("div", { class: "grid-2" }, panel("Shared state", null, stateBox), panel("Checkpoints", null, checkpointList)),
     panel(
       "Events",
@@ -168,6 +185,7 @@ export function runPage(main, runId) {
         const st = step(k);
         st.completed = true;
         st.delivered = d.delivered || 0;
+        st.activated = (d.activated || []).length;
         if (model.inFlight === k) model.inFlight = null;
         break;
       }
@@ -328,8 +346,35 @@ export function runPage(main, runId) {
     badge.replaceChildren(statusBadge(status));
     cancel.disabled = !status || FINAL.has(status);
     drawSteps();
+    drawPlots();
     drawOutputs();
     drawLog();
+  }
+
+  let plotted = -1; // the activations plotted last
+  let plottedAt = 0;
+  let plotCost = 0;
+  let plotTimer = 0;
+  function drawPlots() {
+    const steps = ordered();
+    const count = model.events.length;
+    if (count === plotted) return;
+    // while events stream, not every frame: each draw walks every activation
+    const wait = plottedAt + Math.min(REDRAW_MS, 4 * plotCost) - performance.now();
+    if (wait > 0 && !FINAL.has(model.status)) {
+      if (!plotTimer) plotTimer = setTimeout(() => ((plotTimer = 0), schedule()), wait);
+      return;
+    }
+    plotted = count;
+    plottedAt = performance.now();
+    const all = steps.flatMap((st) => st.activations);
+    const width = plotDurations.clientWidth || 900;
+    const half = plotSteps.clientWidth || 440;
+    plotDurations.replaceChildren(durationsPlot(all, { width }));
+    plotSteps.replaceChildren(stepsPlot(steps.filter((st) => st.activations.length), { width: half }));
+    plotMessages.replaceChildren(messagesPlot(steps, { width: plotMessages.clientWidth || half }));
+    plotCost = performance.now() - plottedAt;
+    plottedAt = performance.now();
   }
 
   function drawHead() {
@@ -569,6 +614,18 @@ export function runPage(main, runId) {
     }
     followButton.setAttribute("aria-pressed", String(model.follow));
     if (graph) graph.mark(graphStates());
+    // the timeline and the table walk every superstep: while events stream, they are
+    // redrawn at most every REDRAW_MS (a run of 1,000 supersteps has thousands of bars)
+    const key = `${done.length}/${model.events.length}/${model.inFlight}/${model.selected}/${timelineBox.clientWidth}`;
+    if (key === timelineKey) return;
+    // (waiting a few times as long as the last draw took: cheap ones are not delayed)
+    const wait = timelineAt + Math.min(REDRAW_MS, 4 * timelineCost) - performance.now();
+    if (wait > 0 && !FINAL.has(model.status) && model.follow) {
+      if (!timelineTimer) timelineTimer = setTimeout(() => ((timelineTimer = 0), schedule()), wait);
+      return;
+    }
+    timelineKey = key;
+    timelineAt = performance.now();
     const width = timelineBox.clientWidth || 900;
     timelineBox.replaceChildren(
       done.length || model.inFlight !== null
@@ -583,9 +640,25 @@ export function runPage(main, runId) {
     timelineNote.textContent =
       "One lane per host. Each bar is an activation, from the superstep's dispatch for its duration; dashed lines are the barriers. " +
       "A superstep is drawn as wide as its longest activation; the time between supersteps is not drawn.";
-    const all = done.flatMap((st) => st.activations.map((a) => ({ ...a, k: st.k })));
-    const rows = all.slice(-TABLE_ROWS);
-    activationsDetails.querySelector("summary").textContent = `Activations (${all.length}${all.length > rows.length ? `, the last ${rows.length} listed` : ""})`;
+    drawActivations(done);
+    timelineCost = performance.now() - timelineAt;
+    timelineAt = performance.now();
+  }
+
+  function drawActivations(done) {
+    let count = 0;
+    for (const st of done) count += st.activations.length;
+    const rows = [];
+    for (let i = done.length - 1; i >= 0 && rows.length < TABLE_ROWS; i--) {
+      const st = done[i];
+      for (let j = st.activations.length - 1; j >= 0 && rows.length < TABLE_ROWS; j--) rows.push({ ...st.activations[j], k: st.k });
+    }
+    rows.reverse();
+    activationsDetails.querySelector("summary").textContent = `Activations (${count}${count > rows.length ? `, the last ${rows.length} listed` : ""})`;
+    if (!activationsDetails.open) {
+      activations.replaceChildren(); // drawn when opened
+      return;
+    }
     activations.replaceChildren(
       ...rows.map((a) =>
         h(
@@ -707,10 +780,16 @@ export function runPage(main, runId) {
       notice.replaceChildren(errorBox(error));
     }
   });
+  activationsDetails.addEventListener("toggle", () => {
+    timelineKey = "";
+    schedule();
+  });
   const resize = () => schedule();
   window.addEventListener("resize", resize);
 
   // -- start ------------------------------------------------------------------------------------
+  // the events are read from the start, while the run's record and graph load
+  follow();
   (async () => {
     try {
       const [view, catalog] = await Promise.all([api(runPath(runId), { signal }), api("/workflows", { signal })]);
@@ -736,7 +815,6 @@ export function runPage(main, runId) {
       model.checkpoints = await api(`${runPath(runId)}/checkpoints`, { signal });
       drawCheckpoints();
       schedule();
-      follow();
     } catch (error) {
       if (signal.aborted) return;
       clear(main);
@@ -753,6 +831,8 @@ export function runPage(main, runId) {
       clearInterval(ticker);
       window.removeEventListener("resize", resize);
       if (frame) cancelAnimationFrame(frame);
+      if (plotTimer) clearTimeout(plotTimer);
+      if (timelineTimer) clearTimeout(timelineTimer);
     },
   };
 }

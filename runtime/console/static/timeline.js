@@ -110,8 +110,8 @@ export function drawTimeline(steps, { width, inFlight = null, selected = null, o
       height,
       dataset: { superstep: step.k },
     });
-    band.append(s("title", null, `superstep ${step.k}: ${step.activations.length} activation(s), longest ${formatDuration(widths[i])}`));
-    if (onSelect) band.addEventListener("click", () => onSelect(step.k));
+    // (a tooltip per superstep only where there are few: thousands of nodes cost)
+    if (n <= 300) band.append(s("title", null, `superstep ${step.k}: ${step.activations.length} activation(s), longest ${formatDuration(widths[i])}`));
     plot.append(band);
     if (i % labelEvery === 0 || step.k === selected) {
       plot.append(s("text", { class: "step-label", x: x0 + 2, y: 14 }, String(step.k)));
@@ -159,6 +159,13 @@ export function drawTimeline(steps, { width, inFlight = null, selected = null, o
       s("rect", { class: "in-flight", x: x + 2, y: AXIS_H - 4, width: live - 6, height: top - AXIS_H + 6 }),
       s("text", { class: "step-label live", x: x + 4, y: 14 }, `${inFlight} …`),
     );
+  }
+  if (onSelect) {
+    // one listener for every superstep's band and bars
+    plot.addEventListener("click", (event) => {
+      const found = event.target.closest("[data-superstep]");
+      if (found) onSelect(Number(found.dataset.superstep));
+    });
   }
   svg.append(plot);
   return svg;
