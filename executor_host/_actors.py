@@ -25,7 +25,14 @@ from executor_host._payloads import PayloadCache, restore_payloads
 from executor_host._store import RunStore
 from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
-from runtime.engine import Activation, ActivationResult, ActivationStatus, ErrorInfo, RunState
+from runtime.engine import (
+    Activation,
+    ActivationResult,
+    ActivationStatus,
+    ErrorInfo,
+    RunState,
+    compact_json,
+)
 from runtime.telemetry import telemetry
 from runtime.workflow import Workflow, execute_activation
 
@@ -257,6 +264,9 @@ class ExecutorDeps:
     instances: RunInstances
     publish_result: PublishResult
     payloads: PayloadCache
+    max_result_chars: int = 1024 * 1024
+    """A result whose JSON is longer is stored and published by reference (a publish
+    request must stay under the sidecar's body limit)."""
 
 
 class ExecutorActor(Actor, ExecutorInterface):
@@ -289,16 +299,27 @@ class ExecutorActor(Actor, ExecutorInterface):
                 env.run_id, env.generation, env.superstep, env.executor_index
             )
         duplicate = stored is not None
+        produced = stored if stored is not None else (await self._traced(env)).to_json()
         result = ResultEnvelope(
             run_id=env.run_id,
             epoch=env.epoch,
             superstep=env.superstep,
             executor_id=env.executor_id,
             host=self._deps.host_id,
-            result=stored if stored is not None else (await self._traced(env)).to_json(),
+            result=produced,
         )
-        self._last, self._last_result = here, result.result
-        if duplicate:
+        self._last, self._last_result = here, produced
+        large = len(compact_json(produced)) > self._deps.max_result_chars
+        if large:
+            # too large to publish: stored first, then published by reference
+            if not duplicate:
+                await store.save_result(
+                    env.run_id, env.generation, env.superstep, env.executor_index, produced
+                )
+            await self._deps.publish_result(
+                result.model_copy(update={"result": {}, "result_stored": True})
+            )
+        elif duplicate:
             await self._deps.publish_result(result)
         else:
             # published at once (the coordinator keeps the first copy; the publish goes
@@ -306,7 +327,7 @@ class ExecutorActor(Actor, ExecutorInterface):
             await asyncio.gather(
                 self._deps.publish_result(result),
                 store.save_result(
-                    env.run_id, env.generation, env.superstep, env.executor_index, result.result
+                    env.run_id, env.generation, env.superstep, env.executor_index, produced
                 ),
             )
         return {"duplicate": duplicate}

@@ -369,7 +369,24 @@ class RunDriver:
             return False
         if not machine.accepts(env.superstep, env.executor_id):
             return False
-        result = ActivationResult.from_json(env.result)
+        raw = env.result
+        if env.result_stored:  # too large to publish: the executor stored it
+            record = self._require()
+            index = self._workflow_of(record).graph.index_of(env.executor_id)
+            stored = await self._store.load_result(
+                record.run_id, record.generation, env.superstep, index
+            )
+            if stored is None:
+                log.warning(
+                    "run %s superstep %d: the stored result of %s is missing; waiting for "
+                    "the deadline to ask again",
+                    self.run_id,
+                    env.superstep,
+                    env.executor_id,
+                )
+                return False
+            raw = stored
+        result = ActivationResult.from_json(raw)
         await self._run(machine.on_result(result, env.host, self._clock()))
         return True
 

@@ -16,6 +16,9 @@ Keys (all under the deployment's namespace, ``superstep:`` by default):
     runs                    index of run ids
     host:<app id>           a host's registration (protocol.HostRecord)
     hosts                   index of host app ids
+    blob:<sha256>:<i>       part i of a value longer than MAX_VALUE_CHARS, which is stored
+                            as a reference to its parts (a run record, as references in
+                            its ``state`` and ``outputs``)
 
 Every value is written through the sidecar's HTTP state API as a JSON string that holds
 the value's JSON text (see ``_sidecar``: the text crosses unchanged), so the stored
@@ -25,8 +28,10 @@ bytes are that string, quoted; reading decodes twice. A stored JSON object or ar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -153,6 +158,19 @@ def _decode(data: bytes) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+BLOB = "$superstep.blob"
+"""The key of a reference to a value stored in parts (``RunStore``)."""
+MAX_VALUE_CHARS = 1024 * 1024
+"""The longest JSON text stored as one value: daprd takes request bodies of at most
+4 MiB (``--max-body-size``), and a value crosses as a JSON string, where escaping can
+double it. A longer one is stored in parts of this size under content-addressed keys
+(``blob:<sha256>:<i>``), and a reference to them stands in its place."""
+
+
+def _is_blob(value: Any) -> bool:
+    return isinstance(value, dict) and BLOB in value and set(value) == {BLOB, "parts", "chars"}
+
+
 def _add_to_ranges(ranges: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
     """Sorted disjoint ranges with ``n`` added (merging neighbours)."""
     out: list[tuple[int, int]] = []
@@ -181,10 +199,75 @@ class RunStore:
     """The run store over a state port: the sidecar's HTTP state API in production
     (``SidecarClient``), ``runtime.testing.ports.InMemoryStateStore`` in tests."""
 
-    def __init__(self, sidecar: StatePort, store: str, namespace: str = "superstep") -> None:
+    def __init__(
+        self,
+        sidecar: StatePort,
+        store: str,
+        namespace: str = "superstep",
+        *,
+        max_value_chars: int = MAX_VALUE_CHARS,
+    ) -> None:
         self._sidecar = sidecar
         self._store = store
         self._prefix = f"{namespace}:"
+        self._max_value = max_value_chars
+        self._blobs_written: OrderedDict[str, None] = OrderedDict()
+        """Digests of blobs this store wrote lately (not written again)."""
+
+    # -- large values, in parts -------------------------------------------------------
+    async def _fit(self, text: str, ttl_s: int | None = None) -> str:
+        """``text``, or when it is longer than one value may be, the JSON of a reference
+        to its parts (written first: a reference is never stored before its parts)."""
+        if len(text) <= self._max_value:
+            return text
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        n = self._max_value
+        parts = [text[i : i + n] for i in range(0, len(text), n)]
+        if sha not in self._blobs_written:
+            meta = {"ttlInSeconds": str(ttl_s)} if ttl_s else None
+            for i, part in enumerate(parts):
+                try:
+                    await self._sidecar.save_state(
+                        self._store,
+                        [(f"{self._prefix}blob:{sha}:{i}", json.dumps(part), None)],
+                        meta,
+                    )
+                except PortError as exc:
+                    raise StoreError(f"writing part {i} of a large value failed: {exc}") from exc
+            self._blobs_written[sha] = None
+            while len(self._blobs_written) > 256:
+                self._blobs_written.popitem(last=False)
+        return compact_json({BLOB: sha, "parts": len(parts), "chars": len(text)})
+
+    async def _unfit(self, value: Any) -> Any:
+        """A value read back: a reference to parts is replaced by the value it names."""
+        if not _is_blob(value):
+            return value
+        sha, chunks = value[BLOB], []
+        for i in range(int(value["parts"])):
+            data, _ = await self._read(f"blob:{sha}:{i}")
+            if data is None:
+                raise StoreError(f"part {i} of large value {sha[:12]} is missing")
+            chunks.append(_decode(data))
+        text = "".join(chunks)
+        if len(text) != int(value["chars"]) or hashlib.sha256(text.encode()).hexdigest() != sha:
+            raise StoreError(f"large value {sha[:12]} does not match its digest")
+        return json.loads(text)
+
+    async def _record_text(self, record: RunRecord) -> str:
+        """The run record's JSON, its run state and outputs by reference when large (so
+        the record, which every barrier rewrites and reads back, stays one value)."""
+        d = record.to_json()
+        for name in ("state", "outputs"):
+            text = compact_json(d[name])
+            if len(text) > self._max_value:
+                d[name] = json.loads(await self._fit(text))
+        return compact_json(d)
+
+    async def _record(self, data: dict[str, Any], etag: str | None) -> RunRecord:
+        for name in ("state", "outputs"):
+            data[name] = await self._unfit(data[name])
+        return RunRecord.from_json(data, etag)
 
     # -- primitives -------------------------------------------------------------------
     async def _read(self, key: str) -> tuple[bytes | None, str | None]:
@@ -196,13 +279,14 @@ class RunStore:
 
     async def _get(self, key: str) -> tuple[Any, str | None]:
         data, etag = await self._read(key)
-        return (_decode(data), etag) if data is not None else (None, None)
+        return (await self._unfit(_decode(data)), etag) if data is not None else (None, None)
 
     async def _save(self, key: str, value: Any, etag: str | None = None) -> None:
+        await self._save_text(key, await self._fit(compact_json(value)), etag)
+
+    async def _save_text(self, key: str, text: str, etag: str | None = None) -> None:
         try:
-            await self._sidecar.save_state(
-                self._store, [(self._prefix + key, compact_json(value), etag)]
-            )
+            await self._sidecar.save_state(self._store, [(self._prefix + key, text, etag)])
         except ETagMismatch as exc:
             raise ConflictError(f"{key!r} was changed concurrently") from exc
         except PortError as exc:
@@ -217,7 +301,7 @@ class RunStore:
     # -- runs -------------------------------------------------------------------------
     async def load_run(self, run_id: str) -> RunRecord | None:
         data, etag = await self._get(f"run:{run_id}")
-        return RunRecord.from_json(data, etag) if data is not None else None
+        return await self._record(data, etag) if data is not None else None
 
     async def load_run_head(self, run_id: str) -> tuple[int, float, str | None] | None:
         """(epoch, updated_at, ETag) of the run record, without decoding its run state:
@@ -232,7 +316,7 @@ class RunStore:
         existing = await self.load_run(record.run_id)
         if existing is not None:
             raise ConflictError(f"run {record.run_id!r} already exists")
-        await self._save(f"run:{record.run_id}", record.to_json())
+        await self._save_text(f"run:{record.run_id}", await self._record_text(record))
         await self._add_to_index("runs", record.run_id)
         fresh = await self.load_run(record.run_id)
         assert fresh is not None
@@ -240,7 +324,9 @@ class RunStore:
 
     async def save_run(self, record: RunRecord) -> RunRecord:
         """ETag-guarded write of the run record alone (epoch changes, cancellation)."""
-        await self._save(f"run:{record.run_id}", record.to_json(), etag=record.etag)
+        await self._save_text(
+            f"run:{record.run_id}", await self._record_text(record), etag=record.etag
+        )
         fresh = await self.load_run(record.run_id)
         assert fresh is not None
         return fresh
@@ -264,22 +350,22 @@ class RunStore:
         p = self._prefix
         ops: list[StateWrite] = []
         if events:
-            ops.append(
-                (f"{p}events:{record.run_id}:{record.event_chunks}", compact_json(events), None)
-            )
+            key = f"{p}events:{record.run_id}:{record.event_chunks}"
+            ops.append((key, await self._fit(compact_json(events)), None))
         if checkpoint is not None:
-            ops.append(
-                (f"{p}ckpt:{checkpoint.checkpoint_id}", compact_json(checkpoint.to_json()), None)
-            )
+            key = f"{p}ckpt:{checkpoint.checkpoint_id}"
+            ops.append((key, await self._fit(compact_json(checkpoint.to_json())), None))
         if state_version is not None:
             version, state = state_version
-            ops.append((f"{p}state:{record.run_id}:{version}", compact_json(state), None))
+            key = f"{p}state:{record.run_id}:{version}"
+            ops.append((key, await self._fit(compact_json(state)), None))
         new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
-        ops.append((f"{p}run:{record.run_id}", compact_json(new.to_json()), record.etag))
+        new_text = await self._record_text(new)
+        ops.append((f"{p}run:{record.run_id}", new_text, record.etag))
         try:
             await self._transaction(ops)
         except StoreError as exc:
-            await self._after_failed_commit(record, new, exc)
+            await self._after_failed_commit(record, new_text, exc)
         if not reload:  # the caller reads the new ETag itself (load_run_head) when it needs it
             return replace(new, etag=None)
         fresh = await self.load_run(record.run_id)
@@ -287,7 +373,7 @@ class RunStore:
         return fresh
 
     async def _after_failed_commit(
-        self, record: RunRecord, new: RunRecord, error: StoreError
+        self, record: RunRecord, new_text: str, error: StoreError
     ) -> None:
         """Tell what a failed barrier transaction did, by reading the run record again
         (never by the error's text, which on Redis does not say "etag").
@@ -298,14 +384,15 @@ class RunStore:
         was lost (return). Anything else: somebody else wrote first (``ConflictError``:
         this coordinator is fenced)."""
         try:
-            stored, etag = await self._get(f"run:{record.run_id}")
+            raw, etag = await self._read(f"run:{record.run_id}")
         except StoreError:
             raise error from None  # nothing more can be known now: the caller retries
+        stored = _decode(raw) if raw is not None else None
         if stored is None:
             raise ConflictError(f"run {record.run_id!r} has no run record any more") from error
         if etag == record.etag:
             raise error
-        if stored == json.loads(compact_json(new.to_json())):
+        if stored == json.loads(new_text):
             return
         raise ConflictError(
             f"run {record.run_id!r} was written by another coordinator (ETag {record.etag} "
@@ -344,7 +431,7 @@ class RunStore:
         if not items:
             return
         meta = {"ttlInSeconds": str(ttl_s)} if ttl_s > 0 else None
-        writes = [(self._prefix + k, v, None) for k, v in items.items()]
+        writes = [(self._prefix + k, await self._fit(v, ttl_s), None) for k, v in items.items()]
         try:
             await self._sidecar.save_state(self._store, writes, meta)
         except PortError as exc:
@@ -355,7 +442,8 @@ class RunStore:
         data, _ = await self._read(key)
         if data is None:
             raise StoreError(f"payload {key!r} is missing (expired or never written)")
-        return _decode(data), len(data)
+        value = _decode(data)
+        return await self._unfit(value), len(data) if not _is_blob(value) else int(value["chars"])
 
     async def list_runs(self) -> list[str]:
         data, _ = await self._get("runs")

@@ -126,8 +126,16 @@ class ResultEnvelope(_Envelope):
     result: dict[str, Any] = Field(
         description=(
             "runtime.engine.ActivationResult.to_json(); its error is an ErrorRecord, its "
-            "optional failures a list of AttemptRecords (one per failed attempt)"
+            "optional failures a list of AttemptRecords (one per failed attempt); empty "
+            "when result_stored"
         )
+    )
+    result_stored: bool = Field(
+        default=False,
+        description=(
+            "the result is too large to publish: read it from the run store's stored "
+            "result of this activation (result:<run>:<generation>:<superstep>:<index>)"
+        ),
     )
 
     def event_id(self) -> str:

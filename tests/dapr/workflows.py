@@ -4,9 +4,10 @@ too, to compare traces)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import operator
 from dataclasses import dataclass
-from typing import Never
+from typing import Any, Never
 
 from runtime import (
     Executor,
@@ -206,5 +207,37 @@ def orders(limit: int = 10) -> Workflow:
     return WorkflowBuilder(start_executor=desk, name="orders").build()
 
 
+class Filler(Executor):
+    """Writes ``mb`` MiB of text into the shared state (and, in the next superstep,
+    passes on how much it wrote)."""
+
+    @handler
+    async def fill(self, mb: int, ctx: WorkflowContext[int]) -> None:
+        line = "".join(chr(97 + (i * 7) % 26) for i in range(1023)) + "\n"
+        ctx.set_state("blob", line * (mb * 1024))
+        await ctx.send_message(mb)
+
+
+class Reader(Executor):
+    """Reads the shared text back and reports its size and digest."""
+
+    @handler
+    async def read(self, mb: int, ctx: WorkflowContext[Never, dict[str, Any]]) -> None:
+        blob = ctx.get_state("blob")
+        digest = hashlib.sha256(blob.encode()).hexdigest()
+        await ctx.yield_output({"mb": mb, "bytes": len(blob), "sha256": digest})
+
+
+def big_state() -> Workflow:
+    """A run whose shared state is as large as its input says (in MiB), across pools."""
+    filler, reader = Filler("filler"), Reader("reader", placement=Placement(pool="aux"))
+    return (
+        WorkflowBuilder(start_executor=filler, name="big_state")
+        .add_edge(filler, reader)
+        .add_state("blob", initial="")
+        .build()
+    )
+
+
 def all_workflows() -> list[Workflow]:
-    return [ping(), fan(), hitl(), slow(), unplaceable(), echo()]
+    return [ping(), fan(), hitl(), slow(), unplaceable(), echo(), big_state()]

@@ -1,0 +1,22 @@
+"""A run whose shared state is 10 MiB completes on the Dapr runtime, as in-process.
+
+daprd takes request bodies of at most 4 MiB (``--max-body-size``; the local sidecar
+enforces the same limit): the run record, its checkpoint, the shared-state version and
+the activation's result each hold the 10 MiB, so each goes to the state store in parts
+and crosses pub/sub by reference.
+"""
+
+from __future__ import annotations
+
+from runtime.engine import RunStatus
+from tests.dapr.conftest import Deployment
+from tests.dapr.workflows import big_state
+
+
+async def test_a_run_with_10_mib_of_shared_state_completes(deployment: Deployment) -> None:
+    local = await big_state().run(10)
+    remote = await big_state().run(10, runtime=deployment.runtime())
+    assert remote.status is RunStatus.COMPLETED, remote.error
+    assert remote.outputs == local.outputs
+    assert remote.outputs[0]["bytes"] == 10 * 1024 * 1024
+    assert remote.trace_hash == local.trace_hash

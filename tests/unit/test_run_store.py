@@ -1,0 +1,76 @@
+"""The run store's large values, over the in-memory state port: a value longer than one
+request may carry is stored in content-addressed parts, and read back whole."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from executor_host._coordinator import RunDriver
+from executor_host._store import BLOB, RunStore, StoreError
+from runtime.engine import RunStatus
+from runtime.testing.ports import InMemoryStateStore
+from runtime.workflow.driver import new_run_state
+from tests.unit.test_coordinator import TEMPLATES, Deployment, _in_process
+
+STORE = "statestore"
+
+
+def _stored(state: InMemoryStateStore, key: str) -> Any:
+    raw = state.value(STORE, f"superstep:{key}")
+    assert raw is not None, key
+    return json.loads(json.loads(raw))
+
+
+async def test_a_large_value_is_stored_in_parts_and_read_back_whole() -> None:
+    state = InMemoryStateStore()
+    store = RunStore(state, STORE, max_value_chars=100)
+    value = {"text": "x" * 950, "n": 1}
+    await store.save_result("r", 1, 1, 0, value)
+    ref = _stored(state, "result:r:1:1:0")
+    assert set(ref) == {BLOB, "parts", "chars"} and ref["parts"] == 10
+    parts = [k for (_, k) in state.items if k.startswith("superstep:blob:")]
+    assert len(parts) == 10
+    # each part a JSON string holding at most 100 characters of the value's JSON text
+    assert all(len(json.loads(json.loads(state.value(STORE, k) or b""))) <= 100 for k in parts)
+    assert await store.load_result("r", 1, 1, 0) == value
+
+
+async def test_the_same_large_value_is_written_once() -> None:
+    state = InMemoryStateStore()
+    store = RunStore(state, STORE, max_value_chars=100)
+    await store.save_result("r", 1, 1, 0, {"text": "y" * 500})
+    calls = state.calls
+    await store.save_result("r", 1, 2, 0, {"text": "y" * 500})
+    assert state.calls == calls + 1  # the reference only: its parts are there
+
+
+async def test_a_damaged_part_is_an_error_not_a_wrong_value() -> None:
+    state = InMemoryStateStore()
+    store = RunStore(state, STORE, max_value_chars=100)
+    await store.save_result("r", 1, 1, 0, {"text": "z" * 500})
+    key = next(k for (_, k) in state.items if k.endswith(":0") and "blob:" in k)
+    _, etag = state.items[(STORE, key)]
+    state.items[(STORE, key)] = (json.dumps(json.dumps("q" * 100)).encode(), etag)
+    with pytest.raises(StoreError, match="does not match its digest"):
+        await store.load_result("r", 1, 1, 0)
+
+
+async def test_a_run_with_large_state_commits_every_value_in_parts() -> None:
+    """Every value the coordinator writes (run record's state, checkpoints, shared-state
+    versions, events, stored results) over a store that takes at most 2,000 characters."""
+    dep = Deployment()
+    dep.store = RunStore(dep.state, STORE, max_value_chars=2000)
+    d = RunDriver("r1", dep.store, dep.resolve, dep.bus.publish, clock=lambda: dep.now)
+    text = "|".join(" ".join(["word"] * 120) for _ in range(6))
+    await d.create("fan", new_run_state(TEMPLATES["fan"](), text, "r1", 0))
+    await dep.pump(d)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.COMPLETED
+    trace, _, outputs = await _in_process("fan", text)
+    assert record.state.trace_hash == trace and record.outputs == outputs
+    assert all(len(v) <= 2 * 2000 + 2 for v, _ in dep.state.items.values())  # JSON strings
+    assert _stored(dep.state, f"ckpt:{record.checkpoints[0]}")[BLOB]  # a checkpoint in parts
+    assert any(k.startswith("superstep:blob:") for _, k in dep.state.items)
