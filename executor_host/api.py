@@ -252,7 +252,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         summary="Start a run (or resume one from a checkpoint)",
         responses=errors(400, 404, 409, 413, 422, 502),
     )
-    async def start_run(body: StartRun, request: Request) -> dict[str, Any]:
+    async def start_run(body: StartRun, request: Request, response: Response) -> dict[str, Any]:
         _check_text(dict(body))
         factory, params, hint = body.factory, body.params, ""
         if body.workflow is None and factory is None:
@@ -309,6 +309,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         )
         if not outcome.get("created"):
             raise Problem(409, "Run exists", f"a run with id {state.run_id!r} already exists")
+        response.headers["Location"] = f"/runs/{state.run_id}"
         return {"run_id": state.run_id, "status": outcome["status"], "after": outcome["after"]}
 
     async def _initial_state(wf: Workflow, body: StartRun) -> RunState:
@@ -427,24 +428,42 @@ def create_app(config: Settings | None = None) -> FastAPI:
                 executors=[m.split("'")[1] for m in missing],
             )
 
-    @app.get("/runs", summary="List runs", responses=errors())
-    async def list_runs() -> list[dict[str, Any]]:
-        out = []
-        for run_id in await store().list_runs():
+    @app.get("/runs", summary="List runs", responses=errors(422))
+    async def list_runs(
+        response: Response,
+        status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
+        workflow: Annotated[
+            str | None, Query(max_length=256, description="only runs of this workflow")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+        offset: Annotated[
+            int, Query(ge=0, description="skip this many (of the matching runs, newest first)")
+        ] = 0,
+    ) -> list[dict[str, Any]]:
+        """The runs, newest first, filtered by status and workflow; ``X-Total-Count``
+        says how many match in all (page with ``limit`` and ``offset``)."""
+        matching: list[dict[str, Any]] = []
+        for run_id in reversed(await store().list_runs()):
             record = await store().load_run(run_id)
-            if record is not None:
-                out.append(
-                    {
-                        "run_id": run_id,
-                        "workflow": record.workflow,
-                        "factory": record.factory,
-                        "status": record.state.status.value,
-                        "superstep": record.state.superstep,
-                        "created_at": record.created_at,
-                        "updated_at": record.updated_at,
-                    }
-                )
-        return out
+            if record is None:
+                continue
+            if status is not None and record.state.status is not status:
+                continue
+            if workflow is not None and workflow not in (record.workflow, record.factory):
+                continue
+            matching.append(
+                {
+                    "run_id": run_id,
+                    "workflow": record.workflow,
+                    "factory": record.factory,
+                    "status": record.state.status.value,
+                    "superstep": record.state.superstep,
+                    "created_at": record.created_at,
+                    "updated_at": record.updated_at,
+                }
+            )
+        response.headers["X-Total-Count"] = str(len(matching))
+        return matching[offset : offset + limit]
 
     @app.get(
         "/runs/{run_id}",

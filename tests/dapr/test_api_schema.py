@@ -64,7 +64,11 @@ WORKFLOWS = ["ping", "fan", "hitl", "echo", "unplaceable"]
 FACTORY = "tests.dapr.workflows:orders"
 """A served factory the generated run starts name too, with parameters."""
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
     max_leaves=6,
 )

@@ -4,6 +4,7 @@ workflows, and plain JSON in and out (values named by their type going out)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -211,3 +212,42 @@ async def test_bad_factory_parameters_are_one_line_problems(deployment: Deployme
     assert "does not exist" in _one_line_problem(no_factory, 404)
     assert "is not a workflow factory" in _one_line_problem(not_a_factory, 404)
     assert "names its workflow, or its factory" in _one_line_problem(nothing, 422)
+
+
+async def test_runs_are_listed_newest_first_filtered_and_paged(deployment: Deployment) -> None:
+    async with httpx.AsyncClient(base_url=deployment.url, headers=deployment.headers) as client:
+        started = []
+        for i in range(3):
+            resp = await client.post(
+                "/runs", json={"workflow": "hitl", "input": f"t{i}", "run_id": f"list-{i}"}
+            )
+            assert resp.status_code == 201
+            assert resp.headers["location"] == f"/runs/list-{i}"
+            started.append(f"list-{i}")
+            await _until_status(client, f"list-{i}", "awaiting_input")
+        paused = await client.get(
+            "/runs", params={"status": "awaiting_input", "workflow": "hitl", "limit": 2}
+        )
+        assert paused.status_code == 200
+        total = int(paused.headers["x-total-count"])
+        ids = [r["run_id"] for r in paused.json()]
+        assert len(ids) == 2 and total >= 3
+        assert ids == ["list-2", "list-1"]  # newest first
+        rest = await client.get(
+            "/runs", params={"status": "awaiting_input", "workflow": "hitl", "offset": 2}
+        )
+        assert "list-0" in [r["run_id"] for r in rest.json()]
+        assert all(r["status"] == "awaiting_input" for r in paused.json() + rest.json())
+        done = await client.get("/runs", params={"status": "completed", "workflow": "hitl"})
+        assert not set(started) & {r["run_id"] for r in done.json()}
+        bad = await client.get("/runs", params={"status": "sleeping"})
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == "application/problem+json"
+
+
+async def _until_status(client: httpx.AsyncClient, run_id: str, status: str) -> None:
+    """Poll the run until it has ``status`` (it pauses within a few supersteps)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while (await client.get(f"/runs/{run_id}")).json()["status"] != status:
+        assert asyncio.get_running_loop().time() < deadline, f"{run_id} never {status}"
+        await asyncio.sleep(0.05)
