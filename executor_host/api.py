@@ -106,9 +106,6 @@ class StartRun(BaseModel):
         description="or the module:function of a served factory, called with params",
     )
     params: dict[str, Any] | None = None
-    state: dict[str, Any] | None = Field(
-        default=None, description="a prepared run state (RunState JSON) to start from"
-    )
     input: Any = Field(
         default=None,
         description="the run input: plain JSON, validated against what the start executor "
@@ -291,9 +288,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
                 f"{state.run_id!r} is not a run id: up to {RUN_ID_MAX} of {RUN_ID_PATTERN}",
             )
         # continuing a run from its own state or checkpoint reuses its id
-        resume = (
-            body.state is not None or body.checkpoint is not None or body.checkpoint_id is not None
-        )
+        resume = body.checkpoint is not None or body.checkpoint_id is not None
         outcome = await coordinator(
             state.run_id,
             "Start",
@@ -316,19 +311,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         graph = wf.graph
         codec = graph.codec
         state: RunState
-        if body.state is not None:
-            try:
-                state = RunState.from_json(body.state)
-            except CheckpointError as exc:
-                raise Problem(400, "Invalid run state", str(exc)) from exc
-            if state.graph_signature != graph.signature:
-                raise Problem(
-                    409,
-                    "Run state of another graph",
-                    f"the run state was made for graph signature {state.graph_signature[:12]}, "
-                    f"{body.workflow!r} has {graph.signature[:12]}",
-                )
-        elif body.checkpoint is not None or body.checkpoint_id is not None:
+        if body.checkpoint is not None or body.checkpoint_id is not None:
             try:
                 if body.checkpoint is not None:
                     cp = Checkpoint.from_json(body.checkpoint)

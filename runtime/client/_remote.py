@@ -224,11 +224,20 @@ class _RemoteRun:
             if req.input is not NO_INPUT:
                 raise ValueError("pass either a new input or checkpoint_id, not both")
             if self.storage is not None:
+                # a checkpoint of the caller's: sent whole (the server checks it as any
+                # checkpoint), with the responses to add
                 cp = await load_checkpoint(wf, self.storage, req.checkpoint_id)
-                state = cp.state
                 if req.responses:
-                    state = apply_responses(wf, state, req.responses)
-                return await self._start(state)
+                    apply_responses(wf, cp.state, req.responses)  # refused here, not there
+                self.first_superstep = cp.superstep
+                own = self.prefix + cp.state.run_id
+                body = self._body()
+                body["checkpoint"] = replace(cp, state=replace(cp.state, run_id=own)).to_json()
+                body["has_input"] = False
+                if req.responses:
+                    body["responses"] = self._encode_responses()
+                started = await self._post_run(body)
+                return str(started["run_id"]), int(started.get("after", -1))
             body = self._body()
             body["checkpoint_id"] = self.prefix + req.checkpoint_id
             body["has_input"] = False
@@ -276,9 +285,12 @@ class _RemoteRun:
         return body
 
     async def _start(self, state: RunState) -> tuple[str, int]:
+        """Start a new run of ``state`` (the state before superstep 1, checked here): the
+        server builds the same state from its input, run id and seed."""
         self.first_superstep = state.superstep
         body = self._body()
-        body["state"] = replace(state, run_id=self.prefix + state.run_id).to_json()
+        (message,) = state.inbox
+        body.update(input=message.data, run_id=self.prefix + state.run_id, seed=state.seed)
         started = await self._post_run(body)
         return str(started["run_id"]), int(started.get("after", -1))
 

@@ -122,9 +122,11 @@ async def test_a_failed_commit_with_etag_in_its_run_id_is_an_outage_not_a_confli
     store: tuple[RunStore, SidecarClient, str],
 ) -> None:
     """A transaction that fails for another reason (here a body over the sidecar's
-    4 MiB limit) leaves the record at its ETag: a retryable ``StoreError``, not a
-    fence — even when the run id, and so the error text, contains "etag"."""
-    runs, _, _ = store
+    4 MiB limit, from a store told to write long values whole) leaves the record at its
+    ETag: a retryable ``StoreError``, not a fence — even when the run id, and so the
+    error text, contains "etag"."""
+    _, http, namespace = store
+    runs = RunStore(http, "sharedstore", namespace, max_value_chars=10 << 20)
     created = await runs.create_run(_record(f"etag-run-{uuid.uuid4().hex[:8]}"))
     with pytest.raises(StoreError) as caught:
         await runs.commit_barrier(
@@ -164,3 +166,16 @@ async def test_a_commit_whose_answer_was_lost_counts_as_committed(
         assert await runs.load_events(created.run_id, 0) == [{"type": "superstep_completed"}]
     finally:
         await http.aclose()
+
+
+async def test_a_value_over_the_body_limit_is_written_in_parts_and_read_whole(
+    store: tuple[RunStore, SidecarClient, str],
+) -> None:
+    runs, _, _ = store
+    created = await runs.create_run(_record(f"large-{uuid.uuid4().hex[:8]}"))
+    events = [{"blob": "x" * (5 << 20)}]  # the sidecar takes 4 MiB a request
+    committed = await runs.commit_barrier(
+        created, events=events, checkpoint=None, state_version=None
+    )
+    assert committed.event_chunks == 1
+    assert await runs.load_events(created.run_id, 0) == events

@@ -27,7 +27,6 @@ from runtime import (
     handler,
 )
 from runtime.client import RemoteRuntime
-from runtime.engine import RunState
 from runtime.workflow.driver import event_to_json
 
 
@@ -58,12 +57,13 @@ class FakeApi:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if (request.method, path) == ("POST", "/runs"):
-            state = RunState.from_json(json.loads(request.content)["state"])
+            body = json.loads(request.content)
+            assert "state" not in body  # a client sends its input, never a run state
             wf = self.factory()
-            (message,) = state.inbox
-            result = await wf.run(wf.graph.codec.decode(message.data), run_id=state.run_id)
-            self.runs[state.run_id] = (wf, result)
-            return httpx.Response(201, json={"run_id": state.run_id, "after": -1})
+            run_id = body["run_id"]
+            result = await wf.run(wf.graph.codec.decode(body["input"]), run_id=run_id)
+            self.runs[run_id] = (wf, result)
+            return httpx.Response(201, json={"run_id": run_id, "after": -1})
         wf, result = self.runs[path.split("/")[2]]
         if path.endswith("/events"):
             chunks = [
