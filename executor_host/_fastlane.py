@@ -3,9 +3,9 @@
 Each superstep the sidecars call four routes of the apps: an activation or result
 delivery (``POST`` to a subscription route) and an actor method call (``PUT
 /actors/<type>/<id>/method/<method>``) in each of the two apps. FastAPI's routing,
-dependency solving and response handling cost about 135 us of CPU for each of them
-on this machine (an actor call through the app against a direct
-``ActorRuntime.dispatch``), and that CPU is on the superstep's critical path.
+dependency solving and response handling cost CPU on the superstep's critical path for
+each of them; measured on real daprd, the lane pays for itself (bench/README.md,
+"Speed tricks measured on daprd").
 
 ``FastLane`` is an ASGI middleware that answers exactly those requests itself, the
 way the FastAPI routes answer them: an actor method call goes to the Dapr SDK's

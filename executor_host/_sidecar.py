@@ -1,17 +1,15 @@
 """The apps' HTTP client of their Dapr sidecar: actor calls, state reads and writes, and
-publishing, over kept-alive connections (:mod:`executor_host._http1`; aiohttp's client
-cost about three times its CPU per call and httpx about ten times, on the critical path
-of every superstep).
+publishing, over kept-alive connections (:mod:`runtime.http1`: aiohttp's and httpx's
+clients cost several times its CPU per call, on the critical path of every superstep;
+bench/README.md, "Speed tricks measured on daprd").
 
 Actor calls are the SDK's ``ActorProxy`` request (``POST /v1.0/actors/<type>/<id>/
 method/<method>``, JSON body, ``dapr-api-token`` when set) without a new HTTP session
 per call. State (``GET``/``POST /v1.0/state/<store>...``) and publishing
 (``POST /v1.0/publish/...``, the body's bytes and content type, as gRPC
 ``PublishEvent`` takes them) go over HTTP too: a gRPC call through the SDK's aio client
-cost two to three times the CPU of the same call over this session, on both ends
-(bench/transport_cpu.py), and getting a commit's state transaction to the sidecar and
-its answer back took about 1.9 ms of a W1 superstep over gRPC against about 0.6 ms
-over HTTP (timestamps at each hop; docs/protocol.md).
+cost more CPU than the same call over this session, on both ends, and took longer for a
+commit's state transaction (bench/transport_cpu.py; docs/protocol.md).
 
 State values are written as JSON *strings* holding our JSON text: the HTTP save API
 takes ``value`` as decoded JSON and the store keeps its re-serialisation, so an object

@@ -69,7 +69,7 @@ async def _run(template_file: str, daprd: str | None) -> int:
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
     """uvloop when it is installed (it comes with ``uvicorn[standard]``): every hop of
     every app's sidecar runs on this one loop, and uvloop's I/O costs less CPU
-    (W1 superstep latency about 8% lower in the distributed benchmark)."""
+    (bench/README.md)."""
     try:
         import uvloop
     except ImportError:

@@ -120,7 +120,7 @@ def compact_json(data: Any) -> str:
     records): keys in their order, no spaces, non-ASCII kept; it parses back to what
     ``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` gives.
 
-    Written by orjson (about 8x faster than the stdlib's C encoder on a checkpoint);
+    Written by orjson (faster than the stdlib's C encoder; bench/README.md);
     what orjson cannot write (integers beyond 64 bits, non-string keys, very deep
     nesting) goes through the stdlib encoder. The text differs from ``json.dumps``
     only in how a float's exponent is spelled (``1e16`` for ``1e+16``), never in a

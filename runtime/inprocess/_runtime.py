@@ -56,9 +56,8 @@ logger = logging.getLogger("runtime.inprocess")
 def _pause_collector() -> bool:
     """Stop the cyclic garbage collector for one ``plan`` or ``commit`` call and say
     whether it was running (the caller restarts it then, and only then, so a collector
-    the application disabled stays disabled). Explicit at the call sites rather than a
-    context manager: a generator-based one costs about 1.8 us per use, 0.08 us this way,
-    twice per superstep.
+    the application disabled stays disabled). Explicit at the call site rather than a
+    context manager, which costs more per use than the pause itself (bench/README.md).
 
     A barrier allocates a burst of objects that outlive it (a ``Message`` per delivery,
     the lists and tuples of the next activations) and, in ``plan``, one sort key per
