@@ -268,4 +268,52 @@ def load_template(file: Path | str) -> RunTemplate:
                 log_level=_str(pick("logLevel")),
             )
         )
+    _refuse_shared_in_memory([a for a in apps if _is_superstep_app(a)], where)
     return RunTemplate(str(doc.get("name") or path.stem), tuple(apps), path)
+
+
+_IN_MEMORY = ("state.in-memory", "pubsub.in-memory")
+
+
+def _in_memory_components(paths: tuple[Path, ...]) -> list[str]:
+    """``name (type)`` of each in-memory component in the resource folders."""
+    found: list[str] = []
+    for folder in paths:
+        for file in sorted(folder.glob("*.y*ml")) if folder.is_dir() else ():
+            try:
+                docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+            except (OSError, yaml.YAMLError):
+                continue  # the sidecar names a broken file when it loads it
+            for doc in docs:
+                if isinstance(doc, Mapping) and doc.get("kind") == "Component":
+                    kind = (doc.get("spec") or {}).get("type")
+                    if kind in _IN_MEMORY:
+                        name = (doc.get("metadata") or {}).get("name", "?")
+                        found.append(f"{name} ({kind})")
+    return found
+
+
+def _is_superstep_app(app: AppSpec) -> bool:
+    """Whether the app is one of a superstep deployment (the API app or a host)."""
+    return any("executor_host" in part or "superstep-serve" in part for part in app.command)
+
+
+def _refuse_shared_in_memory(apps: list[AppSpec], where: str) -> None:
+    """Several apps of a superstep deployment on in-memory components: each sidecar
+    would hold a store and a broker of its own, and the apps, which share run records
+    and messages, would never see each other's (every run fails). Refused at start;
+    other apps may use in-memory components as Dapr allows."""
+    if len(apps) < 2:
+        return
+    for app in apps:
+        found = _in_memory_components(app.resources_paths)
+        if found:
+            raise ResourceError(
+                where,
+                "apps",
+                f"{len(apps)} apps use in-memory components ({', '.join(found)} in "
+                f"{', '.join(str(p) for p in app.resources_paths)}), which live inside one "
+                "sidecar each and cannot be shared: the apps would not see each other's "
+                "state or messages. Use components/ (Redis) or components/postgres/, or "
+                "in-memory components with a single app",
+            )

@@ -108,6 +108,27 @@ http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler,
 """
 
 
+def test_apps_sharing_in_memory_components_are_refused_at_start(tmp_path: Path) -> None:
+    """The repo's template with components/in-memory: three apps that could never share
+    a store or a broker; one app on the same components is fine."""
+    text = (
+        (REPO / "dapr.yaml")
+        .read_text()
+        .replace('resourcesPaths: ["./components"]', 'resourcesPaths: ["./components/in-memory"]')
+    )
+    assert "components/in-memory" in text
+    template = REPO / f".dapr-in-memory-{os.getpid()}.yaml"
+    template.write_text(text)
+    try:
+        with pytest.raises(ResourceError, match="cannot be shared") as caught:
+            load_template(template)
+        assert "statestore (state.in-memory)" in str(caught.value)
+    finally:
+        template.unlink()
+    # apps of other kinds on in-memory components, as Dapr allows (this tree's two)
+    assert len(load_template(_tree(tmp_path)).apps) == 2
+
+
 def test_app_env_and_service_invocation(bg: BackgroundLoop, tmp_path: Path) -> None:
     apps = [
         RunApp(
