@@ -5,7 +5,9 @@ every app sees the same keys).
 Only this module talks to the state API; Dapr errors are mapped to ours here.
 Keys (all under the deployment's namespace, ``superstep:`` by default):
 
-    run:<run>               the run record (run state, epoch, event count), ETag-guarded
+    run:<run>               the run record (run state, epoch, event count), ETag-guarded;
+                            after a barrier that wrote a checkpoint, its run state is a
+                            reference to that checkpoint (written once per barrier)
     events:<run>:<n>        the n-th chunk of the run's events (from 0; the API's event ids
                             are <n>.<index in the chunk>)
     ckpt:<run>@<superstep>  a checkpoint (runtime.engine.Checkpoint JSON; the superstep in
@@ -158,6 +160,8 @@ def _decode(data: bytes) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+CHECKPOINT = "$superstep.checkpoint"
+"""The key of a run record's reference to the checkpoint that holds its run state."""
 BLOB = "$superstep.blob"
 """The key of a reference to a value stored in parts (``RunStore``)."""
 MAX_VALUE_CHARS = 1024 * 1024
@@ -254,10 +258,14 @@ class RunStore:
             raise StoreError(f"large value {sha[:12]} does not match its digest")
         return json.loads(text)
 
-    async def _record_text(self, record: RunRecord) -> str:
-        """The run record's JSON, its run state and outputs by reference when large (so
-        the record, which every barrier rewrites and reads back, stays one value)."""
+    async def _record_text(self, record: RunRecord, checkpoint: Checkpoint | None = None) -> str:
+        """The run record's JSON, written at every barrier and read back after it, kept
+        small: its run state is a reference to ``checkpoint`` when the same write stores
+        that checkpoint of the same state (the state is not written twice), and its run
+        state and outputs are references to parts when they are large."""
         d = record.to_json()
+        if checkpoint is not None and checkpoint.state is record.state:
+            d["state"] = {CHECKPOINT: checkpoint.checkpoint_id}
         for name in ("state", "outputs"):
             text = compact_json(d[name])
             if len(text) > self._max_value:
@@ -267,6 +275,12 @@ class RunStore:
     async def _record(self, data: dict[str, Any], etag: str | None) -> RunRecord:
         for name in ("state", "outputs"):
             data[name] = await self._unfit(data[name])
+        ref = data["state"]
+        if isinstance(ref, dict) and set(ref) == {CHECKPOINT}:
+            stored, _ = await self._get(f"ckpt:{ref[CHECKPOINT]}")
+            if stored is None:
+                raise StoreError(f"checkpoint {ref[CHECKPOINT]!r} of a run record is missing")
+            data["state"] = stored["run_state"]
         return RunRecord.from_json(data, etag)
 
     # -- primitives -------------------------------------------------------------------
@@ -360,7 +374,7 @@ class RunStore:
             key = f"{p}state:{record.run_id}:{version}"
             ops.append((key, await self._fit(compact_json(state)), None))
         new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
-        new_text = await self._record_text(new)
+        new_text = await self._record_text(new, checkpoint)
         ops.append((f"{p}run:{record.run_id}", new_text, record.etag))
         try:
             await self._transaction(ops)

@@ -74,3 +74,17 @@ async def test_a_run_with_large_state_commits_every_value_in_parts() -> None:
     assert all(len(v) <= 2 * 2000 + 2 for v, _ in dep.state.items.values())  # JSON strings
     assert _stored(dep.state, f"ckpt:{record.checkpoints[0]}")[BLOB]  # a checkpoint in parts
     assert any(k.startswith("superstep:blob:") for _, k in dep.state.items)
+
+
+async def test_a_barrier_writes_its_run_state_once_in_the_checkpoint() -> None:
+    """The run record refers to the checkpoint its barrier wrote instead of holding the
+    same run state again; loading the record reads it from there."""
+    dep = Deployment()
+    d = await dep.start("ping", 0)
+    await dep.pump(d, rounds=3)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.last_checkpoint == 3
+    stored = _stored(dep.state, "run:r1")
+    assert stored["state"] == {"$superstep.checkpoint": "r1@000003"}
+    checkpoint = await dep.store.load_checkpoint("r1@000003")
+    assert checkpoint is not None and record.state == checkpoint.state
