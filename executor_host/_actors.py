@@ -139,6 +139,10 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
         if not self._resumed:
             self._resumed = True
             await self._driver.resume()
+            record = self._driver.record
+            if record is not None and record.state.status.value == "running":
+                # the copy this one took over from may have removed it when fenced
+                await self._arm()
 
     async def start(self, payload: dict[str, Any]) -> dict[str, Any]:
         state = RunState.from_json(payload["state"])
@@ -208,6 +212,8 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
         await self.register_reminder(DEADLINE_REMINDER, b"", period, period)
 
     async def _disarm_if_done(self) -> None:
+        if self._driver.fenced:
+            return  # the reminder is the newer coordinator's now: keep it
         record = self._driver.record
         if record is None or record.state.status.value != "running":
             try:

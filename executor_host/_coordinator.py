@@ -84,6 +84,9 @@ class RunDriver:
         self._on_change = on_change
         self._record: RunRecord | None = None
         self._machine: BarrierMachine | None = None
+        self.fenced = False
+        """Whether a newer coordinator of this run took it over from this copy (which
+        then leaves the run, and its deadline reminder, alone)."""
         self._unfinished: list[Command] = []
         """Commands a store or bus failure stopped, to execute again first."""
         self._stale = False
@@ -148,7 +151,7 @@ class RunDriver:
                     etag=existing.etag,
                 )
             )
-        self._record, self._stale = record, False
+        self._record, self._stale, self.fenced = record, False, False
         self._machine = machine = BarrierMachine(wf.graph, state)
         await self._run(machine.start(now))
         return self._require()
@@ -160,7 +163,7 @@ class RunDriver:
         if record is None:
             return
         record = await self._store.save_run(replace(record, epoch=record.epoch + 1))
-        self._record, self._stale = record, False
+        self._record, self._stale, self.fenced = record, False, False
         graph = self._workflow_of(record).graph
         self._machine = machine = BarrierMachine(graph, record.state, planned_at=record.planned_at)
         await self._run(machine.resume(self._clock()))
@@ -348,6 +351,7 @@ class RunDriver:
             superstep,
         )
         self._end_spans("fenced")
+        self.fenced = True
         self._record = None
         self._machine = None
         self._stale = False

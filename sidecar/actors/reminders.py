@@ -81,8 +81,11 @@ class ReminderScheduler:
         return self._reminders.get((actor_type, f"{actor_id}||{name}"))
 
     async def load(self, actor_type: str, store: StateStore) -> None:
-        """Adopt the reminders persisted for ``actor_type`` (once per type)."""
+        """Adopt the reminders persisted for ``actor_type`` (once per type). A sidecar
+        binding the type again (after a restart) lends its store from then on: the store
+        of the one that bound it first may be closed."""
         if actor_type in self._stores:
+            self._stores[actor_type] = store
             return
         self._stores[actor_type] = store
         stored = await store.get(index_key(actor_type))
@@ -127,7 +130,8 @@ class ReminderScheduler:
         self._tasks[slot] = asyncio.create_task(self._run(slot))
 
     async def create(self, reminder: Reminder, store: StateStore) -> None:
-        self._stores.setdefault(reminder.actor_type, store)
+        # the store of the sidecar asking: a live one (an earlier sidecar's may be closed)
+        self._stores[reminder.actor_type] = store
         self._schedule(reminder)
         await self._persist(reminder.actor_type)
 

@@ -177,6 +177,7 @@ async def test_a_stale_coordinator_is_fenced_and_the_new_one_finishes_the_run() 
     # the old one still gets a result: its commit is refused, it forgets the run
     await old.on_result(await dep.execute(in_flight[0]))
     assert old.record is None
+    assert old.fenced and not new.fenced  # the old copy leaves the deadline reminder alone
     assert dep.bus.take() == []
     # the new one commits the superstep once and finishes the run
     await new.on_result(await dep.execute(republished[0]))
