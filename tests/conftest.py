@@ -33,6 +33,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # the browser tests last: Playwright's sync API switches greenlets in this thread,
+    # after which CPython 3.11 can refuse to compile a module imported later (a plugin's
+    # lazily imported module, rewritten by pytest: "AST constructor recursion depth
+    # mismatch"); nothing is imported after them
+    console = Path(__file__).resolve().parent / "console"
+    items.sort(key=lambda item: Path(str(item.path)).is_relative_to(console))
     if not ON_DAPRD:
         return
     for item in items:

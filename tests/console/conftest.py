@@ -49,7 +49,7 @@ WORKFLOWS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_deployment() -> Iterator[Deployment]:
     """The tests' Dapr deployment serving the demo's factory too."""
     yield from _deploy(env={"SUPERSTEP_WORKFLOWS": ",".join(WORKFLOWS)})
