@@ -34,12 +34,20 @@ def superstep_events(
     if not report.committed:
         for r in results:
             if r.error is not None:
+                where: dict[str, Any] = {"pool": graph.nodes[r.executor_id].placement.pool}
+                if hosts is not None and r.executor_id in hosts:
+                    where["host"] = hosts[r.executor_id]
                 out.append(
                     WorkflowEvent(
                         "executor_failed",
                         executor_id=r.executor_id,
                         superstep=k,
-                        details={"attempts": r.attempts, **_failure(r)},
+                        details={
+                            "attempts": r.attempts,
+                            "duration_s": r.duration_s,
+                            **where,
+                            **_failure(r),
+                        },
                     )
                 )
         if isinstance(report.error, StateConflictError):

@@ -280,6 +280,9 @@ def test_a_failed_activation_commits_nothing_of_its_superstep_and_ends_the_run()
     assert barrier.state.inbox == before.inbox and barrier.state.state == before.state
     assert _types(barrier.events)[0] == "executor_failed"
     assert barrier.events[0].details["type"] == "ValueError"
+    # where it ran, as for a completed activation
+    assert barrier.events[0].details["host"] == "h"
+    assert barrier.events[0].details["pool"] == "default"
 
 
 def test_cancel_in_flight_ends_the_run_at_the_last_barrier() -> None:
