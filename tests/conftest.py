@@ -12,7 +12,6 @@ with that reason.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from sidecar.launcher import daprd
 from sidecar.launcher.daprd import ControlPlane, find_binaries
-from sidecar.testing import BackgroundLoop, free_port
+from sidecar.testing import BackgroundLoop
 from tests.sidecar.runs import ON_DAPRD
 
 
@@ -55,15 +54,8 @@ def dapr_control_plane() -> Iterator[ControlPlane | None]:
         yield None
         return
     # ports of the session's own, read by every launcher it starts (in this process and
-    # in the `python -m sidecar run --daprd` it runs), not 50005/50006 where a user's
-    # Dapr or another test session may be
-    ports = {
-        "SUPERSTEP_DAPR_PLACEMENT_PORT": str(free_port()),
-        "SUPERSTEP_DAPR_SCHEDULER_PORT": str(free_port()),
-    }
-    os.environ.update(ports)
-    daprd.PLACEMENT_PORT = int(ports["SUPERSTEP_DAPR_PLACEMENT_PORT"])
-    daprd.SCHEDULER_PORT = int(ports["SUPERSTEP_DAPR_SCHEDULER_PORT"])
+    # in the `python -m sidecar run --daprd` it runs)
+    daprd.use_free_ports()
     with BackgroundLoop() as bg:
         plane = ControlPlane(find_binaries())
         bg.run(plane.start(), timeout=90)

@@ -36,6 +36,19 @@ SCHEDULER_PORT = int(os.environ.get("SUPERSTEP_DAPR_SCHEDULER_PORT", "50006"))
 ports of their own, so that a user's Dapr or another run is never in the way)."""
 
 
+def use_free_ports(*, unless_chosen: bool = False) -> None:
+    """Run placement and scheduler on free ports, not Dapr's defaults (where a user's
+    Dapr or another test session may be): set here and in the environment, which every
+    launcher reads, in this process and in the ones it starts. ``unless_chosen``: keep
+    the ports already in the environment."""
+    global PLACEMENT_PORT, SCHEDULER_PORT
+    if unless_chosen and "SUPERSTEP_DAPR_PLACEMENT_PORT" in os.environ:
+        return
+    PLACEMENT_PORT, SCHEDULER_PORT = _free_port(), _free_port()
+    os.environ["SUPERSTEP_DAPR_PLACEMENT_PORT"] = str(PLACEMENT_PORT)
+    os.environ["SUPERSTEP_DAPR_SCHEDULER_PORT"] = str(SCHEDULER_PORT)
+
+
 def find_binaries(directory: str | Path | None = None) -> Path:
     """The folder holding ``daprd``, ``placement`` and ``scheduler``: the argument,
     else ``$DAPR_INSTALL_DIR``, else ``~/.dapr/bin`` (where ``tools/dapr/install`` and

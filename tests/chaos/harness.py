@@ -275,20 +275,6 @@ class ChaosDeployment:
                 await asyncio.sleep(0.2)
 
 
-def use_free_control_plane_ports() -> None:
-    """Placement and scheduler of daprd deployments on free ports of their own (unless
-    a test session chose them already), never Dapr's defaults."""
-    if "SUPERSTEP_DAPR_PLACEMENT_PORT" in os.environ:
-        return
-    ports = {
-        "SUPERSTEP_DAPR_PLACEMENT_PORT": str(free_port()),
-        "SUPERSTEP_DAPR_SCHEDULER_PORT": str(free_port()),
-    }
-    os.environ.update(ports)
-    daprd_module.PLACEMENT_PORT = int(ports["SUPERSTEP_DAPR_PLACEMENT_PORT"])
-    daprd_module.SCHEDULER_PORT = int(ports["SUPERSTEP_DAPR_SCHEDULER_PORT"])
-
-
 @contextlib.contextmanager
 def deployed(
     target: Target,
@@ -299,7 +285,8 @@ def deployed(
 ) -> Iterator[ChaosDeployment]:
     """A started :class:`ChaosDeployment`; stopped, with its Redis, on exit."""
     if target == "daprd":
-        use_free_control_plane_ports()
+        # unless a test session chose them already
+        daprd_module.use_free_ports(unless_chosen=True)
     directory = Path(tempfile.mkdtemp(prefix="superstep-chaos-"))
     logs: list[str] = []
     with BackgroundLoop() as bg:
@@ -388,7 +375,21 @@ def _last_host(strike: Strike, pool: str) -> str:
     return f"superstep-{pool}-1"
 
 
-class KillHostReplica(Fault):
+class _KillApp(Fault):
+    """SIGKILL an app (``victim_of`` the strike) at the strike; start it again at the heal."""
+
+    def victim_of(self, strike: Strike) -> str:
+        raise NotImplementedError
+
+    async def inject(self, dep: ChaosDeployment, strike: Strike) -> None:
+        self.victim = self.victim_of(strike)
+        await dep.kill_app(self.victim)
+
+    async def heal(self, dep: ChaosDeployment, strike: Strike) -> None:
+        await dep.restart_app(self.victim)
+
+
+class KillHostReplica(_KillApp):
     name = "kill-host-replica"
     description = (
         "SIGKILL the pool-`default` host that ran work last (the pool has a second "
@@ -396,15 +397,11 @@ class KillHostReplica(Fault):
     )
     hold_s = (0.5, 4.0)
 
-    async def inject(self, dep: ChaosDeployment, strike: Strike) -> None:
-        self.victim = _last_host(strike, "default")
-        await dep.kill_app(self.victim)
-
-    async def heal(self, dep: ChaosDeployment, strike: Strike) -> None:
-        await dep.restart_app(self.victim)
+    def victim_of(self, strike: Strike) -> str:
+        return _last_host(strike, "default")
 
 
-class KillHostAlone(Fault):
+class KillHostAlone(_KillApp):
     name = "kill-host-alone"
     description = (
         "SIGKILL the only host of pool `aux`; start it again after 1-8 s (the no-host "
@@ -412,14 +409,11 @@ class KillHostAlone(Fault):
     )
     hold_s = (1.0, 8.0)
 
-    async def inject(self, dep: ChaosDeployment, strike: Strike) -> None:
-        await dep.kill_app("superstep-aux-1")
-
-    async def heal(self, dep: ChaosDeployment, strike: Strike) -> None:
-        await dep.restart_app("superstep-aux-1")
+    def victim_of(self, strike: Strike) -> str:
+        return "superstep-aux-1"
 
 
-class KillApi(Fault):
+class KillApi(_KillApp):
     name = "kill-api"
     description = (
         "SIGKILL the API/coordinator app (its coordinator actors are lost); start it "
@@ -427,11 +421,8 @@ class KillApi(Fault):
     )
     hold_s = (0.5, 3.0)
 
-    async def inject(self, dep: ChaosDeployment, strike: Strike) -> None:
-        await dep.kill_app(API_APP)
-
-    async def heal(self, dep: ChaosDeployment, strike: Strike) -> None:
-        await dep.restart_app(API_APP)
+    def victim_of(self, strike: Strike) -> str:
+        return API_APP
 
 
 class KillSidecar(Fault):
