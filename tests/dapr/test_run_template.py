@@ -3,7 +3,9 @@ by ``dapr run -f`` (on the daprd target: the Dapr CLI when installed, else the r
 launcher beside real daprd; by default the launcher with the local sidecar), then
 ``superstep demo --runtime dapr`` against it gives the in-process outputs and trace.
 
-``dapr.yaml`` uses fixed ports for the apps (8300-8302), as a user's run does.
+``dapr.yaml`` uses fixed ports for the apps (8300-8302), as a user's run does. On the
+daprd target the template is the repo's with one change: the placement and scheduler
+addresses of the test session (which runs them on ports of its own).
 """
 
 from __future__ import annotations
@@ -16,10 +18,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from sidecar.testing import BackgroundLoop, wait_until
 from tests.sidecar.conftest import require_service
-from tests.sidecar.runs import REPO, DaprRun, RunApp, external_command
+from tests.sidecar.runs import (
+    ON_DAPRD,
+    REPO,
+    DaprRun,
+    RunApp,
+    control_plane_keys,
+    external_command,
+)
 
 DEMO = ["--docs", "120", "--workers", "4", "--latency-ms", "1", "--waves", "3"]
 
@@ -51,6 +61,21 @@ def _trace_hash(text: str) -> str:
     return found.group(1)
 
 
+def _repo_template(directory: Path) -> Path:
+    """``dapr.yaml`` as it is, or on daprd pointed at the session's control plane."""
+    if not ON_DAPRD:
+        return REPO / "dapr.yaml"
+    doc = yaml.safe_load((REPO / "dapr.yaml").read_text(encoding="utf-8"))
+    common = doc.setdefault("common", {})
+    common.update(control_plane_keys())
+    common["resourcesPaths"] = [str(REPO / p) for p in common["resourcesPaths"]]
+    for app in doc["apps"]:
+        app["appDirPath"] = str(REPO / app["appDirPath"])
+    file = directory / "dapr.yaml"
+    file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return file
+
+
 @pytest.fixture
 def repo_run(tmp_path: Path) -> Iterator[DaprRun]:
     require_service("Redis", 6379)
@@ -65,7 +90,8 @@ def repo_run(tmp_path: Path) -> Iterator[DaprRun]:
         )
     ]
     with BackgroundLoop() as bg:
-        run = DaprRun(apps, tmp_path, bg, external=command, template=REPO / "dapr.yaml")
+        template = _repo_template(tmp_path)
+        run = DaprRun(apps, tmp_path, bg, external=command, template=template)
         run.start()
         try:
             wait_until(_both_pools_registered, within=60, what="both pools' hosts registered")

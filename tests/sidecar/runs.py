@@ -9,9 +9,11 @@ its requests. :class:`DaprRun` writes that template to a directory and starts it
   sidecar's launcher (:class:`sidecar.launcher.Topology` over ``load_template``); the
   run's :attr:`DaprRun.local` then gives ``sidecar_only`` tests the sidecar objects;
 * with ``SUPERSTEP_DAPR_TARGET=daprd`` as an external command, ``dapr run -f <file>``
-  when the Dapr CLI is on the PATH, else the repo's launcher running real daprd
+  when the Dapr CLI is installed (on the PATH, or beside daprd where
+  ``tools/dapr/install`` puts it), else the repo's launcher running real daprd
   (``python -m sidecar run --daprd -f <file>``); ``SUPERSTEP_DAPR_RUN`` replaces either,
-  in its own process group. Started means: every sidecar answers ``GET /v1.0/healthz``
+  in its own process group. The template names the session's placement and scheduler
+  (:func:`control_plane_keys`). Started means: every sidecar answers ``GET /v1.0/healthz``
   with 204 on its port (``/v1.0/healthz/outbound`` for a run started with
   ``ready=False``) and every app with a command accepts connections on its app port.
   Stopped means ``dapr stop -f <file>`` when the command is the Dapr CLI, then SIGTERM
@@ -43,7 +45,8 @@ from typing import Any
 import httpx
 import yaml
 
-from sidecar.launcher import Topology, load_template
+from sidecar.errors import StartupError
+from sidecar.launcher import Topology, daprd, load_template
 from sidecar.testing import BackgroundLoop, free_port, wait_until
 
 __all__ = [
@@ -51,6 +54,8 @@ __all__ = [
     "REPO",
     "DaprRun",
     "RunApp",
+    "accepts",
+    "control_plane_keys",
     "external_command",
     "uvicorn_command",
     "write_template",
@@ -59,7 +64,19 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[2]
 TARGET = os.environ.get("SUPERSTEP_DAPR_TARGET", "sidecar")
 ON_DAPRD = TARGET == "daprd"
-DAPR_CLI_RUN = "dapr run -f"
+
+
+def dapr_cli() -> str | None:
+    """The Dapr CLI: ``dapr`` on the PATH, else the one ``tools/dapr/install`` put
+    beside daprd, else ``None``."""
+    found = shutil.which("dapr")
+    if found:
+        return found
+    try:
+        beside = daprd.find_binaries() / "dapr"
+    except StartupError:
+        return None
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
 
 
 def external_command() -> tuple[str, ...] | None:
@@ -70,9 +87,19 @@ def external_command() -> tuple[str, ...] | None:
         return None
     if os.environ.get("SUPERSTEP_DAPR_RUN"):
         return tuple(shlex.split(os.environ["SUPERSTEP_DAPR_RUN"]))
-    if shutil.which("dapr"):
-        return tuple(shlex.split(DAPR_CLI_RUN))
+    cli = dapr_cli()
+    if cli is not None:
+        return (cli, "run", "-f")
     return (sys.executable, "-m", "sidecar", "run", "--daprd", "--log-level", "warning", "-f")
+
+
+def control_plane_keys() -> dict[str, str]:
+    """The run-template keys naming the placement and scheduler the session runs (on
+    ports of its own), for ``common`` or an app."""
+    return {
+        "placementHostAddress": f"localhost:{daprd.PLACEMENT_PORT}",
+        "schedulerHostAddress": f"localhost:{daprd.SCHEDULER_PORT}",
+    }
 
 
 def uvicorn_command(target: str, port: int, *, factory: bool = False) -> tuple[str, ...]:
@@ -119,6 +146,8 @@ class RunApp:
             entry["env"] = dict(self.env)
         if self.resources:
             entry["resourcesPaths"] = [str(p) for p in self.resources]
+        if ON_DAPRD:
+            entry.update(control_plane_keys())
         if self.health_check_path is not None:
             entry.update(
                 enableAppHealthCheck=True,
@@ -147,7 +176,8 @@ def write_template(apps: Sequence[RunApp], directory: Path, name: str = "contrac
     return file
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
+    """Whether something listens on ``127.0.0.1:port``."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
@@ -254,6 +284,9 @@ class DaprRun:
         env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", "")) if p)
         if self.api_token is not None:
             env["DAPR_API_TOKEN"] = self.api_token  # daprd reads it from its environment
+        # the scheduler for a CLI that predates it (the Dapr CLI built here, 1.12, never
+        # passes --scheduler-host-address): daprd 1.18 falls back to this variable
+        env["DAPR_SCHEDULER_HOST_ADDRESS_DNS_A"] = f"localhost:{daprd.SCHEDULER_PORT}"
         self._command = (*command, str(self.file))
         with self._log_path.open("wb") as log:
             self._proc = subprocess.Popen(
@@ -276,7 +309,7 @@ class DaprRun:
         for app in self.apps.values():
             if (app.command or self.given_template) and app.app_port is not None:
                 self._wait_while_running(
-                    functools.partial(_accepts, app.app_port),
+                    functools.partial(accepts, app.app_port),
                     f"app {app.app_id} listening on {app.app_port}",
                 )
 
