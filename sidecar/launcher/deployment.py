@@ -134,6 +134,11 @@ class LocalDeployment:
                 )
         return apps
 
+    def app_ports(self) -> dict[str, int]:
+        """Replica name (host id, or the API app's id) -> its app port, once started."""
+        assert self.topology is not None
+        return {a.name: a.app_port for a in self.topology.apps if a.app_port is not None}
+
     async def start(self) -> None:
         self.topology = Topology(
             self.specs(),

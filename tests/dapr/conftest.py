@@ -2,6 +2,8 @@
 three executor hosts (pool ``default`` with two replicas, pool ``aux`` with one),
 each a separate process with its sidecar — the local sidecar, or real daprd with
 ``SUPERSTEP_DAPR_TARGET=daprd`` (tests/conftest.py) — on the repo's Redis components.
+On daprd each replica is started by the Dapr CLI (``dapr run -f``, :mod:`cli_deployment`)
+when it is installed, else by the repo's launcher.
 
 Redis is required: without it the tests skip with the reason printed, and fail
 instead when ``CI`` is set.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +28,9 @@ from sidecar.launcher.template import AppSpec
 from sidecar.runtime import Sidecar, SidecarOptions
 from sidecar.testing import BackgroundLoop, make_cluster, start_sidecar
 from tests.conftest import daprd_binaries
+from tests.dapr.cli_deployment import CliDeployment
 from tests.sidecar.conftest import STATE_COMPONENTS, require_service
+from tests.sidecar.runs import dapr_cli
 
 API_TOKEN = "conftest-token-0f9c"
 APP_TOKEN = "conftest-app-token-7d21"
@@ -42,7 +47,7 @@ def _redis_reachable() -> bool:
 
 @dataclass
 class Deployment:
-    local: LocalDeployment
+    local: LocalDeployment | CliDeployment
     bg: BackgroundLoop
     logs: list[str] = field(default_factory=list)
     spans: Path | None = None
@@ -105,12 +110,14 @@ def _deploy(
         daprd=daprd_binaries(),
         app_api_token=APP_TOKEN,
     )
-    with BackgroundLoop() as bg:
-        bg.run(local.start(), timeout=120)
+    cli = dapr_cli() if local.daprd is not None else None
+    with BackgroundLoop() as bg, tempfile.TemporaryDirectory(prefix="cli-run-") as runs:
+        started = local if cli is None else CliDeployment(local, cli, Path(runs), bg)
+        bg.run(started.start(), timeout=120)
         try:
-            yield Deployment(local, bg, logs)
+            yield Deployment(started, bg, logs)
         finally:
-            bg.run(local.stop(), timeout=60)
+            bg.run(started.stop(), timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -66,8 +66,7 @@ async def test_malformed_events_get_a_404_problem_and_change_nothing(
     # what a subscription endpoint answers a poison delivery: 404, the status Dapr drops
     # it on, with a problem description (a DROP answer carries none; another 4xx would
     # be retried); the apps go on serving
-    assert deployment.local.topology is not None
-    ports = {a.name: a.app_port for a in deployment.local.topology.apps}
+    ports = deployment.local.app_ports()
     # sent as the sidecar sends them, with the app token
     ce = {"content-type": "application/cloudevents+json", "dapr-api-token": APP_TOKEN}
     event = {"specversion": "1.0", "id": "x", "source": "s", "type": "t"}
@@ -96,8 +95,7 @@ async def test_calls_into_the_apps_without_the_app_token_are_refused(
 ) -> None:
     """A forged result, cancel or actor call that reaches an app's port without the
     token its sidecar sends gets 401 and changes nothing; runs go on."""
-    assert deployment.local.topology is not None
-    ports = {a.name: a.app_port for a in deployment.local.topology.apps}
+    ports = deployment.local.app_ports()
     forged = {
         "specversion": "1.0",
         "id": "forged",

@@ -125,9 +125,11 @@ class RunApp:
     env: Mapping[str, str] = field(default_factory=_empty)
     resources: tuple[Path, ...] = ()
     health_check_path: str | None = None
-    """Turns on app health checks (probe every second, unhealthy after one failure):
-    daprd then takes an app whose process died out of actor placement. The local
-    sidecar probes the app port by TCP whatever this says."""
+    """Turns on app health checks (probe every second with a 500 ms timeout, unhealthy
+    after ``health_threshold`` failures): daprd then takes an app whose process died out
+    of actor placement. The local sidecar probes the app port by TCP whatever this says."""
+    health_threshold: int = 1
+    """Failed probes in a row that make the app unhealthy."""
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
 
@@ -154,7 +156,7 @@ class RunApp:
                 appHealthCheckPath=self.health_check_path,
                 appHealthProbeInterval=1,
                 appHealthProbeTimeout=500,
-                appHealthThreshold=1,
+                appHealthThreshold=self.health_threshold,
             )
         return entry
 
@@ -212,6 +214,7 @@ class DaprRun:
         probe_interval: float = 0.5,
         startup_timeout: float = 60.0,
         template: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.apps = {app.app_id: app for app in apps}
         self.directory = directory
@@ -221,6 +224,8 @@ class DaprRun:
         self.ready = ready
         self.probe_interval = probe_interval
         self.startup_timeout = startup_timeout
+        self.env = dict(env or {})
+        """Added to the external command's environment (daprd's and the apps')."""
         self.given_template = template is not None
         """A template of the caller's (its sidecar ports unknown here): started means
         every app accepts connections on its app port."""
@@ -274,7 +279,7 @@ class DaprRun:
         self.bg.run(self.local.start(ready=self.ready), timeout=self.startup_timeout + 10)
 
     def _start_external(self, command: tuple[str, ...]) -> None:
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         # a Dapr namespace of its own (daprd's NAMESPACE, self-hosted): runs of the same
         # app ids sharing placement and scheduler never get each other's actors,
         # reminders or timers (daprd 1.18 keeps timers in the scheduler too)
