@@ -18,9 +18,10 @@ Keys (all under the deployment's namespace, ``superstep:`` by default):
     runs                    index of run ids
     host:<app id>           a host's registration (protocol.HostRecord)
     hosts                   index of host app ids
-    blob:<sha256>:<i>       part i of a value longer than MAX_VALUE_CHARS, which is stored
-                            as a reference to its parts (a run record, as references in
-                            its ``state`` and ``outputs``)
+    blob:<sha256>:<i>       part i of a value larger than MAX_VALUE_BYTES in a request (or
+                            moved out of a request over MAX_REQUEST_BYTES), which is
+                            stored as a reference to its parts (a run record, as
+                            references in its ``state`` and ``outputs``)
 
 Every value is written through the sidecar's HTTP state API as a JSON string that holds
 the value's JSON text (see ``_sidecar``: the text crosses unchanged), so the stored
@@ -40,7 +41,7 @@ from typing import Any
 
 from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import Checkpoint, RunState, compact_json
-from runtime.ports import ETagMismatch, PortError, StatePort, StateWrite
+from runtime.ports import ETagMismatch, PortError, StatePort, StateWrite, wire_bytes
 
 __all__ = ["ConflictError", "RunRecord", "RunStore", "StoreError"]
 
@@ -164,11 +165,17 @@ CHECKPOINT = "$superstep.checkpoint"
 """The key of a run record's reference to the checkpoint that holds its run state."""
 BLOB = "$superstep.blob"
 """The key of a reference to a value stored in parts (``RunStore``)."""
-MAX_VALUE_CHARS = 1024 * 1024
-"""The longest JSON text stored as one value: daprd takes request bodies of at most
-4 MiB (``--max-body-size``), and a value crosses as a JSON string, where escaping can
-double it. A longer one is stored in parts of this size under content-addressed keys
+MAX_VALUE_BYTES = 1024 * 1024
+"""The most bytes one stored value takes in a request body (``runtime.ports.wire_bytes``:
+a JSON string, escaped, where text beyond ASCII takes up to 12 bytes a character). A
+larger one is stored in parts of at most this size under content-addressed keys
 (``blob:<sha256>:<i>``), and a reference to them stands in its place."""
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+"""The most bytes of values in one request (a barrier's transaction, a bulk save):
+daprd takes bodies of at most 4 MiB (``--max-body-size``), and keys and framing need
+room. Over it, the largest values of the request go to parts until it fits."""
+_MAX_ESCAPED = 12
+"""Bytes a character can take in ``wire_bytes``, at most."""
 
 
 def _is_blob(value: Any) -> bool:
@@ -209,24 +216,48 @@ class RunStore:
         store: str,
         namespace: str = "superstep",
         *,
-        max_value_chars: int = MAX_VALUE_CHARS,
+        max_value_bytes: int = MAX_VALUE_BYTES,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self._sidecar = sidecar
         self._store = store
         self._prefix = f"{namespace}:"
-        self._max_value = max_value_chars
+        self._max_value = max_value_bytes
+        self._max_request = max_request_bytes
         self._blobs_written: OrderedDict[str, None] = OrderedDict()
         """Digests of blobs this store wrote lately (not written again)."""
 
     # -- large values, in parts -------------------------------------------------------
-    async def _fit(self, text: str, ttl_s: int | None = None) -> str:
-        """``text``, or when it is longer than one value may be, the JSON of a reference
-        to its parts (written first: a reference is never stored before its parts)."""
-        if len(text) <= self._max_value:
+    def _size(self, text: str) -> int:
+        """``wire_bytes(text)``, or a bound of it when that is small enough not to matter
+        (most values: measuring costs an encoding)."""
+        bound = _MAX_ESCAPED * len(text) + 2
+        return bound if bound <= self._max_value else wire_bytes(text)
+
+    def _parts(self, text: str) -> list[str]:
+        """``text`` cut into parts whose stored values (JSON strings of them) each take
+        at most ``max_value`` bytes in a request: as many characters as fit, measured."""
+        parts: list[str] = []
+        start, n = 0, self._max_value
+        while start < len(text):
+            part = text[start : start + n]
+            size = self._size(json.dumps(part))
+            while size > self._max_value:
+                n = max(1, int(len(part) * self._max_value / size * 0.95))
+                part = text[start : start + n]
+                size = self._size(json.dumps(part))
+            parts.append(part)
+            start += len(part)
+        return parts
+
+    async def _fit(self, text: str, ttl_s: int | None = None, *, force: bool = False) -> str:
+        """``text``, or when it takes more than one value may in a request (or when
+        ``force``d), the JSON of a reference to its parts (written first: a reference is
+        never stored before its parts)."""
+        if not force and self._size(text) <= self._max_value:
             return text
         sha = hashlib.sha256(text.encode()).hexdigest()
-        n = self._max_value
-        parts = [text[i : i + n] for i in range(0, len(text), n)]
+        parts = self._parts(text)
         if sha not in self._blobs_written:
             meta = {"ttlInSeconds": str(ttl_s)} if ttl_s else None
             for i, part in enumerate(parts):
@@ -242,6 +273,22 @@ class RunStore:
             while len(self._blobs_written) > 256:
                 self._blobs_written.popitem(last=False)
         return compact_json({BLOB: sha, "parts": len(parts), "chars": len(text)})
+
+    async def _fit_request(
+        self, writes: list[StateWrite], ttl_s: int | None = None
+    ) -> list[StateWrite]:
+        """``writes`` (their values fitted one by one) with their largest unguarded
+        values moved to parts until the request carries at most ``max_request`` bytes
+        of values; a guarded write (the run record) stays as it is."""
+        sizes = [self._size(value) for _, value, _ in writes]
+        movable = {i for i, (_, _, etag) in enumerate(writes) if etag is None}
+        while sum(sizes) > self._max_request and movable:
+            i = max(movable, key=sizes.__getitem__)
+            movable.discard(i)
+            key, value, etag = writes[i]
+            writes[i] = (key, await self._fit(value, ttl_s, force=True), etag)
+            sizes[i] = self._size(writes[i][1])
+        return writes  # still too large only for a run record alone: the sidecar says so
 
     async def _unfit(self, value: Any) -> Any:
         """A value read back: a reference to parts is replaced by the value it names."""
@@ -267,9 +314,10 @@ class RunStore:
         if checkpoint is not None and checkpoint.state is record.state:
             d["state"] = {CHECKPOINT: checkpoint.checkpoint_id}
         for name in ("state", "outputs"):
+            # each half a value at most, so that the record is one value at most
             text = compact_json(d[name])
-            if len(text) > self._max_value:
-                d[name] = json.loads(await self._fit(text))
+            if self._size(text) > self._max_value // 2:
+                d[name] = json.loads(await self._fit(text, force=True))
         return compact_json(d)
 
     async def _record(self, data: dict[str, Any], etag: str | None) -> RunRecord:
@@ -376,6 +424,7 @@ class RunStore:
         new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
         new_text = await self._record_text(new, checkpoint)
         ops.append((f"{p}run:{record.run_id}", new_text, record.etag))
+        ops = await self._fit_request(ops)
         try:
             await self._transaction(ops)
         except StoreError as exc:
@@ -445,7 +494,10 @@ class RunStore:
         if not items:
             return
         meta = {"ttlInSeconds": str(ttl_s)} if ttl_s > 0 else None
-        writes = [(self._prefix + k, await self._fit(v, ttl_s), None) for k, v in items.items()]
+        writes: list[StateWrite] = [
+            (self._prefix + k, await self._fit(v, ttl_s), None) for k, v in items.items()
+        ]
+        writes = await self._fit_request(writes, ttl_s)
         try:
             await self._sidecar.save_state(self._store, writes, meta)
         except PortError as exc:

@@ -11,10 +11,11 @@ late or duplicated result) are tested in milliseconds, without a sidecar or Redi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["ETagMismatch", "PortError", "StatePort", "StateWrite"]
+__all__ = ["ETagMismatch", "PortError", "StatePort", "StateWrite", "request_bytes", "wire_bytes"]
 
 
 class PortError(Exception):
@@ -30,6 +31,20 @@ class ETagMismatch(PortError):
 
 StateWrite = tuple[str, str, "str | None"]
 """(key, value, ETag or None) of one write; the value is a JSON text."""
+
+
+def wire_bytes(text: str) -> int:
+    """The bytes ``text`` takes in a request body as a JSON string with every character
+    beyond ASCII escaped, as the Dapr port writes it (6 bytes for a character of the
+    basic plane, 12 beyond it, 2 for a quote or a backslash): what counts against the
+    sidecar's body limit."""
+    return len(json.dumps(text))
+
+
+def request_bytes(items: Sequence[StateWrite]) -> int:
+    """The body bytes of a save or transaction of ``items``, but for their framing (a
+    few dozen bytes each)."""
+    return sum(wire_bytes(key) + wire_bytes(value) for key, value, _ in items)
 
 
 class StatePort(Protocol):

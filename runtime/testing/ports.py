@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from runtime.ports import ETagMismatch, PortError, StateWrite
+from runtime.ports import ETagMismatch, PortError, StateWrite, request_bytes
 
 __all__ = ["InMemoryBus", "InMemoryStateStore"]
 
@@ -33,7 +33,10 @@ class _Fault:
 class InMemoryStateStore:
     """A ``StatePort`` in a dict: (store, key) -> (value, ETag)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_request_bytes: int | None = None) -> None:
+        self.max_request_bytes = max_request_bytes
+        """Refuse a save or transaction whose body would be larger (``PortError``, as
+        daprd refuses a body over ``--max-body-size``); ``None``: no limit."""
         self.items: dict[tuple[str, str], tuple[bytes, str]] = {}
         self.metadata: dict[tuple[str, str], dict[str, str]] = {}
         self.calls = 0
@@ -58,6 +61,13 @@ class InMemoryStateStore:
         if fault.calls <= 0:
             self._fault = None
         return fault
+
+    def _refuse_large(self, items: Sequence[StateWrite]) -> None:
+        size = request_bytes(items)
+        if self.max_request_bytes is not None and size > self.max_request_bytes:
+            raise PortError(
+                f"request body too large: {size} bytes (at most {self.max_request_bytes})"
+            )
 
     def _etag(self) -> str:
         self._version += 1
@@ -87,6 +97,7 @@ class InMemoryStateStore:
         fault = self._faulty()
         if fault is not None and not fault.applied:
             raise PortError("the store is unavailable (injected)")
+        self._refuse_large(items)
         for write in items:
             if not self._check(store, write):
                 raise ETagMismatch(f"ETag mismatch on {write[0]!r}")
@@ -101,6 +112,7 @@ class InMemoryStateStore:
         fault = self._faulty()
         if fault is not None and not fault.applied:
             raise PortError("the store is unavailable (injected)")
+        self._refuse_large(upserts)
         if not all(self._check(store, w) for w in upserts):
             raise PortError("transaction failed")  # as daprd: no word of the ETag
         self._apply(store, upserts)

@@ -3,7 +3,8 @@
 daprd takes request bodies of at most 4 MiB (``--max-body-size``; the local sidecar
 enforces the same limit): the run record, its checkpoint, the shared-state version and
 the activation's result each hold the 10 MiB, so each goes to the state store in parts
-and crosses pub/sub by reference.
+and crosses pub/sub by reference. Parts are cut by the bytes a value takes in a request,
+where text beyond ASCII takes up to 12 bytes a character.
 """
 
 from __future__ import annotations
@@ -19,4 +20,14 @@ async def test_a_run_with_10_mib_of_shared_state_completes(deployment: Deploymen
     assert remote.status is RunStatus.COMPLETED, remote.error
     assert remote.outputs == local.outputs
     assert remote.outputs[0]["bytes"] == 10 * 1024 * 1024
+    assert remote.trace_hash == local.trace_hash
+
+
+async def test_a_run_with_wide_text_state_completes(deployment: Deployment) -> None:
+    """2 Mi characters of CJK, Hangul, emoji and quotes: about 14 MiB escaped in the
+    requests that carry them, cut into parts under daprd's 4 MiB limit."""
+    local = await big_state("wide").run(2)
+    remote = await big_state("wide").run(2, runtime=deployment.runtime())
+    assert remote.status is RunStatus.COMPLETED, remote.error
+    assert remote.outputs == local.outputs
     assert remote.trace_hash == local.trace_hash

@@ -126,7 +126,9 @@ async def test_a_failed_commit_with_etag_in_its_run_id_is_an_outage_not_a_confli
     ETag: a retryable ``StoreError``, not a fence — even when the run id, and so the
     error text, contains "etag"."""
     _, http, namespace = store
-    runs = RunStore(http, "sharedstore", namespace, max_value_chars=10 << 20)
+    runs = RunStore(
+        http, "sharedstore", namespace, max_value_bytes=10 << 20, max_request_bytes=20 << 20
+    )
     created = await runs.create_run(_record(f"etag-run-{uuid.uuid4().hex[:8]}"))
     with pytest.raises(StoreError) as caught:
         await runs.commit_barrier(

@@ -207,14 +207,25 @@ def orders(limit: int = 10) -> Workflow:
     return WorkflowBuilder(start_executor=desk, name="orders").build()
 
 
+LINES = {
+    "ascii": "".join(chr(97 + (i * 7) % 26) for i in range(1023)) + "\n",
+    # 6 bytes a character escaped in a request, 12 for the two beyond the basic plane,
+    # 2 for the quotes: a MiB of it is up to 12 MiB in the requests that carry it
+    "wide": ('漢字かなカナ한글 "ß" 😀🚀' * 64)[:1023] + "\n",
+}
+
+
 class Filler(Executor):
-    """Writes ``mb`` MiB of text into the shared state (and, in the next superstep,
-    passes on how much it wrote)."""
+    """Writes ``mb`` Mi characters of text (of ``LINES[text]``) into the shared state
+    (and, in the next superstep, passes on how much it wrote)."""
+
+    def __init__(self, id: str, text: str = "ascii") -> None:
+        super().__init__(id)
+        self.text = text
 
     @handler
     async def fill(self, mb: int, ctx: WorkflowContext[int]) -> None:
-        line = "".join(chr(97 + (i * 7) % 26) for i in range(1023)) + "\n"
-        ctx.set_state("blob", line * (mb * 1024))
+        ctx.set_state("blob", LINES[self.text] * (mb * 1024))
         await ctx.send_message(mb)
 
 
@@ -228,9 +239,12 @@ class Reader(Executor):
         await ctx.yield_output({"mb": mb, "bytes": len(blob), "sha256": digest})
 
 
-def big_state() -> Workflow:
-    """A run whose shared state is as large as its input says (in MiB), across pools."""
-    filler, reader = Filler("filler"), Reader("reader", placement=Placement(pool="aux"))
+@workflow_factory
+def big_state(text: str = "ascii") -> Workflow:
+    """A run whose shared state is as large as its input says (in Mi characters of
+    ``LINES[text]``), across pools."""
+    filler = Filler("filler", text)
+    reader = Reader("reader", placement=Placement(pool="aux"))
     return (
         WorkflowBuilder(start_executor=filler, name="big_state")
         .add_edge(filler, reader)
