@@ -21,7 +21,7 @@ from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 
 from executor_host._coordinator import Committed, LivePools, Publish, RunDriver
-from executor_host._payloads import PayloadCache, restore_payloads
+from executor_host._payloads import SNAPSHOT, PayloadCache, restore_payloads
 from executor_host._store import RunStore
 from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
@@ -359,10 +359,14 @@ class ExecutorActor(Actor, ExecutorInterface):
             return result
 
     async def _run(self, env: ActivationEnvelope) -> ActivationResult:
-        raw = env.activation
+        raw, snapshot = env.activation, env.snapshot
         if env.payload_keys:
+            keys = dict(env.payload_keys)
+            snapshot_key = keys.pop(SNAPSHOT, None)
             values = await self._deps.payloads.get_many(list(env.payload_keys.values()))
-            raw = restore_payloads(raw, env.payload_keys, values)
+            raw = restore_payloads(raw, keys, values)
+            if snapshot_key is not None:
+                snapshot = values[snapshot_key]
         activation = Activation.from_json(raw)
         if not self._deps.registry.serves(env.workflow, env.factory):
             return _refused(activation, f"this host does not serve workflow {env.workflow!r}")
@@ -375,14 +379,14 @@ class ExecutorActor(Actor, ExecutorInterface):
             )
         executor = wf.executors[activation.executor_id]
         if env.has_snapshot and executor._has_snapshot:
-            await executor.on_checkpoint_restore(wf.graph.codec.decode(env.snapshot))
+            await executor.on_checkpoint_restore(wf.graph.codec.decode(snapshot))
         if env.state is not None:
             state = env.state
         else:
             version = int((env.state_key or "").rsplit(":", 1)[-1])
             state = await self._deps.store.load_shared_state(env.run_id, version)
         return await execute_activation(
-            executor, wf.graph, activation, state, prior_snapshot=env.snapshot
+            executor, wf.graph, activation, state, prior_snapshot=snapshot
         )
 
 

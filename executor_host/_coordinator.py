@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from executor_host._payloads import PayloadSplitter
+from executor_host._payloads import SNAPSHOT, PayloadSplitter
 from executor_host._store import ConflictError, RunRecord, RunStore, StoreError
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import ActivationResult, RunState
@@ -317,6 +317,10 @@ class RunDriver:
         for a in dispatch.activations:
             activation, payload_keys = splitter.split(a.to_json())
             snapshot = record.state.snapshots.get(a.executor_id)
+            snapshot_key = splitter.refer(snapshot) if snapshot is not None else None
+            if snapshot_key is not None:  # a large snapshot goes by reference too
+                payload_keys = {**payload_keys, SNAPSHOT: snapshot_key}
+                snapshot = None
             envs.append(
                 ActivationEnvelope(
                     run_id=record.run_id,

@@ -8,7 +8,9 @@ the activation names the key; hosts read each key once and share it between the
 executor actors they run (keys are immutable, so caching them is safe).
 
 Wire form (``ActivationEnvelope.payload_keys``): ``{"<message position>": "<key>"}``;
-the message at that position of ``activation.messages`` has no ``data`` field.
+the message at that position of ``activation.messages`` has no ``data`` field. The
+executor's snapshot goes the same way when it is large: ``{"snapshot": "<key>"}``, and
+the envelope's ``snapshot`` is null.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-__all__ = ["PayloadCache", "PayloadSplitter", "restore_payloads"]
+__all__ = ["SNAPSHOT", "PayloadCache", "PayloadSplitter", "restore_payloads"]
+
+SNAPSHOT = "snapshot"
+"""The ``payload_keys`` entry of an executor snapshot sent by reference."""
 
 
 def _dumps(value: Any) -> str:
@@ -62,6 +67,11 @@ class PayloadSplitter:
         if out_messages is None:
             return activation, {}
         return {**activation, "messages": out_messages}, keys
+
+    def refer(self, value: Any) -> str | None:
+        """The key ``value`` goes by (and is written under) when it is large, else
+        ``None`` (it travels inline)."""
+        return self._key_of(value)
 
     def _key_of(self, data: Any) -> str | None:
         marker = id(data)

@@ -87,7 +87,9 @@ class ActivationEnvelope(_Envelope):
         default=None,
         description=(
             "message position -> state-store key of its payload (JSON), for payloads "
-            "sent by reference; those messages carry no data field"
+            "sent by reference; those messages carry no data field. 'snapshot' -> the "
+            "key of the executor's snapshot when it is sent by reference (snapshot is "
+            "then null)"
         ),
     )
     traceparent: str | None = Field(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from runtime.engine import RunStatus
 from tests.dapr.conftest import Deployment
-from tests.dapr.workflows import big_state
+from tests.dapr.workflows import big_snapshot, big_state
 
 
 async def test_a_run_with_10_mib_of_shared_state_completes(deployment: Deployment) -> None:
@@ -30,4 +30,16 @@ async def test_a_run_with_wide_text_state_completes(deployment: Deployment) -> N
     remote = await big_state("wide").run(2, runtime=deployment.runtime())
     assert remote.status is RunStatus.COMPLETED, remote.error
     assert remote.outputs == local.outputs
+    assert remote.trace_hash == local.trace_hash
+
+
+async def test_a_run_whose_executor_state_passes_the_body_limit_completes(
+    deployment: Deployment,
+) -> None:
+    """An executor's snapshot of nearly 3 Mi characters, most beyond ASCII (far over 4 MiB escaped)
+    goes to its activation by reference, as large message payloads do."""
+    local = await big_snapshot().run(1)
+    remote = await big_snapshot().run(1, runtime=deployment.runtime())
+    assert remote.status is RunStatus.COMPLETED, remote.error
+    assert remote.outputs == local.outputs and remote.outputs[0]["chars"] > 2_900_000
     assert remote.trace_hash == local.trace_hash

@@ -239,6 +239,43 @@ class Reader(Executor):
         await ctx.yield_output({"mb": mb, "bytes": len(blob), "sha256": digest})
 
 
+class Hoarder(Executor):
+    """Keeps ``mb`` Mi characters more of its own state each superstep (its snapshot),
+    for ``rounds`` supersteps, then reports what it holds."""
+
+    def __init__(self, id: str, rounds: int = 3) -> None:
+        super().__init__(id)
+        self.rounds = rounds
+        self.kept: list[str] = []
+
+    @handler
+    async def keep(self, mb: int, ctx: WorkflowContext[int, dict[str, Any]]) -> None:
+        self.kept.append(LINES["wide"][: 1000 - len(self.kept)] * (mb * 1024))
+        if len(self.kept) < self.rounds:
+            await ctx.send_message(mb, target_id=self.id)
+            return
+        text = "".join(self.kept)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        await ctx.yield_output({"chars": len(text), "sha256": digest})
+
+    async def on_checkpoint_save(self) -> dict[str, Any]:
+        return {"kept": self.kept}
+
+    async def on_checkpoint_restore(self, state: dict[str, Any]) -> None:
+        self.kept = list(state.get("kept", []))
+
+
+def big_snapshot() -> Workflow:
+    """One executor whose own state (its snapshot) grows by its input (in Mi
+    characters) each superstep, for three supersteps."""
+    hoarder = Hoarder("hoarder")
+    return (
+        WorkflowBuilder(start_executor=hoarder, name="big_snapshot")
+        .add_edge(hoarder, hoarder)
+        .build()
+    )
+
+
 @workflow_factory
 def big_state(text: str = "ascii") -> Workflow:
     """A run whose shared state is as large as its input says (in Mi characters of
@@ -254,4 +291,4 @@ def big_state(text: str = "ascii") -> Workflow:
 
 
 def all_workflows() -> list[Workflow]:
-    return [ping(), fan(), hitl(), slow(), unplaceable(), echo(), big_state()]
+    return [ping(), fan(), hitl(), slow(), unplaceable(), echo(), big_state(), big_snapshot()]
