@@ -31,6 +31,7 @@ from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
 from executor_host._catalog import WorkflowInfo, catalog
 from executor_host._console import install_console
+from executor_host._docs import install_docs
 from executor_host._edge import install_edge
 from executor_host._ids import (
     CHECKPOINT_ID_MAX,
@@ -186,6 +187,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
         version="1",
         description="Start, watch, answer and cancel workflow runs on the Dapr runtime.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves them, with their files
+        redoc_url=None,
     )
     install_problem_handlers(app)
     if settings.api_token and not settings.app_token:
@@ -663,6 +666,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     # the run console's page and files (no run data in them: open, as the API's docs)
     console = install_console(app, token_required=bool(settings.api_token))
+    docs = install_docs(app)
     # the sidecar's calls each superstep (this delivery, the coordinator's actor call)
     # skip FastAPI
     install_edge(
@@ -671,7 +675,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         actor_types=[COORDINATOR_TYPE],
         deliveries={"/events/results": take_result},
         api_token=settings.api_token,
-        open_paths=console,
+        open_paths=[*console, *docs],
     )
     return app
 

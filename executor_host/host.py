@@ -27,6 +27,7 @@ from executor_host._actors import (
     executor_actor_type,
 )
 from executor_host._bus import Bus, deliver
+from executor_host._docs import install_docs
 from executor_host._edge import install_edge
 from executor_host._payloads import PayloadCache
 from executor_host._problems import Problem, install_problem_handlers
@@ -109,7 +110,12 @@ def create_app(config: Settings | None = None) -> FastAPI:
             await beat
 
     services: dict[str, SidecarClient] = {}
-    app = FastAPI(title=f"superstep executor host ({settings.pool})", lifespan=lifespan)
+    app = FastAPI(
+        title=f"superstep executor host ({settings.pool})",
+        lifespan=lifespan,
+        docs_url=None,  # install_docs serves them, with their files
+        redoc_url=None,
+    )
     install_problem_handlers(app)
     actors = DaprActor(app)
     dapr_app = DaprApp(app)
@@ -149,5 +155,6 @@ def create_app(config: Settings | None = None) -> FastAPI:
         settings,
         actor_types=[actor_type],
         deliveries={"/events/activations": take_activation},
+        open_paths=install_docs(app),
     )
     return app
