@@ -3,6 +3,10 @@
 Run it with ``uvicorn --factory executor_host.api:create_app`` next to a Dapr
 sidecar (``dapr run -f dapr.yaml`` or the local sidecar). Set-up happens in the
 lifespan; the handlers are thin and the semantics live in ``runtime.engine``.
+
+With ``SUPERSTEP_POOLS`` set it also serves those executor pools (``_pool``), so one app
+runs a whole workflow: the shape of ``dapr.inmemory.yaml``, whose in-memory components
+live inside one sidecar.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from executor_host._ids import (
     RUN_ID_PATTERN,
     is_run_id,
 )
+from executor_host._pool import PoolHost
 from executor_host._problems import Problem, install_problem_handlers, problems
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
@@ -140,6 +145,20 @@ def create_app(config: Settings | None = None) -> FastAPI:
     registry = WorkflowRegistry.load(settings.workflows)
     watch = RunWatch()
     services: dict[str, Any] = {}
+    # the executor pools this app serves itself (SUPERSTEP_POOLS), each a host of its own
+    pools = [
+        PoolHost(
+            pool,
+            settings,
+            registry,
+            route=f"/events/activations/{pool}",
+            own_host_id=partial(_pool_host_id, pool),
+            # behind the coordinator's own sidecar (an in-memory pub/sub's publish
+            # waits for the topic's previous delivery): PoolHost._take_on_receipt
+            ack_on_receipt=True,
+        )
+        for pool in settings.pools
+    ]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -179,7 +198,11 @@ def create_app(config: Settings | None = None) -> FastAPI:
             message_serializer=EnvelopeSerializer(),
         )
         services["store"] = store
+        for pool in pools:
+            await pool.start(actors, sidecar, store, settings)
         yield
+        for pool in pools:
+            await pool.stop()
         await services["sidecar"].aclose()
 
     app = FastAPI(
@@ -199,6 +222,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
         )
     actors = DaprActor(app)
     dapr_app = DaprApp(app)
+    for pool in pools:
+        pool.subscribe(dapr_app)
 
     async def send_results(run_id: str, payloads: list[Any]) -> None:
         await services["sidecar"].invoke(COORDINATOR_TYPE, run_id, "Results", payloads)
@@ -672,12 +697,20 @@ def create_app(config: Settings | None = None) -> FastAPI:
     install_edge(
         app,
         settings,
-        actor_types=[COORDINATOR_TYPE],
-        deliveries={"/events/results": take_result},
+        actor_types=[COORDINATOR_TYPE, *(pool.actor_type for pool in pools)],
+        deliveries={
+            "/events/results": take_result,
+            **{pool.route: pool.take_activation for pool in pools},
+        },
         api_token=settings.api_token,
         open_paths=[*console, *docs],
     )
     return app
+
+
+def _pool_host_id(pool: str, settings: Settings) -> str:
+    """The host of a pool the API app serves itself: ``<host id>:<pool>``."""
+    return f"{settings.host_id}:{pool}"
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

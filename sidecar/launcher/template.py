@@ -315,5 +315,6 @@ def _refuse_shared_in_memory(apps: list[AppSpec], where: str) -> None:
                 f"{', '.join(str(p) for p in app.resources_paths)}), which live inside one "
                 "sidecar each and cannot be shared: the apps would not see each other's "
                 "state or messages. Use components/ (Redis) or components/postgres/, or "
-                "in-memory components with a single app",
+                "in-memory components with a single app: dapr.inmemory.yaml, the API app "
+                "serving the pools itself (SUPERSTEP_POOLS)",
             )

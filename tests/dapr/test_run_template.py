@@ -3,7 +3,9 @@ by ``dapr run -f`` (on the daprd target: the Dapr CLI when installed, else the r
 launcher beside real daprd; by default the launcher with the local sidecar), then
 ``superstep demo --runtime dapr`` against it gives the in-process outputs and trace.
 
-``dapr.yaml`` uses fixed ports for the apps (8300-8302), as a user's run does.
+``dapr.yaml`` uses fixed ports for the apps (8300-8302), as a user's run does. The same
+goes for ``dapr.inmemory.yaml``, the one-app template on the in-memory components (no
+Redis): its API app serves both pools itself.
 """
 
 from __future__ import annotations
@@ -51,10 +53,21 @@ def _trace_hash(text: str) -> str:
     return found.group(1)
 
 
+def _start(template: str, apps: list[RunApp], tmp_path: Path) -> Iterator[DaprRun]:
+    command = external_command() or (sys.executable, "-m", "sidecar", "run", "-f")
+    with BackgroundLoop() as bg:
+        run = DaprRun(apps, tmp_path, bg, external=command, template=REPO / template)
+        run.start()
+        try:
+            wait_until(_both_pools_registered, within=60, what="both pools' hosts registered")
+            yield run
+        finally:
+            run.stop()
+
+
 @pytest.fixture
 def repo_run(tmp_path: Path) -> Iterator[DaprRun]:
     require_service("Redis", 6379)
-    command = external_command() or (sys.executable, "-m", "sidecar", "run", "-f")
     # the apps of dapr.yaml, by its fixed ports; the run is the repo's own template
     apps = [
         RunApp(app_id, app_port=port)
@@ -64,14 +77,12 @@ def repo_run(tmp_path: Path) -> Iterator[DaprRun]:
             ("superstep-analysis", 8302),
         )
     ]
-    with BackgroundLoop() as bg:
-        run = DaprRun(apps, tmp_path, bg, external=command, template=REPO / "dapr.yaml")
-        run.start()
-        try:
-            wait_until(_both_pools_registered, within=60, what="both pools' hosts registered")
-            yield run
-        finally:
-            run.stop()
+    yield from _start("dapr.yaml", apps, tmp_path)
+
+
+@pytest.fixture
+def in_memory_run(tmp_path: Path) -> Iterator[DaprRun]:
+    yield from _start("dapr.inmemory.yaml", [RunApp("superstep-api", app_port=8300)], tmp_path)
 
 
 def test_the_readme_demo_on_the_repo_template_equals_in_process(repo_run: DaprRun) -> None:
@@ -80,3 +91,19 @@ def test_the_readme_demo_on_the_repo_template_equals_in_process(repo_run: DaprRu
     assert _trace_hash(remote) == _trace_hash(local)
     assert "Where executors ran" in remote
     assert "superstep-analysis" in remote and "superstep-default" in remote
+
+
+def test_the_one_app_in_memory_template_runs_the_demo_as_in_process(
+    in_memory_run: DaprRun,
+) -> None:
+    """No Redis: one app on the in-memory components serves the coordinator and both
+    pools (each its own host), and the demo gives the in-process trace."""
+    remote = _demo("--runtime", "dapr", "--url", "http://127.0.0.1:8300")
+    assert _trace_hash(remote) == _trace_hash(_demo())
+    ran = remote[remote.index("Where executors ran") :]
+    assert "superstep-api:analysis" in ran and "superstep-api:default" in ran
+    hosts = httpx.get("http://127.0.0.1:8300/hosts", timeout=5).json()
+    assert {(h["app_id"], h["pool"]) for h in hosts} == {
+        ("superstep-api", "default"),
+        ("superstep-api", "analysis"),
+    }

@@ -370,6 +370,36 @@ def test_the_limit_and_the_app_token_come_from_the_environment() -> None:
             Settings.from_env({**env, "SUPERSTEP_MAX_BODY_BYTES": bad})
 
 
+def test_the_api_app_s_own_pools_come_from_the_environment() -> None:
+    env = {"SUPERSTEP_WORKFLOWS": "m:w"}
+    assert Settings.from_env(env).pools == ()
+    pools = Settings.from_env({**env, "SUPERSTEP_POOLS": " default, gpu_a,analysis,default"})
+    assert pools.pools == ("default", "gpu_a", "analysis")
+    for bad in ("a/b", "x y", "dé"):
+        with pytest.raises(ValueError, match=f"SUPERSTEP_POOLS: '{bad}' is not a pool name"):
+            Settings.from_env({**env, "SUPERSTEP_POOLS": f"default,{bad}"})
+
+
+async def test_the_api_app_with_pools_takes_their_actor_calls_and_deliveries(
+    dispatched: Dispatched,
+) -> None:
+    """With SUPERSTEP_POOLS, the API app subscribes to each pool's activations (a route
+    per pool) and takes calls for each pool's actor type beside the coordinator's (the
+    types are registered in the lifespan: tests/dapr/test_run_template.py runs them)."""
+    async with _client(_api(pools=("default", "analysis"))) as client:
+        subscriptions = (await client.get("/dapr/subscribe")).json()
+        call = await client.put(f"/actors/{EXECUTOR}/r:0/method/Execute", content=b"{}")
+        other = await client.put("/actors/superstep-executor-gpu/r:0/method/Execute")
+    routes = {s["topic"]: s.get("route") or s["routes"]["default"] for s in subscriptions}
+    assert routes == {
+        "superstep.results": "/events/results",
+        "superstep.activations.default": "/events/activations/default",
+        "superstep.activations.analysis": "/events/activations/analysis",
+    }
+    assert call.status_code == 200 and dispatched == [(EXECUTOR, "r:0", "Execute")]
+    assert _is_problem(other, 404)
+
+
 # -- actor types, the OpenAPI document ------------------------------------------------------
 @pytest.mark.parametrize(
     ("method", "path"),
