@@ -52,6 +52,7 @@ __all__ = [
     "DaprRun",
     "RunApp",
     "external_command",
+    "process_gone",
     "uvicorn_command",
     "write_template",
 ]
@@ -145,6 +146,15 @@ def write_template(apps: Sequence[RunApp], directory: Path, name: str = "contrac
         encoding="utf-8",
     )
     return file
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process has this pid (any more)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def _accepts(port: int) -> bool:
