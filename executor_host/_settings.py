@@ -22,6 +22,16 @@ def _labels(text: str) -> dict[str, str]:
     return out
 
 
+def _pools(text: str) -> tuple[str, ...]:
+    pools = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    for pool in pools:
+        if not pool.replace("-", "").replace("_", "").isalnum() or not pool.isascii():
+            raise ValueError(
+                f"SUPERSTEP_POOLS: {pool!r} is not a pool name (letters, digits, '-' and '_')"
+            )
+    return pools
+
+
 def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
     text = env.get(name, "")
     if not text.strip():
@@ -48,6 +58,11 @@ class Settings:
     ``CONTAINER_APP_REPLICA_NAME``, else the app id."""
     pool: str = "default"
     labels: Mapping[str, str] = field(default_factory=dict)
+    pools: tuple[str, ...] = ()
+    """The executor pools the API app serves itself, beside the coordinator
+    (``SUPERSTEP_POOLS``, comma-separated; none by default): one app runs every
+    executor, the shape for in-memory components (``dapr.inmemory.yaml``). Each pool's
+    host is named ``<host id>:<pool>``; the executor host app reads ``pool`` instead."""
     state_store: str = "statestore"
     pubsub: str = "pubsub"
     namespace: str = "superstep"
@@ -91,6 +106,7 @@ class Settings:
             workflows=specs,
             pool=e.get("SUPERSTEP_POOL", "default"),
             labels=_labels(e.get("SUPERSTEP_LABELS", "")),
+            pools=_pools(e.get("SUPERSTEP_POOLS", "")),
             state_store=e.get("SUPERSTEP_STATESTORE", "statestore"),
             pubsub=e.get("SUPERSTEP_PUBSUB", "pubsub"),
             namespace=e.get("SUPERSTEP_NAMESPACE", "superstep"),

@@ -3,6 +3,10 @@
 Run it with ``uvicorn --factory executor_host.api:create_app`` next to a Dapr
 sidecar (``dapr run -f dapr.yaml`` or the local sidecar). Set-up happens in the
 lifespan; the handlers are thin and the semantics live in ``runtime.engine``.
+
+With ``SUPERSTEP_POOLS`` set it also serves those executor pools (``_pool``), so one app
+runs a whole workflow: the shape of ``dapr.inmemory.yaml``, whose in-memory components
+live inside one sidecar.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from executor_host._batching import GroupCaller
 from executor_host._bus import Bus, deliver
 from executor_host._catalog import WorkflowInfo, catalog
 from executor_host._console import install_console
+from executor_host._docs import install_docs
 from executor_host._edge import install_edge
 from executor_host._ids import (
     CHECKPOINT_ID_MAX,
@@ -39,6 +44,7 @@ from executor_host._ids import (
     RUN_ID_PATTERN,
     is_run_id,
 )
+from executor_host._pool import PoolHost
 from executor_host._problems import Problem, install_problem_handlers, problems
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
@@ -139,6 +145,20 @@ def create_app(config: Settings | None = None) -> FastAPI:
     registry = WorkflowRegistry.load(settings.workflows)
     watch = RunWatch()
     services: dict[str, Any] = {}
+    # the executor pools this app serves itself (SUPERSTEP_POOLS), each a host of its own
+    pools = [
+        PoolHost(
+            pool,
+            settings,
+            registry,
+            route=f"/events/activations/{pool}",
+            own_host_id=partial(_pool_host_id, pool),
+            # behind the coordinator's own sidecar (an in-memory pub/sub's publish
+            # waits for the topic's previous delivery): PoolHost._take_on_receipt
+            ack_on_receipt=True,
+        )
+        for pool in settings.pools
+    ]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -178,7 +198,11 @@ def create_app(config: Settings | None = None) -> FastAPI:
             message_serializer=EnvelopeSerializer(),
         )
         services["store"] = store
+        for pool in pools:
+            await pool.start(actors, sidecar, store, settings)
         yield
+        for pool in pools:
+            await pool.stop()
         await services["sidecar"].aclose()
 
     app = FastAPI(
@@ -186,6 +210,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
         version="1",
         description="Start, watch, answer and cancel workflow runs on the Dapr runtime.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves them, with their files
+        redoc_url=None,
     )
     install_problem_handlers(app)
     if settings.api_token and not settings.app_token:
@@ -196,6 +222,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
         )
     actors = DaprActor(app)
     dapr_app = DaprApp(app)
+    for pool in pools:
+        pool.subscribe(dapr_app)
 
     async def send_results(run_id: str, payloads: list[Any]) -> None:
         await services["sidecar"].invoke(COORDINATOR_TYPE, run_id, "Results", payloads)
@@ -663,17 +691,26 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     # the run console's page and files (no run data in them: open, as the API's docs)
     console = install_console(app, token_required=bool(settings.api_token))
+    docs = install_docs(app)
     # the sidecar's calls each superstep (this delivery, the coordinator's actor call)
     # skip FastAPI
     install_edge(
         app,
         settings,
-        actor_types=[COORDINATOR_TYPE],
-        deliveries={"/events/results": take_result},
+        actor_types=[COORDINATOR_TYPE, *(pool.actor_type for pool in pools)],
+        deliveries={
+            "/events/results": take_result,
+            **{pool.route: pool.take_activation for pool in pools},
+        },
         api_token=settings.api_token,
-        open_paths=console,
+        open_paths=[*console, *docs],
     )
     return app
+
+
+def _pool_host_id(pool: str, settings: Settings) -> str:
+    """The host of a pool the API app serves itself: ``<host id>:<pool>``."""
+    return f"{settings.host_id}:{pool}"
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

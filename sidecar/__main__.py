@@ -1,6 +1,10 @@
 """``python -m sidecar run -f dapr.yaml``: run a multi-app template with the local sidecar,
 or with ``--daprd`` beside real daprd processes (Dapr's binaries, as ``tools/dapr/install``
-builds them), the way ``dapr run -f`` does.
+builds them), the way ``dapr run -f`` does; ``python -m sidecar list`` shows the running
+runs and their apps, ``python -m sidecar stop -f dapr.yaml`` (or ``--name``) stops one,
+as ``dapr list`` and ``dapr stop -f`` do (``sidecar.launcher.runs``). Each app's log lines
+go to the console and/or a file as its ``appLogDestination`` says
+(``sidecar.launcher.logs``).
 
 ``python -m sidecar control-plane``: Dapr's placement (50005) and scheduler (50006), for
 ``dapr run -f dapr.yaml`` with the Dapr CLI, until Ctrl-C."""
@@ -10,15 +14,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from sidecar.errors import ResourceError, StartupError
-from sidecar.launcher import Topology, load_template
+from sidecar.launcher import RunTemplate, Topology, load_template
 from sidecar.launcher.daprd import ControlPlane, find_binaries
+from sidecar.launcher.logs import LogRouter
+from sidecar.launcher.runs import AppEntry, RunEntry, remove_run, running, stop_run, write_run
 
 log = logging.getLogger("sidecar")
 
@@ -51,14 +61,22 @@ async def _run(template_file: str, daprd: str | None) -> int:
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    topology = Topology(template.apps, daprd=binaries)
+    started = time.time()
+    logs = LogRouter(template.apps, started=started)
+    topology = Topology(template.apps, daprd=binaries, sink=logs)
     banner = "== daprd ==" if binaries is not None else "== local sidecar =="
     stop = _stop_on_signals()
     if not await _started(topology.start()):
+        logs.close()
         return 1
     for spec in topology.apps:
         http_port, grpc_port = topology.ports(spec.name)
         log.info("%s: sidecar HTTP %d, gRPC %d, ready", spec.name, http_port, grpc_port)
+        for kind in ("app", "daprd") if binaries is not None else ("app",):
+            path = logs.path(spec.name, kind)
+            if path is not None:
+                log.info("%s: %s log in %s", spec.name, kind, path)
+    record = write_run(_entry(template, topology, logs, started))
     print(f"{banner} {len(topology.apps)} app(s) running; Ctrl-C stops them", flush=True)
     waiter = asyncio.create_task(stop.wait())
     try:
@@ -79,6 +97,8 @@ async def _run(template_file: str, daprd: str | None) -> int:
         waiter.cancel()
         print(f"{banner} stopping", flush=True)
         await topology.stop()
+        remove_run(record)
+        logs.close()
     return 0
 
 
@@ -107,6 +127,119 @@ async def _control_plane(daprd: str) -> int:
 
 def _print_line(name: str, line: str) -> None:
     print(f"{name}: {line}", flush=True)
+
+
+def _entry(template: RunTemplate, topology: Topology, logs: LogRouter, started: float) -> RunEntry:
+    apps = []
+    for spec in topology.apps:
+        http_port, grpc_port = topology.ports(spec.name)
+        process = topology.processes.get(spec.name)
+        daprd = topology.daprds.get(spec.name)
+        app_log, daprd_log = logs.path(spec.name, "app"), logs.path(spec.name, "daprd")
+        apps.append(
+            AppEntry(
+                app_id=spec.name,
+                app_port=spec.app_port,
+                http_port=http_port,
+                grpc_port=grpc_port,
+                app_pid=process.pid if process is not None else None,
+                daprd_pid=daprd.process.pid if daprd is not None else None,
+                command=list(spec.command),
+                app_log=str(app_log) if app_log is not None and spec.command else None,
+                daprd_log=str(daprd_log) if daprd_log is not None and daprd else None,
+            )
+        )
+    return RunEntry(
+        name=template.name,
+        template=str(template.file),
+        launcher_pid=os.getpid(),
+        started_at=started,
+        sidecar="daprd" if topology.daprd is not None else "local",
+        apps=apps,
+    )
+
+
+def _age(seconds: float) -> str:
+    """An age as ``dapr list`` shows it: 12s, 5m, 3h, 2d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _list(output: str) -> int:
+    runs = running()
+    if output == "json":
+        print(json.dumps([run.to_json() for run in runs], indent=2))
+        return 0
+    if not runs:
+        print("No runs of the launcher are running.")
+        return 0
+    header = (
+        "APP ID",
+        "HTTP PORT",
+        "GRPC PORT",
+        "APP PORT",
+        "AGE",
+        "CREATED",
+        "LAUNCHER PID",
+        "APP PID",
+        "SIDECAR",
+        "RUN TEMPLATE NAME",
+        "RUN TEMPLATE PATH",
+    )
+    rows = [header]
+    now = time.time()
+    for run in runs:
+        created = time.strftime("%Y-%m-%d %H:%M.%S", time.localtime(run.started_at))
+        for app in run.apps:
+            sidecar = f"daprd {app.daprd_pid}" if app.daprd_pid is not None else run.sidecar
+            rows.append(
+                (
+                    app.app_id,
+                    str(app.http_port),
+                    str(app.grpc_port),
+                    "-" if app.app_port is None else str(app.app_port),
+                    _age(now - run.started_at),
+                    created,
+                    str(run.launcher_pid),
+                    "-" if app.app_pid is None else str(app.app_pid),
+                    sidecar,
+                    run.name,
+                    run.template,
+                )
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def _stop(file: str | None, name: str | None) -> int:
+    if file is not None:
+        path = Path(file)
+        if path.is_dir():  # as the Dapr CLI: a folder means its dapr.yaml
+            path = path / "dapr.yaml"
+        wanted = str(path.resolve())
+        chosen = [run for run in running() if run.template == wanted]
+        what = f"of {wanted}"
+    else:
+        chosen = [run for run in running() if run.name == name]
+        what = f"named {name!r}"
+    if not chosen:
+        print(f"error: no run {what} is running (python -m sidecar list)", file=sys.stderr)
+        return 1
+    code = 0
+    for run in chosen:
+        apps = ", ".join(app.app_id for app in run.apps)
+        if stop_run(run):
+            print(f"stopped run {run.name!r} (launcher {run.launcher_pid}: {apps})")
+        else:
+            print(f"error: launcher {run.launcher_pid} did not stop in time", file=sys.stderr)
+            code = 1
+    return code
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
@@ -147,7 +280,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "on Ctrl-C.",
     )
     plane.add_argument("--daprd", default="", metavar="DIR", help="the binaries' folder")
+    listing = sub.add_parser("list", help="list the running runs and their apps (like `dapr list`)")
+    listing.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    stopping = sub.add_parser("stop", help="stop a running run (like `dapr stop -f`)")
+    which = stopping.add_mutually_exclusive_group(required=True)
+    which.add_argument("-f", "--file", help="the run template it was started with (or its folder)")
+    which.add_argument("-n", "--name", help="the run's name (its template's name, else file name)")
     args = parser.parse_args(argv)
+    if args.command == "list":
+        return _list(args.output)
+    if args.command == "stop":
+        return _stop(args.file, args.name)
     if args.command == "control-plane":
         return asyncio.run(_control_plane(args.daprd))
     logging.basicConfig(

@@ -111,7 +111,14 @@ param deployResiliencyPolicies bool = true
 var stateStoreName = 'statestore'
 var pubsubName = 'pubsub'
 var apiAppId = '${appPrefix}-api'
-var poolAppIds = [for pool in pools: '${appPrefix}-executor-${pool.name}']
+// A pool's container app (and Dapr app id) is <appPrefix>-executor-<pool name>. ACA takes
+// at most 32 characters, lower case letters, digits and '-': a pool whose name does not
+// fit fails the deployment before anything is created, naming the pool.
+var containerAppNameMax = 32
+var poolAppNames = [for pool in pools: '${appPrefix}-executor-${pool.name}']
+var poolNameTooLong = [for (pool, i) in pools: 'pool \'${pool.name}\': its container app name \'${poolAppNames[i]}\' has ${length(poolAppNames[i])} characters, over the ${containerAppNameMax} Azure Container Apps allows; with appPrefix \'${appPrefix}\' a pool name has at most ${containerAppNameMax - length('${appPrefix}-executor-')}']
+var poolNameBadCharacters = [for pool in pools: 'pool \'${pool.name}\': a container app name takes lower case letters, digits and \'-\' only']
+var poolAppIds = [for (pool, i) in pools: length(poolAppNames[i]) > containerAppNameMax ? fail(poolNameTooLong[i]) : (toLower(pool.name) != pool.name || contains(pool.name, '_') || contains(pool.name, '.') ? fail(poolNameBadCharacters[i]) : poolAppNames[i])]
 var daprAppIds = concat([apiAppId], poolAppIds)
 var tls = redisEnableTls ? 'true' : 'false'
 

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -50,6 +51,29 @@ _SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
 execs the app, so no Python code runs in the forked child at all."""
 
 
+def _exit_of(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
+    """A future of the process's exit status, set when it exits (the process reaped):
+    from a pidfd the loop watches (Linux), else from a thread that waits for it."""
+    loop = asyncio.get_running_loop()
+    pidfd_open = getattr(os, "pidfd_open", None)
+    try:
+        fd = pidfd_open(proc.pid) if pidfd_open is not None else None
+    except OSError:  # a kernel before 5.3
+        fd = None
+    if fd is None:
+        return asyncio.ensure_future(loop.run_in_executor(None, proc.wait))
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def reap() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        if not exited.done():
+            exited.set_result(proc.wait())  # it has exited: no wait
+
+    loop.add_reader(fd, reap)
+    return exited
+
+
 def stdout_sink(app_id: str, line: str) -> None:
     sys.stdout.write(f"== APP - {app_id} == {line}\n")
     sys.stdout.flush()
@@ -74,7 +98,8 @@ class AppProcess:
         self.env = dict(env)
         self.sink = sink
         self.tail: collections.deque[str] = collections.deque(maxlen=keep)
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._exit: asyncio.Future[int] | None = None
         self._reader: asyncio.Task[None] | None = None
 
     @property
@@ -83,7 +108,9 @@ class AppProcess:
 
     @property
     def returncode(self) -> int | None:
-        return self._proc.returncode if self._proc is not None else None
+        if self._exit is None or not self._exit.done():
+            return None
+        return self._exit.result()
 
     async def start(self) -> None:
         self.tail.clear()
@@ -92,22 +119,35 @@ class AppProcess:
             command = (_SETPRIV, "--pdeathsig", "TERM", "--", *command)
         else:
             preexec = _pdeathsig_setter()
-        self._proc = await asyncio.create_subprocess_exec(
-            *command,
+        # subprocess.Popen, not the loop's subprocess_exec: uvloop's (libuv's) spawn
+        # calls fork(), which runs gRPC's fork handlers in this process (its sidecars
+        # serve gRPC) and has gRPC log "skipping fork() handlers" for each app; Popen
+        # spawns with vfork, which runs no handlers (a preexec_fn forces a fork: only
+        # where setpriv is missing)
+        proc = subprocess.Popen(  # noqa: ASYNC220  # returns once the app has exec'd
+            command,
             cwd=self.cwd,
             env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=preexec,
         )
-        self._reader = asyncio.create_task(self._read(self._proc))
-
-    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+        self._exit = _exit_of(proc)
         assert proc.stdout is not None
+        reader = asyncio.StreamReader(limit=1 << 20)
+        loop = asyncio.get_running_loop()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), proc.stdout)
+        self._reader = asyncio.create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
         while True:
-            raw = await proc.stdout.readline()
+            try:
+                raw = await reader.readline()
+            except ValueError:  # a line longer than the reader's limit: take it in parts
+                raw = await reader.read(1 << 16)
             if not raw:
                 break
             line = raw.decode(errors="replace").rstrip("\n")
@@ -115,15 +155,15 @@ class AppProcess:
             self.sink(self.app_id, line)
 
     async def wait(self) -> int:
-        assert self._proc is not None
-        code = await self._proc.wait()
+        assert self._exit is not None
+        code = await asyncio.shield(self._exit)
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         return code
 
     def _signal(self, sig: int) -> None:
-        if self._proc is None or self._proc.returncode is not None:
+        if self._proc is None or self.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, sig)
@@ -135,7 +175,7 @@ class AppProcess:
             await self.wait()
 
     async def terminate(self, grace: float = 5.0) -> None:
-        if self._proc is None or self._proc.returncode is not None:
+        if self._proc is None or self.returncode is not None:
             if self._reader is not None:
                 await asyncio.gather(self._reader, return_exceptions=True)
             return

@@ -85,6 +85,11 @@ class AppSpec:
     read_buffer_size: str = "4Ki"
     app_max_concurrency: int = -1
     log_level: str | None = None
+    app_log_destination: str = "fileAndConsole"
+    """Where the app's log lines go (``appLogDestination``): ``console``, ``file``
+    (``<appDirPath>/.dapr/logs/<app id>_app_<time>.log``) or ``fileAndConsole``."""
+    daprd_log_destination: str = "file"
+    """Where its daprd's lines go (``daprdLogDestination``; ``--daprd`` only)."""
 
     @property
     def name(self) -> str:
@@ -125,6 +130,18 @@ def _size(raw: object, where: str, field_name: str) -> str:
     except ValueError as exc:
         raise ResourceError(where, field_name, str(exc)) from None
     return text
+
+
+_DESTINATIONS = ("console", "file", "fileAndConsole")
+
+
+def _destination(raw: object, default: str, where: str, field_name: str) -> str:
+    """A log destination as the Dapr CLI takes it (the default when unset)."""
+    if raw is None or raw == "":
+        return default
+    if raw not in _DESTINATIONS:
+        raise ResourceError(where, field_name, f"must be one of {', '.join(_DESTINATIONS)}")
+    return str(raw)
 
 
 def _str(raw: object) -> str | None:
@@ -266,6 +283,15 @@ def load_template(file: Path | str) -> RunTemplate:
                 )
                 or -1,
                 log_level=_str(pick("logLevel")),
+                app_log_destination=_destination(
+                    pick("appLogDestination"),
+                    "fileAndConsole",
+                    where,
+                    f"{field_base}.appLogDestination",
+                ),
+                daprd_log_destination=_destination(
+                    pick("daprdLogDestination"), "file", where, f"{field_base}.daprdLogDestination"
+                ),
             )
         )
     _refuse_shared_in_memory([a for a in apps if _is_superstep_app(a)], where)
@@ -315,5 +341,6 @@ def _refuse_shared_in_memory(apps: list[AppSpec], where: str) -> None:
                 f"{', '.join(str(p) for p in app.resources_paths)}), which live inside one "
                 "sidecar each and cannot be shared: the apps would not see each other's "
                 "state or messages. Use components/ (Redis) or components/postgres/, or "
-                "in-memory components with a single app",
+                "in-memory components with a single app: dapr.inmemory.yaml, the API app "
+                "serving the pools itself (SUPERSTEP_POOLS)",
             )

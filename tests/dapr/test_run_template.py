@@ -3,9 +3,11 @@ by ``dapr run -f`` (on the daprd target: the Dapr CLI when installed, else the r
 launcher beside real daprd; by default the launcher with the local sidecar), then
 ``superstep demo --runtime dapr`` against it gives the in-process outputs and trace.
 
-``dapr.yaml`` uses fixed ports for the apps (8300-8302), as a user's run does. On the
-daprd target the template is the repo's with one change: the placement and scheduler
-addresses of the test session (which runs them on ports of its own).
+``dapr.yaml`` uses fixed ports for the apps (8300-8302), as a user's run does. The same
+goes for ``dapr.inmemory.yaml``, the one-app template on the in-memory components (no
+Redis): its API app serves both pools itself. On the daprd target each template is the
+repo's with one change: the placement and scheduler addresses of the test session (which
+runs them on ports of its own).
 """
 
 from __future__ import annotations
@@ -61,36 +63,26 @@ def _trace_hash(text: str) -> str:
     return found.group(1)
 
 
-def _repo_template(directory: Path) -> Path:
-    """``dapr.yaml`` as it is, or on daprd pointed at the session's control plane."""
+def _repo_template(name: str, directory: Path) -> Path:
+    """The repo's template ``name`` as it is, or on daprd pointed at the session's
+    control plane."""
     if not ON_DAPRD:
-        return REPO / "dapr.yaml"
-    doc = yaml.safe_load((REPO / "dapr.yaml").read_text(encoding="utf-8"))
+        return REPO / name
+    doc = yaml.safe_load((REPO / name).read_text(encoding="utf-8"))
     common = doc.setdefault("common", {})
     common.update(control_plane_keys())
     common["resourcesPaths"] = [str(REPO / p) for p in common["resourcesPaths"]]
     for app in doc["apps"]:
         app["appDirPath"] = str(REPO / app["appDirPath"])
-    file = directory / "dapr.yaml"
+    file = directory / name
     file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return file
 
 
-@pytest.fixture
-def repo_run(tmp_path: Path) -> Iterator[DaprRun]:
-    require_service("Redis", 6379)
+def _start(name: str, apps: list[RunApp], tmp_path: Path) -> Iterator[DaprRun]:
     command = external_command() or (sys.executable, "-m", "sidecar", "run", "-f")
-    # the apps of dapr.yaml, by its fixed ports; the run is the repo's own template
-    apps = [
-        RunApp(app_id, app_port=port)
-        for app_id, port in (
-            ("superstep-api", 8300),
-            ("superstep-default", 8301),
-            ("superstep-analysis", 8302),
-        )
-    ]
     with BackgroundLoop() as bg:
-        template = _repo_template(tmp_path)
+        template = _repo_template(name, tmp_path)
         run = DaprRun(apps, tmp_path, bg, external=command, template=template)
         run.start()
         try:
@@ -100,9 +92,45 @@ def repo_run(tmp_path: Path) -> Iterator[DaprRun]:
             run.stop()
 
 
+@pytest.fixture
+def repo_run(tmp_path: Path) -> Iterator[DaprRun]:
+    require_service("Redis", 6379)
+    # the apps of dapr.yaml, by its fixed ports; the run is the repo's own template
+    apps = [
+        RunApp(app_id, app_port=port)
+        for app_id, port in (
+            ("superstep-api", 8300),
+            ("superstep-default", 8301),
+            ("superstep-analysis", 8302),
+        )
+    ]
+    yield from _start("dapr.yaml", apps, tmp_path)
+
+
+@pytest.fixture
+def in_memory_run(tmp_path: Path) -> Iterator[DaprRun]:
+    yield from _start("dapr.inmemory.yaml", [RunApp("superstep-api", app_port=8300)], tmp_path)
+
+
 def test_the_readme_demo_on_the_repo_template_equals_in_process(repo_run: DaprRun) -> None:
     remote = _demo("--runtime", "dapr", "--url", "http://127.0.0.1:8300")
     local = _demo()
     assert _trace_hash(remote) == _trace_hash(local)
     assert "Where executors ran" in remote
     assert "superstep-analysis" in remote and "superstep-default" in remote
+
+
+def test_the_one_app_in_memory_template_runs_the_demo_as_in_process(
+    in_memory_run: DaprRun,
+) -> None:
+    """No Redis: one app on the in-memory components serves the coordinator and both
+    pools (each its own host), and the demo gives the in-process trace."""
+    remote = _demo("--runtime", "dapr", "--url", "http://127.0.0.1:8300")
+    assert _trace_hash(remote) == _trace_hash(_demo())
+    ran = remote[remote.index("Where executors ran") :]
+    assert "superstep-api:analysis" in ran and "superstep-api:default" in ran
+    hosts = httpx.get("http://127.0.0.1:8300/hosts", timeout=5).json()
+    assert {(h["app_id"], h["pool"]) for h in hosts} == {
+        ("superstep-api", "default"),
+        ("superstep-api", "analysis"),
+    }

@@ -821,3 +821,53 @@ def test_deploy_docs_describe_the_tokens_health_checks_and_acas_dapr() -> None:
     for dep in _deployments():
         for secret, _ in _secret_env(_container(dep)).values():
             assert f"secret generic {secret} " in text, secret
+
+
+ACA_APP_NAME_MAX = 32  # Azure Container Apps: at most 32 lower case letters, digits and '-'
+
+
+def _aca_pool_app_names() -> dict[str, str]:
+    """Pool -> its container app name, for the parameters file and the template's
+    defaults (``<appPrefix>-executor-<pool>``)."""
+    params = json.loads((ACA / "main.parameters.json").read_text())["parameters"]
+    prefix = params["appPrefix"]["value"]
+    names = {p["name"]: f"{prefix}-executor-{p['name']}" for p in params["pools"]["value"]}
+    defaults = re.search(r"param pools array = \[(.*?)\n\]", _bicep(), re.S)
+    assert defaults, "the pools parameter has a default list"
+    for pool in re.findall(r"name: '([^']+)'", defaults.group(1)):
+        names[pool] = f"superstep-executor-{pool}"
+    return names
+
+
+def test_the_shipped_pools_fit_aca_s_app_names() -> None:
+    names = _aca_pool_app_names()
+    assert set(names) >= {"default", "analysis"}
+    for pool, name in names.items():
+        assert len(name) <= ACA_APP_NAME_MAX, f"pool {pool!r}: {name!r}"
+        assert re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", name) and "--" not in name, name
+
+
+def test_bicep_fails_a_pool_whose_app_name_aca_would_refuse_naming_the_pool() -> None:
+    """Every pool app's name comes through the guard: a name over 32 characters, or with
+    characters ACA refuses, fails the deployment (ARM's ``fail()``, evaluated with the
+    variables at validation) with a message naming the pool. (Bicep and ARM do not run
+    here: the test reads the guard.)"""
+    text = _bicep()
+    assert re.search(r"^var containerAppNameMax = 32$", text, re.M)
+    guard = re.search(r"^var poolAppIds = (.*)$", text, re.M)
+    assert guard, "poolAppIds is one guarded expression"
+    expression = guard.group(1)
+    assert "length(poolAppNames[i]) > containerAppNameMax ? fail(poolNameTooLong[i])" in expression
+    assert "fail(poolNameBadCharacters[i])" in expression
+    assert expression.endswith(": poolAppNames[i])]")
+    for message in ("poolNameTooLong", "poolNameBadCharacters"):
+        line = re.search(rf"^var {message} = (.*)$", text, re.M)
+        assert line and "'pool \\'${pool.name}\\'" in line.group(1), message
+    too_long = re.search(r"^var poolNameTooLong = (.*)$", text, re.M)
+    assert too_long and "${containerAppNameMax - length('${appPrefix}-executor-')}" in (
+        too_long.group(1)
+    ), "the message says how long a pool name may be"
+    # the names are used only through the guard: resources name poolAppIds
+    uses = re.findall(r"poolAppNames\[i\]", text)
+    assert len(uses) == len(re.findall(r"poolAppNames\[i\]", too_long.group(1) + expression))
+    assert "poolAppIds[i]" in text

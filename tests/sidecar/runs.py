@@ -57,6 +57,7 @@ __all__ = [
     "accepts",
     "control_plane_keys",
     "external_command",
+    "process_gone",
     "uvicorn_command",
     "write_template",
 ]
@@ -176,6 +177,15 @@ def write_template(apps: Sequence[RunApp], directory: Path, name: str = "contrac
         encoding="utf-8",
     )
     return file
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process has this pid (any more)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def accepts(port: int) -> bool:

@@ -10,7 +10,6 @@ launcher whatever the target.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from sidecar.testing import BackgroundLoop, free_port, wait_until
 from tests.sidecar.apps.recorder import topic
 from tests.sidecar.conftest import write_resources
-from tests.sidecar.runs import DaprRun, RunApp, uvicorn_command
+from tests.sidecar.runs import DaprRun, RunApp, process_gone, uvicorn_command
 
 pytestmark = pytest.mark.sidecar_only("runs the repo's launcher with the local sidecar")
 
@@ -45,14 +44,6 @@ metadata: {name: membus}
 spec: {type: pubsub.in-memory, version: v1, metadata: []}
 """,
 }
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 @pytest.fixture
@@ -116,7 +107,7 @@ def test_actor_call_and_delivery_through_an_external_run(run: DaprRun, uid: str)
     run.stop()
     with httpx.Client(timeout=2) as client, pytest.raises(httpx.TransportError):
         client.get(f"{run.api('actors')}/healthz")
-    wait_until(lambda: _gone(pid), what="the actor app stopped with the run")
+    wait_until(lambda: process_gone(pid), what="the actor app stopped with the run")
 
 
 def test_a_run_that_exits_fails_the_start_with_its_output(

@@ -9,6 +9,7 @@ is answered before a handler would need the sidecar."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -167,6 +168,29 @@ async def test_probes_and_the_api_document_are_open_with_both_tokens_set(
         }
     assert {path: r.status_code for path, r in answers.items()} == dict.fromkeys(answers, 200)
     assert answers["/openapi.json"].json()["openapi"].startswith("3.")
+
+
+@pytest.mark.parametrize("make", [_api, _host])
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_pages_load_every_file_from_the_app(
+    make: Callable[..., FastAPI], page: str
+) -> None:
+    """Offline, or with a token set, the pages still open: nothing they load comes from
+    another host, and each file they name answers (without the token)."""
+    async with _client(make(app_token=APP_TOKEN, api_token=API_TOKEN)) as client:
+        html = (await client.get(page)).text
+        assert re.findall(r"(?:https?:)?//[\w.-]+", html) == [], "no URL of another host"
+        named = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html)
+        files = {path: await client.get(path) for path in named}
+    assert "/openapi.json" in files
+    assert len(files) >= 3, named  # the script, and the stylesheet or font, the favicon
+    for path, resp in files.items():
+        assert resp.status_code == 200, path
+        assert len(resp.content) > 100, path
+    scripts = [p for p in files if p.endswith(".js")]
+    assert scripts and all(
+        files[p].headers["content-type"].startswith("text/javascript") for p in scripts
+    )
 
 
 async def test_the_api_s_client_routes_want_the_bearer_token() -> None:
@@ -344,6 +368,36 @@ def test_the_limit_and_the_app_token_come_from_the_environment() -> None:
     for bad in ("-1", "4MiB"):
         with pytest.raises(ValueError, match="SUPERSTEP_MAX_BODY_BYTES"):
             Settings.from_env({**env, "SUPERSTEP_MAX_BODY_BYTES": bad})
+
+
+def test_the_api_app_s_own_pools_come_from_the_environment() -> None:
+    env = {"SUPERSTEP_WORKFLOWS": "m:w"}
+    assert Settings.from_env(env).pools == ()
+    pools = Settings.from_env({**env, "SUPERSTEP_POOLS": " default, gpu_a,analysis,default"})
+    assert pools.pools == ("default", "gpu_a", "analysis")
+    for bad in ("a/b", "x y", "dé"):
+        with pytest.raises(ValueError, match=f"SUPERSTEP_POOLS: '{bad}' is not a pool name"):
+            Settings.from_env({**env, "SUPERSTEP_POOLS": f"default,{bad}"})
+
+
+async def test_the_api_app_with_pools_takes_their_actor_calls_and_deliveries(
+    dispatched: Dispatched,
+) -> None:
+    """With SUPERSTEP_POOLS, the API app subscribes to each pool's activations (a route
+    per pool) and takes calls for each pool's actor type beside the coordinator's (the
+    types are registered in the lifespan: tests/dapr/test_run_template.py runs them)."""
+    async with _client(_api(pools=("default", "analysis"))) as client:
+        subscriptions = (await client.get("/dapr/subscribe")).json()
+        call = await client.put(f"/actors/{EXECUTOR}/r:0/method/Execute", content=b"{}")
+        other = await client.put("/actors/superstep-executor-gpu/r:0/method/Execute")
+    routes = {s["topic"]: s.get("route") or s["routes"]["default"] for s in subscriptions}
+    assert routes == {
+        "superstep.results": "/events/results",
+        "superstep.activations.default": "/events/activations/default",
+        "superstep.activations.analysis": "/events/activations/analysis",
+    }
+    assert call.status_code == 200 and dispatched == [(EXECUTOR, "r:0", "Execute")]
+    assert _is_problem(other, 404)
 
 
 # -- actor types, the OpenAPI document ------------------------------------------------------
