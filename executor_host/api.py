@@ -662,10 +662,6 @@ def create_app(config: Settings | None = None) -> FastAPI:
         live = [h for h in await _hosts() if h["alive"]]
         return catalog(registry, live)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> dict[str, str]:
         """Ready when the Dapr sidecar is (liveness stays on ``/healthz``)."""

@@ -64,10 +64,6 @@ def create_app(config: Settings | None = None) -> FastAPI:
     actors = DaprActor(app)
     pool.subscribe(DaprApp(app))
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "pool": settings.pool}
-
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> dict[str, str]:
         """Ready when the Dapr sidecar is (liveness stays on ``/healthz``)."""

@@ -12,6 +12,8 @@ runs them on ports of its own).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -22,6 +24,7 @@ import httpx
 import pytest
 import yaml
 
+from runtime.demo import Job, build_workflow
 from sidecar.testing import BackgroundLoop, wait_until
 from tests.sidecar.conftest import require_service
 from tests.sidecar.runs import (
@@ -32,6 +35,7 @@ from tests.sidecar.runs import (
     control_plane_keys,
     external_command,
 )
+from tests.unit.test_readme import BLOCKS
 
 DEMO = ["--docs", "120", "--workers", "4", "--latency-ms", "1", "--waves", "3"]
 
@@ -134,3 +138,47 @@ def test_the_one_app_in_memory_template_runs_the_demo_as_in_process(
         ("superstep-api", "default"),
         ("superstep-api", "analysis"),
     }
+
+
+def test_the_readme_remote_blocks_run_on_the_repo_template(
+    repo_run: DaprRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's Python blocks that use ``RemoteRuntime``, run as written against the
+    apps of ``dapr.yaml``: the demo's run there has the in-process outputs and trace."""
+    blocks = [block for block in BLOCKS if block.needs_dapr]
+    assert blocks
+    for block in blocks:
+        exec(block.compiled(), {"__name__": "readme"})
+    lines = capsys.readouterr().out.splitlines()
+    local = asyncio.run(build_workflow(workers=4, latency_ms=1).run(Job(docs=200)))
+    assert lines[0].split() == ["completed", "200", local.trace_hash]
+    assert lines[1] == "0 started -" and lines[-1].endswith(" status -")
+
+
+def test_the_readme_curl_block_starts_a_run_on_the_repo_template(repo_run: DaprRun) -> None:
+    """The README's ``curl`` block, run by bash as written: it starts the demo by its
+    factory with plain JSON input and reads the run back."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = next(
+        m.group(1)
+        for m in re.finditer(r"^```bash\n(.*?)^```$", readme, re.M | re.S)
+        if "curl -s localhost:8300/runs -H" in m.group(1)
+    )
+    out = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block + '\necho\necho "$RUN"'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    view, run_id = json.loads(out[0]), out[-1]
+    assert view["run_id"] == run_id and view["workflow"] == "document-processing"
+
+    def completed() -> bool:
+        got = httpx.get(f"http://127.0.0.1:8300/runs/{run_id}", timeout=5).json()
+        assert got["status"] in ("running", "completed"), got
+        return bool(got["status"] == "completed")
+
+    wait_until(completed, within=60, what="the README's run completed")
+    outputs = httpx.get(f"http://127.0.0.1:8300/runs/{run_id}", timeout=5).json()["outputs"]
+    assert outputs[0]["type"] == "runtime.demo.Summary" and outputs[0]["value"]["documents"] == 200

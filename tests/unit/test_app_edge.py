@@ -158,6 +158,17 @@ async def test_without_an_app_token_the_sidecar_routes_are_open(dispatched: Disp
 
 
 @pytest.mark.parametrize("make", [_api, _host])
+async def test_one_liveness_route_the_sdks(make: Callable[..., FastAPI]) -> None:
+    """``/healthz`` is the Dapr SDK's (``DaprActor`` registers it first, and the first
+    route of a path wins): the apps add no second one that would never be reached."""
+    app = make()
+    assert not [r for r in app.routes if getattr(r, "path", None) == "/healthz"]
+    async with _client(app) as client:
+        answer = await client.get("/healthz")
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("make", [_api, _host])
 async def test_probes_and_the_api_document_are_open_with_both_tokens_set(
     make: Callable[..., FastAPI],
 ) -> None:

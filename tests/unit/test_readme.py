@@ -1,8 +1,9 @@
 """The README's Python code blocks run as written.
 
 Blocks run in the README's order in one namespace, each continuing the ones before it,
-as a reader would type them. A block that talks to a Dapr deployment is compiled (it
-must at least be valid Python) and reported as skipped: ``NEEDS_A_DAPR_DEPLOYMENT``.
+as a reader would type them. A block that talks to a Dapr deployment
+(``NEEDS_A_DAPR_DEPLOYMENT``) is compiled here and run against the apps of the repo's
+``dapr.yaml`` by ``tests/dapr/test_run_template.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ README = Path(__file__).parents[2] / "README.md"
 
 NEEDS_A_DAPR_DEPLOYMENT = "RemoteRuntime("
 """Blocks containing this need the Dapr runtime's API running (README "Distributed
-mode"): they are compiled, not run."""
+mode"): compiled here, run in tests/dapr."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def test_readme_block_runs_as_written(index: int, capsys: pytest.CaptureFixture[
     block = BLOCKS[index]
     if block.needs_dapr:
         block.compiled()
-        pytest.skip(f"README.md:{block.line} needs a Dapr deployment; compiled only")
+        pytest.skip(f"README.md:{block.line} runs in tests/dapr/test_run_template.py")
     _run_until(index, capsys)
 
 
