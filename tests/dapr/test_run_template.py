@@ -104,8 +104,8 @@ def repo_run(tmp_path: Path) -> Iterator[DaprRun]:
         RunApp(app_id, app_port=port)
         for app_id, port in (
             ("superstep-api", 8300),
-            ("superstep-default", 8301),
-            ("superstep-analysis", 8302),
+            ("superstep-executor-default", 8301),
+            ("superstep-executor-analysis", 8302),
         )
     ]
     yield from _start("dapr.yaml", apps, tmp_path)
@@ -121,7 +121,7 @@ def test_the_readme_demo_on_the_repo_template_equals_in_process(repo_run: DaprRu
     local = _demo()
     assert _trace_hash(remote) == _trace_hash(local)
     assert "Where executors ran" in remote
-    assert "superstep-analysis" in remote and "superstep-default" in remote
+    assert "superstep-executor-analysis" in remote and "superstep-executor-default" in remote
 
 
 def test_the_one_app_in_memory_template_runs_the_demo_as_in_process(

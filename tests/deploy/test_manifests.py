@@ -871,3 +871,12 @@ def test_bicep_fails_a_pool_whose_app_name_aca_would_refuse_naming_the_pool() ->
     uses = re.findall(r"poolAppNames\[i\]", text)
     assert len(uses) == len(re.findall(r"poolAppNames\[i\]", too_long.group(1) + expression))
     assert "poolAppIds[i]" in text
+
+
+def test_the_run_template_uses_the_app_ids_of_the_kubernetes_deployment() -> None:
+    """A run on ``dapr.yaml`` and one on Kubernetes name the same apps (logs, metrics,
+    ``GET /hosts`` and the console read the same locally and deployed)."""
+    (doc,) = _docs(RUN_TEMPLATE)
+    assert {app["appID"] for app in doc["apps"]} == _app_ids()
+    for app in doc["apps"]:
+        assert app["env"]["APP_ID"] == app["appID"]
