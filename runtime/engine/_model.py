@@ -477,6 +477,9 @@ class ActivationResult:
     """Why the activation failed (not ``OK``): its last attempt's error."""
     fallback: str | None = None
     duration_s: float = 0.0
+    started_at: float | None = None
+    """When the activation started on its host (Unix time, that host's clock): where
+    its bar starts in a timeline. Not part of the run trace."""
     failures: tuple[AttemptError, ...] = ()
     """Why each failed attempt failed, in order: every attempt of a failed activation,
     the attempts before the one that succeeded of an ``OK`` one."""
@@ -498,6 +501,7 @@ class ActivationResult:
             "error": self.error.to_json() if self.error else None,
             "fallback": self.fallback,
             "duration_s": self.duration_s,
+            "started_at": self.started_at,
             "failures": [f.to_json() for f in self.failures],
         }
 
@@ -523,6 +527,7 @@ class ActivationResult:
             error=ErrorInfo.from_json(d["error"]) if d.get("error") else None,
             fallback=d.get("fallback"),
             duration_s=float(d.get("duration_s", 0.0)),
+            started_at=float(d["started_at"]) if d.get("started_at") is not None else None,
             # absent from the results of hosts built before it
             failures=tuple(AttemptError.from_json(f) for f in d.get("failures") or ()),
         )

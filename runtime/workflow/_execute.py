@@ -102,7 +102,7 @@ async def execute_activation(
     attempts = 0
     error: BaseException | None = None
     failures: list[AttemptError] = []
-    t0 = time.perf_counter()
+    started_at, t0 = time.time(), time.perf_counter()
     while attempts < policy.max_attempts:
         attempts += 1
         deadline = asyncio.timeout(policy.timeout_s) if policy.timeout_s is not None else None
@@ -129,6 +129,7 @@ async def execute_activation(
                 snapshot=snapshot,
                 has_snapshot=has_snapshot,
                 duration_s=time.perf_counter() - t0,
+                started_at=started_at,
                 failures=tuple(failures),
             )
         except Exception as exc:
@@ -170,5 +171,6 @@ async def execute_activation(
         error=info,
         fallback=policy.fallback if status is ActivationStatus.FALLBACK else None,
         duration_s=time.perf_counter() - t0,
+        started_at=started_at,
         failures=tuple(failures),
     )

@@ -45,6 +45,7 @@ def superstep_events(
                         details={
                             "attempts": r.attempts,
                             "duration_s": r.duration_s,
+                            **_started(r),
                             **where,
                             **_failure(r),
                         },
@@ -60,6 +61,7 @@ def superstep_events(
         r = by_id[eid]
         details: dict[str, Any] = {
             "duration_s": r.duration_s,
+            **_started(r),
             "attempts": r.attempts,
             "pool": graph.nodes[eid].placement.pool,
         }
@@ -178,3 +180,8 @@ def event_from_json(codec: JsonCodec, d: dict[str, Any]) -> WorkflowEvent:
         request_id=d.get("request_id"),
         details=codec.decode(d.get("details") or {}),
     )
+
+
+def _started(r: ActivationResult) -> dict[str, float]:
+    """``started_at`` of an activation's events, when its host said."""
+    return {} if r.started_at is None else {"started_at": r.started_at}

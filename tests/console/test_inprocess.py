@@ -187,3 +187,31 @@ def test_a_run_of_the_checkpoint_folder_resumes_from_a_checkpoint(
     outputs = page.get_by_role("region", name="Outputs")
     expect(outputs.get_by_text('"HELLO ADA HELLO ADA"')).to_be_visible()
     assert console.errors == []
+
+
+def test_a_timeline_bar_starts_when_its_activation_started(console: Console) -> None:
+    """Bars of one superstep start after its first activation's start by their own
+    (``started_at`` of the events; one without starts with the superstep), and the
+    superstep is as wide as its activations span."""
+    console.page.goto(f"{console.url}/")
+    xs = console.page.evaluate(
+        """async () => {
+        const { drawTimeline } = await import("/console/timeline.js");
+        const a = (executor, host, start, duration) =>
+          ({ executor, host, pool: "default", start, duration, attempts: 1,
+             kind: "executor_completed" });
+        const steps = [{ k: 1, completed: true, activations: [
+          a("early", "h1", 100.0, 0.01), a("late", "h2", 100.05, 0.01),
+          a("unknown", "h3", null, 0.01)] }];
+        const svg = drawTimeline(steps, { width: 900 });
+        const x = (name) => Number(svg.querySelector(`rect.bar[data-executor="${name}"]`)
+          .getAttribute("x"));
+        const scale = svg.querySelector("line.barrier").getAttribute("x1");
+        return { early: x("early"), late: x("late"), unknown: x("unknown"),
+                 barrier: Number(scale) };
+      }"""
+    )
+    assert xs["early"] == xs["unknown"] < xs["late"] < xs["barrier"]
+    # the late bar starts 5/6 of the way through the 60 ms the superstep spans
+    span = xs["barrier"] - xs["early"]
+    assert abs((xs["late"] - xs["early"]) / span - 5 / 6) < 0.05

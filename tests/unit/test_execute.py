@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Never
 
@@ -223,6 +224,16 @@ async def test_ok_result_holds_every_effect_routed_and_encoded() -> None:
     assert r.requests == ()
     assert r.has_snapshot and r.snapshot == {"handled": [5]}
     assert r.duration_s >= 0
+
+
+async def test_a_result_says_when_it_started_on_this_host_and_keeps_it_in_json() -> None:
+    before = time.time()
+    r = await _run(Flaky("x"), [5])
+    assert r.started_at is not None and before <= r.started_at <= time.time()
+    back = ActivationResult.from_json(r.to_json())
+    assert back.started_at == r.started_at
+    older = {k: v for k, v in r.to_json().items() if k != "started_at"}  # an older host's
+    assert ActivationResult.from_json(older).started_at is None
 
 
 async def test_messages_are_handled_one_at_a_time_in_order() -> None:
@@ -678,3 +689,11 @@ async def test_a_deleted_key_reads_as_absent_not_as_its_initial_value() -> None:
     )
     await execute_activation(ex, wf.graph, _activation(wf.graph, "reader", [1]), {"gone": "there"})
     assert ex.reads == ["absent", "there"]
+
+
+async def test_activation_events_say_when_their_activation_started() -> None:
+    before = time.time()
+    wf = _workflow(Sink("s"))
+    events = [ev async for ev in wf.run(4)]
+    done = [ev for ev in events if ev.type == "executor_completed"]
+    assert done and all(before <= ev.details["started_at"] <= time.time() for ev in done)

@@ -209,6 +209,7 @@ export function runPage(main, runId) {
         host: d.host || null,
         pool,
         duration: d.duration_s ?? null,
+        start: d.started_at ?? null,
         attempts: d.attempts || 1,
         kind: ev.type,
         failures: d.failures || model.retried.get(`${k}/${ev.executor_id}`) || [],
@@ -638,8 +639,8 @@ export function runPage(main, runId) {
         : h("p", { class: "muted" }, "No superstep has run yet."),
     );
     timelineNote.textContent =
-      "One lane per host. Each bar is an activation, from the superstep's dispatch for its duration; dashed lines are the barriers. " +
-      "A superstep is drawn as wide as its longest activation; the time between supersteps is not drawn.";
+      "One lane per host. Each bar is an activation, from when it started on its host (after the superstep's first start) for its duration; dashed lines are the barriers. " +
+      "A superstep is drawn as wide as its activations span; the time between supersteps is not drawn.";
     drawActivations(done);
     timelineCost = performance.now() - timelineAt;
     timelineAt = performance.now();

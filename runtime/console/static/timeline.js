@@ -1,10 +1,11 @@
 // The superstep timeline: one lane per host, each activation a bar, each barrier a
-// dashed line. The events give each activation's duration and the host that ran it,
-// not its start time: every activation of a superstep is dispatched together when the
-// superstep starts, so a bar starts at its superstep's start and lasts its duration.
-// A superstep is as wide as its longest activation (plus a few pixels, so that short
-// ones stay visible); the time between supersteps (the barrier's commit, dispatch) is
-// not drawn.
+// dashed line. The events give each activation's host, its duration and when it
+// started on that host (`started_at`, the host's clock): a bar starts that long after
+// the superstep's first activation started (at the superstep's start when the event
+// has no start time, as from an older host) and lasts its duration, so the spread of
+// the starts shows how long delivery took to each host. A superstep is as wide as its
+// activations span (plus a few pixels, so that short ones stay visible); the time
+// between supersteps (the barrier's commit, dispatch) is not drawn.
 
 import { formatDuration, s } from "./dom.js";
 import { poolColor } from "./graph.js";
@@ -12,6 +13,13 @@ import { poolColor } from "./graph.js";
 const ROW_H = 13; // one activation's row in a lane
 const BAR_H = 11;
 const AXIS_H = 26;
+
+/** Each activation's start after its superstep's first one (seconds; 0 without a start). */
+function offsets(step) {
+  const starts = step.activations.map((a) => a.start).filter((t) => typeof t === "number");
+  const first = starts.length ? Math.min(...starts) : 0;
+  return step.activations.map((a) => (typeof a.start === "number" ? a.start - first : 0));
+}
 
 function laneKey(a) {
   return a.host ? a.host : `?${a.pool || "?"}`;
@@ -59,7 +67,8 @@ export function drawTimeline(steps, { width, inFlight = null, selected = null, o
   const live = inFlight !== null ? 48 : 0;
   const available = Math.max(240, width - LABEL_W - 16 - live);
   let minPx = n > 150 ? 3 : n > 40 ? 6 : 14;
-  const widths = steps.map((st) => Math.max(0, ...st.activations.map((a) => a.duration || 0)));
+  const starts = steps.map(offsets);
+  const widths = steps.map((st, i) => Math.max(0, ...st.activations.map((a, j) => starts[i][j] + (a.duration || 0))));
   const total = widths.reduce((sum, w) => sum + w, 0);
   // at most the whole width for 10 ms: microsecond activations stay small
   let scale = total > 0 ? Math.min(Math.max(0, available - n * minPx) / total, available / 0.01) : 0;
@@ -111,13 +120,13 @@ export function drawTimeline(steps, { width, inFlight = null, selected = null, o
       dataset: { superstep: step.k },
     });
     // (a tooltip per superstep only where there are few: thousands of nodes cost)
-    if (n <= 300) band.append(s("title", null, `superstep ${step.k}: ${step.activations.length} activation(s), longest ${formatDuration(widths[i])}`));
+    if (n <= 300) band.append(s("title", null, `superstep ${step.k}: ${step.activations.length} activation(s) over ${formatDuration(widths[i])}`));
     plot.append(band);
     if (i % labelEvery === 0 || step.k === selected) {
       plot.append(s("text", { class: "step-label", x: x0 + 2, y: 14 }, String(step.k)));
     }
     const used = new Map();
-    for (const a of step.activations) {
+    step.activations.forEach((a, j) => {
       const row = laneOf.get(laneKey(a));
       const slot = used.get(row.key) || 0;
       used.set(row.key, slot + 1);
@@ -126,7 +135,7 @@ export function drawTimeline(steps, { width, inFlight = null, selected = null, o
       const failed = a.kind !== "executor_completed";
       const bar = s("rect", {
         class: `bar ${a.kind.replace("executor_", "kind-")}${a.attempts > 1 ? " retried" : ""}`,
-        x: x0 + 1,
+        x: x0 + 1 + starts[i][j] * scale,
         y,
         width: bw,
         height: BAR_H,
@@ -136,13 +145,13 @@ export function drawTimeline(steps, { width, inFlight = null, selected = null, o
       });
       const attempts = a.attempts > 1 ? `, ${a.attempts} attempts` : "";
       bar.append(
-        s("title", null, `${a.executor} · superstep ${step.k}\n${a.host || "host unknown"} (pool ${a.pool || "?"})\n${formatDuration(a.duration)}${attempts}${failed ? `\n${a.kind.replace("executor_", "")}` : ""}`),
+        s("title", null, `${a.executor} · superstep ${step.k}\n${a.host || "host unknown"} (pool ${a.pool || "?"})\n${starts[i][j] > 0 ? `started +${formatDuration(starts[i][j])}, ` : ""}${formatDuration(a.duration)}${attempts}${failed ? `\n${a.kind.replace("executor_", "")}` : ""}`),
       );
       plot.append(bar);
       if (bw > a.executor.length * 5.8 + 8) {
-        plot.append(s("text", { class: "bar-label", x: x0 + 4, y: y + 9 }, a.executor));
+        plot.append(s("text", { class: "bar-label", x: x0 + 4 + starts[i][j] * scale, y: y + 9 }, a.executor));
       }
-    }
+    });
     if (step.completed) {
       plot.append(s("line", { class: "barrier", x1: x0 + w, x2: x0 + w, y1: AXIS_H - 6, y2: top + 2 }));
     }
