@@ -123,6 +123,10 @@ def test_a_run_started_from_the_form_completes_on_the_in_process_host(console: C
     expect(outputs.get_by_text('"HELLO GRACE HELLO GRACE HELLO GRACE"')).to_be_visible()
     active = page.locator("svg.graph g.node.state-active")
     expect(active).to_have_attribute("data-executor", "shout")
+    # the one message that reached shout, on its edge
+    expect(page.locator('svg.graph text.edge-count[data-edge="greeter→shout"]')).to_have_text(
+        "1 msg"
+    )
     # the plots: a box per executor, a point per superstep
     plots = page.get_by_role("region", name="Plots")
     expect(plots.locator("svg.plot-durations g.box")).to_have_count(2)

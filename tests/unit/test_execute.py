@@ -697,3 +697,18 @@ async def test_activation_events_say_when_their_activation_started() -> None:
     events = [ev async for ev in wf.run(4)]
     done = [ev for ev in events if ev.type == "executor_completed"]
     assert done and all(before <= ev.details["started_at"] <= time.time() for ev in done)
+
+
+async def test_a_completed_superstep_says_how_many_messages_went_along_each_edge() -> None:
+    class Spread(Executor):
+        @handler
+        async def on_int(self, x: int, ctx: WorkflowContext[int]) -> None:
+            for i in range(x):
+                await ctx.send_message(i)
+
+    spread, a, b = Spread("spread"), Sink("a"), Sink("b")
+    wf = WorkflowBuilder(start_executor=spread).add_fan_out_edges(spread, [a, b]).build()
+    events = [ev async for ev in wf.run(3)]
+    edges = {ev.superstep: ev.details["edges"] for ev in events if ev.type == "superstep_completed"}
+    assert edges[1] == [["spread", "a", 3], ["spread", "b", 3]]
+    assert edges[2] == []  # the sinks sent nothing

@@ -184,6 +184,8 @@ export function drawGraph(info, { extraIds = [], label = "Workflow graph" } = {}
     edge.append(s("title", null, `${link.source} → ${link.target} (${link.kind.replace("_", "-")})`));
     edgeLayer.append(edge);
     if (link.label) edgeLayer.append(s("text", { x: lx, y: ly, class: "edge-label", "text-anchor": "middle" }, link.label));
+    // the messages that went along it into the superstep shown (mark() fills it in)
+    edgeLayer.append(s("text", { x: lx, y: ly + (link.label ? 12 : 0), class: "edge-count", "text-anchor": "middle", dataset: { edge: `${link.source}→${link.target}` } }));
   }
   for (const node of nodes.values()) {
     const ex = info_.get(node.id) || { id: node.id, pool: "?", labels: {}, placeable: true };
@@ -203,7 +205,14 @@ export function drawGraph(info, { extraIds = [], label = "Workflow graph" } = {}
     if (!compact) g.append(s("text", { class: "node-pool", x: 14, y: 33 }, `${ex.pool}${start ? " · start" : ""}`));
     nodeLayer.append(g);
   }
-  function mark(states) {
+  /** Highlight executors by state (executor id -> active | ran | failed | waiting) and
+   * write on each edge how many messages went along it (`counts`: "source→target" ->
+   * count; edges without messages stay blank; null clears them). */
+  function mark(states, counts = null) {
+    for (const text of edgeLayer.querySelectorAll("text.edge-count")) {
+      const n = counts ? counts.get(text.dataset.edge) : undefined;
+      text.textContent = n ? `${n} msg${n === 1 ? "" : "s"}` : "";
+    }
     for (const g of nodeLayer.children) {
       const state = states.get(g.dataset.executor);
       for (const name of ["active", "ran", "failed", "waiting"]) g.classList.toggle(`state-${name}`, state === name);

@@ -186,6 +186,7 @@ export function runPage(main, runId) {
         st.completed = true;
         st.delivered = d.delivered || 0;
         st.activated = (d.activated || []).length;
+        st.edges = d.edges || null;
         if (model.inFlight === k) model.inFlight = null;
         break;
       }
@@ -614,7 +615,7 @@ export function runPage(main, runId) {
       sliderOut.textContent = `${model.selected}${model.inFlight === model.selected ? " (running)" : ""} of ${last}`;
     }
     followButton.setAttribute("aria-pressed", String(model.follow));
-    if (graph) graph.mark(graphStates());
+    if (graph) graph.mark(graphStates(), edgeCounts());
     // the timeline and the table walk every superstep: while events stream, they are
     // redrawn at most every REDRAW_MS (a run of 1,000 supersteps has thousands of bars)
     const key = `${done.length}/${model.events.length}/${model.inFlight}/${model.selected}/${timelineBox.clientWidth}`;
@@ -694,6 +695,14 @@ export function runPage(main, runId) {
     const pending = (model.view && model.view.pending_requests) || [];
     if (model.status === "awaiting_input") for (const r of pending) states.set(r.executor_id, "waiting");
     return states;
+  }
+
+  /** Messages per edge that reached the selected superstep: those its previous
+   * superstep sent ("source→target" -> count); null when the events do not say. */
+  function edgeCounts() {
+    const before = model.steps.get(model.selected - 1);
+    if (!before || !before.edges) return null;
+    return new Map(before.edges.map(([source, target, n]) => [`${source}→${target}`, n]));
   }
 
   function select(k) {
