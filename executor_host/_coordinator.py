@@ -53,6 +53,30 @@ def _ignore(_run: str, _chunk: int, _events: list[dict[str, Any]]) -> None:
     return None
 
 
+class SteadyClock:
+    """Unix time that never steps: the wall clock read once, then advanced by the
+    monotonic clock. The coordinator's deadlines (``now - dispatched_at``) and its
+    no-host wait are measured on it, so a wall clock set back (an NTP step, a VM
+    resumed) does not hold a late activation back by the step, nor does one set forward
+    make every activation late at once; activations' timestamps (``ctx.now()``) are
+    taken from it too, within the step of the wall clock."""
+
+    def __init__(
+        self,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._origin = wall() - monotonic()
+        self._monotonic = monotonic
+
+    def __call__(self) -> float:
+        return self._origin + self._monotonic()
+
+
+STEADY_CLOCK = SteadyClock()
+"""The clock of every coordinator of a process (unless a test gives its own)."""
+
+
 class RunDriver:
     """Drives one run. Not safe for concurrent use: the actor's turns serialise calls."""
 
@@ -66,7 +90,7 @@ class RunDriver:
         inline_state_limit: int = 64 * 1024,
         payload_ref_bytes: int = 16 * 1024,
         payload_ttl_s: int = 24 * 3600,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         on_change: Committed = _ignore,
         live_pools: LivePools | None = None,
         no_host_s: float = 60.0,
@@ -80,7 +104,7 @@ class RunDriver:
         self._inline_limit = inline_state_limit
         self._payload_ref_bytes = payload_ref_bytes
         self._payload_ttl_s = payload_ttl_s
-        self._clock = clock
+        self._clock = clock or STEADY_CLOCK
         self._on_change = on_change
         self._record: RunRecord | None = None
         self._machine: BarrierMachine | None = None

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from executor_host._coordinator import RunDriver
+from executor_host._coordinator import RunDriver, SteadyClock
 from executor_host._store import RunStore, StoreError
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import Activation, RunStatus
@@ -144,6 +144,34 @@ async def test_duplicate_results_are_taken_once() -> None:
     record = await dep.store.load_run("r1")
     assert record is not None and record.state.status is RunStatus.COMPLETED
     assert record.state.trace_hash == (await _in_process("ping", 0))[0]
+
+
+def test_the_steady_clock_follows_the_monotonic_clock_not_the_wall() -> None:
+    wall, mono = [1_700_000_000.0], [50.0]
+    clock = SteadyClock(lambda: wall[0], lambda: mono[0])
+    assert clock() == 1_700_000_000.0
+    wall[0] -= 3600.0  # the wall clock set back an hour
+    mono[0] += 2.0
+    assert clock() == 1_700_000_002.0
+
+
+async def test_a_wall_clock_set_back_does_not_hold_a_late_activation_back() -> None:
+    """The deadline is measured on the coordinator's steady clock: an hour's step back
+    of the wall clock after the dispatch does not delay the re-publish by an hour."""
+    dep = Deployment()
+    wall, mono = [1000.0], [0.0]
+    clock = SteadyClock(lambda: wall[0], lambda: mono[0])
+    d = RunDriver("r1", dep.store, dep.resolve, dep.bus.publish, clock=clock)
+    await d.create("fan", new_run_state(TEMPLATES["fan"](), "a|b|c", "r1", 0))
+    await dep.pump(d, rounds=1)
+    lost, *others = dep.bus.take()
+    for env in others:
+        await d.on_result(await dep.execute(env))
+    wall[0] -= 3600.0
+    mono[0] += 5.0
+    assert await d.on_deadline(5.0) == 1
+    (again,) = dep.bus.take()
+    assert again.executor_id == lost.executor_id and again.attempt == 2
 
 
 async def test_a_lost_result_is_published_again_at_the_deadline() -> None:
