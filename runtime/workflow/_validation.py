@@ -43,7 +43,25 @@ def validate(
     state_keys: Mapping[str, StateKey],
     max_supersteps: int | None,
 ) -> list[str]:
+    """Every problem of the graph, each naming what is wrong and the fix: its edge
+    groups and the types along them, what executors declare they send, reachability,
+    failure policies and, for an unbounded run, cycles with no way out."""
     problems: list[str] = []
+    succ, conditional = _edge_groups(executors, order, drafts, problems)
+    _declared_outputs(executors, order, drafts, problems)
+    _reachability(start, executors, order, policies, succ, problems)
+    _policies(executors, order, policies, problems)
+    if max_supersteps is None:
+        _unbounded_cycles(executors, order, succ, conditional, problems)
+    _ = state_keys
+    return problems
+
+
+def _edge_groups(
+    executors: Mapping[str, Executor], order: list[str], drafts: list[Draft], problems: list[str]
+) -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
+    """Each edge group's shape and the types along its edges; the successors of each
+    executor and the conditional (source, target) pairs."""
     succ: dict[str, set[str]] = {eid: set() for eid in order}
     edge_pairs: dict[tuple[str, str], int] = {}
     conditional: set[tuple[str, str]] = set()
@@ -111,7 +129,13 @@ def validate(
                     "delivers list[T]"
                 )
 
-    # every declared output type must be accepted by some outgoing edge
+    return succ, conditional
+
+
+def _declared_outputs(
+    executors: Mapping[str, Executor], order: list[str], drafts: list[Draft], problems: list[str]
+) -> None:
+    """Every declared output type must be accepted by some outgoing edge."""
     for eid in order:
         out = executors[eid].output_types
         if not out:
@@ -136,13 +160,24 @@ def validate(
                     "add a handler for it downstream or stop sending it"
                 )
 
-    # reachability from the start executor (a fallback is reached through its executor)
+
+def _reachability(
+    start: str,
+    executors: Mapping[str, Executor],
+    order: list[str],
+    policies: Mapping[str, ExecutorPolicy],
+    succ: Mapping[str, set[str]],
+    problems: list[str],
+) -> None:
+    """Every executor is reachable from the start executor (a fallback through its
+    executor)."""
     if start in succ:
         fallbacks: dict[str, str] = {}
         for eid in order:
             eff = policies.get(eid) or executors[eid].policy
-            if eff is not None and eff.on_failure is OnFailure.FALLBACK and eff.fallback in succ:
-                fallbacks[eid] = eff.fallback
+            fb = eff.fallback if eff is not None and eff.on_failure is OnFailure.FALLBACK else None
+            if fb is not None and fb in succ:
+                fallbacks[eid] = fb
         seen = {start}
         stack = [start]
         while stack:
@@ -161,7 +196,15 @@ def validate(
                     "with an edge or remove it"
                 )
 
-    # failure policies
+
+def _policies(
+    executors: Mapping[str, Executor],
+    order: list[str],
+    policies: Mapping[str, ExecutorPolicy],
+    problems: list[str],
+) -> None:
+    """Failure policies: attempts, and a fallback that exists, is another executor and
+    handles what its executor receives."""
     for eid in order:
         maybe = policies.get(eid) or executors[eid].policy
         if maybe is None:
@@ -199,23 +242,28 @@ def validate(
                 "on_failure=OnFailure.FALLBACK or drop the fallback"
             )
 
-    # cycles with no way out when the run is unbounded
-    if max_supersteps is None:
-        for comp in _cycles(order, succ):
-            if any(t not in comp for s in comp for t in succ[s]):
-                continue
-            if any((s, t) in conditional for s in comp for t in succ[s] if t in comp):
-                continue
-            if any(executors[s].workflow_output_types for s in comp):
-                continue
-            path = " -> ".join([*sorted(comp, key=order.index), sorted(comp, key=order.index)[0]])
-            problems.append(
-                f"cycle {path} has no exit: its edges are unconditional, nothing leaves it and none "
-                "of its executors yields outputs, so with max_supersteps=None it could run forever. "
-                "Add a condition to an edge of the cycle or set max_supersteps"
-            )
-    _ = state_keys
-    return problems
+
+def _unbounded_cycles(
+    executors: Mapping[str, Executor],
+    order: list[str],
+    succ: Mapping[str, set[str]],
+    conditional: set[tuple[str, str]],
+    problems: list[str],
+) -> None:
+    """Cycles with no way out (for a run with no superstep limit)."""
+    for comp in _cycles(order, succ):
+        if any(t not in comp for s in comp for t in succ[s]):
+            continue
+        if any((s, t) in conditional for s in comp for t in succ[s] if t in comp):
+            continue
+        if any(executors[s].workflow_output_types for s in comp):
+            continue
+        path = " -> ".join([*sorted(comp, key=order.index), sorted(comp, key=order.index)[0]])
+        problems.append(
+            f"cycle {path} has no exit: its edges are unconditional, nothing leaves it and none "
+            "of its executors yields outputs, so with max_supersteps=None it could run forever. "
+            "Add a condition to an edge of the cycle or set max_supersteps"
+        )
 
 
 def _cycles(order: list[str], succ: Mapping[str, set[str]]) -> list[set[str]]:
