@@ -7,6 +7,7 @@ The models are held to real answers in tests/dapr/test_api_views.py."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,3 +137,17 @@ def test_a_plain_value_is_its_type_and_its_value_only() -> None:
     assert TypedValue.model_validate({"type": "int", "value": 3}).value == 3
     with pytest.raises(ValueError, match="extra"):
         TypedValue.model_validate({"type": "int", "value": 3, "more": 1})
+
+
+def test_the_http_api_page_names_every_schema_of_an_answer() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "http-api.md").read_text()
+    named: set[str] = set()
+    for _, operation in _operations(_document()):
+        for response in operation["responses"].values():
+            for content in (response.get("content") or {}).values():
+                schema = content["schema"]
+                ref = schema.get("$ref") or schema.get("items", {}).get("$ref")
+                if ref is not None:
+                    named.add(ref.rpartition("/")[2])
+    assert named >= {"RunView", "Problem"}
+    assert {name for name in named if f"`{name}`" not in page} == set()
