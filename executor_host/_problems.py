@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import Send
 
+from executor_host._views import ProblemDetails
+
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "Problem",
@@ -23,20 +25,7 @@ __all__ = [
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "Problem",
-    "description": "An error (RFC 9457 problem details); some problems add members",
-    "type": "object",
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-    },
-    "required": ["type", "title", "status", "detail", "instance"],
-    "additionalProperties": True,
-}
+_PROBLEM_SCHEMA: dict[str, Any] = ProblemDetails.model_json_schema()
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 

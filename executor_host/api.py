@@ -50,6 +50,19 @@ from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings, resolve_app_id
 from executor_host._sidecar import ActorInvokeError, SidecarClient
 from executor_host._store import RunRecord, RunStore, StoreError
+from executor_host._views import (
+    EVENT_STREAM,
+    CancelAccepted,
+    CheckpointView,
+    HostView,
+    ResponsesAccepted,
+    RunStarted,
+    RunSummary,
+    RunView,
+    TopologyView,
+    answers,
+    json_response,
+)
 from executor_host._watch import EventPosition, RunWatch, at_end, sse_stream
 from executor_host._workflows import InvalidParameters, UnknownWorkflow, WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, ResultEnvelope, results_topic
@@ -275,9 +288,12 @@ def create_app(config: Settings | None = None) -> FastAPI:
         "/runs",
         status_code=201,
         summary="Start a run (or resume one from a checkpoint)",
-        responses=errors(400, 404, 409, 413, 422, 502),
+        responses={
+            **answers(RunStarted, 201, "The run started", {"Location": "the run: /runs/<run id>"}),
+            **errors(400, 404, 409, 413, 422, 502),
+        },
     )
-    async def start_run(body: StartRun, request: Request, response: Response) -> dict[str, Any]:
+    async def start_run(body: StartRun, request: Request) -> Response:
         _check_text(dict(body))
         factory, params, hint = body.factory, body.params, ""
         if body.workflow is None and factory is None:
@@ -332,8 +348,11 @@ def create_app(config: Settings | None = None) -> FastAPI:
         )
         if not outcome.get("created"):
             raise Problem(409, "Run exists", f"a run with id {state.run_id!r} already exists")
-        response.headers["Location"] = f"/runs/{state.run_id}"
-        return {"run_id": state.run_id, "status": outcome["status"], "after": outcome["after"]}
+        return json_response(
+            {"run_id": state.run_id, "status": outcome["status"], "after": outcome["after"]},
+            201,
+            {"Location": f"/runs/{state.run_id}"},
+        )
 
     async def _initial_state(wf: Workflow, body: StartRun) -> RunState:
         graph = wf.graph
@@ -439,9 +458,15 @@ def create_app(config: Settings | None = None) -> FastAPI:
                 executors=[m.split("'")[1] for m in missing],
             )
 
-    @app.get("/runs", summary="List runs", responses=errors(422))
+    @app.get(
+        "/runs",
+        summary="List runs",
+        responses={
+            **answers(list[RunSummary], headers={"X-Total-Count": "how many runs match, in all"}),
+            **errors(422),
+        },
+    )
     async def list_runs(
-        response: Response,
         status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
         workflow: Annotated[
             str | None, Query(max_length=256, description="only runs of this workflow")
@@ -450,7 +475,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         offset: Annotated[
             int, Query(ge=0, description="skip this many (of the matching runs, newest first)")
         ] = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """The runs, newest first, filtered by status and workflow; ``X-Total-Count``
         says how many match in all (page with ``limit`` and ``offset``)."""
         matching: list[dict[str, Any]] = []
@@ -473,19 +498,20 @@ def create_app(config: Settings | None = None) -> FastAPI:
                     "updated_at": record.updated_at,
                 }
             )
-        response.headers["X-Total-Count"] = str(len(matching))
-        return matching[offset : offset + limit]
+        return json_response(
+            matching[offset : offset + limit], headers={"X-Total-Count": str(len(matching))}
+        )
 
     @app.get(
         "/runs/{run_id}",
         summary="A run's status, outputs and pending requests",
-        responses=errors(404, 422),
+        responses={**answers(RunView), **errors(404, 422)},
     )
-    async def get_run(run_id: RunId, encoding: EncodingQuery = "plain") -> dict[str, Any]:
+    async def get_run(run_id: RunId, encoding: EncodingQuery = "plain") -> Response:
         record = await record_of(run_id)
         view = _view(record, codec_of(record) if encoding == "plain" else None, encoding)
         view["waiting_for_hosts"] = await _waiting_for_hosts(record)
-        return view
+        return json_response(view)
 
     async def _waiting_for_hosts(record: RunRecord) -> dict[str, list[str]]:
         """Pool -> executors of the superstep in flight whose pool has no live host now
@@ -513,7 +539,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
             "as browsers send it) gets the events after it; one that is at the end of a "
             "finished run's log gets 204, which tells a browser to stop reconnecting."
         ),
+        response_class=StreamingResponse,
         responses={
+            **EVENT_STREAM,
             204: {"description": "the run has ended and the client has every event"},
             **errors(400, 404, 422),
         },
@@ -557,24 +585,30 @@ def create_app(config: Settings | None = None) -> FastAPI:
         "/runs/{run_id}/responses",
         status_code=202,
         summary="Answer pending requests",
-        responses=errors(400, 404, 413, 422, 502),
+        responses={
+            **answers(ResponsesAccepted, 202, "The responses were taken"),
+            **errors(400, 404, 413, 422, 502),
+        },
     )
-    async def answer(run_id: RunId, body: Responses) -> dict[str, Any]:
+    async def answer(run_id: RunId, body: Responses) -> Response:
         _check_text(body.responses)
         record = await record_of(run_id)
         wf = workflow(record.workflow, record.factory, record.params)
         # validates; the actor applies
         _, encoded = _apply_responses(wf, record.state, body.responses, body.encoding)
         await coordinator(run_id, "Respond", {"responses": encoded})
-        return {"run_id": run_id, "accepted": sorted(body.responses)}
+        return json_response({"run_id": run_id, "accepted": sorted(body.responses)}, 202)
 
     @app.post(
         "/runs/{run_id}/cancel",
         status_code=202,
         summary="Cancel a run",
-        responses=errors(404, 409, 422, 502),
+        responses={
+            **answers(CancelAccepted, 202, "The cancel was taken"),
+            **errors(404, 409, 422, 502),
+        },
     )
-    async def cancel(run_id: RunId) -> dict[str, Any]:
+    async def cancel(run_id: RunId) -> Response:
         status = (await record_of(run_id)).state.status
         if status.is_final:
             raise Problem(
@@ -584,7 +618,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
                 run_status=status.value,
             )
         await coordinator(run_id, "Cancel")
-        return {"run_id": run_id}
+        return json_response({"run_id": run_id}, 202)
 
     @app.get(
         "/runs/{run_id}/checkpoints", summary="A run's checkpoints", responses=errors(404, 422)
@@ -595,20 +629,20 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.get(
         "/checkpoints/{checkpoint_id}",
         summary="A checkpoint (portable JSON)",
-        responses=errors(404, 422),
+        responses={**answers(CheckpointView), **errors(404, 422)},
     )
-    async def get_checkpoint(checkpoint_id: CheckpointId) -> dict[str, Any]:
+    async def get_checkpoint(checkpoint_id: CheckpointId) -> Response:
         cp = await store().load_checkpoint(checkpoint_id)
         if cp is None:
             raise Problem(404, "Unknown checkpoint", f"no checkpoint {checkpoint_id!r}")
-        return cp.to_json()
+        return json_response(cp.to_json())
 
     @app.get(
         "/runs/{run_id}/topology",
         summary="Which host ran which executor",
-        responses=errors(400, 404, 422),
+        responses={**answers(TopologyView), **errors(400, 404, 422)},
     )
-    async def topology(run_id: RunId) -> dict[str, Any]:
+    async def topology(run_id: RunId) -> Response:
         record = await record_of(run_id)
         graph = workflow(record.workflow, record.factory, record.params).graph
         ran: dict[str, set[str]] = {}
@@ -617,18 +651,20 @@ def create_app(config: Settings | None = None) -> FastAPI:
                 host = (ev.get("details") or {}).get("host")
                 if host and ev.get("executor_id"):
                     ran.setdefault(ev["executor_id"], set()).add(host)
-        return {
-            "run_id": run_id,
-            "executors": [
-                {
-                    "executor_id": n.id,
-                    "pool": n.placement.pool,
-                    "labels": dict(n.placement.labels),
-                    "hosts": sorted(ran.get(n.id, ())),
-                }
-                for n in graph.executors
-            ],
-        }
+        return json_response(
+            {
+                "run_id": run_id,
+                "executors": [
+                    {
+                        "executor_id": n.id,
+                        "pool": n.placement.pool,
+                        "labels": dict(n.placement.labels),
+                        "hosts": sorted(ran.get(n.id, ())),
+                    }
+                    for n in graph.executors
+                ],
+            }
+        )
 
     # -- discovery --------------------------------------------------------------------
     async def live_pools() -> set[str]:
@@ -648,10 +684,10 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.get(
         "/hosts",
         summary="Registered executor hosts and whether they are alive",
-        responses=errors(),
+        responses={**answers(list[HostView]), **errors()},
     )
-    async def hosts() -> list[dict[str, Any]]:
-        return await _hosts()
+    async def hosts() -> Response:
+        return json_response(await _hosts())
 
     @app.get(
         "/workflows",
