@@ -25,6 +25,9 @@ from executor_host._settings import Settings
 
 __all__ = ["install_edge"]
 
+BEARER = "apiToken"
+"""The OpenAPI security scheme of the API token (``SUPERSTEP_API_TOKEN``)."""
+
 
 def install_edge(
     app: FastAPI,
@@ -41,7 +44,7 @@ def install_edge(
     routes the fast lane answers; ``api_token``: the token of its client routes (the
     API app's ``SUPERSTEP_API_TOKEN``; the executor hosts have no client routes);
     ``open_paths``: more paths served without a token (the API app's console files)."""
-    app.openapi = _clients_only(app.openapi)  # type: ignore[method-assign]
+    app.openapi = _clients_only(app.openapi, bearer=bool(api_token))  # type: ignore[method-assign]
     docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
     # add_middleware puts each in front of the ones before it: innermost first
     app.add_middleware(FastLane, deliveries=deliveries, actor_types=actor_types)
@@ -54,16 +57,24 @@ def install_edge(
     )
 
 
-def _clients_only(generate: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """The OpenAPI document without the sidecar's routes and the probes. (The SDK adds
+def _clients_only(
+    generate: Callable[[], dict[str, Any]], *, bearer: bool
+) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document without the sidecar's routes and the probes (the SDK adds
     its routes through an included router, which FastAPI keeps apart from
-    ``app.routes``: the document is filtered rather than each route flagged.)"""
+    ``app.routes``: the document is filtered rather than each route flagged). With
+    ``bearer`` (an API token is set) every operation it lists needs the token, as an
+    HTTP bearer scheme: Swagger UI's *Authorize* then sends it."""
 
     def openapi() -> dict[str, Any]:
         schema = generate()
         paths: dict[str, Any] = schema.get("paths", {})
         for path in [p for p in paths if is_sidecar_route(p) or p in OPEN_PATHS]:
             del paths[path]
+        if bearer:
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes[BEARER] = {"type": "http", "scheme": "bearer"}
+            schema["security"] = [{BEARER: []}]
         return schema
 
     return openapi

@@ -522,3 +522,16 @@ async def test_a_lone_surrogate_in_responses_is_a_400_and_a_pair_is_text() -> No
     assert _is_problem(lone, 400, "Invalid text"), lone.text
     assert _is_problem(in_name, 422), in_name.text
     assert _is_problem(pair, 404, "Unknown workflow"), pair.text
+
+
+async def test_the_openapi_document_declares_the_api_token_when_one_is_set() -> None:
+    async with _client(_api(api_token=API_TOKEN)) as client:
+        document = (await client.get("/openapi.json")).json()
+    assert document["components"]["securitySchemes"] == {
+        "apiToken": {"type": "http", "scheme": "bearer"}
+    }
+    assert document["security"] == [{"apiToken": []}]
+    async with _client(_api()) as client:
+        open_document = (await client.get("/openapi.json")).json()
+    assert "security" not in open_document
+    assert "securitySchemes" not in open_document.get("components", {})
