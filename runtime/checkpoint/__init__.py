@@ -91,6 +91,13 @@ class InMemoryCheckpointStorage:
     ) -> list[CheckpointInfo]:
         return _select([CheckpointInfo.of(c) for c in self._items.values()], run_id, workflow)
 
+    def forget(self, run_id: str) -> int:
+        """Drop every checkpoint of ``run_id`` (memory is all they take); how many."""
+        gone = [cid for cid, c in self._items.items() if c.run_id == run_id]
+        for cid in gone:
+            del self._items[cid]
+        return len(gone)
+
 
 class FileCheckpointStorage:
     """Checkpoints as JSON lines, one append-only log file per run under ``directory``.

@@ -52,7 +52,7 @@ async def console(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         storage = InMemoryCheckpointStorage()
     try:
-        app = ConsoleApp(factories, storage)
+        app = ConsoleApp(factories, storage, keep_runs=args.keep_runs)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     try:
@@ -101,6 +101,14 @@ def add_console_parser(sub: SubParsers) -> None:
         help="the checkpoint folder to show and to write the runs' checkpoints to",
     )
     p.add_argument("--create", action="store_true", help="create --checkpoint-dir when missing")
+    p.add_argument(
+        "--keep-runs",
+        type=int,
+        default=200,
+        metavar="N",
+        help="finished runs kept in memory, the oldest forgotten first (default 200; without "
+        "--checkpoint-dir their checkpoints go with them)",
+    )
     p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free)"
     )

@@ -33,7 +33,12 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runtime.checkpoint import CheckpointInfo, CheckpointStorage, checkpoint_id_for
+from runtime.checkpoint import (
+    CheckpointInfo,
+    CheckpointStorage,
+    InMemoryCheckpointStorage,
+    checkpoint_id_for,
+)
 from runtime.console._static import SECURITY_HEADERS, assets
 from runtime.engine import (
     Checkpoint,
@@ -224,7 +229,13 @@ WorkflowFactory = Callable[[], Workflow]
 
 class ConsoleApp:
     """The console's API over ``storage`` (where runs' checkpoints are written and read)
-    for the workflows ``factories`` build (each call a new instance, for one run)."""
+    for the workflows ``factories`` build (each call a new instance, for one run).
+
+    It keeps at most ``keep_runs`` finished runs in memory (their event logs), the
+    oldest finished forgotten first; with an ``InMemoryCheckpointStorage`` their
+    checkpoints go too, so a console left running holds a bounded number of runs. A run
+    of a checkpoint folder stays listed (the folder has it) and is read again when
+    opened."""
 
     def __init__(
         self,
@@ -232,7 +243,11 @@ class ConsoleApp:
         storage: CheckpointStorage,
         *,
         clock: Callable[[], float] = time.time,
+        keep_runs: int = 200,
     ) -> None:
+        if keep_runs < 1:
+            raise ValueError(f"keep_runs must be at least 1, got {keep_runs}")
+        self.keep_runs = keep_runs
         self._factories: dict[str, WorkflowFactory] = {}
         self._templates: dict[str, Workflow] = {}
         self._described: dict[str, dict[str, Any]] = {}
@@ -694,6 +709,16 @@ class ConsoleApp:
         run.updated_at = self.clock()
         run.stream = None
         run.log.append(closing)
+        self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Forget finished runs beyond ``keep_runs``, the ones that ended first first."""
+        finished = [r for r in self._runs.values() if r.status in _FINAL]
+        finished.sort(key=lambda r: r.updated_at)
+        for run in finished[: max(0, len(finished) - self.keep_runs)]:
+            del self._runs[run.run_id]
+            if isinstance(self.storage, InMemoryCheckpointStorage):
+                self.storage.forget(run.run_id)
 
     def _take(self, run: _Run, ev: WorkflowEvent) -> dict[str, Any]:
         codec = run.codec

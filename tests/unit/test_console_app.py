@@ -237,3 +237,18 @@ def test_request_heads_are_parsed_and_bad_ones_refused() -> None:
     assert _loopback_name("127.0.0.1:8301") and _loopback_name("localhost")
     assert _loopback_name("[::1]:8301")
     assert not _loopback_name("evil.example:8301")
+
+
+async def test_it_keeps_a_bounded_number_of_finished_runs_and_their_checkpoints() -> None:
+    storage = InMemoryCheckpointStorage()
+    app = ConsoleApp([flows.greeting], storage, keep_runs=2)
+    for i in range(4):
+        body = {"workflow": "workflow:greeter", "input": {"name": "ada"}, "run_id": f"r{i}"}
+        assert (await _call(app, "POST", "/runs", body)).status == 201
+        await _settled(app, f"r{i}", "completed")
+    listed = {run["run_id"] for run in _json(await _call(app, "GET", "/runs"))}
+    assert listed == {"r2", "r3"}  # the two that ended last
+    assert (await _call(app, "GET", "/runs/r0")).status == 404
+    assert {info.run_id for info in await storage.list()} == {"r2", "r3"}
+    with pytest.raises(ValueError, match="keep_runs"):
+        ConsoleApp([flows.greeting], storage, keep_runs=0)
