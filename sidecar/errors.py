@@ -2,15 +2,19 @@
 
 ::
 
-    SidecarError                 base of everything raised on purpose
+    LocalSidecarError            base of everything raised on purpose
     ├── ResourceError            bad component/subscription/resiliency YAML or run template;
     │                            raised at start-up, names the file and the field; never retryable
-    ├── StoreError               a state store operation failed (retry may help)
-    │   ├── EtagMismatch         the ETag did not match (Redis: any failed write carrying one)
-    │   └── EtagInvalid          the ETag cannot be parsed by this store
+    ├── StateStoreError          a state store operation failed (retry may help)
+    │   ├── ETagMismatch         the ETag did not match (Redis: any failed write carrying one)
+    │   └── ETagInvalid          the ETag cannot be parsed by this store
     ├── BrokerError              a pub/sub component failed to publish (retry may help)
     ├── ApiError                 what an API call answers: HTTP status, gRPC code, ``errorCode``
     └── StartupError             an app or a sidecar failed to come up (the launcher exits non-zero)
+
+The names are the local sidecar's own: ``executor_host`` has its ``SidecarError`` (a
+call to a sidecar failed) and ``StoreError`` (the run store failed), and the ETag
+conflict is ``ETagMismatch`` in both, as in ``runtime.ports``.
 
 ``ApiError`` is the only error the HTTP and gRPC adapters translate; the services below them
 turn store and broker errors into ``ApiError`` with the exact codes of the Dapr contract.
@@ -23,20 +27,20 @@ from collections.abc import Mapping
 __all__ = [
     "ApiError",
     "BrokerError",
-    "EtagInvalid",
-    "EtagMismatch",
+    "ETagInvalid",
+    "ETagMismatch",
+    "LocalSidecarError",
     "ResourceError",
-    "SidecarError",
     "StartupError",
-    "StoreError",
+    "StateStoreError",
 ]
 
 
-class SidecarError(Exception):
+class LocalSidecarError(Exception):
     """Base class of every error the local sidecar raises on purpose."""
 
 
-class ResourceError(SidecarError):
+class ResourceError(LocalSidecarError):
     """A resource file or run template is invalid. Fix the file; retrying cannot help."""
 
     def __init__(self, file: str, field: str, problem: str) -> None:
@@ -46,23 +50,23 @@ class ResourceError(SidecarError):
         self.problem = problem
 
 
-class StoreError(SidecarError):
+class StateStoreError(LocalSidecarError):
     """A state store operation failed for a reason other than concurrency."""
 
 
-class EtagMismatch(StoreError):
+class ETagMismatch(StateStoreError):
     """The write carried an ETag that does not match the stored one."""
 
 
-class EtagInvalid(StoreError):
+class ETagInvalid(StateStoreError):
     """The ETag is not in the format this store uses."""
 
 
-class BrokerError(SidecarError):
+class BrokerError(LocalSidecarError):
     """A pub/sub component could not accept a message."""
 
 
-class StartupError(SidecarError):
+class StartupError(LocalSidecarError):
     """An app or sidecar did not come up; ``log_tail`` holds the app's last log lines."""
 
     def __init__(self, message: str, *, log_tail: tuple[str, ...] = ()) -> None:
@@ -77,7 +81,7 @@ class StartupError(SidecarError):
         return message + "; its last log lines:\n" + "\n".join(self.log_tail[-20:])
 
 
-class ApiError(SidecarError):
+class ApiError(LocalSidecarError):
     """An API answer that is an error: HTTP status, gRPC status name and Dapr ``errorCode``.
 
     ``grpc_code`` is the name of a ``grpc.StatusCode`` member (``"ABORTED"``), so the

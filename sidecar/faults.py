@@ -23,7 +23,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sidecar.errors import StoreError
+from sidecar.errors import StateStoreError
 from sidecar.pubsub.base import BrokerMessage, Handler
 from sidecar.resources.model import Subscription
 from sidecar.state.base import DeleteOp, SetOp, StateStore, StoredItem
@@ -133,7 +133,7 @@ class FaultyStore(StateStore):
         if self.rng.random() < self.plan.delay:
             await asyncio.sleep(self.rng.uniform(*self.plan.delay_seconds))
         if self.rng.random() < self.plan.fail:
-            raise StoreError(f"injected fault: {operation} failed")
+            raise StateStoreError(f"injected fault: {operation} failed")
 
     async def start(self) -> None:
         await self.inner.start()

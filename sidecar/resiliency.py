@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from sidecar.errors import EtagInvalid, EtagMismatch, SidecarError
+from sidecar.errors import ETagInvalid, ETagMismatch, LocalSidecarError
 from sidecar.pubsub.base import Broker, Handler, TopicSubscription
 from sidecar.pubsub.cel import CelError, compile_expression
 from sidecar.resources.model import CircuitBreakerPolicy, TargetPolicies
@@ -36,7 +36,7 @@ T = TypeVar("T")
 #: (the backoff library's default elapsed-time cap; the YAML cannot change it).
 EXPONENTIAL_CAP = 15 * 60.0
 
-_ETAG_ERRORS: tuple[type[Exception], ...] = (EtagMismatch, EtagInvalid)
+_ETAG_ERRORS: tuple[type[Exception], ...] = (ETagMismatch, ETagInvalid)
 
 
 class _Refused(Exception):
@@ -122,10 +122,10 @@ class CircuitBreaker:
 
 class OutboundPolicy:
     """The outbound policies of one component of one sidecar; ``error`` is what a timeout
-    or an open breaker raises (:class:`StoreError` for stores, :class:`BrokerError` for
+    or an open breaker raises (:class:`StateStoreError` for stores, :class:`BrokerError` for
     brokers), and the kind of failure that is retried."""
 
-    def __init__(self, name: str, policies: TargetPolicies, error: type[SidecarError]) -> None:
+    def __init__(self, name: str, policies: TargetPolicies, error: type[LocalSidecarError]) -> None:
         self.name = name
         self.timeout = policies.timeout
         self.retry = policies.retry

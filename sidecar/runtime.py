@@ -31,7 +31,7 @@ from sidecar.api.grpc_api import DaprGrpcApi, TokenInterceptor
 from sidecar.api.http_app import build_http_app
 from sidecar.app_channel import AppChannel, AppUnreachable
 from sidecar.cluster import Cluster
-from sidecar.errors import ApiError, BrokerError, ResourceError, StartupError, StoreError
+from sidecar.errors import ApiError, BrokerError, ResourceError, StartupError, StateStoreError
 from sidecar.faults import FaultPlan, FaultyStore, faulty_handler
 from sidecar.pubsub import BoundBroker, Broker, Handler, PubSubService, open_broker
 from sidecar.resiliency import OutboundPolicy, ResilientBroker, ResilientStore
@@ -152,7 +152,7 @@ class Sidecar:
                     if faults is not None:
                         store = FaultyStore(store, faults.state, faults.rng(self.app_id, "state"))
                     if outbound:
-                        policy = OutboundPolicy(comp.name, outbound, StoreError)
+                        policy = OutboundPolicy(comp.name, outbound, StateStoreError)
                         store = ResilientStore(store, policy)
                     await store.start()
                     stores[comp.name] = bind_store(comp, store, self.app_id)

@@ -20,7 +20,7 @@ from sidecar.actors.config import ActorConfig, TypeConfig
 from sidecar.actors.turns import TurnLock
 from sidecar.app_channel import AppChannel, AppResponse, AppUnreachable
 from sidecar.durations import Schedule
-from sidecar.errors import ApiError, SidecarError
+from sidecar.errors import ApiError, LocalSidecarError
 
 __all__ = ["ActorHost", "NotOwner"]
 
@@ -30,7 +30,7 @@ REENTRANCY_HEADER = "Dapr-Reentrancy-Id"
 ActorKey = tuple[str, str]
 
 
-class NotOwner(SidecarError):
+class NotOwner(LocalSidecarError):
     """The actor moved to another host while the call was queued; route it again."""
 
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from sidecar.errors import EtagMismatch, StoreError
+from sidecar.errors import ETagMismatch, StateStoreError
 from sidecar.state.base import SetOp, StateStore
 
 __all__ = ["Reminder", "ReminderScheduler"]
@@ -117,9 +117,9 @@ class ReminderScheduler:
                 try:
                     await store.set(SetOp(index_key(actor_type), body, etag=etag))
                     return
-                except EtagMismatch:
+                except ETagMismatch:
                     continue
-            raise StoreError(f"could not persist the reminders of {actor_type}")
+            raise StateStoreError(f"could not persist the reminders of {actor_type}")
 
     def _schedule(self, reminder: Reminder) -> None:
         slot = (reminder.actor_type, reminder.key)
@@ -166,11 +166,11 @@ class ReminderScheduler:
                 reminder, next_fire=time.time() + reminder.period_seconds, remaining=remaining
             )
             self._reminders[slot] = nxt
-            with contextlib.suppress(StoreError):
+            with contextlib.suppress(StateStoreError):
                 await self._persist(reminder.actor_type)
         self._tasks.pop(slot, None)
         if self._reminders.pop(slot, None) is not None:
-            with contextlib.suppress(StoreError):
+            with contextlib.suppress(StateStoreError):
                 await self._persist(slot[0])
 
     async def close(self) -> None:

@@ -17,7 +17,7 @@ from sidecar.actors.host import ActorHost, NotOwner
 from sidecar.actors.reminders import Reminder
 from sidecar.app_channel import AppResponse
 from sidecar.durations import Schedule, parse_due_time, parse_period, parse_rfc3339
-from sidecar.errors import ApiError, StoreError
+from sidecar.errors import ApiError, StateStoreError
 from sidecar.state.base import DeleteOp, SetOp
 from sidecar.state.service import BoundStore
 
@@ -130,7 +130,7 @@ class ActorService:
         check_name("actor id", actor_id)
         try:
             item = await store.store.get(self._key(actor_type, actor_id, key))
-        except StoreError as exc:
+        except StateStoreError as exc:
             raise ApiError(500, "INTERNAL", "ERR_ACTOR_STATE_GET", str(exc)) from exc
         return None if item is None else item.value
 
@@ -166,7 +166,7 @@ class ActorService:
                 ops.append(DeleteOp(full, metadata=partition))
         try:
             await store.store.transact(ops)
-        except StoreError as exc:
+        except StateStoreError as exc:
             raise ApiError(500, "INTERNAL", "ERR_ACTOR_STATE_TRANSACTION_SAVE", str(exc)) from exc
 
     # -- timers ------------------------------------------------------------------------
@@ -241,7 +241,7 @@ class ActorService:
         )
         try:
             await scheduler.create(reminder, store.store)
-        except StoreError as exc:
+        except StateStoreError as exc:
             raise ApiError(500, "INTERNAL", "ERR_ACTOR_REMINDER_CREATE", str(exc)) from exc
 
     def get_reminder(self, actor_type: str, actor_id: str, name: str) -> dict[str, Any]:
@@ -253,7 +253,7 @@ class ActorService:
     async def delete_reminder(self, actor_type: str, actor_id: str, name: str) -> None:
         try:
             await self.cluster.reminders.delete(actor_type, actor_id, name)
-        except StoreError as exc:
+        except StateStoreError as exc:
             raise ApiError(500, "INTERNAL", "ERR_ACTOR_REMINDER_DELETE", str(exc)) from exc
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sidecar.app_channel import AppChannel, AppUnreachable
 from sidecar.durations import parse_rfc3339
-from sidecar.errors import SidecarError
+from sidecar.errors import LocalSidecarError
 from sidecar.pubsub.base import BrokerMessage
 from sidecar.pubsub.cel import CelError, compile_expression
 from sidecar.pubsub.envelope import CLOUDEVENTS_JSON, raw_envelope
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 DeadLetter = Callable[[str, BrokerMessage], Awaitable[None]]
 
 
-class DeliveryFailed(SidecarError):
+class DeliveryFailed(LocalSidecarError):
     """The app did not take the message within the retry budget."""
 
 

@@ -1,8 +1,8 @@
 """The state store port: requests, stored items, and the key-prefix rules of daprd.
 
 Keys reaching a store are already prefixed (``<appId>||<key>`` by default). Stores raise
-:class:`~sidecar.errors.EtagMismatch`, :class:`~sidecar.errors.EtagInvalid` or
-:class:`~sidecar.errors.StoreError`; the state service maps those to API answers.
+:class:`~sidecar.errors.ETagMismatch`, :class:`~sidecar.errors.ETagInvalid` or
+:class:`~sidecar.errors.StateStoreError`; the state service maps those to API answers.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from sidecar.errors import StoreError
+from sidecar.errors import StateStoreError
 
 __all__ = [
     "DeleteOp",
@@ -84,7 +84,7 @@ def parse_ttl(metadata: Mapping[str, str]) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise StoreError(f"incorrect value for metadata ttlInSeconds: {raw!r}") from None
+        raise StateStoreError(f"incorrect value for metadata ttlInSeconds: {raw!r}") from None
 
 
 def key_prefix(mode: str, app_id: str, store_name: str) -> str:

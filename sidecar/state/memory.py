@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from sidecar.errors import EtagMismatch
+from sidecar.errors import ETagMismatch
 from sidecar.state.base import FIRST_WRITE, DeleteOp, SetOp, StateStore, StoredItem
 
 __all__ = ["MemoryStateStore"]
@@ -54,9 +54,9 @@ class MemoryStateStore(StateStore):
         entry = self._live(op.key)
         if op.has_etag:
             if entry is None or entry.etag != op.etag:
-                raise EtagMismatch(f"etag mismatch for key {op.key}")
+                raise ETagMismatch(f"etag mismatch for key {op.key}")
         elif isinstance(op, SetOp) and op.concurrency == FIRST_WRITE and entry is not None:
-            raise EtagMismatch(f"key {op.key} already exists (first-write)")
+            raise ETagMismatch(f"key {op.key} already exists (first-write)")
 
     def _apply(self, op: SetOp | DeleteOp) -> None:
         if isinstance(op, DeleteOp):

@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 import psycopg
 
-from sidecar.errors import EtagMismatch, ResourceError, StoreError
+from sidecar.errors import ETagMismatch, ResourceError, StateStoreError
 from sidecar.resources.model import Component
 from sidecar.state.base import FIRST_WRITE, DeleteOp, SetOp, StateStore, StoredItem
 
@@ -65,7 +65,7 @@ class PostgresStateStore(StateStore):
                 self._dsn, autocommit=True, connect_timeout=max(1, int(self._timeout))
             )
         except psycopg.Error as exc:
-            raise StoreError(f"postgresql store {self._component.name!r}: {exc}") from exc
+            raise StateStoreError(f"postgresql store {self._component.name!r}: {exc}") from exc
         self._all.append(conn)
         return conn
 
@@ -116,7 +116,7 @@ class PostgresStateStore(StateStore):
                 )
                 row = await cur.fetchone()
         except psycopg.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise StateStoreError(str(exc)) from exc
         if row is None:
             return None
         value, etag, expires = row
@@ -133,7 +133,7 @@ class PostgresStateStore(StateStore):
         params: dict[str, object] = {"key": op.key, "value": op.value, "ttl": ttl}
         if op.has_etag:
             if not _is_uuid(op.etag or ""):
-                raise EtagMismatch(f"etag {op.etag!r} does not match")
+                raise ETagMismatch(f"etag {op.etag!r} does not match")
             params["etag"] = op.etag
             query = (
                 f"UPDATE {self._table} SET value = %(value)s, updated_at = now(), "
@@ -155,18 +155,18 @@ class PostgresStateStore(StateStore):
         cur = await conn.execute(query, params)
         if cur.rowcount != 1:
             if op.has_etag:
-                raise EtagMismatch(f"etag mismatch for key {op.key}")
-            raise StoreError(f"no item was updated for key {op.key} (first-write)")
+                raise ETagMismatch(f"etag mismatch for key {op.key}")
+            raise StateStoreError(f"no item was updated for key {op.key} (first-write)")
 
     async def _delete(self, conn: _Conn, op: DeleteOp) -> None:
         if op.has_etag:
             if not _is_uuid(op.etag or ""):
-                raise EtagMismatch(f"etag {op.etag!r} does not match")
+                raise ETagMismatch(f"etag {op.etag!r} does not match")
             cur = await conn.execute(
                 f"DELETE FROM {self._table} WHERE key = %s AND etag = %s", (op.key, op.etag)
             )
             if cur.rowcount != 1:
-                raise EtagMismatch(f"etag mismatch for key {op.key}")
+                raise ETagMismatch(f"etag mismatch for key {op.key}")
         else:
             await conn.execute(f"DELETE FROM {self._table} WHERE key = %s", (op.key,))
 
@@ -175,14 +175,14 @@ class PostgresStateStore(StateStore):
             async with self._conn() as conn:
                 await self._set(conn, op)
         except psycopg.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise StateStoreError(str(exc)) from exc
 
     async def delete(self, op: DeleteOp) -> None:
         try:
             async with self._conn() as conn:
                 await self._delete(conn, op)
         except psycopg.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise StateStoreError(str(exc)) from exc
 
     async def transact(self, ops: Sequence[SetOp | DeleteOp]) -> None:
         try:
@@ -193,4 +193,4 @@ class PostgresStateStore(StateStore):
                     else:
                         await self._delete(conn, op)
         except psycopg.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise StateStoreError(str(exc)) from exc

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sidecar.errors import EtagInvalid, EtagMismatch, StoreError
+from sidecar.errors import ETagInvalid, ETagMismatch, StateStoreError
 from sidecar.redis_conn import redis_client
 from sidecar.resources.model import Component
 from sidecar.resp import Arg, RedisFailure, RespClient, RespError, field_map
@@ -63,7 +63,7 @@ class RedisStateStore(StateStore):
         try:
             await self._client.execute("PING")
         except RedisFailure as exc:
-            raise StoreError(
+            raise StateStoreError(
                 f"redis store {self._component.name!r}: cannot reach "
                 f"{self._component.get('redisHost')}: {exc}"
             ) from exc
@@ -79,10 +79,10 @@ class RedisStateStore(StateStore):
             try:
                 raw = await self._client.execute("GET", key)
             except RedisFailure as exc:
-                raise StoreError(str(exc)) from exc
+                raise StateStoreError(str(exc)) from exc
             return None if raw is None else StoredItem(raw, "")
         except RedisFailure as exc:
-            raise StoreError(str(exc)) from exc
+            raise StateStoreError(str(exc)) from exc
         if not flat:
             return None
         fields = field_map(flat)
@@ -95,7 +95,7 @@ class RedisStateStore(StateStore):
         try:
             return str(int(op.etag))
         except ValueError:
-            raise EtagInvalid(f"invalid etag {op.etag!r}: redis etags are integers") from None
+            raise ETagInvalid(f"invalid etag {op.etag!r}: redis etags are integers") from None
 
     def _ttl(self, op: SetOp) -> int | None:
         return op.ttl if op.ttl is not None else self._default_ttl
@@ -113,20 +113,20 @@ class RedisStateStore(StateStore):
             await self._client.execute("EVAL", _SET, 1, op.key, version, op.value, first)
         except RedisFailure as exc:
             if op.etag is not None:
-                raise EtagMismatch(f"possible etag mismatch: {exc}") from exc
-            raise StoreError(f"failed to set key {op.key}: {exc}") from exc
+                raise ETagMismatch(f"possible etag mismatch: {exc}") from exc
+            raise StateStoreError(f"failed to set key {op.key}: {exc}") from exc
         ttl = self._ttl_command(op)
         if ttl is not None:
             try:
                 await self._client.execute(*ttl)
             except RedisFailure as exc:
-                raise StoreError(f"failed to set ttl of key {op.key}: {exc}") from exc
+                raise StateStoreError(f"failed to set ttl of key {op.key}: {exc}") from exc
 
     async def delete(self, op: DeleteOp) -> None:
         try:
             await self._client.execute("EVAL", _DELETE, 1, op.key, op.etag or "0")
         except RedisFailure as exc:
-            raise EtagMismatch(f"possible etag mismatch: {exc}") from exc
+            raise ETagMismatch(f"possible etag mismatch: {exc}") from exc
 
     async def transact(self, ops: Sequence[SetOp | DeleteOp]) -> None:
         commands: list[tuple[Arg, ...]] = []
@@ -142,9 +142,9 @@ class RedisStateStore(StateStore):
         try:
             results = await self._client.transaction(commands)
         except RedisFailure as exc:
-            raise StoreError(f"redis transaction failed: {exc}") from exc
+            raise StateStoreError(f"redis transaction failed: {exc}") from exc
         errors = [r for r in results if isinstance(r, RespError)]
         if errors:
             # daprd reports Redis's own error text here, which does not say "etag": a
             # caller can only tell a conflict by reading the key again (dapr-contract §2.4)
-            raise StoreError(str(errors[0]))
+            raise StateStoreError(str(errors[0]))

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from sidecar.errors import ApiError, EtagInvalid, EtagMismatch, StoreError
+from sidecar.errors import ApiError, ETagInvalid, ETagMismatch, StateStoreError
 from sidecar.resources.model import Component
 from sidecar.state.base import (
     FIRST_WRITE,
@@ -156,16 +156,16 @@ class StateService:
     @staticmethod
     def _check_options(item: SaveItem) -> None:
         if item.concurrency not in _CONCURRENCY:
-            raise StoreError(f"unknown concurrency option {item.concurrency!r}")
+            raise StateStoreError(f"unknown concurrency option {item.concurrency!r}")
         if item.consistency not in _CONSISTENCY:
-            raise StoreError(f"unknown consistency option {item.consistency!r}")
+            raise StateStoreError(f"unknown consistency option {item.consistency!r}")
 
     async def get(self, store: str, key: str) -> StoredItem | None:
         bound = self.store(store)
         full = self.full_key(bound, key)
         try:
             return await bound.store.get(full)
-        except StoreError as exc:
+        except StateStoreError as exc:
             raise ApiError(
                 500,
                 "INTERNAL",
@@ -178,7 +178,7 @@ class StateService:
         full = [self.full_key(bound, k) for k in keys]
         try:
             items = await bound.store.bulk_get(full)
-        except StoreError as exc:
+        except StateStoreError as exc:
             raise ApiError(
                 500, "INTERNAL", "ERR_STATE_BULK_GET", f"failed getting state in bulk: {exc}"
             ) from exc
@@ -189,19 +189,19 @@ class StateService:
     ) -> None:
         bound = self.store(store)
         extra = metadata or {}
-        ops: list[tuple[SaveItem, SetOp | None, StoreError | None]] = []
+        ops: list[tuple[SaveItem, SetOp | None, StateStoreError | None]] = []
         for item in items:
             try:
                 self._check_options(item)
                 ops.append((item, self._set_op(bound, item, extra), None))
-            except StoreError as exc:
+            except StateStoreError as exc:
                 ops.append((item, None, exc))
         errors = await asyncio.gather(*(self._one_set(bound, op, err) for _, op, err in ops))
         failures = [e for e in errors if e is not None]
         if not failures:
             return
-        if all(isinstance(e, EtagMismatch | EtagInvalid) for e in failures):
-            invalid = any(isinstance(e, EtagInvalid) for e in failures)
+        if all(isinstance(e, ETagMismatch | ETagInvalid) for e in failures):
+            invalid = any(isinstance(e, ETagInvalid) for e in failures)
             raise ApiError(
                 400 if invalid else 409,
                 "INVALID_ARGUMENT" if invalid else "ABORTED",
@@ -218,13 +218,13 @@ class StateService:
 
     @staticmethod
     async def _one_set(
-        bound: BoundStore, op: SetOp | None, error: StoreError | None
-    ) -> StoreError | None:
+        bound: BoundStore, op: SetOp | None, error: StateStoreError | None
+    ) -> StateStoreError | None:
         if op is None:
             return error
         try:
             await bound.store.set(op)
-        except StoreError as exc:
+        except StateStoreError as exc:
             return exc
         return None
 
@@ -234,21 +234,21 @@ class StateService:
         try:
             self._check_options(item)
             await bound.store.delete(op)
-        except EtagMismatch as exc:
+        except ETagMismatch as exc:
             raise ApiError(
                 409,
                 "ABORTED",
                 "ERR_STATE_DELETE",
                 f"failed deleting state with key {item.key}: possible etag mismatch: {exc}",
             ) from exc
-        except EtagInvalid as exc:
+        except ETagInvalid as exc:
             raise ApiError(
                 400,
                 "INVALID_ARGUMENT",
                 "ERR_STATE_DELETE",
                 f"failed deleting state with key {item.key}: invalid etag value: {exc}",
             ) from exc
-        except StoreError as exc:
+        except StateStoreError as exc:
             raise ApiError(
                 500,
                 "INTERNAL",
@@ -282,8 +282,8 @@ class StateService:
             if not ops:
                 return
             await bound.store.transact(ops)
-        except StoreError as exc:
-            hint = " (possible etag mismatch)" if isinstance(exc, EtagMismatch) else ""
+        except StateStoreError as exc:
+            hint = " (possible etag mismatch)" if isinstance(exc, ETagMismatch) else ""
             raise ApiError(
                 500,
                 "INTERNAL",

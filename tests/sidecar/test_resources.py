@@ -165,9 +165,9 @@ def test_public_api_is_pinned() -> None:
     import sidecar
 
     assert sorted(sidecar.__all__) == [
-        "ApiError", "AppSpec", "BrokerError", "Cluster", "EtagInvalid", "EtagMismatch",
-        "FaultPlan", "PubSubFaults", "ResourceError", "RunTemplate", "Sidecar",
-        "SidecarError", "SidecarOptions", "StartupError", "StateFaults", "StoreError",
+        "ApiError", "AppSpec", "BrokerError", "Cluster", "ETagInvalid", "ETagMismatch",
+        "FaultPlan", "LocalSidecarError", "PubSubFaults", "ResourceError", "RunTemplate",
+        "Sidecar", "SidecarOptions", "StartupError", "StateFaults", "StateStoreError",
         "Topology", "load_template",
     ]  # fmt: skip
     assert all(hasattr(sidecar, name) for name in sidecar.__all__)
