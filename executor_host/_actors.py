@@ -20,6 +20,7 @@ from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 
+from executor_host._bus import ResultTooLarge
 from executor_host._coordinator import Committed, LivePools, Publish, RunDriver
 from executor_host._payloads import SNAPSHOT, PayloadCache, restore_payloads
 from executor_host._store import RunStore
@@ -31,7 +32,6 @@ from runtime.engine import (
     ActivationStatus,
     ErrorInfo,
     RunState,
-    compact_json,
 )
 from runtime.telemetry import telemetry
 from runtime.workflow import Workflow, execute_activation
@@ -269,10 +269,9 @@ class ExecutorDeps:
     registry: WorkflowRegistry
     instances: RunInstances
     publish_result: PublishResult
+    """Publishes a result; raises ``ResultTooLarge`` (sending nothing) for one whose
+    event would pass the sidecar's body limit."""
     payloads: PayloadCache
-    max_result_chars: int = 1024 * 1024
-    """A result whose JSON is longer is stored and published by reference (a publish
-    request must stay under the sidecar's body limit)."""
 
 
 class ExecutorActor(Actor, ExecutorInterface):
@@ -315,27 +314,30 @@ class ExecutorActor(Actor, ExecutorInterface):
             result=produced,
         )
         self._last, self._last_result = here, produced
-        large = len(compact_json(produced)) > self._deps.max_result_chars
-        if large:
-            # too large to publish: stored first, then published by reference
-            if not duplicate:
-                await store.save_result(
-                    env.run_id, env.generation, env.superstep, env.executor_index, produced
-                )
-            await self._deps.publish_result(
-                result.model_copy(update={"result": {}, "result_stored": True})
-            )
-        elif duplicate:
-            await self._deps.publish_result(result)
-        else:
-            # published at once (the coordinator keeps the first copy; the publish goes
-            # out first, it is on the critical path) and stored for repeats
-            await asyncio.gather(
-                self._deps.publish_result(result),
+        # published at once (the coordinator keeps the first copy; the publish is on the
+        # critical path) while it is stored for repeats
+        saving = (
+            None
+            if duplicate
+            else asyncio.ensure_future(
                 store.save_result(
                     env.run_id, env.generation, env.superstep, env.executor_index, produced
-                ),
+                )
             )
+        )
+        try:
+            try:
+                await self._deps.publish_result(result)
+            except ResultTooLarge:
+                # too large to publish: published by reference once it is stored
+                if saving is not None:
+                    await saving
+                await self._deps.publish_result(
+                    result.model_copy(update={"result": {}, "result_stored": True})
+                )
+        finally:
+            if saving is not None:
+                await saving
         return {"duplicate": duplicate}
 
     async def _traced(self, env: ActivationEnvelope) -> ActivationResult:

@@ -46,12 +46,32 @@ class MalformedEvent(ValueError):
     """A delivered event is not a CloudEvent carrying the expected envelope."""
 
 
+MAX_RESULT_EVENT_BYTES = 1024 * 1024
+"""The largest result event published as it is: daprd takes bodies of at most 4 MiB
+(``--max-body-size``) on its publish API and on the delivery to the app, and the
+delivery adds daprd's own attributes."""
+
+
+class ResultTooLarge(PublishError):
+    """A result's event would be larger than ``MAX_RESULT_EVENT_BYTES``: nothing was
+    sent (the executor stores the result and publishes a reference to it instead)."""
+
+
 class Bus:
-    def __init__(self, sidecar: SidecarClient, pubsub: str, source: str, namespace: str) -> None:
+    def __init__(
+        self,
+        sidecar: SidecarClient,
+        pubsub: str,
+        source: str,
+        namespace: str,
+        *,
+        max_result_bytes: int = MAX_RESULT_EVENT_BYTES,
+    ) -> None:
         self._sidecar = sidecar
         self._pubsub = pubsub
         self._source = f"superstep/{source}"
         self._prefix = namespace
+        self._max_result = max_result_bytes
 
     async def publish_activation(self, env: ActivationEnvelope, pool: str) -> None:
         await self._publish(
@@ -77,9 +97,15 @@ class Bus:
             )
 
     async def publish_result(self, env: ResultEnvelope) -> None:
-        await self._publish(
-            results_topic(self._prefix), env.event_id(), "io.superstep.result.v1", env
-        )
+        """Publish a result; ``ResultTooLarge`` (before sending anything) when its event
+        is larger than ``max_result_bytes``. Its bytes are made once, here."""
+        body = self._event(env.event_id(), "io.superstep.result.v1", env)
+        if len(body) > self._max_result:
+            raise ResultTooLarge(
+                f"the result event of {env.executor_id!r} in superstep {env.superstep} "
+                f"takes {len(body)} bytes (at most {self._max_result})"
+            )
+        await self._send(results_topic(self._prefix), body)
 
     def _event(self, event_id: str, type_: str, env: BaseModel) -> bytes:
         attributes = {
@@ -101,10 +127,11 @@ class Bus:
         return compact_json_bytes(to_dict(event))
 
     async def _publish(self, topic: str, event_id: str, type_: str, env: BaseModel) -> None:
+        await self._send(topic, self._event(event_id, type_, env))
+
+    async def _send(self, topic: str, body: bytes) -> None:
         try:
-            await self._sidecar.publish(
-                self._pubsub, topic, self._event(event_id, type_, env), CE_JSON
-            )
+            await self._sidecar.publish(self._pubsub, topic, body, CE_JSON)
         except SidecarError as exc:
             raise PublishError(str(exc)) from exc
 
