@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 LogSink = Callable[[str, str], None]  # (app id, line)
 
+MAX_LINE_CHARS = 1 << 16
+"""An app's output line longer than this reaches the sink in pieces of this length."""
+
 
 @functools.cache
 def _pdeathsig_setter() -> Callable[[], None] | None:
@@ -105,14 +108,29 @@ class AppProcess:
         self._reader = asyncio.create_task(self._read(self._proc))
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        """Pass the app's output on line by line, a line longer than ``MAX_LINE_CHARS``
+        in pieces of that length. (``readline`` fails on a line over the stream's 64 KiB
+        limit, which ended the reading: the pipe filled and the app blocked on its next
+        write.)"""
         assert proc.stdout is not None
+        pending = b""
         while True:
-            raw = await proc.stdout.readline()
-            if not raw:
+            chunk = await proc.stdout.read(1 << 16)
+            if not chunk:
                 break
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.tail.append(line)
-            self.sink(self.app_id, line)
+            *lines, pending = (pending + chunk).split(b"\n")
+            while len(pending) >= MAX_LINE_CHARS:
+                lines.append(pending[:MAX_LINE_CHARS])
+                pending = pending[MAX_LINE_CHARS:]
+            for raw in lines:
+                self._line(raw)
+        if pending:
+            self._line(pending)
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace")
+        self.tail.append(line)
+        self.sink(self.app_id, line)
 
     async def wait(self) -> int:
         assert self._proc is not None
