@@ -235,6 +235,17 @@ def _kind(what: str, resp: httpx.Response) -> tuple[str, str]:
     return f"{what} {resp.status_code}{code}", text[:600]
 
 
+async def _created(client: httpx.AsyncClient, run_id: str) -> str:
+    """Whether a run whose start got no answer exists."""
+    try:
+        status = (await client.get(f"/runs/{run_id}")).status_code
+    except httpx.HTTPError as exc:
+        return f" (not known whether the run was created: {type(exc).__name__})"
+    return {200: " (the run was created)", 404: " (no run was created)"}.get(
+        status, f" (GET /runs/{{id}} answered {status})"
+    )
+
+
 async def one_run(client: httpx.AsyncClient, rng: random.Random, deadline_s: float) -> Outcome:
     tag, x = uuid.uuid4().hex, rng.randrange(1, 10**12)
     out = Outcome()
@@ -242,8 +253,10 @@ async def one_run(client: httpx.AsyncClient, rng: random.Random, deadline_s: flo
     t0 = time.perf_counter()
     try:
         async with asyncio.timeout(deadline_s):
+            # the client names the run (its tag): after a start that got no answer, the
+            # report says whether the run was created all the same
             resp = await client.post(
-                "/runs", json={"workflow": WORKFLOW, "input": {"tag": tag, "x": x}}
+                "/runs", json={"workflow": WORKFLOW, "run_id": tag, "input": {"tag": tag, "x": x}}
             )
             out.start_s = time.perf_counter() - t0
             if resp.status_code != 201:
@@ -270,6 +283,8 @@ async def one_run(client: httpx.AsyncClient, rng: random.Random, deadline_s: flo
         return out
     except httpx.HTTPError as exc:
         out.error, out.detail = f"{phase}: {type(exc).__name__}", repr(exc)[:600]
+        if phase == "start":
+            out.error += await _created(client, tag)
         return out
     view = resp.json()
     if view["status"] != "completed":
