@@ -32,7 +32,8 @@ compared with the one right answer.
    run and after every ``--sample-every`` runs.
 
 Prints both tables (markdown) and writes the raw figures to
-``bench/results/load-<sidecar>-<time>.json``; the apps' log lines go to the file that
+``bench/results/load-<sidecar>-<time>.json``; ``load.py summary FILE...`` joins saved
+invocations of one sidecar (medians of their percentiles, with the range); the apps' log lines go to the file that
 ``--logs`` names (default: a temporary file, named at the end). The exit status is 1
 when any run was not correct.
 """
@@ -428,6 +429,74 @@ def memory_table(sidecar: str, samples: list[dict[str, Any]], warm_up: int) -> s
     return "\n".join(lines)
 
 
+def _range(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def summary(files: list[Path], warm_up: int) -> str:
+    """The tables of several saved invocations of one sidecar joined: runs, starts,
+    correct runs and errors summed per level; the median of the invocations' p50 and
+    p95 run times with their range; per process, the RSS at the end of the sequence
+    and its growth after ``warm_up`` runs (median and range)."""
+    results = [json.loads(f.read_text()) for f in files]
+    sidecar = results[0]["sidecar"]
+    lines = [
+        f"{len(results)} invocations: {', '.join(r['started'] for r in results)}",
+        "",
+        "| sidecar | concurrent runs | runs | started | correct | errors "
+        "| run p50 s | run p95 s | start p50 s | start p95 s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_level: dict[int, list[dict[str, Any]]] = {}
+    for r in results:
+        for lv in r["levels"]:
+            by_level.setdefault(lv["concurrency"], []).append(lv)
+    for n, lvs in sorted(by_level.items()):
+        errors: collections.Counter[str] = collections.Counter()
+        for lv in lvs:
+            errors.update(lv["errors"])
+        shown = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "0"
+        lines.append(
+            f"| {sidecar} | {n} | {sum(lv['runs'] for lv in lvs)} "
+            f"| {sum(lv['started'] for lv in lvs)} | {sum(lv['correct'] for lv in lvs)} | {shown} "
+            f"| {_range([lv['run_p50_s'] for lv in lvs])} | {_range([lv['run_p95_s'] for lv in lvs])} "
+            f"| {_range([lv['start_p50_s'] for lv in lvs])} "
+            f"| {_range([lv['start_p95_s'] for lv in lvs])} |"
+        )
+    memories = [r["memory"] for r in results if r.get("memory")]
+    if memories:
+        runs = sum(m["runs"]["runs"] for m in memories)
+        correct = sum(m["runs"]["correct"] for m in memories)
+        errors = collections.Counter[str]()
+        for m in memories:
+            errors.update(m["runs"]["errors"])
+        last_mark = memories[0]["samples"][-1]["runs"]
+        lines += [
+            "",
+            f"Memory sequences: {runs} runs, {correct} correct, errors {dict(errors) or 0}.",
+            "",
+            f"| sidecar | process | RSS MiB after {last_mark} runs "
+            f"| growth from run {warm_up} to run {last_mark}, MiB | peak MiB |",
+            "|---|---|---|---|---|",
+        ]
+        for name in memories[0]["samples"][0]["rss_mb"]:
+            ends, growths, peaks = [], [], []
+            for m in memories:
+                samples = m["samples"]
+                warm = next((x for x in samples if x["runs"] >= warm_up), samples[-1])
+                ends.append(samples[-1]["rss_mb"][name])
+                growths.append(samples[-1]["rss_mb"][name] - warm["rss_mb"][name])
+                peaks.append(max(x["rss_mb"][name] for x in samples))
+            lines.append(
+                f"| {sidecar} | {name} | {statistics.median(ends):.1f} "
+                f"| {statistics.median(growths):+.1f} [{min(growths):+.1f} to {max(growths):+.1f}] "
+                f"| {max(peaks):.1f} |"
+            )
+    loads = [f"{r['load_before'][0]:.1f}-{r['load_after'][0]:.1f}" for r in results]
+    lines.append(f"\nload average (1 min) before-after each invocation: {', '.join(loads)}")
+    return "\n".join(lines)
+
+
 async def main(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     logs = Path(
@@ -505,7 +574,8 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("mode", nargs="?", default="run", choices=["run", "serve"])
+    ap.add_argument("mode", nargs="?", default="run", choices=["run", "serve", "summary"])
+    ap.add_argument("files", nargs="*", type=Path, help="summary: saved invocations")
     ap.add_argument("--sidecar", choices=["local", "daprd"], default="local")
     ap.add_argument("--levels", default="10,50,100,200")
     ap.add_argument("--rounds", type=int, default=2, help="bursts per concurrency level")
@@ -525,5 +595,7 @@ if __name__ == "__main__":
     ns = parse(sys.argv[1:])
     if ns.mode == "serve":
         asyncio.run(serve(ns.sidecar, Path(ns.logs)))
+    elif ns.mode == "summary":
+        print(summary(ns.files, ns.warm_up))
     else:
         sys.exit(asyncio.run(main(ns)))
