@@ -25,11 +25,13 @@ compared with the one right answer.
    once (N concurrent ``POST /runs``) and each is followed to its end on its event
    stream (``GET /runs/{id}/events``), then read (``GET /runs/{id}``). Per level:
    runs started (201), completed with the right output, errors by kind, and the run
-   time (start request to the end of its event stream) p50/p95 over completed runs.
+   time (start request to the end of its event stream) p50/p95 over completed runs,
+   and the slowest answer of the API app's ``/healthz`` (asked every 0.25 s from a
+   thread of its own; daprd's health probe gives up after 500 ms).
 2. **Memory**: ``--memory-runs`` runs, ``--memory-concurrency`` at a time, the RSS of
    every process of the deployment (each app, each sidecar or the launcher holding the
-   local sidecars, daprd's placement and scheduler, Redis) sampled before the first
-   run and after every ``--sample-every`` runs.
+   local sidecars, daprd's placement and scheduler, Redis) and its CPU time sampled
+   before the first run and after every ``--sample-every`` runs.
 
 Prints both tables (markdown) and writes the raw figures to
 ``bench/results/load-<sidecar>-<time>.json``; ``load.py summary FILE...`` joins saved
@@ -52,6 +54,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -70,6 +73,7 @@ API_TOKEN = "load-api-token-3b8e"
 APP_TOKEN = "load-app-token-c41a"
 WORKFLOW = "isolation"
 ERROR_CODE = re.compile(r"ERR_[A-Z_]+")
+nan = float("nan")
 
 
 # -- the deployment (in a child process) -----------------------------------------------
@@ -175,42 +179,37 @@ async def deploy(sidecar: str, logs: Path) -> Deployment:
 # -- memory ------------------------------------------------------------------------------
 
 
-def group_rss_mb(pgid: int) -> float:
-    """The RSS of the processes of process group ``pgid`` (an app and anything it runs
-    under, such as ``setpriv``), in MiB; 0 when it is gone."""
-    total_kb = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def usage(pid: int, *, group: bool) -> tuple[float, float]:
+    """(RSS in MiB, CPU seconds so far) of process ``pid``, with ``group`` of every
+    process of its process group (an app and anything it runs under, such as
+    ``setpriv``); zeros when it is gone."""
+    rss_kb, ticks = 0, 0
+    every = [e.path for e in os.scandir("/proc") if e.name.isdigit()]
+    paths = every if group else [f"/proc/{pid}"]
+    for path in paths:
         try:
-            stat = Path(entry.path, "stat").read_text()
-            fields = stat.rpartition(")")[2].split()
-            if int(fields[2]) != pgid and int(entry.name) != pgid:
+            fields = Path(path, "stat").read_text().rpartition(")")[2].split()
+            if group and int(fields[2]) != pid and path != f"/proc/{pid}":
                 continue
-            for line in Path(entry.path, "status").read_text().splitlines():
+            ticks += int(fields[11]) + int(fields[12])
+            for line in Path(path, "status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
+                    rss_kb += int(line.split()[1])
         except (OSError, ValueError, IndexError):
             continue
-    return total_kb / 1024
+    return rss_kb / 1024, ticks * _TICK_S
 
 
-def own_rss_mb(pid: int) -> float:
-    """The RSS of one process (the launcher: its children are counted apart)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def sample(pids: dict[str, int]) -> dict[str, float]:
-    return {
-        name: own_rss_mb(pid) if name.startswith("launcher") else group_rss_mb(pid)
-        for name, pid in pids.items()
-    }
+def sample(pids: dict[str, int], runs: int) -> dict[str, Any]:
+    """RSS and CPU time of every process of the deployment (the launcher alone: its
+    children are counted apart)."""
+    rss, cpu = {}, {}
+    for name, pid in pids.items():
+        rss[name], cpu[name] = usage(pid, group=not name.startswith("launcher"))
+    return {"runs": runs, "rss_mb": rss, "cpu_s": cpu}
 
 
 # -- runs ----------------------------------------------------------------------------------
@@ -320,6 +319,9 @@ class Level:
     start_p50_s: float = 0.0
     start_p95_s: float = 0.0
     wall_s: list[float] = field(default_factory=list)
+    healthz_max_s: float = 0.0
+    """The slowest answer of the API app's ``/healthz`` during the bursts (what the
+    sidecar's health probe waits for; it gives up after 500 ms in these deployments)."""
 
     def take(self, outcomes: list[Outcome]) -> None:
         self.runs += len(outcomes)
@@ -331,6 +333,26 @@ class Level:
                 self.examples.setdefault(o.error, o.detail)
 
 
+class HealthProbe(threading.Thread):
+    """Asks the API app's ``/healthz`` every ``every_s`` on a new connection, from a
+    thread of its own (the load's own loop is busy with hundreds of runs: a probe on it
+    would measure that loop), and keeps the slowest answer's time."""
+
+    def __init__(self, base_url: str, every_s: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.base_url, self.every_s = base_url, every_s
+        self.slowest_s = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=30) as probe:
+            while not self.done.wait(self.every_s):
+                t0 = time.perf_counter()
+                with contextlib.suppress(httpx.HTTPError):
+                    probe.get("/healthz", headers={"Connection": "close"})
+                self.slowest_s = max(self.slowest_s, time.perf_counter() - t0)
+
+
 async def level(
     client: httpx.AsyncClient, n: int, rounds: int, rng: random.Random, deadline_s: float
 ) -> Level:
@@ -339,7 +361,14 @@ async def level(
     starts: list[float] = []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        outcomes = await asyncio.gather(*(one_run(client, rng, deadline_s) for _ in range(n)))
+        probe = HealthProbe(str(client.base_url))
+        probe.start()
+        try:
+            outcomes = await asyncio.gather(*(one_run(client, rng, deadline_s) for _ in range(n)))
+        finally:
+            probe.done.set()
+            await asyncio.to_thread(probe.join)
+        result.healthz_max_s = max(result.healthz_max_s, probe.slowest_s)
         result.wall_s.append(time.perf_counter() - t0)
         result.take(outcomes)
         times += [o.run_s for o in outcomes if o.correct]
@@ -369,7 +398,7 @@ async def memory(
     rng: random.Random,
     deadline_s: float,
 ) -> tuple[list[dict[str, Any]], Level]:
-    samples = [{"runs": 0, "rss_mb": sample(dep.pids)}]
+    samples = [sample(dep.pids, 0)]
     result = Level(concurrency)
     done = 0
     todo = iter(range(runs))
@@ -383,7 +412,7 @@ async def memory(
             async with lock:
                 done += 1
                 if done % every == 0:
-                    samples.append({"runs": done, "rss_mb": sample(dep.pids)})
+                    samples.append(sample(dep.pids, done))
                     print(f"  memory: {done} runs, {result.correct} correct", file=sys.stderr)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -395,16 +424,26 @@ async def memory(
 
 def level_table(sidecar: str, levels: list[Level]) -> str:
     lines = [
-        "| sidecar | concurrent runs | runs | started | correct | errors | run p50 s | run p95 s | start p50 s | start p95 s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| sidecar | concurrent runs | runs | started | correct | errors | run p50 s | run p95 s "
+        "| start p50 s | start p95 s | slowest /healthz s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for lv in levels:
         errors = "; ".join(f"{k}: {v}" for k, v in sorted(lv.errors.items())) or "0"
         lines.append(
             f"| {sidecar} | {lv.concurrency} | {lv.runs} | {lv.started} | {lv.correct} | {errors} "
-            f"| {lv.run_p50_s:.2f} | {lv.run_p95_s:.2f} | {lv.start_p50_s:.2f} | {lv.start_p95_s:.2f} |"
+            f"| {lv.run_p50_s:.2f} | {lv.run_p95_s:.2f} | {lv.start_p50_s:.2f} | {lv.start_p95_s:.2f} "
+            f"| {lv.healthz_max_s:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _cpu_ms_a_run(first: dict[str, Any], last: dict[str, Any], name: str) -> float:
+    """CPU time of a process per run between two samples (nan for files without it)."""
+    if "cpu_s" not in first or last["runs"] == first["runs"]:
+        return nan
+    spent = float(last["cpu_s"][name]) - float(first["cpu_s"][name])
+    return 1000 * spent / (int(last["runs"]) - int(first["runs"]))
 
 
 def memory_table(sidecar: str, samples: list[dict[str, Any]], warm_up: int) -> str:
@@ -415,15 +454,15 @@ def memory_table(sidecar: str, samples: list[dict[str, Any]], warm_up: int) -> s
     marks = [s["runs"] for s in samples]
     lines = [
         f"| sidecar | process | RSS MiB before | after {warm['runs']} runs | after {last['runs']} runs "
-        f"| growth after run {warm['runs']} | peak |",
-        "|---|---|---|---|---|---|---|",
+        f"| growth after run {warm['runs']} | peak | CPU ms a run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in first["rss_mb"]:
         series = [s["rss_mb"].get(name, 0.0) for s in samples]
         lines.append(
             f"| {sidecar} | {name} | {first['rss_mb'][name]:.1f} | {warm['rss_mb'][name]:.1f} "
             f"| {last['rss_mb'][name]:.1f} | {last['rss_mb'][name] - warm['rss_mb'][name]:+.1f} "
-            f"| {max(series):.1f} |"
+            f"| {max(series):.1f} | {_cpu_ms_a_run(first, last, name):.1f} |"
         )
     lines.append(f"\nsamples after runs {marks}")
     return "\n".join(lines)
@@ -444,8 +483,8 @@ def summary(files: list[Path], warm_up: int) -> str:
         f"{len(results)} invocations: {', '.join(r['started'] for r in results)}",
         "",
         "| sidecar | concurrent runs | runs | started | correct | errors "
-        "| run p50 s | run p95 s | start p50 s | start p95 s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run p50 s | run p95 s | start p50 s | start p95 s | slowest /healthz s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_level: dict[int, list[dict[str, Any]]] = {}
     for r in results:
@@ -461,7 +500,8 @@ def summary(files: list[Path], warm_up: int) -> str:
             f"| {sum(lv['started'] for lv in lvs)} | {sum(lv['correct'] for lv in lvs)} | {shown} "
             f"| {_range([lv['run_p50_s'] for lv in lvs])} | {_range([lv['run_p95_s'] for lv in lvs])} "
             f"| {_range([lv['start_p50_s'] for lv in lvs])} "
-            f"| {_range([lv['start_p95_s'] for lv in lvs])} |"
+            f"| {_range([lv['start_p95_s'] for lv in lvs])} "
+            f"| {_range([lv['healthz_max_s'] for lv in lvs if 'healthz_max_s' in lv] or [nan])} |"
         )
     memories = [r["memory"] for r in results if r.get("memory")]
     if memories:
@@ -476,21 +516,22 @@ def summary(files: list[Path], warm_up: int) -> str:
             f"Memory sequences: {runs} runs, {correct} correct, errors {dict(errors) or 0}.",
             "",
             f"| sidecar | process | RSS MiB after {last_mark} runs "
-            f"| growth from run {warm_up} to run {last_mark}, MiB | peak MiB |",
-            "|---|---|---|---|---|",
+            f"| growth from run {warm_up} to run {last_mark}, MiB | peak MiB | CPU ms a run |",
+            "|---|---|---|---|---|---|",
         ]
         for name in memories[0]["samples"][0]["rss_mb"]:
-            ends, growths, peaks = [], [], []
+            ends, growths, peaks, cpus = [], [], [], []
             for m in memories:
                 samples = m["samples"]
                 warm = next((x for x in samples if x["runs"] >= warm_up), samples[-1])
                 ends.append(samples[-1]["rss_mb"][name])
                 growths.append(samples[-1]["rss_mb"][name] - warm["rss_mb"][name])
                 peaks.append(max(x["rss_mb"][name] for x in samples))
+                cpus.append(_cpu_ms_a_run(samples[0], samples[-1], name))
             lines.append(
                 f"| {sidecar} | {name} | {statistics.median(ends):.1f} "
                 f"| {statistics.median(growths):+.1f} [{min(growths):+.1f} to {max(growths):+.1f}] "
-                f"| {max(peaks):.1f} |"
+                f"| {max(peaks):.1f} | {statistics.median(cpus):.1f} |"
             )
     loads = [f"{r['load_before'][0]:.1f}-{r['load_after'][0]:.1f}" for r in results]
     lines.append(f"\nload average (1 min) before-after each invocation: {', '.join(loads)}")
