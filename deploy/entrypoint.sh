@@ -7,6 +7,14 @@
 # image). The app binds 0.0.0.0:$PORT (8000 by default); a later --port/--host
 # option overrides that (uvicorn keeps the last value). The Dapr app port
 # (dapr.io/app-port, ACA dapr.appPort) must be the same port.
+#
+# Idle keep-alive connections stay open for $SUPERSTEP_KEEP_ALIVE_S seconds (620 by
+# default; uvicorn's own default is 5): daprd keeps its idle connections to the app
+# without a time limit and does not send an actor call again when the app closed
+# the connection under it (the call fails with ERR_ACTOR_INVOKE_METHOD, "connection
+# reset by peer"), and clients such as httpx drop theirs after 5 s, the same moment
+# uvicorn's default would close them. 620 s also outlasts the idle timeouts of the
+# usual load balancers (AWS ALB 60 s, Google Cloud's 600 s).
 set -eu
 
 role="${SUPERSTEP_ROLE:-}"
@@ -27,4 +35,5 @@ exec python -m uvicorn --factory "$factory" \
   --host "${HOST:-0.0.0.0}" \
   --port "${PORT:-8000}" \
   --timeout-graceful-shutdown "${SUPERSTEP_GRACEFUL_SHUTDOWN_S:-20}" \
+  --timeout-keep-alive "${SUPERSTEP_KEEP_ALIVE_S:-620}" \
   "$@"

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from executor_host._batching import GroupCaller
 from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import Checkpoint, RunState, compact_json
 from runtime.ports import ETagMismatch, PortError, StatePort, StateWrite, wire_bytes
@@ -225,6 +226,7 @@ class RunStore:
         self._max_value = max_value_bytes
         self._max_request = max_request_bytes
         self._blobs_written: OrderedDict[str, None] = OrderedDict()
+        self._index_writes = GroupCaller(self._add_all_to_index)
         """Digests of blobs this store wrote lately (not written again)."""
 
     # -- large values, in parts -------------------------------------------------------
@@ -530,16 +532,29 @@ class RunStore:
         return out
 
     async def _add_to_index(self, key: str, item: str) -> None:
-        """Add ``item`` to a list under ``key``: ETag-guarded read-modify-write, re-read
-        until the item is seen (the first write of a new index has no ETag to guard it)."""
+        """Add ``item`` to the list under ``key``. The items added while a write of the
+        index is in flight go together in the next one: each write of an index is one
+        read-modify-write of the whole list, so a write per item would have concurrent
+        additions (every run started at once) lose their ETag race to each other until
+        their retries run out."""
+        await self._index_writes.submit(key, item, len(item))
+
+    async def _add_all_to_index(self, key: str, new: list[str]) -> None:
+        """Add ``new`` to a list under ``key``: ETag-guarded read-modify-write, re-read
+        until every item is seen (the first write of a new index has no ETag to guard
+        it); only other apps' writes of the index compete with this one."""
         for _ in range(50):
             data, etag = await self._get(key)
             items = list(data or [])
-            if item in items:
+            seen = set(items)
+            missing = [item for item in dict.fromkeys(new) if item not in seen]
+            if not missing:
                 return
-            items.append(item)
             try:
-                await self._save(key, items, etag=etag)
+                await self._save(key, items + missing, etag=etag)
             except ConflictError:
                 continue
-        raise StoreError(f"could not add {item!r} to the {key!r} index: too much contention")
+        raise StoreError(
+            f"could not add {', '.join(map(repr, new[:3]))}{' …' if len(new) > 3 else ''} "
+            f"to the {key!r} index: too much contention"
+        )

@@ -29,9 +29,13 @@ from sidecar.launcher.template import AppSpec, HealthCheck
 from sidecar.launcher.topology import Topology
 from sidecar.testing import free_port
 
-__all__ = ["REPO_ROOT", "LocalDeployment"]
+__all__ = ["KEEP_ALIVE_S", "REPO_ROOT", "LocalDeployment"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+KEEP_ALIVE_S = 620
+"""How long the apps keep an idle connection open (uvicorn's default: 5 s), as in
+``deploy/entrypoint.sh`` and ``dapr.yaml``."""
 
 
 class LocalDeployment:
@@ -101,6 +105,11 @@ class LocalDeployment:
                 str(port),
                 "--log-level",
                 "warning",
+                # longer than any idle time of the sidecar's connections to the app:
+                # daprd keeps them without a limit, and an actor call it sends on one
+                # the app closes at that moment fails (docs/reliability.md, "Load")
+                "--timeout-keep-alive",
+                str(KEEP_ALIVE_S),
             ),
             app_port=port,
             env=self._env(**env),

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 LogSink = Callable[[str, str], None]  # (app id, line)
 
+MAX_LINE_CHARS = 1 << 16
+"""An app's output line longer than this reaches the sink in pieces of this length."""
+
 
 @functools.cache
 def _pdeathsig_setter() -> Callable[[], None] | None:
@@ -143,16 +146,27 @@ class AppProcess:
         self._reader = asyncio.create_task(self._read(reader))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        """Pass the app's output on line by line, a line longer than ``MAX_LINE_CHARS``
+        in pieces of that length. (``readline`` fails on a line over the stream's limit,
+        and drops what it buffered of it.)"""
+        pending = b""
         while True:
-            try:
-                raw = await reader.readline()
-            except ValueError:  # a line longer than the reader's limit: take it in parts
-                raw = await reader.read(1 << 16)
-            if not raw:
+            chunk = await reader.read(1 << 16)
+            if not chunk:
                 break
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.tail.append(line)
-            self.sink(self.app_id, line)
+            *lines, pending = (pending + chunk).split(b"\n")
+            while len(pending) >= MAX_LINE_CHARS:
+                lines.append(pending[:MAX_LINE_CHARS])
+                pending = pending[MAX_LINE_CHARS:]
+            for raw in lines:
+                self._line(raw)
+        if pending:
+            self._line(pending)
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace")
+        self.tail.append(line)
+        self.sink(self.app_id, line)
 
     async def wait(self) -> int:
         assert self._exit is not None

@@ -290,5 +290,92 @@ def big_state(text: str = "ascii") -> Workflow:
     )
 
 
+@dataclass
+class Ticket:
+    """The input of a run of ``isolation``: a tag of the run's own and a number."""
+
+    tag: str
+    x: int
+
+
+@dataclass
+class Share:
+    worker: int
+    seen: str
+    value: int
+
+
+ISOLATION_WIDTH = 4
+
+
+class Stamp(Executor):
+    @handler
+    async def stamp(self, ticket: Ticket, ctx: WorkflowContext[Ticket]) -> None:
+        ctx.set_state("tag", ticket.tag)
+        await ctx.send_message(ticket)
+
+
+class Mixer(Executor):
+    def __init__(self, id: str, index: int, pool: str) -> None:
+        super().__init__(id, placement=Placement(pool=pool))
+        self.index = index
+
+    @handler
+    async def mix(self, ticket: Ticket, ctx: WorkflowContext[Share]) -> None:
+        value = ticket.x * (self.index + 1)
+        ctx.set_state("sum", value)
+        await ctx.send_message(Share(self.index, ctx.get_state("tag"), value))
+
+
+class Tally(Executor):
+    @handler
+    async def tally(self, shares: list[Share], ctx: WorkflowContext[Never, dict[str, Any]]) -> None:
+        ordered = sorted(shares, key=lambda s: s.worker)
+        await ctx.yield_output(
+            {
+                "tag": ctx.get_state("tag"),
+                "seen": [s.seen for s in ordered],
+                "sum": ctx.get_state("sum"),
+                "total": sum(s.value for s in ordered),
+            }
+        )
+
+
+def isolation() -> Workflow:
+    """A run whose output depends on its input and on the shared state written during
+    the run: the start writes the run's tag to state, four workers in two pools read it
+    back and add ``x * (i + 1)`` to a reducer key, and the fan-in reports the tag, what
+    each worker saw and both sums. Runs that saw each other's state or messages give
+    another output than :func:`isolation_output` (the load test's check)."""
+    stamp, tally = Stamp("stamp"), Tally("tally", placement=Placement(pool="aux"))
+    mixers = [
+        Mixer(f"mix-{i}", i, "default" if i % 2 == 0 else "aux") for i in range(ISOLATION_WIDTH)
+    ]
+    return (
+        WorkflowBuilder(start_executor=stamp, name="isolation")
+        .add_fan_out_edges(stamp, mixers)
+        .add_fan_in_edges(mixers, tally)
+        .add_state("tag", initial="")
+        .add_state("sum", initial=0, reducer=operator.add)
+        .build()
+    )
+
+
+def isolation_output(tag: str, x: int) -> dict[str, Any]:
+    """The one right output of a run of ``isolation`` with input ``Ticket(tag, x)``."""
+    total = x * sum(range(1, ISOLATION_WIDTH + 1))
+    return {"tag": tag, "seen": [tag] * ISOLATION_WIDTH, "sum": total, "total": total}
+
+
 def all_workflows() -> list[Workflow]:
-    return [ping(), fan(), hitl(), slow(), unplaceable(), echo(), big_state(), big_snapshot()]
+    return [
+        ping(),
+        fan(),
+        hitl(),
+        slow(),
+        unplaceable(),
+        echo(),
+        big_state(),
+        big_snapshot(),
+        isolation(),
+    ]

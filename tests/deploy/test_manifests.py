@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sidecar.launcher.deployment import KEEP_ALIVE_S, LocalDeployment
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
@@ -784,7 +786,24 @@ def test_entrypoint_chooses_the_role(
     assert args[:4] == ["-m", "uvicorn", "--factory", factory]
     assert args[args.index("--host") + 1] == "0.0.0.0"
     assert args[args.index("--port") + 1] == "8000"
+    assert args[args.index("--timeout-keep-alive") + 1] == str(KEEP_ALIVE_S)
     assert args[len(args) - len(rest) :] == rest
+
+
+def test_every_launch_keeps_the_apps_idle_connections_open_as_long() -> None:
+    """daprd keeps its idle connections to an app without a time limit and does not
+    send an actor call again when the app closed the connection under it: uvicorn's
+    default of 5 s made such calls fail under load. The run template and the local
+    deployment start the apps as the image's entrypoint does."""
+    assert KEEP_ALIVE_S >= 600
+    (doc,) = _docs(RUN_TEMPLATE)
+    commands = [app["command"] for app in doc["apps"]]
+    commands += [spec.command for spec in LocalDeployment(workflows=[]).specs()]
+    for command in commands:
+        args = list(command)
+        assert args[args.index("--timeout-keep-alive") + 1] == str(KEEP_ALIVE_S), args
+    entrypoint = (DEPLOY / "entrypoint.sh").read_text(encoding="utf-8")
+    assert f'--timeout-keep-alive "${{SUPERSTEP_KEEP_ALIVE_S:-{KEEP_ALIVE_S}}}"' in entrypoint
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="no POSIX shell")

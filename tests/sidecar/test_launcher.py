@@ -7,6 +7,7 @@ template parser (pure, target-independent)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -20,7 +21,8 @@ import httpx
 import pytest
 
 from sidecar.errors import ResourceError, StartupError
-from sidecar.launcher import AppSpec, Topology, load_template
+from sidecar.launcher import AppSpec, Topology, load_template, processes
+from sidecar.launcher.processes import AppProcess
 from sidecar.testing import BackgroundLoop, free_port
 from tests.sidecar.runs import DaprRun, RunApp
 
@@ -252,3 +254,25 @@ asyncio.run(main())
             break
         assert time.monotonic() < deadline, "the app outlived its launcher"
         time.sleep(0.05)
+
+
+async def test_an_app_line_longer_than_the_stream_limit_neither_stops_its_log_nor_its_app(
+    tmp_path: Path,
+) -> None:
+    """A line of 200 KiB (a long repr in a log message) used to end the launcher's
+    reader of the app's output (``readline`` over its 64 KiB limit): the pipe then
+    filled, and the app blocked on its next write of a log line."""
+    lines: list[str] = []
+    script = "import sys; print('x' * 200_000); print('after'); sys.stdout.write('y' * 300_000)"
+    app = AppProcess(
+        "long-lines",
+        (sys.executable, "-c", script),
+        tmp_path,
+        dict(os.environ),
+        sink=lambda _app, line: lines.append(line),
+    )
+    await app.start()
+    assert await asyncio.wait_for(app.wait(), 30) == 0
+    assert "after" in lines
+    assert "".join(lines) == "x" * 200_000 + "after" + "y" * 300_000
+    assert max(map(len, lines)) <= processes.MAX_LINE_CHARS
