@@ -1,7 +1,8 @@
 """What stands in front of both apps, in one order.
 
 Outermost first: ``TokenAuth`` (the app token on the sidecar's routes, the API token on
-the client's), ``BodyLimit`` (413 beyond ``SUPERSTEP_MAX_BODY_BYTES``), ``FastLane``
+the client's), ``BodyLimit`` (413 beyond ``SUPERSTEP_MAX_BODY_BYTES``), ``KnownQuery``
+(400 for a query parameter a client route does not take), ``FastLane``
 (the sidecar's per-superstep calls without FastAPI; unknown actor types refused), then
 the FastAPI app. A request is authenticated before any of its body is read, and the
 fast lane serves only requests that passed both checks.
@@ -21,10 +22,15 @@ from fastapi import FastAPI
 from executor_host._auth import OPEN_PATHS, TokenAuth, is_sidecar_route
 from executor_host._fastlane import Delivery, FastLane
 from executor_host._limits import BodyLimit
+from executor_host._query import KnownQuery
 from executor_host._settings import Settings
 
 __all__ = ["install_edge"]
 
+UNKNOWN_QUERY = {
+    "description": "Bad Request (a query parameter the route does not take, among others)",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 BEARER = "apiToken"
 """The OpenAPI security scheme of the API token (``SUPERSTEP_API_TOKEN``)."""
 
@@ -48,6 +54,7 @@ def install_edge(
     docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
     # add_middleware puts each in front of the ones before it: innermost first
     app.add_middleware(FastLane, deliveries=deliveries, actor_types=actor_types)
+    app.add_middleware(KnownQuery, fastapi_app=app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(
         TokenAuth,
@@ -71,6 +78,11 @@ def _clients_only(
         paths: dict[str, Any] = schema.get("paths", {})
         for path in [p for p in paths if is_sidecar_route(p) or p in OPEN_PATHS]:
             del paths[path]
+        has_problem = "Problem" in schema.get("components", {}).get("schemas", {})
+        for operations in paths.values() if has_problem else ():
+            for operation in operations.values():
+                # KnownQuery's answer to a query parameter the route does not take
+                operation.setdefault("responses", {}).setdefault("400", UNKNOWN_QUERY)
         if bearer:
             schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
             schemes[BEARER] = {"type": "http", "scheme": "bearer"}

@@ -535,3 +535,18 @@ async def test_the_openapi_document_declares_the_api_token_when_one_is_set() -> 
         open_document = (await client.get("/openapi.json")).json()
     assert "security" not in open_document
     assert "securitySchemes" not in open_document.get("components", {})
+
+
+async def test_a_query_parameter_a_route_does_not_take_is_a_400_naming_it() -> None:
+    async with _client(_api(api_token=API_TOKEN)) as client:
+        auth = {"Authorization": f"Bearer {API_TOKEN}"}
+        typo = await client.get("/runs?stauts=failed", headers=auth)
+        blank = await client.get("/runs?offset=1&=", headers=auth)
+        nothing = await client.get("/hosts?x=1", headers=auth)
+        anonymous = await client.get("/runs?stauts=failed")
+    assert typo.status_code == blank.status_code == nothing.status_code == 400
+    assert typo.headers["content-type"].startswith("application/problem+json")
+    assert "'stauts'" in typo.json()["detail"] and "status" in typo.json()["detail"]
+    assert "''" in blank.json()["detail"]
+    assert "takes: none" in nothing.json()["detail"]
+    assert anonymous.status_code == 401  # the token is checked first
