@@ -252,8 +252,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
             raise Problem(502, "Coordinator unavailable", str(exc)) from exc
 
     def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-        # what a client route answers with a problem: these, and 401 without the token
-        return problems(*(([401] if settings.api_token else []) + list(statuses)))
+        # what a client route answers with a problem (and 401 without the token: _edge)
+        return problems(*statuses)
 
     def store() -> RunStore:
         return services["store"]  # type: ignore[no-any-return]
