@@ -85,12 +85,14 @@ def create_app(config: Settings | None = None) -> FastAPI:
             "sidecar calls (/dapr/*, /actors/*, /events/*) take requests from anyone who "
             "reaches the app"
         )
+    # the client routes first: each request is matched against the routes in order, and
+    # the SDK's actor routes (a router of their own) come after them
+    for router in (_runs.router, _checkpoints.router, _discovery.router, _probes.router):
+        app.include_router(router)
     actors = DaprActor(app)
     dapr_app = DaprApp(app)
     for pool in pools:
         pool.subscribe(dapr_app)
-    for router in (_runs.router, _checkpoints.router, _discovery.router, _probes.router):
-        app.include_router(router)
     coordinator.subscribe(dapr_app)
     # the run console's page and files (no run data in them: open, as the API's docs)
     console = install_console(app, token_required=bool(settings.api_token))

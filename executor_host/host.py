@@ -58,9 +58,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     install_problem_handlers(app)
+    app.include_router(_probes.router)
     actors = DaprActor(app)
     pool.subscribe(DaprApp(app))
-    app.include_router(_probes.router)
 
     # the sidecar's calls each superstep (this delivery, the actor call) skip FastAPI
     install_edge(
