@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from executor_host._auth import OPEN_PATHS, TokenAuth, is_sidecar_route
 from executor_host._fastlane import Delivery, FastLane
 from executor_host._limits import BodyLimit
+from executor_host._problems import problems
 from executor_host._query import KnownQuery
 from executor_host._settings import Settings
 
@@ -71,7 +72,8 @@ def _clients_only(
     its routes through an included router, which FastAPI keeps apart from
     ``app.routes``: the document is filtered rather than each route flagged). With
     ``bearer`` (an API token is set) every operation it lists needs the token, as an
-    HTTP bearer scheme: Swagger UI's *Authorize* then sends it."""
+    HTTP bearer scheme: Swagger UI's *Authorize* then sends it; and each answers 401
+    with a problem (``TokenAuth``'s), listed after its successes."""
 
     def openapi() -> dict[str, Any]:
         schema = generate()
@@ -87,6 +89,18 @@ def _clients_only(
             schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
             schemes[BEARER] = {"type": "http", "scheme": "bearer"}
             schema["security"] = [{BEARER: []}]
+            for item in paths.values():
+                for operation in item.values():
+                    operation["responses"] = _with_unauthorized(operation["responses"])
         return schema
 
     return openapi
+
+
+def _with_unauthorized(responses: dict[str, Any]) -> dict[str, Any]:
+    """An operation's responses with the token's 401 problem after the successes."""
+    if "401" in responses:
+        return responses
+    successes = {status: r for status, r in responses.items() if status.startswith("2")}
+    others = {status: r for status, r in responses.items() if status not in successes}
+    return {**successes, "401": {**problems(401)[401], "description": "Unauthorized"}, **others}

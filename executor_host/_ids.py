@@ -16,12 +16,17 @@ writes the superstep with at least six digits).
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from fastapi import Path
 
 __all__ = [
     "CHECKPOINT_ID_MAX",
     "CHECKPOINT_ID_PATTERN",
     "RUN_ID_MAX",
     "RUN_ID_PATTERN",
+    "CheckpointId",
+    "RunId",
     "is_run_id",
 ]
 
@@ -33,6 +38,26 @@ CHECKPOINT_ID_PATTERN = f"^{_RUN}@[0-9]{{1,12}}$"
 CHECKPOINT_ID_MAX = RUN_ID_MAX + 13
 
 _RUN_ID = re.compile(RUN_ID_PATTERN)
+
+RunId = Annotated[
+    str,
+    Path(
+        pattern=RUN_ID_PATTERN,
+        max_length=RUN_ID_MAX,
+        description="letters, digits, '_', '.', ':' and '-', not dots only",
+    ),
+]
+"""A run id in a route's path: refused with a 422 problem outside the alphabet."""
+
+CheckpointId = Annotated[
+    str,
+    Path(
+        pattern=CHECKPOINT_ID_PATTERN,
+        max_length=CHECKPOINT_ID_MAX,
+        description="<run id>@<superstep in six digits>, e.g. r1@000001",
+    ),
+]
+"""A checkpoint id in a route's path."""
 
 
 def is_run_id(text: str) -> bool:

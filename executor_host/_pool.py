@@ -28,9 +28,10 @@ from executor_host._actors import (
 from executor_host._bus import Bus, deliver
 from executor_host._payloads import PayloadCache
 from executor_host._serializer import EnvelopeSerializer
+from executor_host._services import AppServices
 from executor_host._settings import Settings
 from executor_host._sidecar import ActorInvokeError, SidecarClient
-from executor_host._store import RunStore, StoreError
+from executor_host._store import StoreError
 from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, activation_topic
 
@@ -137,13 +138,12 @@ class PoolHost:
                 exc,
             )
 
-    async def start(
-        self, actors: DaprActor, sidecar: SidecarClient, store: RunStore, settings: Settings
-    ) -> None:
+    async def start(self, actors: DaprActor, services: AppServices) -> None:
         """Register the pool's actor type and its host record, and keep the record
-        alive (in the app's lifespan, with the settings the app resolved)."""
-        self._settings = settings
-        self._sidecar = sidecar
+        alive (in the app's lifespan, once the app's services have started)."""
+        settings = self._settings = services.settings
+        sidecar = self._sidecar = services.sidecar
+        store = services.store
         host_id = self.host_id
         bus = Bus(sidecar, settings.pubsub, host_id, settings.namespace)
         deps = ExecutorDeps(

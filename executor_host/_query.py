@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from executor_host._auth import is_sidecar_route
@@ -25,25 +24,28 @@ __all__ = ["KnownQuery"]
 
 class KnownQuery:
     """ASGI middleware: 400 for a query parameter the matched client route does not
-    declare (``fastapi_app``'s routes, read at the first request with a query)."""
+    declare. The client routes and their parameters are those of ``fastapi_app``'s
+    OpenAPI document (read at the first request with a query): the routes a client
+    sees, the ones it may call."""
 
     def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
         self.app = app
         self._fastapi = fastapi_app
-        self._routes: Sequence[tuple[re.Pattern[str], frozenset[str], frozenset[str]]] | None
-        self._routes = None
+        self._routes: Sequence[tuple[re.Pattern[str], str, frozenset[str]]] | None = None
 
-    def _known(self) -> Sequence[tuple[re.Pattern[str], frozenset[str], frozenset[str]]]:
+    def _known(self) -> Sequence[tuple[re.Pattern[str], str, frozenset[str]]]:
         if self._routes is None:
-            self._routes = [
-                (
-                    route.path_regex,
-                    frozenset(route.methods or ()),
-                    frozenset(p.alias for p in route.dependant.query_params),
-                )
-                for route in self._fastapi.routes
-                if isinstance(route, APIRoute)
-            ]
+            routes = []
+            for path, operations in self._fastapi.openapi().get("paths", {}).items():
+                regex = re.compile("^" + re.sub(r"\\{[^}/]+\\}", "[^/]+", re.escape(path)) + "$")
+                for method, operation in operations.items():
+                    names = frozenset(
+                        str(p["name"])
+                        for p in operation.get("parameters", ())
+                        if p.get("in") == "query"
+                    )
+                    routes.append((regex, method.upper(), names))
+            self._routes = routes
         return self._routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,8 +55,8 @@ class KnownQuery:
             await self.app(scope, receive, send)
             return
         names = {name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)}
-        for regex, methods, allowed in self._known():
-            if scope["method"] in methods and regex.match(path):
+        for regex, method, allowed in self._known():
+            if scope["method"] == method and regex.match(path):
                 unknown = sorted(names - allowed)
                 if unknown:
                     takes = ", ".join(sorted(allowed)) or "none"

@@ -16,13 +16,13 @@ from contextlib import asynccontextmanager
 from dapr.ext.fastapi import DaprActor, DaprApp
 from fastapi import FastAPI
 
+from executor_host import _probes
 from executor_host._docs import install_docs
 from executor_host._edge import install_edge
 from executor_host._pool import PoolHost
-from executor_host._problems import Problem, install_problem_handlers
-from executor_host._settings import Settings, resolve_app_id
-from executor_host._sidecar import SidecarClient
-from executor_host._store import RunStore
+from executor_host._problems import install_problem_handlers
+from executor_host._services import AppServices
+from executor_host._settings import Settings
 from executor_host._workflows import WorkflowRegistry
 
 __all__ = ["create_app"]
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 def create_app(config: Settings | None = None) -> FastAPI:
     settings: Settings = config or Settings.from_env()
     registry = WorkflowRegistry.load(settings.workflows)
+    services = AppServices(settings, ready={"status": "ok", "pool": settings.pool, "dapr": "ok"})
     pool = PoolHost(
         settings.pool,
         settings,
@@ -43,34 +44,23 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal settings
-        sidecar = services["sidecar"] = SidecarClient()
-        await sidecar.wait_outbound()  # the app may start before its daprd listens
-        settings = await resolve_app_id(settings)
-        store = RunStore(sidecar, settings.state_store, settings.namespace)
-        await pool.start(actors, sidecar, store, settings)
+        await services.start()
+        await pool.start(actors, services)
         yield
         await pool.stop()
-        await services["sidecar"].aclose()
+        await services.close()
 
-    services: dict[str, SidecarClient] = {}
     app = FastAPI(
         title=f"superstep executor host ({settings.pool})",
         lifespan=lifespan,
         docs_url=None,  # install_docs serves them, with their files
         redoc_url=None,
     )
+    app.state.services = services
     install_problem_handlers(app)
+    app.include_router(_probes.router)
     actors = DaprActor(app)
     pool.subscribe(DaprApp(app))
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> dict[str, str]:
-        """Ready when the Dapr sidecar is (liveness stays on ``/healthz``)."""
-        reason = await services["sidecar"].sidecar_ready()
-        if reason is not None:
-            raise Problem(503, "Not ready", reason)
-        return {"status": "ok", "pool": settings.pool, "dapr": "ok"}
 
     # the sidecar's calls each superstep (this delivery, the actor call) skip FastAPI
     install_edge(

@@ -151,3 +151,70 @@ def test_the_http_api_page_names_every_schema_of_an_answer() -> None:
                     named.add(ref.rpartition("/")[2])
     assert named >= {"RunView", "Problem"}
     assert {name for name in named if f"`{name}`" not in page} == set()
+
+
+# what clients and generated clients hold on to: each operation's id, the statuses it
+# answers (with the API token set) and its parameters (in: name)
+OPERATIONS = {
+    "POST /runs": ("start_run_runs_post", [201, 400, 401, 404, 409, 413, 422, 502], []),
+    "GET /runs": (
+        "list_runs_runs_get",
+        [200, 400, 401, 422],
+        ["query: status", "query: workflow", "query: limit", "query: offset"],
+    ),
+    "GET /runs/{run_id}": (
+        "get_run_runs__run_id__get",
+        [200, 400, 401, 404, 422],
+        ["path: run_id", "query: encoding"],
+    ),
+    "GET /runs/{run_id}/events": (
+        "run_events_runs__run_id__events_get",
+        [200, 204, 400, 401, 404, 422],
+        ["path: run_id", "query: after", "query: encoding", "header: Last-Event-ID"],
+    ),
+    "POST /runs/{run_id}/responses": (
+        "answer_runs__run_id__responses_post",
+        [202, 400, 401, 404, 413, 422, 502],
+        ["path: run_id"],
+    ),
+    "POST /runs/{run_id}/cancel": (
+        "cancel_runs__run_id__cancel_post",
+        [202, 400, 401, 404, 409, 422, 502],
+        ["path: run_id"],
+    ),
+    "GET /runs/{run_id}/checkpoints": (
+        "checkpoints_runs__run_id__checkpoints_get",
+        [200, 400, 401, 404, 422],
+        ["path: run_id"],
+    ),
+    "GET /checkpoints/{checkpoint_id}": (
+        "get_checkpoint_checkpoints__checkpoint_id__get",
+        [200, 400, 401, 404, 422],
+        ["path: checkpoint_id"],
+    ),
+    "GET /runs/{run_id}/topology": (
+        "topology_runs__run_id__topology_get",
+        [200, 400, 401, 404, 422],
+        ["path: run_id"],
+    ),
+    "GET /hosts": ("hosts_hosts_get", [200, 400, 401], []),
+    "GET /workflows": ("workflows_workflows_get", [200, 400, 401], []),
+}
+
+
+def test_the_operations_keep_their_ids_statuses_and_parameters() -> None:
+    document = _document(api_token="a-token")
+    found = {
+        name: (
+            operation["operationId"],
+            sorted(int(status) for status in operation["responses"]),
+            [f"{p['in']}: {p['name']}" for p in operation.get("parameters", [])],
+        )
+        for name, operation in _operations(document)
+    }
+    assert found == OPERATIONS
+    assert list(found) == list(OPERATIONS)  # the document's order, as Swagger UI shows it
+    # without the token, the same less the 401s
+    for name, operation in _operations(_document()):
+        statuses = sorted(int(status) for status in operation["responses"])
+        assert statuses == [s for s in OPERATIONS[name][1] if s != 401], name

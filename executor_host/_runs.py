@@ -1,0 +1,313 @@
+"""The API's runs: start one, list them, view one, follow its events, answer its
+requests, cancel it. The coordinator actor of the run does the work; these routes
+check what the client sent and read the run store."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from executor_host._ids import RUN_ID_MAX, RUN_ID_PATTERN, RunId, is_run_id
+from executor_host._inputs import (
+    Encoding,
+    EncodingQuery,
+    Responses,
+    StartRun,
+    check_placement,
+    check_text,
+    initial_state,
+    with_responses,
+)
+from executor_host._problems import Problem, problems
+from executor_host._services import APIServices, Services
+from executor_host._store import RunRecord, StoreError
+from executor_host._views import (
+    EVENT_STREAM,
+    CancelAccepted,
+    ResponsesAccepted,
+    RunStarted,
+    RunSummary,
+    RunView,
+    answers,
+    json_response,
+)
+from executor_host._watch import EventPosition, at_end, sse_stream
+from runtime.checkpoint import checkpoint_id_for
+from runtime.engine import JsonCodec, RunStatus, plan
+from runtime.telemetry import current_traceparent
+from runtime.workflow import plain_event, plain_request, plain_value
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.post(
+    "/runs",
+    status_code=201,
+    summary="Start a run (or resume one from a checkpoint)",
+    responses={
+        **answers(RunStarted, 201, "The run started", {"Location": "the run: /runs/<run id>"}),
+        **problems(400, 404, 409, 413, 422, 502),
+    },
+)
+async def start_run(body: StartRun, request: Request, services: Services) -> Response:
+    check_text(dict(body))
+    registry = services.registry
+    factory, params, hint = body.factory, body.params, ""
+    if body.workflow is None and factory is None:
+        raise Problem(
+            422, "No workflow", "a run names its workflow, or its factory (GET /workflows)"
+        )
+    if factory is not None and not registry.serves_factory(factory) and body.workflow in registry:
+        # built by a factory whose module is not served as module:*, while the
+        # workflow is served by name: that one runs, if it is the same graph
+        hint = (
+            f" (it is served by name, built with its defaults; to run it with "
+            f"parameters, serve {factory.partition(':')[0]}:*)"
+        )
+        factory, params = None, None
+    wf = services.workflow(body.workflow or "", factory, params)
+    body = body.model_copy(update={"workflow": wf.name, "factory": factory, "params": params})
+    graph = wf.graph
+    if body.signature is not None and body.signature != graph.signature:
+        raise Problem(
+            409,
+            "Workflow version mismatch",
+            f"the client's {body.workflow!r} has graph signature {body.signature[:12]}, the "
+            f"server's {graph.signature[:12]}: deploy the same workflow code on both sides" + hint,
+        )
+    await check_placement(services, wf, body.factory)
+    state = await initial_state(services, wf, body)
+    if not is_run_id(state.run_id):
+        raise Problem(
+            400,
+            "Invalid run id",
+            f"{state.run_id!r} is not a run id: up to {RUN_ID_MAX} of {RUN_ID_PATTERN}",
+        )
+    # continuing a run from its own state or checkpoint reuses its id
+    resume = body.checkpoint is not None or body.checkpoint_id is not None
+    outcome = await services.coordinator(
+        state.run_id,
+        "Start",
+        {
+            "workflow": body.workflow,
+            "factory": body.factory,
+            "params": body.params,
+            "state": state.to_json(),
+            "resume": resume,
+            # the run's trace continues the request's (OpenTelemetry)
+            "traceparent": current_traceparent() or request.headers.get("traceparent"),
+        },
+    )
+    if not outcome.get("created"):
+        raise Problem(409, "Run exists", f"a run with id {state.run_id!r} already exists")
+    return json_response(
+        {"run_id": state.run_id, "status": outcome["status"], "after": outcome["after"]},
+        201,
+        {"Location": f"/runs/{state.run_id}"},
+    )
+
+
+@router.get(
+    "/runs",
+    summary="List runs",
+    responses={
+        **answers(list[RunSummary], headers={"X-Total-Count": "how many runs match, in all"}),
+        **problems(422),
+    },
+)
+async def list_runs(
+    services: Services,
+    status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
+    workflow: Annotated[
+        str | None, Query(max_length=256, description="only runs of this workflow")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+    offset: Annotated[
+        int, Query(ge=0, description="skip this many (of the matching runs, newest first)")
+    ] = 0,
+) -> Response:
+    """The runs, newest first, filtered by status and workflow; ``X-Total-Count``
+    says how many match in all (page with ``limit`` and ``offset``)."""
+    store = services.store
+    matching: list[dict[str, Any]] = []
+    for run_id in reversed(await store.list_runs()):
+        record = await store.load_run(run_id)
+        if record is None:
+            continue
+        if status is not None and record.state.status is not status:
+            continue
+        if workflow is not None and workflow not in (record.workflow, record.factory):
+            continue
+        matching.append(
+            {
+                "run_id": run_id,
+                "workflow": record.workflow,
+                "factory": record.factory,
+                "status": record.state.status.value,
+                "superstep": record.state.superstep,
+                "created_at": record.created_at,
+                "updated_at": record.updated_at,
+            }
+        )
+    return json_response(
+        matching[offset : offset + limit], headers={"X-Total-Count": str(len(matching))}
+    )
+
+
+@router.get(
+    "/runs/{run_id}",
+    summary="A run's status, outputs and pending requests",
+    responses={**answers(RunView), **problems(404, 422)},
+)
+async def get_run(run_id: RunId, services: Services, encoding: EncodingQuery = "plain") -> Response:
+    record = await services.record(run_id)
+    view = _view(record, services.codec_of(record) if encoding == "plain" else None, encoding)
+    view["waiting_for_hosts"] = await _waiting_for_hosts(services, record)
+    return json_response(view)
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    summary="The run's events (Server-Sent Events)",
+    description=(
+        "Each event's id is `<chunk>.<index>`, its position in the run's event log. "
+        "A client that reconnects with the last id it got (the `Last-Event-ID` header, "
+        "as browsers send it) gets the events after it; one that is at the end of a "
+        "finished run's log gets 204, which tells a browser to stop reconnecting."
+    ),
+    response_class=StreamingResponse,
+    responses={
+        **EVENT_STREAM,
+        204: {"description": "the run has ended and the client has every event"},
+        **problems(400, 404, 422),
+    },
+)
+async def run_events(
+    run_id: RunId,
+    services: Services,
+    after: int = Query(default=-1, ge=-1, description="last event chunk seen"),
+    encoding: EncodingQuery = "plain",
+    last_event_id: str | None = Header(
+        default=None,
+        alias="Last-Event-ID",
+        description="the id of the last event seen (`<chunk>.<index>`); wins over `after`",
+    ),
+) -> Response:
+    record = await services.record(run_id)
+    position = EventPosition(after)
+    if last_event_id:
+        try:
+            position = EventPosition.parse(last_event_id)
+        except ValueError as exc:
+            raise Problem(400, "Invalid Last-Event-ID", str(exc)) from exc
+    store = services.store
+    load = store.load_events
+    if record.state.status.is_final and await at_end(position, record.event_chunks, load, run_id):
+        return Response(status_code=204)
+    view = partial(plain_event, services.codec_of(record)) if encoding == "plain" else None
+
+    async def alive() -> bool:
+        try:
+            return await store.load_run_head(run_id) is not None
+        except StoreError:  # the store is unreachable: the run may well be there
+            return True
+
+    return StreamingResponse(
+        sse_stream(run_id, position, services.watch, load, view=view, alive=alive),
+        media_type="text/event-stream",
+    )
+
+
+@router.post(
+    "/runs/{run_id}/responses",
+    status_code=202,
+    summary="Answer pending requests",
+    responses={
+        **answers(ResponsesAccepted, 202, "The responses were taken"),
+        **problems(400, 404, 413, 422, 502),
+    },
+)
+async def answer(run_id: RunId, body: Responses, services: Services) -> Response:
+    check_text(body.responses)
+    record = await services.record(run_id)
+    wf = services.workflow(record.workflow, record.factory, record.params)
+    # validates; the actor applies
+    _, encoded = with_responses(wf, record.state, body.responses, body.encoding)
+    await services.coordinator(run_id, "Respond", {"responses": encoded})
+    return json_response({"run_id": run_id, "accepted": sorted(body.responses)}, 202)
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    status_code=202,
+    summary="Cancel a run",
+    responses={
+        **answers(CancelAccepted, 202, "The cancel was taken"),
+        **problems(404, 409, 422, 502),
+    },
+)
+async def cancel(run_id: RunId, services: Services) -> Response:
+    status = (await services.record(run_id)).state.status
+    if status.is_final:
+        raise Problem(
+            409,
+            "Run already finished",
+            f"run {run_id!r} is {status.value}: there is nothing to cancel",
+            run_status=status.value,
+        )
+    await services.coordinator(run_id, "Cancel")
+    return json_response({"run_id": run_id}, 202)
+
+
+async def _waiting_for_hosts(services: APIServices, record: RunRecord) -> dict[str, list[str]]:
+    """Pool -> executors of the superstep in flight whose pool has no live host now
+    (the run fails with ``NoLiveHostError`` if none comes back in time)."""
+    if record.state.status is not RunStatus.RUNNING:
+        return {}
+    try:
+        graph = services.registry.resolve(record.workflow, record.factory, record.params).graph
+    except (LookupError, ValueError, TypeError):
+        return {}
+    live = await services.live_pools()
+    waiting: dict[str, list[str]] = {}
+    for activation in plan(record.state, graph, timestamp=record.planned_at):
+        pool = graph.nodes[activation.executor_id].placement.pool
+        if pool not in live:
+            waiting.setdefault(pool, []).append(activation.executor_id)
+    return waiting
+
+
+def _view(record: RunRecord, codec: JsonCodec | None, encoding: Encoding) -> dict[str, Any]:
+    """A run as ``GET /runs/{id}`` shows it: its outputs and pending requests in plain
+    JSON (their types named, by ``codec`` where it knows them) or in codec JSON."""
+    state = record.state
+    plain = encoding == "plain"
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "factory": record.factory,
+        "params": record.params,
+        "signature": record.signature,
+        "status": state.status.value,
+        "superstep": state.superstep,
+        "outputs": [plain_value(codec, o) for o in record.outputs] if plain else record.outputs,
+        "pending_requests": [
+            plain_request(codec, p) if plain else p.to_json() for p in state.pending.values()
+        ],
+        "trace_hash": state.trace_hash,
+        "error": state.error.to_json() if state.error else None,
+        "checkpoints": (
+            []
+            if record.last_checkpoint is None
+            else [checkpoint_id_for(record.run_id, record.last_checkpoint)]
+        ),
+        "event_chunks": record.event_chunks,
+        "epoch": record.epoch,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
