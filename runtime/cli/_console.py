@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import copy
 import importlib
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -52,14 +53,14 @@ async def console(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         storage = InMemoryCheckpointStorage()
     try:
-        app = ConsoleApp(factories, storage, keep_runs=args.keep_runs)
+        app = ConsoleApp(factories, storage, keep_runs=args.keep_runs, token=args.token)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     try:
         server = await serve_console(app, args.host, args.port)
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
-    if server.host not in ("127.0.0.1", "localhost", "::1"):
+    if server.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
         err.write(
             "superstep: warning: the console has no token: anyone who reaches "
             f"{server.url} can start, answer and cancel runs\n"
@@ -102,6 +103,12 @@ def add_console_parser(sub: SubParsers) -> None:
     )
     p.add_argument("--create", action="store_true", help="create --checkpoint-dir when missing")
     p.add_argument(
+        "--token",
+        default=os.environ.get("SUPERSTEP_CONSOLE_TOKEN") or None,
+        help="a token the page's API calls must carry (Authorization: Bearer; the page asks "
+        "for it); default $SUPERSTEP_CONSOLE_TOKEN, else none",
+    )
+    p.add_argument(
         "--keep-runs",
         type=int,
         default=200,
@@ -115,6 +122,6 @@ def add_console_parser(sub: SubParsers) -> None:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1; the console has no token: keep it local)",
+        help="address to listen on (default 127.0.0.1; without --token keep it local)",
     )
     p.set_defaults(handler=console)

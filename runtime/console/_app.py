@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hmac
 import json
 import logging
 import os
@@ -244,10 +245,15 @@ class ConsoleApp:
         *,
         clock: Callable[[], float] = time.time,
         keep_runs: int = 200,
+        token: str | None = None,
     ) -> None:
         if keep_runs < 1:
             raise ValueError(f"keep_runs must be at least 1, got {keep_runs}")
         self.keep_runs = keep_runs
+        self._token = token or None
+        """With a token, every API call wants ``Authorization: Bearer <token>`` (the
+        page's files, which hold no run data, and the probe stay open), as the Dapr
+        runtime's API with ``SUPERSTEP_API_TOKEN``."""
         self._factories: dict[str, WorkflowFactory] = {}
         self._templates: dict[str, Workflow] = {}
         self._described: dict[str, dict[str, Any]] = {}
@@ -265,7 +271,7 @@ class ConsoleApp:
         if "index.html" in assets():
             self._files["/"] = assets()["index.html"]
         self._files["/console/settings.json"] = (
-            _json({"token_required": False, "runtime": "in-process"}),
+            _json({"token_required": self._token is not None, "runtime": "in-process"}),
             "application/json",
         )
 
@@ -283,15 +289,17 @@ class ConsoleApp:
             _allow(method, "GET", "HEAD")
             return Response(200, file[0], file[1], SECURITY_HEADERS)
         parts = path.strip("/").split("/")
+        if parts == ["healthz"]:
+            _allow(method, "GET")
+            return ok({"status": "ok"})
+        if self._token is not None and not _bearer_is(request.headers, self._token):
+            raise Problem(401, "Unauthorized", "this console wants Authorization: Bearer <token>")
         if parts == ["workflows"]:
             _allow(method, "GET")
             return ok([self._describe(name) for name in sorted(self._templates)])
         if parts == ["hosts"]:
             _allow(method, "GET")
             return ok([self._host()])
-        if parts == ["healthz"]:
-            _allow(method, "GET")
-            return ok({"status": "ok"})
         if parts == ["runs"]:
             _allow(method, "GET", "POST")
             if method == "POST":
@@ -741,6 +749,15 @@ class ConsoleApp:
 
 
 # -- input checks ---------------------------------------------------------------------------------
+def _bearer_is(headers: Mapping[str, str], token: str) -> bool:
+    """Whether ``headers`` carry ``Authorization: Bearer <token>`` (the scheme in any
+    case), compared in constant time."""
+    scheme, _, given = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
 def _allow(method: str, *methods: str) -> None:
     if method not in methods:
         raise Problem(

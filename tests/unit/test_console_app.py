@@ -252,3 +252,16 @@ async def test_it_keeps_a_bounded_number_of_finished_runs_and_their_checkpoints(
     assert {info.run_id for info in await storage.list()} == {"r2", "r3"}
     with pytest.raises(ValueError, match="keep_runs"):
         ConsoleApp([flows.greeting], storage, keep_runs=0)
+
+
+async def test_with_a_token_every_api_call_wants_it_and_the_page_stays_open() -> None:
+    app = ConsoleApp([flows.greeting], InMemoryCheckpointStorage(), token="s3cret")
+    assert (await _call(app, "GET", "/workflows")).status == 401
+    assert (await _call(app, "GET", "/runs", authorization="Bearer wrong")).status == 401
+    ok = await _call(app, "GET", "/workflows", authorization="bearer s3cret")
+    assert ok.status == 200  # the scheme in any case
+    assert (await _call(app, "GET", "/")).status == 200
+    assert (await _call(app, "GET", "/healthz")).status == 200
+    settings = _json(await _call(app, "GET", "/console/settings.json"))
+    assert settings["token_required"] is True
+    assert _json(await _call(_app(), "GET", "/console/settings.json"))["token_required"] is False
