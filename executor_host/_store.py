@@ -226,8 +226,8 @@ class RunStore:
         self._max_value = max_value_bytes
         self._max_request = max_request_bytes
         self._blobs_written: OrderedDict[str, None] = OrderedDict()
-        self._index_writes = GroupCaller(self._add_all_to_index)
         """Digests of blobs this store wrote lately (not written again)."""
+        self._index_writes = GroupCaller(self._add_all_to_index)
 
     # -- large values, in parts -------------------------------------------------------
     def _size(self, text: str) -> int:
@@ -277,20 +277,29 @@ class RunStore:
         return compact_json({BLOB: sha, "parts": len(parts), "chars": len(text)})
 
     async def _fit_request(
-        self, writes: list[StateWrite], ttl_s: int | None = None
+        self, values: list[tuple[str, str]], ttl_s: int | None = None, *, beside: int = 0
     ) -> list[StateWrite]:
-        """``writes`` (their values fitted one by one) with their largest unguarded
-        values moved to parts until the request carries at most ``max_request`` bytes
-        of values; a guarded write (the run record) stays as it is."""
-        sizes = [self._size(value) for _, value, _ in writes]
-        movable = {i for i, (_, _, etag) in enumerate(writes) if etag is None}
-        while sum(sizes) > self._max_request and movable:
-            i = max(movable, key=sizes.__getitem__)
-            movable.discard(i)
-            key, value, etag = writes[i]
-            writes[i] = (key, await self._fit(value, ttl_s, force=True), etag)
-            sizes[i] = self._size(writes[i][1])
-        return writes  # still too large only for a run record alone: the sidecar says so
+        """The writes of one request's ``values`` ((key, JSON text)), each measured once:
+        a value larger than one value may be goes to parts, and then the largest ones
+        until the request carries at most ``max_request`` bytes of values, ``beside``
+        (the bytes of what else it carries, as the run record) included."""
+        texts = [text for _, text in values]
+        sizes = [self._size(text) for text in texts]
+        if beside + sum(sizes) > self._max_request:
+            # the sizes of small values are bounds (up to 12 times their bytes): measure
+            # them before moving any to parts
+            sizes = [
+                wire_bytes(t) if n <= self._max_value else n
+                for t, n in zip(texts, sizes, strict=True)
+            ]
+        total = beside + sum(sizes)
+        for i in sorted(range(len(values)), key=sizes.__getitem__, reverse=True):
+            if sizes[i] <= self._max_value and total <= self._max_request:
+                break  # the rest are smaller still, and the request fits
+            texts[i] = await self._fit(texts[i], ttl_s, force=True)
+            total -= sizes[i] - self._size(texts[i])
+        # still too large only for what stays beside: the sidecar says so
+        return [(key, text, None) for (key, _), text in zip(values, texts, strict=True)]
 
     async def _unfit(self, value: Any) -> Any:
         """A value read back: a reference to parts is replaced by the value it names."""
@@ -412,21 +421,21 @@ class RunStore:
         transaction whose ETag check failed (Redis does) writes nothing new.
         """
         p = self._prefix
-        ops: list[StateWrite] = []
+        values: list[tuple[str, str]] = []
         if events:
-            key = f"{p}events:{record.run_id}:{record.event_chunks}"
-            ops.append((key, await self._fit(compact_json(events)), None))
+            values.append(
+                (f"{p}events:{record.run_id}:{record.event_chunks}", compact_json(events))
+            )
         if checkpoint is not None:
             key = f"{p}ckpt:{checkpoint.checkpoint_id}"
-            ops.append((key, await self._fit(compact_json(checkpoint.to_json())), None))
+            values.append((key, compact_json(checkpoint.to_json())))
         if state_version is not None:
             version, state = state_version
-            key = f"{p}state:{record.run_id}:{version}"
-            ops.append((key, await self._fit(compact_json(state)), None))
+            values.append((f"{p}state:{record.run_id}:{version}", compact_json(state)))
         new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
         new_text = await self._record_text(new, checkpoint)
+        ops = await self._fit_request(values, beside=self._size(new_text))
         ops.append((f"{p}run:{record.run_id}", new_text, record.etag))
-        ops = await self._fit_request(ops)
         try:
             await self._transaction(ops)
         except StoreError as exc:
@@ -496,10 +505,7 @@ class RunStore:
         if not items:
             return
         meta = {"ttlInSeconds": str(ttl_s)} if ttl_s > 0 else None
-        writes: list[StateWrite] = [
-            (self._prefix + k, await self._fit(v, ttl_s), None) for k, v in items.items()
-        ]
-        writes = await self._fit_request(writes, ttl_s)
+        writes = await self._fit_request([(self._prefix + k, v) for k, v in items.items()], ttl_s)
         try:
             await self._sidecar.save_state(self._store, writes, meta)
         except PortError as exc:

@@ -132,3 +132,14 @@ async def test_a_barrier_writes_its_run_state_once_in_the_checkpoint() -> None:
     assert stored["state"] == {"$superstep.checkpoint": "r1@000003"}
     checkpoint = await dep.store.load_checkpoint("r1@000003")
     assert checkpoint is not None and record.state == checkpoint.state
+
+
+async def test_small_values_that_fit_a_request_stay_whole_in_one_save() -> None:
+    """Sizes of small values start as bounds (12 bytes a character); a request whose
+    bounds pass the limit is measured before anything goes to parts."""
+    state = InMemoryStateStore(max_request_bytes=4000)
+    store = RunStore(state, STORE, max_value_bytes=1500, max_request_bytes=3000)
+    payloads = {f"payload:{i}": json.dumps({"t": "a" * 100, "i": i}) for i in range(10)}
+    await store.save_payloads(payloads, ttl_s=60)
+    assert state.calls == 1  # one bulk save
+    assert not any(k.startswith("superstep:blob:") for _, k in state.items)
