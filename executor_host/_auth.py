@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from executor_host._problems import send_problem
+from runtime.bearer import bearer_matches
 
 __all__ = ["OPEN_PATHS", "SIDECAR_PREFIXES", "TokenAuth", "is_sidecar_route"]
 
@@ -43,16 +44,6 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-def _bearer_credentials(value: bytes | None) -> bytes | None:
-    """The credentials of an ``Authorization`` header of the Bearer scheme, else None."""
-    if value is None:
-        return None
-    scheme, _, credentials = value.strip().partition(b" ")
-    if scheme.lower() != b"bearer":
-        return None
-    return credentials.strip(b" ")
 
 
 class TokenAuth:
@@ -96,7 +87,7 @@ class TokenAuth:
             return detail, []
         if path in self._open or not self._api_token:
             return None
-        if _same(_bearer_credentials(_header(scope, b"authorization")), self._api_token):
+        if bearer_matches(_header(scope, b"authorization"), self._api_token):
             return None
         detail = "this API needs 'Authorization: Bearer <token>' (SUPERSTEP_API_TOKEN)"
         return detail, [(b"www-authenticate", b'Bearer realm="superstep"')]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import hmac
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from runtime.bearer import bearer_matches
 from runtime.checkpoint import (
     CheckpointInfo,
     CheckpointStorage,
@@ -250,7 +250,7 @@ class ConsoleApp:
         if keep_runs < 1:
             raise ValueError(f"keep_runs must be at least 1, got {keep_runs}")
         self.keep_runs = keep_runs
-        self._token = token or None
+        self._token = token.encode() if token else None
         """With a token, every API call wants ``Authorization: Bearer <token>`` (the
         page's files, which hold no run data, and the probe stay open), as the Dapr
         runtime's API with ``SUPERSTEP_API_TOKEN``."""
@@ -292,7 +292,7 @@ class ConsoleApp:
         if parts == ["healthz"]:
             _allow(method, "GET")
             return ok({"status": "ok"})
-        if self._token is not None and not _bearer_is(request.headers, self._token):
+        if self._token is not None and not bearer_matches(_authorization(request), self._token):
             raise Problem(401, "Unauthorized", "this console wants Authorization: Bearer <token>")
         if parts == ["workflows"]:
             _allow(method, "GET")
@@ -749,13 +749,9 @@ class ConsoleApp:
 
 
 # -- input checks ---------------------------------------------------------------------------------
-def _bearer_is(headers: Mapping[str, str], token: str) -> bool:
-    """Whether ``headers`` carry ``Authorization: Bearer <token>`` (the scheme in any
-    case), compared in constant time."""
-    scheme, _, given = headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    )
+def _authorization(request: Request) -> bytes | None:
+    value = request.headers.get("authorization")
+    return value.encode("latin-1") if value is not None else None  # as the server read it
 
 
 def _allow(method: str, *methods: str) -> None:
