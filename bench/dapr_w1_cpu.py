@@ -1,17 +1,20 @@
 #!/usr/bin/env python
-"""Where a Dapr superstep's CPU goes: W1 on a local deployment, with the CPU time each
-process spends per superstep.
+"""Where a Dapr superstep's CPU goes: W1 (or W2) on a local deployment, with the CPU time
+each process spends per superstep (per message for W2).
 
 Run:  .venv/bin/python bench/dapr_w1_cpu.py [--hosts 1] [--supersteps 300] [--reps 3]
-                                           [--daprd]
+                                           [--daprd] [--workload w1|w2]
 
 Starts a local deployment (the API/coordinator app and ``--hosts`` executor hosts of one
 pool, each its own process; every local sidecar, and this benchmark's client, in this
-process; with ``--daprd`` real daprd processes instead, whose CPU is not counted), runs ``dapr_bench.py``'s W1 ping-pong ``--reps`` times and prints, per run, the
-superstep latency (p50/p95 of the gaps between ``superstep_completed`` events on the
-client) and the user+system CPU time per superstep of each process, read from
-``/proc/<pid>/stat`` before and after the run (Linux only). CPU time is steadier than
-wall time on a shared machine: compare it between trees.
+process; with ``--daprd`` real daprd processes instead, whose CPU is counted too, in a
+column of all daprds), runs ``dapr_bench.py``'s W1 ping-pong (or W2's fan-out and
+fan-in: 20 rounds of 201 messages) ``--reps`` times and prints, per run, the superstep
+latency (p50/p95 of the gaps between ``superstep_completed`` events on the client), W2's
+messages per second, and the user+system CPU time per superstep (W1) or per message
+(W2) of each process, read from ``/proc/<pid>/stat`` before and after the run (Linux
+only). CPU time is steadier than wall time on a shared machine: compare it between
+trees.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import dapr_bench  # noqa: E402  (bench/ is not a package)
+from superstep_bench import W2_ROUNDS, W2_WORKERS  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -44,6 +48,7 @@ async def main() -> None:
     ap.add_argument("--supersteps", type=int, default=300)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--daprd", action="store_true", help="beside real daprd processes")
+    ap.add_argument("--workload", choices=("w1", "w2"), default="w1")
     args = ap.parse_args()
 
     from sidecar.launcher.daprd import ControlPlane, find_binaries
@@ -65,37 +70,50 @@ async def main() -> None:
     try:
         await dep.start()
         own = "client" if args.daprd else "sidecars+client"
-        await _measure(dep, own, args.supersteps, args.reps)
+        await _measure(dep, own, args.supersteps, args.reps, args.workload)
     finally:
         await dep.stop()
         if plane is not None:
             await plane.stop()
 
 
-async def _measure(dep: LocalDeployment, own: str, supersteps: int, reps: int) -> None:
-    """W1 ``reps`` times on a started deployment, with the CPU of each app process and
-    of this one (``own``: the client, and the local sidecars when they run here)."""
+async def _measure(
+    dep: LocalDeployment, own: str, supersteps: int, reps: int, workload: str = "w1"
+) -> None:
+    """A workload ``reps`` times on a started deployment, with the CPU of each app
+    process, of all daprds together, and of this one (``own``: the client, and the local
+    sidecars when they run here)."""
     from runtime.client import RemoteRuntime
 
     assert dep.topology is not None
-    procs = {own: os.getpid()}
+    procs: dict[str, list[int]] = {own: [os.getpid()]}
     for spec in dep.topology.apps:
         pid = dep.topology.processes[spec.name].pid
         assert pid is not None
-        procs[spec.name] = pid
+        procs[spec.name] = [pid]
+    daprds = [d.process.pid for d in dep.topology.daprds.values()]
+    if daprds:
+        procs["daprds"] = [pid for pid in daprds if pid is not None]
     runtime = RemoteRuntime(dep.api_url, timeout_s=120)
-    await dapr_bench._run("w1", {"supersteps": 20}, 0, runtime)  # warm-up
-    print("| run | p50 ms | p95 ms | " + " | ".join(f"{n} CPU ms" for n in procs) + " |")
-    print("|---" * (3 + len(procs)) + "|")
+    params = {"supersteps": supersteps} if workload == "w1" else {}
+    await dapr_bench._run(workload, {"supersteps": 20} if workload == "w1" else {}, 0, runtime)
+    unit = "superstep" if workload == "w1" else "message"
+    print(
+        "| run | p50 ms | p95 ms | msgs/s | "
+        + " | ".join(f"{n} CPU ms/{unit}" for n in procs)
+        + " |"
+    )
+    print("|---" * (4 + len(procs)) + "|")
     for rep in range(1, reps + 1):
-        before = {n: cpu_seconds(p) for n, p in procs.items()}
-        _, gaps, _ = await dapr_bench._run("w1", {"supersteps": supersteps}, 0, runtime)
-        after = {n: cpu_seconds(p) for n, p in procs.items()}
-        per_step = [(after[n] - before[n]) / supersteps * 1e3 for n in procs]
+        before = {n: sum(cpu_seconds(p) for p in ps) for n, ps in procs.items()}
+        wall, gaps, _ = await dapr_bench._run(workload, params, 0, runtime)
+        after = {n: sum(cpu_seconds(p) for p in ps) for n, ps in procs.items()}
+        count = supersteps if workload == "w1" else (2 * W2_WORKERS + 1) * W2_ROUNDS
+        per = [(after[n] - before[n]) / count * 1e3 for n in procs]
         print(
             f"| {rep} | {statistics.median(gaps) * 1e3:.2f} "
-            f"| {dapr_bench._pct(gaps, 0.95) * 1e3:.2f} | "
-            + " | ".join(f"{c:.2f}" for c in per_step)
+            f"| {dapr_bench._pct(gaps, 0.95) * 1e3:.2f} | {count / wall:.0f} | "
+            + " | ".join(f"{c:.3f}" for c in per)
             + " |"
         )
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")

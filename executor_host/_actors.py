@@ -19,19 +19,22 @@ from typing import Any, TypeVar, cast
 from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
+from pydantic import ValidationError
 
-from executor_host._bus import ResultTooLarge
 from executor_host._coordinator import Committed, LivePools, Publish, RunDriver
 from executor_host._payloads import SNAPSHOT, PayloadCache, restore_payloads
+from executor_host._serializer import Undecodable
+from executor_host._sidecar import SidecarClient
 from executor_host._store import RunStore
 from executor_host._workflows import WorkflowRegistry
-from executor_host.protocol import ActivationEnvelope, ResultEnvelope
+from executor_host.protocol import ActivationEnvelope, ResultEnvelope, executor_actor_id
 from runtime.engine import (
     Activation,
     ActivationResult,
     ActivationStatus,
     ErrorInfo,
     RunState,
+    compact_json_bytes,
 )
 from runtime.telemetry import telemetry
 from runtime.workflow import Workflow, execute_activation
@@ -44,6 +47,8 @@ __all__ = [
     "ExecutorActor",
     "ExecutorDeps",
     "ExecutorInterface",
+    "ResultReporter",
+    "ResultTooLarge",
     "coordinator_class",
     "executor_actor_class",
     "executor_actor_id",
@@ -72,10 +77,6 @@ def executor_actor_class(pool: str) -> type[ExecutorActor]:
     return type(executor_actor_type(pool), (ExecutorActor,), {})
 
 
-def executor_actor_id(run_id: str, executor_index: int) -> str:
-    return f"{run_id}:{executor_index}"
-
-
 # -- coordinator ------------------------------------------------------------------------------
 class CoordinatorInterface(ActorInterface):
     @_method("Start")
@@ -84,10 +85,6 @@ class CoordinatorInterface(ActorInterface):
 
     @_method("Result")
     async def result(self, payload: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @_method("Results")
-    async def results(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
         raise NotImplementedError
 
     @_method("Respond")
@@ -171,15 +168,6 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
         await self._disarm_if_done()
         return {"accepted": accepted}
 
-    async def results(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
-        """Several results in one call (in arrival order), each taken as ``result`` takes it."""
-        await self._ensure()
-        accepted = 0
-        for payload in payloads:
-            accepted += await self._driver.on_result(ResultEnvelope.model_validate(payload))
-        await self._disarm_if_done()
-        return {"accepted": accepted}
-
     async def respond(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._ensure()
         await self._arm()
@@ -231,11 +219,42 @@ def coordinator_class() -> type[Coordinator]:
 # -- executors ---------------------------------------------------------------------------------
 class ExecutorInterface(ActorInterface):
     @_method("Execute")
-    async def execute(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def execute(self, payload: dict[str, Any] | Undecodable) -> dict[str, Any]:
         raise NotImplementedError
 
 
-PublishResult = Callable[[ResultEnvelope], Awaitable[None]]
+MAX_RESULT_BYTES = 1024 * 1024
+"""The largest result sent in the coordinator actor call as it is: daprd takes bodies of
+at most 4 MiB (``--max-body-size``), and the call passes through two sidecars."""
+
+
+class ResultTooLarge(ValueError):
+    """A result's envelope is larger than ``ResultReporter``'s limit: nothing was sent
+    (the executor stores the result and sends a reference to it instead)."""
+
+
+class ResultReporter:
+    """Hands an executor's result to its run's coordinator actor: one actor call
+    (``SuperstepCoordinator/<run>.Result``) through the host's sidecar. The envelope is
+    serialised once, here. An outage raises the sidecar client's ``ActorInvokeError``:
+    the executor actor's call fails, the delivery of its activation is retried, and the
+    repeat reports the same result again."""
+
+    def __init__(self, sidecar: SidecarClient, *, max_bytes: int = MAX_RESULT_BYTES) -> None:
+        self._sidecar = sidecar
+        self._max = max_bytes
+
+    async def __call__(self, env: ResultEnvelope) -> None:
+        body = compact_json_bytes(env.model_dump(mode="json"))
+        if len(body) > self._max:
+            raise ResultTooLarge(
+                f"the result of {env.executor_id!r} in superstep {env.superstep} takes "
+                f"{len(body)} bytes (at most {self._max})"
+            )
+        await self._sidecar.invoke_json(COORDINATOR_TYPE, env.run_id, "Result", body)
+
+
+ReportResult = Callable[[ResultEnvelope], Awaitable[None]]
 
 
 class RunInstances:
@@ -268,9 +287,9 @@ class ExecutorDeps:
     store: RunStore
     registry: WorkflowRegistry
     instances: RunInstances
-    publish_result: PublishResult
-    """Publishes a result; raises ``ResultTooLarge`` (sending nothing) for one whose
-    event would pass the sidecar's body limit."""
+    report_result: ReportResult
+    """Hands a result to the coordinator; raises ``ResultTooLarge`` (sending nothing)
+    for one too large to send (``ResultReporter``)."""
     payloads: PayloadCache
 
 
@@ -287,8 +306,19 @@ class ExecutorActor(Actor, ExecutorInterface):
         """(generation, superstep) of the last activation this instance executed."""
         self._last_result: dict[str, Any] | None = None
 
-    async def execute(self, payload: dict[str, Any]) -> dict[str, Any]:
-        env = ActivationEnvelope.model_validate(payload)
+    async def execute(self, payload: dict[str, Any] | Undecodable) -> dict[str, Any]:
+        """Run one activation (the envelope a host forwarded as delivered) and report its
+        result to the coordinator. An envelope that is not one, or is another actor's,
+        is answered ``{"malformed": why}``: the host then drops its delivery."""
+        if isinstance(payload, Undecodable):
+            return {"malformed": str(payload)}
+        try:
+            env = ActivationEnvelope.model_validate(payload)
+        except ValidationError as exc:
+            return {"malformed": f"not an ActivationEnvelope: {exc}"}
+        owner = executor_actor_id(env.run_id, env.executor_index)
+        if owner != self.id.id:
+            return {"malformed": f"the activation of {owner!r} was sent to actor {self.id.id!r}"}
         store = self._deps.store
         here = (env.generation, env.superstep)
         stored: dict[str, Any] | None = None
@@ -314,7 +344,7 @@ class ExecutorActor(Actor, ExecutorInterface):
             result=produced,
         )
         self._last, self._last_result = here, produced
-        # published at once (the coordinator keeps the first copy; the publish is on the
+        # reported at once (the coordinator keeps the first copy; the report is on the
         # critical path) while it is stored for repeats
         saving = (
             None
@@ -327,12 +357,12 @@ class ExecutorActor(Actor, ExecutorInterface):
         )
         try:
             try:
-                await self._deps.publish_result(result)
+                await self._deps.report_result(result)
             except ResultTooLarge:
-                # too large to publish: published by reference once it is stored
+                # too large to send: sent by reference once it is stored
                 if saving is not None:
                     await saving
-                await self._deps.publish_result(
+                await self._deps.report_result(
                     result.model_copy(update={"result": {}, "result_stored": True})
                 )
         finally:

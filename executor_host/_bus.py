@@ -1,8 +1,10 @@
 """Publishing and receiving the protocol's CloudEvents through Dapr pub/sub.
 
-Events are published structured (``application/cloudevents+json``) so that their
-ids are ours — deterministic, see ``protocol`` — rather than fresh UUIDs. They go
-out through the sidecar's HTTP publish API (``_sidecar``).
+Activations are published structured (``application/cloudevents+json``) so that their
+ids are ours — deterministic, see ``protocol`` — rather than fresh UUIDs. They go out
+through the sidecar's HTTP publish API (``_sidecar``). Each carries the executor actor
+it is for as its ``subject``: a host forwards the envelope's JSON text to that actor as
+delivered (``forwardable``), and the actor reads and checks it once.
 """
 
 from __future__ import annotations
@@ -10,25 +12,30 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import orjson
 from cloudevents.conversion import to_dict
 from cloudevents.http import CloudEvent, from_dict, from_http
 from pydantic import BaseModel, ValidationError
 
 from executor_host._problems import Problem
 from executor_host._sidecar import SidecarClient, SidecarError
-from executor_host.protocol import (
-    ActivationEnvelope,
-    ResultEnvelope,
-    activation_topic,
-    results_topic,
-)
+from executor_host.protocol import ActivationEnvelope, activation_topic, executor_actor_id
 from runtime.engine import compact_json, compact_json_bytes
 from runtime.ports import PortError
 
-__all__ = ["Bus", "MalformedEvent", "PublishError", "deliver", "parse_event"]
+__all__ = [
+    "Bus",
+    "MalformedEvent",
+    "PublishError",
+    "deliver",
+    "forwardable",
+    "malformed",
+    "parse_event",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,37 +53,21 @@ class MalformedEvent(ValueError):
     """A delivered event is not a CloudEvent carrying the expected envelope."""
 
 
-MAX_RESULT_EVENT_BYTES = 1024 * 1024
-"""The largest result event published as it is: daprd takes bodies of at most 4 MiB
-(``--max-body-size``) on its publish API and on the delivery to the app, and the
-delivery adds daprd's own attributes."""
-
-
-class ResultTooLarge(PublishError):
-    """A result's event would be larger than ``MAX_RESULT_EVENT_BYTES``: nothing was
-    sent (the executor stores the result and publishes a reference to it instead)."""
-
-
 class Bus:
-    def __init__(
-        self,
-        sidecar: SidecarClient,
-        pubsub: str,
-        source: str,
-        namespace: str,
-        *,
-        max_result_bytes: int = MAX_RESULT_EVENT_BYTES,
-    ) -> None:
+    def __init__(self, sidecar: SidecarClient, pubsub: str, source: str, namespace: str) -> None:
         self._sidecar = sidecar
         self._pubsub = pubsub
         self._source = f"superstep/{source}"
         self._prefix = namespace
-        self._max_result = max_result_bytes
 
     async def publish_activation(self, env: ActivationEnvelope, pool: str) -> None:
-        await self._publish(
-            activation_topic(pool, self._prefix), env.event_id(), "io.superstep.activation.v1", env
+        body = self._event(
+            env.event_id(),
+            "io.superstep.activation.v1",
+            env,
+            subject=executor_actor_id(env.run_id, env.executor_index),
         )
+        await self._send(activation_topic(pool, self._prefix), body)
 
     async def publish_activations(self, envs: Sequence[ActivationEnvelope], pool: str) -> None:
         """Publish a superstep's activations of one pool, each as its own event, all at
@@ -96,22 +87,12 @@ class Bus:
                 f"{failed[0]}"
             )
 
-    async def publish_result(self, env: ResultEnvelope) -> None:
-        """Publish a result; ``ResultTooLarge`` (before sending anything) when its event
-        is larger than ``max_result_bytes``. Its bytes are made once, here."""
-        body = self._event(env.event_id(), "io.superstep.result.v1", env)
-        if len(body) > self._max_result:
-            raise ResultTooLarge(
-                f"the result event of {env.executor_id!r} in superstep {env.superstep} "
-                f"takes {len(body)} bytes (at most {self._max_result})"
-            )
-        await self._send(results_topic(self._prefix), body)
-
-    def _event(self, event_id: str, type_: str, env: BaseModel) -> bytes:
+    def _event(self, event_id: str, type_: str, env: BaseModel, *, subject: str) -> bytes:
         attributes = {
             "id": event_id,
             "source": self._source,
             "type": type_,
+            "subject": subject,
             "datacontenttype": "application/json",
         }
         trace = getattr(env, "traceparent", None)
@@ -125,9 +106,6 @@ class Bus:
         # so messages, outputs and their key order arrive exactly as sent.
         event = CloudEvent(attributes, compact_json(env.model_dump(mode="json")))
         return compact_json_bytes(to_dict(event))
-
-    async def _publish(self, topic: str, event_id: str, type_: str, env: BaseModel) -> None:
-        await self._send(topic, self._event(event_id, type_, env))
 
     async def _send(self, topic: str, body: bytes) -> None:
         try:
@@ -164,6 +142,36 @@ def _structured(headers: Mapping[str, str], body: bytes) -> CloudEvent | None:
     return from_dict(raw)
 
 
+_SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,200}:[0-9]{1,9}")
+
+
+def forwardable(headers: Mapping[str, str], body: bytes) -> tuple[str, bytes] | None:
+    """The executor actor id and the envelope's JSON text of an activation event as
+    ``Bus`` publishes it (structured, its ``subject`` the actor, its data the envelope
+    as a JSON string), read without decoding the envelope: a host forwards the text to
+    the actor, which decodes and checks it. None for any other event, which ``deliver``
+    reads whole (and refuses when it is malformed)."""
+    if not headers.get("content-type", "").lower().startswith(CE_JSON):
+        return None
+    try:
+        # the envelope is a string here, so orjson's limits on numbers do not apply;
+        # anything it refuses (a lone surrogate, say) goes the long way
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(raw, dict) or raw.get("specversion") != "1.0":
+        return None
+    subject, data = raw.get("subject"), raw.get("data")
+    if (
+        not isinstance(subject, str)
+        or not isinstance(data, str)
+        or _SUBJECT.fullmatch(subject) is None
+        or not all(isinstance(raw.get(k), str) and raw[k] for k in _REQUIRED)
+    ):
+        return None
+    return subject, data.encode()
+
+
 def parse_event(headers: Mapping[str, str], body: bytes, model: type[M]) -> M:
     """The envelope inside a delivered CloudEvent; ``MalformedEvent`` if it is not one."""
     try:
@@ -180,6 +188,15 @@ def parse_event(headers: Mapping[str, str], body: bytes, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise MalformedEvent(f"event data is not a {model.__name__}: {exc}") from exc
+
+
+def malformed(why: str) -> Problem:
+    """The answer to a delivery of a malformed event: a 404 problem saying ``why``."""
+    return Problem(
+        404,
+        "Malformed event",
+        f"{why} (answered 404: Dapr drops the event instead of delivering it again)",
+    )
 
 
 async def deliver(
@@ -199,11 +216,7 @@ async def deliver(
         env = parse_event(headers, body, model)
     except MalformedEvent as exc:
         log.warning("dropping a malformed %s event: %s", model.__name__, exc)
-        raise Problem(
-            404,
-            "Malformed event",
-            f"{exc} (answered 404: Dapr drops the event instead of delivering it again)",
-        ) from exc
+        raise malformed(str(exc)) from exc
     try:
         await take(env)
     except retryable as exc:

@@ -1,66 +1,36 @@
 """The coordinator in the API app, as the sidecar sees it: the ``SuperstepCoordinator``
-actor type, and the subscription to the executors' results, which go on to the run's
-coordinator actor.
+actor type, which the executor actors call with their results, and the publishing of
+its activations to the pools' topics.
 
 The counterpart of ``_pool.PoolHost`` (an executor pool in an app): made with the app,
-subscribed at its creation, started in its lifespan. The fast lane (``_fastlane``) calls
-``take_result`` for each delivery; the FastAPI route it also subscribes serves a
-delivery the lane does not take.
+started in its lifespan. The fast lane (``_fastlane``) hands the actor calls to the
+SDK's actor runtime without FastAPI.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from dapr.ext.fastapi import DaprActor, DaprApp
-from fastapi import Request
+from dapr.ext.fastapi import DaprActor
 
 from executor_host._actors import COORDINATOR_TYPE, CoordinatorDeps, coordinator_class
-from executor_host._batching import GroupCaller
-from executor_host._bus import Bus, deliver
+from executor_host._bus import Bus
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._services import APIServices
-from executor_host._sidecar import ActorInvokeError
-from executor_host.protocol import ActivationEnvelope, ResultEnvelope, results_topic
+from executor_host.protocol import ActivationEnvelope
 
 __all__ = ["CoordinatorHost"]
 
 
 class CoordinatorHost:
-    """The coordinator actor type and the results subscription of the API app."""
+    """The coordinator actor type of the API app."""
 
-    route = "/events/results"
     actor_type = COORDINATOR_TYPE
 
     def __init__(self, services: APIServices) -> None:
         self._services = services
-        # results of one run arriving while a call to its coordinator is in flight go
-        # together in the next call
-        self._results = GroupCaller(self._send_results)
         self._bus: Bus | None = None
-
-    def subscribe(self, dapr_app: DaprApp) -> None:
-        """Subscribe the app to the results topic (at app creation)."""
-        settings = self._services.settings
-
-        @dapr_app.subscribe(  # type: ignore[untyped-decorator]  # untyped SDK
-            pubsub=settings.pubsub,
-            topic=results_topic(settings.namespace),
-            route=self.route,
-        )
-        async def on_result(request: Request) -> dict[str, str]:
-            return await self.take_result(dict(request.headers), await request.body())
-
-    async def take_result(self, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-        async def take(env: ResultEnvelope) -> None:
-            await self._results.submit(env.run_id, env.model_dump(mode="json"), size=len(body))
-
-        return await deliver(headers, body, ResultEnvelope, take, ActorInvokeError)
-
-    async def _send_results(self, run_id: str, payloads: list[Any]) -> None:
-        await self._services.sidecar.invoke(COORDINATOR_TYPE, run_id, "Results", payloads)
 
     async def start(self, actors: DaprActor) -> None:
         """Register the coordinator actor type (in the app's lifespan, once the services

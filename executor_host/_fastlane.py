@@ -1,8 +1,9 @@
 """The hot routes of the apps, served without FastAPI's per-request machinery.
 
-Each superstep the sidecars call four routes of the apps: an activation or result
-delivery (``POST`` to a subscription route) and an actor method call (``PUT
-/actors/<type>/<id>/method/<method>``) in each of the two apps. FastAPI's routing,
+Each superstep the sidecars call three routes of the apps: an activation delivery
+(``POST`` to a pool's subscription route) and the executor actor's call (``PUT
+/actors/<type>/<id>/method/<method>``) in a host, the coordinator actor's call in the
+API app. FastAPI's routing,
 dependency solving and response handling cost CPU on the superstep's critical path for
 each of them; measured on real daprd, the lane pays for itself (bench/README.md,
 "Speed tricks measured on daprd").

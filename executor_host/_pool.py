@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -20,20 +21,26 @@ from fastapi import Request
 
 from executor_host._actors import (
     ExecutorDeps,
+    ResultReporter,
     RunInstances,
     executor_actor_class,
-    executor_actor_id,
     executor_actor_type,
 )
-from executor_host._bus import Bus, deliver
+from executor_host._bus import deliver, forwardable, malformed
 from executor_host._payloads import PayloadCache
+from executor_host._problems import Problem
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._services import AppServices
 from executor_host._settings import Settings
 from executor_host._sidecar import ActorInvokeError, SidecarClient
 from executor_host._store import StoreError
 from executor_host._workflows import WorkflowRegistry
-from executor_host.protocol import ActivationEnvelope, HostRecord, activation_topic
+from executor_host.protocol import (
+    ActivationEnvelope,
+    HostRecord,
+    activation_topic,
+    executor_actor_id,
+)
 
 __all__ = ["PoolHost"]
 
@@ -103,38 +110,58 @@ class PoolHost:
             return await self.take_activation(dict(request.headers), await request.body())
 
     async def take_activation(self, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-        take = self._take_on_receipt if self._ack_on_receipt else self._execute
-        return await deliver(headers, body, ActivationEnvelope, take, ActorInvokeError)
+        """A delivery's answer to Dapr. An activation event as the coordinator publishes
+        it goes to its executor actor (the event's ``subject``) as it came, its envelope
+        not decoded here; any other event is read whole first (and dropped with a 404
+        problem when it is no activation)."""
+        forward = forwardable(headers, body)
+        if forward is None:
 
-    async def _execute(self, env: ActivationEnvelope) -> None:
-        assert self._sidecar is not None, "an activation before the app started"
-        actor_id = executor_actor_id(env.run_id, env.executor_index)
-        await self._sidecar.invoke(
-            self.actor_type, actor_id, "Execute", env.model_dump(mode="json")
-        )
+            async def take(env: ActivationEnvelope) -> None:
+                data = json.dumps(env.model_dump(mode="json")).encode()
+                await self._take(executor_actor_id(env.run_id, env.executor_index), data)
 
-    async def _take_on_receipt(self, env: ActivationEnvelope) -> None:
-        """Run the activation after the delivery is answered. An in-memory pub/sub
-        holds a publish until the topic's previous delivery has ended: with the
-        coordinator and the executors behind one sidecar, a results delivery (the
-        coordinator publishing the next activations) and an activation delivery (the
-        executor publishing its result) would wait on each other for good. An
-        activation that fails here is not delivered again by the broker: the
-        coordinator publishes it again at its deadline (``SUPERSTEP_DEADLINE_S``)."""
-        task = asyncio.create_task(self._execute_logged(env))
+            return await deliver(headers, body, ActivationEnvelope, take, ActorInvokeError)
+        try:
+            await self._take(*forward)
+        except ActorInvokeError as exc:
+            log.warning("activation not taken, to be retried: %s", exc)
+            return {"status": "RETRY"}
+        return {"status": "SUCCESS"}
+
+    async def _take(self, actor_id: str, envelope: bytes) -> None:
+        if not self._ack_on_receipt:
+            await self._execute(actor_id, envelope)
+            return
+        # Run the activation after the delivery is answered. An in-memory pub/sub holds
+        # a publish until the topic's previous delivery has ended: with the coordinator
+        # and the executors behind one sidecar, the coordinator publishing the next
+        # activations (in an executor's call to it) and that executor's own delivery
+        # would wait on each other for good. An activation that fails here is not
+        # delivered again by the broker: the coordinator publishes it again at its
+        # deadline (``SUPERSTEP_DEADLINE_S``).
+        task = asyncio.create_task(self._execute_logged(actor_id, envelope))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _execute_logged(self, env: ActivationEnvelope) -> None:
+    async def _execute(self, actor_id: str, envelope: bytes) -> None:
+        assert self._sidecar is not None, "an activation before the app started"
+        answer = await self._sidecar.invoke_json(self.actor_type, actor_id, "Execute", envelope)
+        why = answer.get("malformed") if isinstance(answer, dict) else None
+        if why is not None:
+            log.warning("dropping a malformed activation for %s: %s", actor_id, why)
+            raise malformed(str(why))
+
+    async def _execute_logged(self, actor_id: str, envelope: bytes) -> None:
         try:
-            await self._execute(env)
+            await self._execute(actor_id, envelope)
+        except Problem:
+            pass  # a malformed activation, logged and dropped
         except ActorInvokeError as exc:
             log.warning(
-                "activation of %s in superstep %d of run %s failed (published again at the "
+                "activation of executor actor %s failed (published again at the "
                 "coordinator's deadline): %s",
-                env.executor_id,
-                env.superstep,
-                env.run_id,
+                actor_id,
                 exc,
             )
 
@@ -145,13 +172,12 @@ class PoolHost:
         sidecar = self._sidecar = services.sidecar
         store = services.store
         host_id = self.host_id
-        bus = Bus(sidecar, settings.pubsub, host_id, settings.namespace)
         deps = ExecutorDeps(
             host_id=host_id,
             store=store,
             registry=self._registry,
             instances=RunInstances(self._registry),
-            publish_result=bus.publish_result,
+            report_result=ResultReporter(sidecar),
             payloads=PayloadCache(store.load_payload),
         )
         cls = executor_actor_class(self.pool)

@@ -17,7 +17,13 @@ from typing import Any
 
 from dapr.serializers import DefaultJSONSerializer
 
-__all__ = ["EnvelopeSerializer"]
+__all__ = ["EnvelopeSerializer", "Undecodable"]
+
+
+class Undecodable(str):
+    """What an envelope method receives for a body that is not JSON (why, as text):
+    the method refuses it as it refuses any other malformed envelope, where an error
+    in the serializer would be a 500 and the call retried."""
 
 
 class EnvelopeSerializer(DefaultJSONSerializer):
@@ -34,5 +40,8 @@ class EnvelopeSerializer(DefaultJSONSerializer):
             return super().deserialize(data, data_type, custom_hook)
         if not isinstance(data, (str, bytes)):
             raise ValueError("data must be str or bytes types")
-        obj = json.loads(data)
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            return Undecodable(f"the body is not JSON: {exc}")
         return custom_hook(obj) if callable(custom_hook) else obj

@@ -118,13 +118,19 @@ class SidecarClient:
         return resp.status, resp.body, resp.headers.get("etag")
 
     async def invoke(self, actor_type: str, actor_id: str, method: str, body: Any) -> Any:
+        """Call an actor method with ``body`` as JSON; its decoded answer."""
+        return await self.invoke_json(actor_type, actor_id, method, json.dumps(body).encode())
+
+    async def invoke_json(self, actor_type: str, actor_id: str, method: str, data: bytes) -> Any:
+        """Call an actor method with ``data``, JSON text made by the caller (forwarded
+        or serialised once); its decoded answer."""
         what = f"{actor_type}/{actor_id}.{method}"
         url = (
             f"{self._base}/actors/{quote(actor_type, safe='')}/"
             f"{quote(actor_id, safe='')}/method/{method}"
         )
         status, content, _ = await self._call(
-            "POST", url, what, data=json.dumps(body), headers=self._headers, error=ActorInvokeError
+            "POST", url, what, data=data, headers=self._headers, error=ActorInvokeError
         )
         if status != 200:
             raise _answered(what, status, content, ActorInvokeError)

@@ -93,20 +93,16 @@ def create_app(config: Settings | None = None) -> FastAPI:
     dapr_app = DaprApp(app)
     for pool in pools:
         pool.subscribe(dapr_app)
-    coordinator.subscribe(dapr_app)
     # the run console's page and files (no run data in them: open, as the API's docs)
     console = install_console(app, token_required=bool(settings.api_token))
     docs = install_docs(app)
-    # the sidecar's calls each superstep (this delivery, the coordinator's actor call)
-    # skip FastAPI
+    # the sidecar's calls each superstep (the coordinator's actor calls, the deliveries of
+    # the pools this app serves) skip FastAPI
     install_edge(
         app,
         settings,
         actor_types=[coordinator.actor_type, *(pool.actor_type for pool in pools)],
-        deliveries={
-            coordinator.route: coordinator.take_result,
-            **{pool.route: pool.take_activation for pool in pools},
-        },
+        deliveries={pool.route: pool.take_activation for pool in pools},
         api_token=settings.api_token,
         open_paths=[*console, *docs],
     )

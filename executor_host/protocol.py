@@ -10,12 +10,16 @@ prefix is the deployment's namespace, ``SUPERSTEP_NAMESPACE``):
 
 * ``superstep.activations.<pool>`` — one ``ActivationEnvelope`` per activated
   executor of that pool; competing consumers: one host of the pool takes it.
-* ``superstep.results`` — one ``ResultEnvelope`` per executed activation,
-  consumed by the API/coordinator app.
+  Each event's ``subject`` is the executor actor it is for, ``<run>:<executor
+  index>`` (``executor_actor_id``).
+
+A ``ResultEnvelope`` goes from the executor actor to the run's coordinator actor
+directly: the body of an actor call to ``SuperstepCoordinator/<run>`` method
+``Result``.
 
 Ids are deterministic: an activation's CloudEvent id is
-``<run>/<superstep>/<executor index>/<epoch>/<attempt>``, a result's the same with
-``result`` in front, so duplicates are recognisable and harmless.
+``<run>/<generation>/<superstep>/<executor index>/<epoch>/<attempt>``, so duplicates
+are recognisable and harmless.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ __all__ = [
     "HostRecord",
     "ResultEnvelope",
     "activation_topic",
+    "executor_actor_id",
     "json_schema",
-    "results_topic",
 ]
 
 PROTOCOL_VERSION = 1
@@ -47,9 +51,10 @@ def activation_topic(pool: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
     return f"{prefix}.activations.{pool}"
 
 
-def results_topic(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
-    """The topic of activation results: ``<prefix>.results``."""
-    return f"{prefix}.results"
+def executor_actor_id(run_id: str, executor_index: int) -> str:
+    """The id of the executor actor of one run's executor: ``<run>:<executor index>``
+    (its type is the pool's, ``superstep-executor-<pool>``)."""
+    return f"{run_id}:{executor_index}"
 
 
 class _Envelope(BaseModel):
@@ -135,13 +140,10 @@ class ResultEnvelope(_Envelope):
     result_stored: bool = Field(
         default=False,
         description=(
-            "the result is too large to publish: read it from the run store's stored "
+            "the result is too large to send: read it from the run store's stored "
             "result of this activation (result:<run>:<generation>:<superstep>:<index>)"
         ),
     )
-
-    def event_id(self) -> str:
-        return f"result/{self.run_id}/{self.superstep}/{self.executor_id}/{self.epoch}"
 
 
 class AttemptRecord(BaseModel):

@@ -507,8 +507,8 @@ class RestartRedisEmpty(RestartRedis):
 
 
 class Delivery(Fault):
-    """Seeded pub/sub faults of the local sidecar on every delivery (activations and
-    results alike); nothing to inject during the run."""
+    """Seeded pub/sub faults of the local sidecar on every delivery of an activation
+    (results go to the coordinator in actor calls); nothing to inject during the run."""
 
     local_only = True
     hold_s = (0.0, 0.0)

@@ -70,17 +70,18 @@ async def test_malformed_events_get_a_404_problem_and_change_nothing(
     # sent as the sidecar sends them, with the app token
     ce = {"content-type": "application/cloudevents+json", "dapr-api-token": APP_TOKEN}
     event = {"specversion": "1.0", "id": "x", "source": "s", "type": "t"}
+    forwarded = {**event, "subject": "r:0", "datacontenttype": "application/json"}
     bodies = [
         b"{not json",
         json.dumps({**event, "data": {"run_id": "r"}}).encode(),  # not an envelope
         json.dumps({"id": "x", "data": {}}).encode(),  # not a CloudEvent
         json.dumps({**event, "datacontenttype": "application/json", "data": "[1"}).encode(),
+        # forwarded to the executor actor it names, which refuses it
+        json.dumps({**forwarded, "data": "[1"}).encode(),
+        json.dumps({**forwarded, "data": '{"run_id": "r"}'}).encode(),
     ]
     async with httpx.AsyncClient() as client:
-        for url in (
-            f"{deployment.url}/events/results",
-            f"http://127.0.0.1:{ports['superstep-default-1']}/events/activations",
-        ):
+        for url in (f"http://127.0.0.1:{ports['superstep-default-1']}/events/activations",):
             for body in bodies:
                 resp = await client.post(url, content=body, headers=ce)
                 assert resp.status_code == 404, (url, body, resp.text)
@@ -105,8 +106,9 @@ async def test_calls_into_the_apps_without_the_app_token_are_refused(
         "data": {"run_id": "r", "superstep": 1, "executor_id": "x"},
     }
     body = json.dumps(forged).encode()
+    forged_result = json.dumps(forged["data"]).encode()
     calls = [
-        ("POST", f"{deployment.url}/events/results", body),
+        ("PUT", f"{deployment.url}/actors/SuperstepCoordinator/r/method/Result", forged_result),
         ("POST", f"{deployment.url}/actors/Coordinator/r/method/Cancel", b"{}"),
         ("GET", f"{deployment.url}/dapr/config", b""),
         ("POST", f"http://127.0.0.1:{ports['superstep-aux-1']}/events/activations", body),

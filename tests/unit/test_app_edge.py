@@ -72,29 +72,21 @@ def dispatched(monkeypatch: pytest.MonkeyPatch) -> Dispatched:
     return calls
 
 
-_RESULT_EVENT = json.dumps(
+_RESULT = json.dumps(
     {
-        "specversion": "1.0",
-        "id": "forged",
-        "source": "nobody",
-        "type": "io.superstep.result.v1",
-        "datacontenttype": "application/json",
-        "data": {
-            "run_id": "r",
-            "epoch": 1,
-            "superstep": 1,
-            "executor_id": "a",
-            "host": "h",
-            "result": {"executor_id": "a", "superstep": 1, "status": "completed"},
-        },
+        "run_id": "r",
+        "epoch": 1,
+        "superstep": 1,
+        "executor_id": "a",
+        "host": "h",
+        "result": {"executor_id": "a", "superstep": 1, "status": "completed"},
     }
 ).encode()
 _CE = {"content-type": "application/cloudevents+json"}
 
 # (app, method, path, body) of every kind of call the sidecar makes on the apps
 SIDECAR_CALLS = [
-    (_api, "POST", "/events/results", _RESULT_EVENT),
-    (_api, "PUT", f"/actors/{COORDINATOR}/r/method/Results", b"[]"),
+    (_api, "PUT", f"/actors/{COORDINATOR}/r/method/Result", _RESULT),
     (_api, "PUT", f"/actors/{COORDINATOR}/r/method/Cancel", b""),
     (_api, "PUT", f"/actors/{COORDINATOR}/r/method/remind/deadline", b"{}"),
     (_api, "DELETE", f"/actors/{COORDINATOR}/r", b""),
@@ -137,15 +129,13 @@ async def test_with_the_app_token_the_sidecar_reaches_its_routes(dispatched: Dis
         config = await client.get("/dapr/config", headers=sidecar)
         subscriptions = await client.get("/dapr/subscribe", headers=sidecar)
         call = await client.put(
-            f"/actors/{COORDINATOR}/r/method/Results", content=b"[]", headers=sidecar
+            f"/actors/{COORDINATOR}/r/method/Result", content=_RESULT, headers=sidecar
         )
-        # reaches the delivery handler, which refuses a delivery that is no CloudEvent
-        delivery = await client.post("/events/results", content=b"{}", headers={**sidecar, **_CE})
         api_route = await client.get("/runs", headers=sidecar)
     assert config.status_code == subscriptions.status_code == call.status_code == 200
-    assert [s["route"] for s in subscriptions.json()] == ["/events/results"]
-    assert dispatched == [(COORDINATOR, "r", "Results")]
-    assert _is_problem(delivery, 404, "Malformed event"), delivery.text
+    # results come as the executor actors' calls, not over pub/sub
+    assert subscriptions.json() == []
+    assert dispatched == [(COORDINATOR, "r", "Result")]
     assert _is_problem(api_route, 401), "the app token does not open client routes"
 
 
@@ -236,7 +226,7 @@ async def test_the_bearer_scheme_is_case_insensitive(authorization: str) -> None
 @pytest.mark.parametrize(
     ("path", "wants"),
     [
-        ("/events/results", "app"),
+        ("/events/activations", "app"),
         ("/events", "app"),
         ("/actors/T/a/method/m", "app"),
         ("/dapr/config", "app"),
@@ -284,7 +274,7 @@ async def test_a_body_over_the_default_limit_is_refused_by_content_length() -> N
     ("make", "path", "headers"),
     [
         (_api, "/runs", {"Authorization": f"Bearer {API_TOKEN}"}),
-        (_api, "/events/results", {"dapr-api-token": APP_TOKEN}),
+        (_api, f"/actors/{COORDINATOR}/r/method/Result", {"dapr-api-token": APP_TOKEN}),
         (_host, "/events/activations", {"dapr-api-token": APP_TOKEN}),
         (_host, f"/actors/{EXECUTOR}/r:0/method/Execute", {"dapr-api-token": APP_TOKEN}),
     ],
@@ -403,7 +393,6 @@ async def test_the_api_app_with_pools_takes_their_actor_calls_and_deliveries(
         other = await client.put("/actors/superstep-executor-gpu/r:0/method/Execute")
     routes = {s["topic"]: s.get("route") or s["routes"]["default"] for s in subscriptions}
     assert routes == {
-        "superstep.results": "/events/results",
         "superstep.activations.default": "/events/activations/default",
         "superstep.activations.analysis": "/events/activations/analysis",
     }

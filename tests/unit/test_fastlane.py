@@ -27,7 +27,7 @@ def _app(*, lane: bool, deliveries: Mapping[str, Any] | None = None) -> FastAPI:
     install_problem_handlers(app)
     DaprActor(app)
 
-    @app.post("/events/results")
+    @app.post("/events/activations")
     async def through_fastapi() -> dict[str, str]:
         return {"status": "FASTAPI"}
 
@@ -100,7 +100,7 @@ async def test_timers_reminders_and_other_routes_go_to_fastapi(
         health = await client.get("/healthz")
         # an empty segment is not an actor call: FastAPI's router answers it
         empty = await client.put("/actors/T//method/Execute", content=b"{}")
-        delivery = await client.post("/events/results", content=b"{}")
+        delivery = await client.post("/events/activations", content=b"{}")
     assert reminder.status_code == timer.status_code == health.status_code == 200
     assert fired == [("T", "a1", "deadline"), ("T", "a1", "tick")]
     assert empty.status_code == 404 and empty.json()["status"] == 404
@@ -115,13 +115,13 @@ async def test_deliveries_reach_their_handler_with_headers_and_body() -> None:
         seen.append((dict(headers), body))
         return {"status": "RETRY"}
 
-    async with _client(_app(lane=True, deliveries={"/events/results": take})) as client:
+    async with _client(_app(lane=True, deliveries={"/events/activations": take})) as client:
         resp = await client.post(
-            "/events/results",
+            "/events/activations",
             content=b"event bytes",
             headers={"Content-Type": "application/cloudevents+json", "X-Extra": "1"},
         )
-        other_method = await client.get("/events/results")
+        other_method = await client.get("/events/activations")
     assert resp.status_code == 200 and resp.json() == {"status": "RETRY"}
     assert resp.headers["content-type"] == "application/json"
     [(headers, body)] = seen
@@ -134,8 +134,8 @@ async def test_a_refused_delivery_is_answered_with_its_problem() -> None:
     async def take(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
         raise Problem(404, "Malformed event", "not a CloudEvent", hint="dropped")
 
-    async with _client(_app(lane=True, deliveries={"/events/results": take})) as client:
-        resp = await client.post("/events/results", content=b"{")
+    async with _client(_app(lane=True, deliveries={"/events/activations": take})) as client:
+        resp = await client.post("/events/activations", content=b"{")
     assert resp.status_code == 404
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.json() == {
@@ -143,7 +143,7 @@ async def test_a_refused_delivery_is_answered_with_its_problem() -> None:
         "title": "Malformed event",
         "status": 404,
         "detail": "not a CloudEvent",
-        "instance": "/events/results",
+        "instance": "/events/activations",
         "hint": "dropped",
     }
 
@@ -187,7 +187,7 @@ _EVENT: dict[str, Any] = {
     "source": "superstep/h1",
     "type": "io.superstep.result.v1",
     "datacontenttype": "application/json",
-    "topic": "superstep.results",
+    "topic": "superstep.activations.default",
     "pubsubname": "pubsub",
     "traceparent": "",
     "data": {
