@@ -17,9 +17,10 @@ from dataclasses import replace
 from typing import Any
 
 from executor_host._payloads import SNAPSHOT, PayloadSplitter
-from executor_host._store import ConflictError, RunRecord, RunStore, StoreError
+from executor_host._store import ConflictError, RunRecord, RunStore, StoreError, StoreRefused
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import ActivationResult, RunState
+from runtime.errors import StoreRefusedError
 from runtime.ports import PortError
 from runtime.telemetry import ROOT, end, end_run, telemetry, traceparent
 from runtime.workflow.driver import (
@@ -113,6 +114,9 @@ class RunDriver:
         then leaves the run, and its deadline reminder, alone)."""
         self._unfinished: list[Command] = []
         """Commands a store or bus failure stopped, to execute again first."""
+        self._refusal: StoreRefused | None = None
+        """The refusal this copy is failing the run for, once the store refused one of
+        its commands for good."""
         self._stale = False
         """Whether the record's ETag is unknown since this copy's last commit (read back
         before the next commit, after the dispatch that follows it)."""
@@ -175,7 +179,7 @@ class RunDriver:
                     etag=existing.etag,
                 )
             )
-        self._record, self._stale, self.fenced = record, False, False
+        self._record, self._stale, self.fenced, self._refusal = record, False, False, None
         self._machine = machine = BarrierMachine(wf.graph, state)
         await self._run(machine.start(now))
         return self._require()
@@ -187,7 +191,7 @@ class RunDriver:
         if record is None:
             return
         record = await self._store.save_run(replace(record, epoch=record.epoch + 1))
-        self._record, self._stale, self.fenced = record, False, False
+        self._record, self._stale, self.fenced, self._refusal = record, False, False, None
         graph = self._workflow_of(record).graph
         self._machine = machine = BarrierMachine(graph, record.state, planned_at=record.planned_at)
         await self._run(machine.resume(self._clock()))
@@ -204,18 +208,59 @@ class RunDriver:
         A store or bus failure leaves the failed command and those after it
         unfinished: they are executed again, first, at the next input (the deadline
         reminder's at the latest) — a barrier the machine has taken is never lost
-        because its transaction failed once."""
+        because its transaction failed once. A refusal for good (``StoreRefused``)
+        is no outage: trying again would be refused alike, so the run fails instead
+        (``_fail_refused``)."""
         queue = [*self._unfinished, *commands]
         self._unfinished = []
         for i, command in enumerate(queue):
             try:
                 if not await self._execute(command):
                     return
+            except StoreRefused as exc:
+                await self._fail_refused(exc)
+                return
             except (StoreError, PortError):
                 self._unfinished = queue[i:]
                 raise
         if self._stale and self._record is not None:
             await self._read_back()
+
+    async def _fail_refused(self, refusal: StoreRefused) -> None:
+        """The store refused a command for good: fail the run as of its last committed
+        barrier (what the refused command would have written is dropped, as a cancel
+        drops the superstep in flight), naming the refusal. When the commit of that
+        failure is refused too, there is nothing left to write: this copy gives the
+        run up (it forgets it) and raises the refusal."""
+        record = self._require()
+        if self._refusal is not None:
+            log.error(
+                "run %s: the state store refused the run's failure too (%s); giving the "
+                "run up, it stays as of superstep %d",
+                self.run_id,
+                refusal,
+                record.state.superstep,
+            )
+            self._forget("failed")
+            raise refusal
+        self._refusal = refusal
+        superstep = record.state.superstep + 1
+        log.error(
+            "run %s superstep %d: the state store refused it for good (%s); failing the run",
+            self.run_id,
+            superstep,
+            refusal,
+        )
+        end(self._step_span, status="failed")
+        self._step_span = None
+        graph = self._workflow_of(record).graph
+        self._machine = machine = BarrierMachine(graph, record.state, planned_at=record.planned_at)
+        error = StoreRefusedError(
+            f"the state store refused superstep {superstep} for good ({refusal}); the run "
+            f"ends as of superstep {superstep - 1}, its last committed barrier",
+            refusal.status,
+        )
+        await self._run(machine.fail(error))
 
     async def _execute(self, command: Command) -> bool:
         """One command; False when this copy was fenced at it."""
@@ -378,8 +423,12 @@ class RunDriver:
             where,
             superstep,
         )
-        self._end_spans("fenced")
         self.fenced = True
+        self._forget("fenced")
+
+    def _forget(self, status: str) -> None:
+        """Leave the run: its spans end with ``status``; inputs are ignored from now."""
+        self._end_spans(status)
         self._record = None
         self._machine = None
         self._stale = False

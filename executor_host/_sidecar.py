@@ -30,9 +30,16 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from runtime.http1 import Http1Error, Http1Pool
-from runtime.ports import ETagMismatch, PortError, StateWrite
+from runtime.ports import ETagMismatch, PortError, Refused, StateWrite, refuses
 
-__all__ = ["ActorInvokeError", "SidecarClient", "SidecarError", "StateConflict", "StateWrite"]
+__all__ = [
+    "ActorInvokeError",
+    "SidecarClient",
+    "SidecarError",
+    "StateConflict",
+    "StateRefused",
+    "StateWrite",
+]
 
 
 class SidecarError(PortError):
@@ -52,6 +59,11 @@ class StateConflict(SidecarError, ETagMismatch):
     """A state write carried an ETag that no longer matches (someone wrote first)."""
 
 
+class StateRefused(SidecarError, Refused):
+    """The sidecar refused a state call for good (``runtime.ports.refuses``: a 4xx that
+    is not a conflict, as daprd's 400 ``ERR_MALFORMED_REQUEST``)."""
+
+
 def _state_item(write: StateWrite) -> dict[str, Any]:
     """The JSON state item of one write, as the save and transaction APIs take it."""
     key, value, etag = write
@@ -66,6 +78,12 @@ def _answered(
 ) -> SidecarError:
     """The error for an unexpected answer: the status and the start of the body."""
     return error(f"{what} answered {status}: {content[:500].decode(errors='replace')}", status)
+
+
+def _state_answered(what: str, status: int, content: bytes) -> SidecarError:
+    """The error for an unexpected answer of the state API: ``StateRefused`` when its
+    status refuses the call for good, else a ``SidecarError`` (an outage)."""
+    return _answered(what, status, content, StateRefused if refuses(status) else SidecarError)
 
 
 class SidecarClient:
@@ -143,7 +161,7 @@ class SidecarClient:
         if status == 204:
             return None, None
         if status != 200:
-            raise _answered(f"reading {key!r}", status, content)
+            raise _state_answered(f"reading {key!r}", status, content)
         return content, etag
 
     async def save_state(
@@ -152,7 +170,8 @@ class SidecarClient:
         items: Sequence[StateWrite],
         metadata: dict[str, str] | None = None,
     ) -> None:
-        """Save items (``POST /v1.0/state/<store>``); ``StateConflict`` on a 409."""
+        """Save items (``POST /v1.0/state/<store>``); ``StateConflict`` on a 409,
+        ``StateRefused`` on an answer that refuses them for good."""
         entries = [_state_item(write) for write in items]
         if metadata:
             for entry in entries:
@@ -164,7 +183,7 @@ class SidecarClient:
         if status == 409:
             raise _answered(what, status, content, StateConflict)
         if status != 204:
-            raise _answered(what, status, content)
+            raise _state_answered(what, status, content)
 
     async def transact_state(self, store: str, upserts: Sequence[StateWrite]) -> None:
         """Upsert items in one transaction (``POST /v1.0/state/<store>/transaction``).
@@ -173,7 +192,9 @@ class SidecarClient:
         ``ERR_STATE_TRANSACTION`` like any other failure, with the store's own text
         (on Redis it does not mention ETags; dapr-contract §2.4): a failed transaction
         is a ``SidecarError`` here, and only the caller, by reading the guarded key
-        again, can tell a conflict from an outage (``RunStore.commit_barrier``)."""
+        again, can tell a conflict from an outage (``RunStore.commit_barrier``). What
+        daprd refuses before the store sees it (a body over its limit, a malformed
+        request: 400) is ``StateRefused``."""
         ops = [{"operation": "upsert", "request": _state_item(write)} for write in upserts]
         url = f"{self._base}/state/{quote(store, safe='')}/transaction"
         what = "state transaction"
@@ -182,7 +203,7 @@ class SidecarClient:
         )
         if status == 204:
             return
-        raise _answered(what, status, content)
+        raise _state_answered(what, status, content)
 
     async def publish(self, pubsub: str, topic: str, body: bytes, content_type: str) -> None:
         url = f"{self._base}/publish/{quote(pubsub, safe='')}/{quote(topic, safe='/')}"

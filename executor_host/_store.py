@@ -42,9 +42,9 @@ from typing import Any
 from executor_host._batching import GroupCaller
 from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import Checkpoint, RunState, compact_json
-from runtime.ports import ETagMismatch, PortError, StatePort, StateWrite, wire_bytes
+from runtime.ports import ETagMismatch, PortError, Refused, StatePort, StateWrite, wire_bytes
 
-__all__ = ["ConflictError", "RunRecord", "RunStore", "StoreError"]
+__all__ = ["ConflictError", "RunRecord", "RunStore", "StoreError", "StoreRefused"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,26 @@ class ConflictError(StoreError):
     """An ETag did not match: somebody else wrote first (a stale coordinator is fenced)."""
 
     retryable = False
+
+
+class StoreRefused(StoreError):
+    """The store refused a request for good (``runtime.ports.Refused``: a malformed
+    request, a body over the sidecar's limit…): the same request will be refused again,
+    and nothing of it took effect. ``status`` is the sidecar's answer."""
+
+    retryable = False
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _failed(what: str, exc: PortError) -> StoreError:
+    """The run store's error for a failed call of the port: ``StoreRefused`` when the
+    port says the store refused it for good, else ``StoreError`` (an outage: retry)."""
+    if isinstance(exc, Refused):
+        return StoreRefused(f"{what} was refused: {exc}", exc.status)
+    return StoreError(f"{what} failed: {exc}")
 
 
 @dataclass(slots=True)
@@ -270,7 +290,7 @@ class RunStore:
                         meta,
                     )
                 except PortError as exc:
-                    raise StoreError(f"writing part {i} of a large value failed: {exc}") from exc
+                    raise _failed(f"writing part {i} of a large value", exc) from exc
             self._blobs_written[sha] = None
             while len(self._blobs_written) > 256:
                 self._blobs_written.popitem(last=False)
@@ -347,7 +367,7 @@ class RunStore:
         try:
             data, etag = await self._sidecar.get_state(self._store, self._prefix + key)
         except PortError as exc:
-            raise StoreError(f"reading {key!r} failed: {exc}") from exc
+            raise _failed(f"reading {key!r}", exc) from exc
         return (data or None), (etag or None)
 
     async def _get(self, key: str) -> tuple[Any, str | None]:
@@ -363,13 +383,13 @@ class RunStore:
         except ETagMismatch as exc:
             raise ConflictError(f"{key!r} was changed concurrently") from exc
         except PortError as exc:
-            raise StoreError(f"writing {key!r} failed: {exc}") from exc
+            raise _failed(f"writing {key!r}", exc) from exc
 
     async def _transaction(self, upserts: Sequence[StateWrite]) -> None:
         try:
             await self._sidecar.transact_state(self._store, upserts)
         except PortError as exc:
-            raise StoreError(f"transaction failed: {exc}") from exc
+            raise _failed("the state transaction", exc) from exc
 
     # -- runs -------------------------------------------------------------------------
     async def load_run(self, run_id: str) -> RunRecord | None:
@@ -453,7 +473,8 @@ class RunStore:
         (never by the error's text, which on Redis does not say "etag").
 
         Still at the ETag it was guarded by: the record was not written, and the
-        failure was the store's or the sidecar's (``StoreError``: retry). At another
+        failure was the store's or the sidecar's (``error`` as it is: ``StoreError``,
+        retry; ``StoreRefused``, the store will not take it). At another
         ETag and holding what this commit wrote: it went through and only its answer
         was lost (return). Anything else: somebody else wrote first (``ConflictError``:
         this coordinator is fenced)."""
@@ -509,7 +530,7 @@ class RunStore:
         try:
             await self._sidecar.save_state(self._store, writes, meta)
         except PortError as exc:
-            raise StoreError(f"writing {len(items)} payload(s) failed: {exc}") from exc
+            raise _failed(f"writing {len(items)} payload(s)", exc) from exc
 
     async def load_payload(self, key: str) -> tuple[Any, int]:
         """A payload and its size in bytes; ``StoreError`` when it is missing."""

@@ -12,6 +12,7 @@ Every error says whether retrying the same call can succeed (``retryable``).
     │   ├── StalledError             fan-in buffers that can never fill
     │   ├── UndeliverableMessageError  strict routing: a message no edge accepts
     │   ├── NoLiveHostError          an executor's pool had no live host for too long (Dapr)
+    │   ├── StoreRefusedError        the state store refused a barrier for good (Dapr)
     │   └── RunCancelledError        the run was cancelled
     ├── RequestError                 a human response names no pending request or has the wrong type
     ├── CheckpointError              a checkpoint cannot be read, or belongs to another graph
@@ -32,6 +33,7 @@ __all__ = [
     "RunError",
     "StalledError",
     "StateConflictError",
+    "StoreRefusedError",
     "SuperstepError",
     "UndeliverableMessageError",
     "WorkflowValidationError",
@@ -127,6 +129,18 @@ class UndeliverableMessageError(RunError):
 class NoLiveHostError(RunError):
     """Executors of the run had no live host in their placement pool for longer than the
     runtime waits for one (the Dapr runtime's ``SUPERSTEP_NO_HOST_DEADLINE_S``)."""
+
+
+class StoreRefusedError(RunError):
+    """The state store refused to take a barrier of the run, or a payload of its next
+    superstep, for good: the same request would be refused however often it was
+    made (the Dapr runtime: a 4xx answer that is not an ETag conflict, as daprd's 400
+    for a body over its limit). The run ends ``failed`` as of its last committed
+    barrier; the message holds the store's answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RunCancelledError(RunError):

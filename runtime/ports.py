@@ -15,7 +15,16 @@ import json
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["ETagMismatch", "PortError", "StatePort", "StateWrite", "request_bytes", "wire_bytes"]
+__all__ = [
+    "ETagMismatch",
+    "PortError",
+    "Refused",
+    "StatePort",
+    "StateWrite",
+    "refuses",
+    "request_bytes",
+    "wire_bytes",
+]
 
 
 class PortError(Exception):
@@ -27,6 +36,37 @@ class PortError(Exception):
 class ETagMismatch(PortError):
     """An ETag-guarded write found another ETag: somebody else wrote first. Nothing of
     the write took effect."""
+
+
+class Refused(PortError):
+    """The store refused the call for good: the same call fails the same way however
+    often it is made (a malformed request, a body over the sidecar's limit, a value or
+    a request the store does not take), and nothing of it took effect. Not an ETag
+    conflict (``ETagMismatch``), nor an outage, which may pass (a plain ``PortError``).
+
+    ``status`` is the answer's status (Dapr's state API is HTTP; see ``refuses``); the
+    text names it, with what the store said."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_COME_BACK = frozenset({408, 409, 425, 429})
+"""4xx statuses that ask the caller to come back (or, 409, that someone wrote first)."""
+
+
+def refuses(status: int | None) -> bool:
+    """Whether an answer of the state API with ``status`` refuses the call for good
+    (``Refused``): a 4xx but 408 (a timeout), 409 (an ETag conflict, ``ETagMismatch``),
+    425 and 429 (come back later). daprd answers its own refusals so (400
+    ``ERR_MALFORMED_REQUEST`` for a bad body or one over ``--max-body-size``,
+    ``ERR_STATE_STORE_NOT_FOUND``, an invalid ETag, too many operations; 401 for a wrong
+    API token, 403 for an API not allowed). No status (the sidecar was not reached)
+    and every 5xx are outages; so is, unavoidably, a store's own refusal inside a
+    transaction, which daprd answers 500 ``ERR_STATE_TRANSACTION`` as it answers a
+    store that is down."""
+    return status is not None and 400 <= status < 500 and status not in _COME_BACK
 
 
 StateWrite = tuple[str, str, "str | None"]

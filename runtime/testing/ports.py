@@ -4,7 +4,9 @@
 ETags change at every write, an ETag-guarded save that finds another ETag raises
 ``ETagMismatch``, a transaction is all or nothing and fails as a whole (a plain
 ``PortError``) when one of its ETag checks fails. ``fail_next`` makes the next calls
-fail, before or after taking effect (an outage, or an answer lost on the way back).
+fail, before or after taking effect (an outage, or an answer lost on the way back);
+``refuse_next`` refuses them for good (``Refused``, as daprd's 400), as it refuses a
+request over ``max_request_bytes``.
 
 ``InMemoryBus`` keeps what was published until a test delivers it, drops it, delivers
 it twice or out of order.
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from runtime.ports import ETagMismatch, PortError, StateWrite, request_bytes
+from runtime.ports import ETagMismatch, PortError, Refused, StateWrite, request_bytes
 
 __all__ = ["InMemoryBus", "InMemoryStateStore"]
 
@@ -28,6 +30,7 @@ T = TypeVar("T")
 class _Fault:
     calls: int
     applied: bool
+    refusal: Refused | None = None
 
 
 class InMemoryStateStore:
@@ -35,7 +38,7 @@ class InMemoryStateStore:
 
     def __init__(self, *, max_request_bytes: int | None = None) -> None:
         self.max_request_bytes = max_request_bytes
-        """Refuse a save or transaction whose body would be larger (``PortError``, as
+        """Refuse a save or transaction whose body would be larger (``Refused``, 400, as
         daprd refuses a body over ``--max-body-size``); ``None``: no limit."""
         self.items: dict[tuple[str, str], tuple[bytes, str]] = {}
         self.metadata: dict[tuple[str, str], dict[str, str]] = {}
@@ -48,6 +51,13 @@ class InMemoryStateStore:
         """The next ``calls`` writes fail with ``PortError``; with ``applied``, after
         taking effect (only the answer is lost)."""
         self._fault = _Fault(calls, applied)
+
+    def refuse_next(
+        self, calls: int = 1, *, status: int = 400, message: str = "refused (injected)"
+    ) -> None:
+        """The next ``calls`` writes are refused for good (``Refused`` with ``status``),
+        taking no effect."""
+        self._fault = _Fault(calls, False, Refused(f"answered {status}: {message}", status))
 
     def value(self, store: str, key: str) -> bytes | None:
         item = self.items.get((store, key))
@@ -62,11 +72,22 @@ class InMemoryStateStore:
             self._fault = None
         return fault
 
+    @staticmethod
+    def _fail_before(fault: _Fault | None) -> None:
+        """Fail a write before it takes effect, as ``fault`` says (if it says so)."""
+        if fault is None or fault.applied:
+            return
+        if fault.refusal is not None:
+            raise Refused(str(fault.refusal), fault.refusal.status)
+        raise PortError("the store is unavailable (injected)")
+
     def _refuse_large(self, items: Sequence[StateWrite]) -> None:
         size = request_bytes(items)
         if self.max_request_bytes is not None and size > self.max_request_bytes:
-            raise PortError(
-                f"request body too large: {size} bytes (at most {self.max_request_bytes})"
+            raise Refused(
+                f"answered 400: request body too large: {size} bytes (at most "
+                f"{self.max_request_bytes})",
+                400,
             )
 
     def _etag(self) -> str:
@@ -95,8 +116,7 @@ class InMemoryStateStore:
     ) -> None:
         self.calls += 1
         fault = self._faulty()
-        if fault is not None and not fault.applied:
-            raise PortError("the store is unavailable (injected)")
+        self._fail_before(fault)
         self._refuse_large(items)
         for write in items:
             if not self._check(store, write):
@@ -110,8 +130,7 @@ class InMemoryStateStore:
     async def transact_state(self, store: str, upserts: Sequence[StateWrite]) -> None:
         self.calls += 1
         fault = self._faulty()
-        if fault is not None and not fault.applied:
-            raise PortError("the store is unavailable (injected)")
+        self._fail_before(fault)
         self._refuse_large(upserts)
         if not all(self._check(store, w) for w in upserts):
             raise PortError("transaction failed")  # as daprd: no word of the ETag

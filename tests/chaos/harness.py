@@ -3,7 +3,10 @@
 A :class:`ChaosDeployment` is the tests' topology (the API/coordinator app, pool
 ``default`` with two host replicas, pool ``aux`` with one; ``LocalDeployment`` of
 ``sidecar.launcher.deployment``) on a Redis of its own, started on a free port for the
-deployment, so that pausing or restarting it touches nobody else's data. Each run of
+deployment, so that pausing or restarting it touches nobody else's data; the
+PostgreSQL classes put its state store (and actor state) on a PostgreSQL of its own
+(:class:`LocalPostgres`, a cluster made for it on a free port), pub/sub staying on the
+Redis. Each run of
 :func:`run_once` starts the chaos workflow with a seed, injects its fault class when the
 run reaches a seeded superstep, heals it after a seeded hold, and compares the run with
 the in-process run of the same input and seed. The run is classified as
@@ -27,6 +30,7 @@ import random
 import shutil
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import psycopg
 
 from executor_host._bus import Bus
 from executor_host._coordinator import RunDriver
@@ -63,6 +68,7 @@ __all__ = [
     "Fault",
     "FaultDefect",
     "KillSidecar",
+    "LocalPostgres",
     "LocalRedis",
     "RunOutcome",
     "Summary",
@@ -76,6 +82,8 @@ __all__ = [
 ]
 
 Target = Literal["local", "daprd"]
+Store = Literal["redis", "postgres"]
+"""Where a deployment's state store (and actor state) lives; pub/sub is on Redis."""
 Verdict = Literal["correct", "clear failure", "DEFECT", "not applicable"]
 
 API_TOKEN = "chaos-api-token-51c3"
@@ -163,16 +171,203 @@ class LocalRedis:
         await self.process.terminate()
 
 
-def write_components(directory: Path, redis_port: int) -> Path:
+# -- a PostgreSQL of the deployment's own -------------------------------------------------
+
+
+def _postgres_binary(name: str) -> str:
+    """``name`` (``postgres``, ``initdb``) of the PostgreSQL installed: on the PATH, else
+    in Debian's ``/usr/lib/postgresql/<version>/bin``."""
+    found = shutil.which(name)
+    if found is not None:
+        return found
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (folder / name).exists():
+            return str(folder / name)
+    raise RuntimeError(f"PostgreSQL's {name} is not installed (tools/services/start installs it)")
+
+
+def postgres_installed() -> bool:
+    try:
+        _postgres_binary("initdb")
+    except RuntimeError:
+        return False
+    return True
+
+
+class LocalPostgres:
+    """A PostgreSQL cluster of its own (``initdb`` in a new temporary folder, ``root``)
+    on a free port of 127.0.0.1: user ``postgres``, trust authentication, fsync on (a
+    SIGKILL is a crash it recovers from its WAL). Run as the ``postgres`` account when
+    this process is root, as the server refuses root. Its backends each start a session
+    of their own (``setsid``): a signal to the server's process group reaches the
+    postmaster alone, so ``signal`` sends it to every process of the server."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="superstep-chaos-pg-"))
+        self.root.chmod(0o711)  # the postgres account passes through to its folder
+        self.directory = directory = self.root / "pg"
+        self.data = directory / "data"
+        self.port = free_port()
+        self._as: tuple[str, ...] = ()
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv") or "setpriv"
+            self._as = (setpriv, "--reuid=postgres", "--regid=postgres", "--clear-groups", "--")
+        self.process = AppProcess(
+            f"postgres-{self.port}",
+            (
+                *self._as,
+                _postgres_binary("postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(directory),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=200",
+            ),
+            directory,
+            dict(os.environ),
+            sink=lambda _name, _line: None,
+        )
+
+    @property
+    def dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+
+    async def init(self) -> None:
+        """Make the cluster."""
+        self.directory.mkdir(mode=0o700)
+        if self._as:
+            shutil.chown(self.directory, "postgres", "postgres")
+        command = (
+            *self._as,
+            _postgres_binary("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
+        done = await asyncio.to_thread(
+            subprocess.run, command, cwd=self.directory, capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed: {done.stderr.decode(errors='replace')[-2000:]}")
+
+    async def start(self, within: float = 30.0) -> None:
+        """Start the server and wait until it answers; after a SIGKILL its killed
+        backends may still hold the old shared memory for a moment: try again."""
+        deadline = time.monotonic() + within
+        await self.process.start()
+        while not await self.ping():
+            if self.process.returncode is not None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"postgres on {self.port} did not start: {list(self.process.tail)}"
+                    )
+                await asyncio.sleep(0.2)
+                await self.process.start()
+            elif time.monotonic() > deadline:
+                raise RuntimeError(f"postgres on {self.port} did not answer: {self.process.tail}")
+            await asyncio.sleep(0.1)
+
+    async def ping(self) -> bool:
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=2)
+        except psycopg.Error:
+            return False
+        try:
+            await conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+        finally:
+            await conn.close()
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the postmaster and every process it forked (backends,
+        checkpointer, WAL writer…): the postmaster first, so that it forks no other
+        before its children are signalled too (but SIGCONT, which wakes it last)."""
+        pid = self.process.pid
+        assert pid is not None
+        if sig is not signal.SIGCONT:
+            os.kill(pid, sig)
+        for child in _children(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
+        if sig is signal.SIGCONT:
+            os.kill(pid, sig)
+
+    async def kill(self) -> None:
+        """SIGKILL the server and every backend (a crash)."""
+        pid = self.process.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # it forks no more; its children stay its own
+        for child in _children(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        await self.process.kill()
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError, AssertionError):
+            self.signal(signal.SIGCONT)
+        await self.process.terminate()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from ``/proc``)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # pid (comm) state ppid …: comm may hold spaces and parentheses
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(stat.parent.name))
+    return out
+
+
+def write_components(directory: Path, redis_port: int, postgres: str | None = None) -> Path:
     """The repo's Redis components (state store, pub/sub, resiliency) pointed at
-    ``redis_port``."""
+    ``redis_port``; with ``postgres`` (a connection string), the state store (the actor
+    state store too) is ``state.postgresql`` there instead."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("statestore.yaml", "pubsub.yaml", "resiliency.yaml"):
         text = (REPO_ROOT / "components" / name).read_text(encoding="utf-8")
         (directory / name).write_text(
             text.replace("localhost:6379", f"localhost:{redis_port}"), encoding="utf-8"
         )
+    if postgres is not None:
+        (directory / "statestore.yaml").write_text(
+            _POSTGRES_STATE_STORE.replace("CONNECTION", postgres), encoding="utf-8"
+        )
     return directory
+
+
+_POSTGRES_STATE_STORE = """\
+# The state store on PostgreSQL, shared by every app (keyPrefix: name), also the actor store.
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.postgresql
+  version: v2
+  metadata:
+    - name: connectionString
+      value: "CONNECTION"
+    - name: actorStateStore
+      value: "true"
+    - name: keyPrefix
+      value: name
+"""
 
 
 # -- the deployment ---------------------------------------------------------------------
@@ -183,12 +378,19 @@ class ChaosDeployment:
     background loop (the runs' clients use the caller's loop)."""
 
     def __init__(
-        self, bg: BackgroundLoop, local: LocalDeployment, redis: LocalRedis, target: Target
+        self,
+        bg: BackgroundLoop,
+        local: LocalDeployment,
+        redis: LocalRedis,
+        target: Target,
+        postgres: LocalPostgres | None = None,
     ) -> None:
         self.bg = bg
         self.local = local
         self.redis = redis
         self.target = target
+        self.postgres = postgres
+        """The state store's PostgreSQL, for a deployment on ``store="postgres"``."""
         self.logs: list[str] = []
 
     @property
@@ -282,21 +484,30 @@ def deployed(
     *,
     deadline_s: float = 2.0,
     no_host_s: float = 4.0,
+    store: Store = "redis",
 ) -> Iterator[ChaosDeployment]:
-    """A started :class:`ChaosDeployment`; stopped, with its Redis, on exit."""
+    """A started :class:`ChaosDeployment`, its state store on ``store``; stopped, with
+    its Redis (and PostgreSQL), on exit."""
     if target == "daprd":
         # unless a test session chose them already
         daprd_module.use_free_ports(unless_chosen=True)
     directory = Path(tempfile.mkdtemp(prefix="superstep-chaos-"))
     logs: list[str] = []
+    postgres: LocalPostgres | None = None
     with BackgroundLoop() as bg:
         redis = LocalRedis(directory / "redis")
         redis.directory.mkdir()
         bg.run(redis.start())
+        if store == "postgres":
+            postgres = LocalPostgres()
+            bg.run(postgres.init(), timeout=120)
+            bg.run(postgres.start(), timeout=60)
         local = LocalDeployment(
             workflows=["tests.chaos.workflow:*"],
             pools={"default": 2, "aux": 1},
-            resources=write_components(directory / "components", redis.port),
+            resources=write_components(
+                directory / "components", redis.port, postgres.dsn if postgres else None
+            ),
             env={
                 "SUPERSTEP_DEADLINE_S": str(deadline_s),
                 "SUPERSTEP_HEARTBEAT_S": "0.5",
@@ -309,7 +520,7 @@ def deployed(
             daprd=find_binaries() if target == "daprd" else None,
             app_api_token=APP_TOKEN,
         )
-        deployment = ChaosDeployment(bg, local, redis, target)
+        deployment = ChaosDeployment(bg, local, redis, target, postgres)
         deployment.logs = logs
         try:
             bg.run(local.start(), timeout=180)
@@ -319,6 +530,9 @@ def deployed(
                 bg.run(local.stop(), timeout=90)
             with contextlib.suppress(Exception):
                 bg.run(redis.stop(), timeout=30)
+            if postgres is not None:
+                with contextlib.suppress(Exception):
+                    bg.run(postgres.stop(), timeout=30)
             shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -352,6 +566,8 @@ class Fault:
     hold_s: tuple[float, float] = (1.0, 3.0)
     local_only = False
     """Needs the local sidecar's fault injection: not applicable on daprd."""
+    store: Store = "redis"
+    """Where the deployment of the class keeps its state store."""
 
     def plan(self, seed: int) -> FaultPlan | None:
         return None
@@ -468,16 +684,27 @@ class PauseHost(Fault):
         dep.resume_app(self.victim)
 
 
-class PauseRedis(Fault):
-    name = "pause-redis"
-    description = "SIGSTOP the deployment's Redis (state store and pub/sub) for 1-5 s"
+class _PauseServer(Fault):
+    """SIGSTOP a server of the deployment (``server``) at the strike, SIGCONT at the heal."""
+
     hold_s = (1.0, 5.0)
 
+    def server(self, dep: ChaosDeployment) -> LocalRedis | LocalPostgres:
+        raise NotImplementedError
+
     async def inject(self, dep: ChaosDeployment, strike: Strike) -> None:
-        dep.redis.signal(signal.SIGSTOP)
+        self.server(dep).signal(signal.SIGSTOP)
 
     async def heal(self, dep: ChaosDeployment, strike: Strike) -> None:
-        dep.redis.signal(signal.SIGCONT)
+        self.server(dep).signal(signal.SIGCONT)
+
+
+class PauseRedis(_PauseServer):
+    name = "pause-redis"
+    description = "SIGSTOP the deployment's Redis (state store and pub/sub) for 1-5 s"
+
+    def server(self, dep: ChaosDeployment) -> LocalRedis:
+        return dep.redis
 
 
 class RestartRedis(Fault):
@@ -504,6 +731,40 @@ class RestartRedisEmpty(RestartRedis):
         "the next run must work"
     )
     wipe = True
+
+
+def _postgres(dep: ChaosDeployment) -> LocalPostgres:
+    assert dep.postgres is not None, "a PostgreSQL fault needs a deployment on PostgreSQL"
+    return dep.postgres
+
+
+class PausePostgres(_PauseServer):
+    name = "pause-postgres"
+    description = (
+        "SIGSTOP the deployment's PostgreSQL (state store and actor state: the server and "
+        "every backend) for 1-5 s, then SIGCONT; pub/sub stays on Redis"
+    )
+    store: Store = "postgres"
+
+    def server(self, dep: ChaosDeployment) -> LocalPostgres:
+        return _postgres(dep)
+
+
+class RestartPostgres(Fault):
+    name = "restart-postgres"
+    description = (
+        "SIGKILL the deployment's PostgreSQL (server and backends: a crash) and start it "
+        "again after 0.5-2 s; it recovers its data from its write-ahead log, and every "
+        "connection to it breaks"
+    )
+    hold_s = (0.5, 2.0)
+    store: Store = "postgres"
+
+    async def inject(self, dep: ChaosDeployment, strike: Strike) -> None:
+        await dep.on_bg(_postgres(dep).kill())
+
+    async def heal(self, dep: ChaosDeployment, strike: Strike) -> None:
+        await dep.on_bg(_postgres(dep).start())
 
 
 class Delivery(Fault):
@@ -712,6 +973,8 @@ FAULTS: dict[str, Fault] = {
         PauseRedis(),
         RestartRedis(),
         RestartRedisEmpty(),
+        PausePostgres(),
+        RestartPostgres(),
         DeliveryDuplicate(),
         DeliveryDrop(),
         DeliveryReorder(),
@@ -932,7 +1195,8 @@ async def run_class(
         return summary
     plan = fault.plan(seed)
     # deliveries lost by the plan come back at the coordinator's deadline: 1 s there
-    with deployed(target, plan, deadline_s=1.0 if plan is not None else 2.0) as dep:
+    coordinator_deadline = 1.0 if plan is not None else 2.0
+    with deployed(target, plan, deadline_s=coordinator_deadline, store=fault.store) as dep:
         for i in range(runs):
             outcome = await run_once(dep, fault, seed + i, deadline_s=deadline_s)
             summary.outcomes.append(outcome)

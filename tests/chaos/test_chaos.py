@@ -6,7 +6,8 @@ Each run is compared with the in-process run of the same input and seed; none ma
 a defect (wrong output reported as completed, a lost or duplicated effect, a hang).
 Faults the runtime rides out must leave the run correct; the two that take away
 what a run needs (its pool's only host for longer than the no-host deadline, the
-store's data) must fail it, with an error that says why.
+store's data) must fail it, with an error that says why. The PostgreSQL classes run on
+a deployment whose state store is a PostgreSQL of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.chaos.harness import (
     KillSidecar,
     Target,
     deployed,
+    postgres_installed,
     run_once,
 )
 from tests.sidecar.runs import ON_DAPRD
@@ -41,19 +43,37 @@ RIDDEN_OUT = [
     "two-coordinators",
 ]
 DELIVERY = ["delivery-duplicate", "delivery-drop", "delivery-reorder", "delivery-delay"]
+ON_POSTGRES = ["pause-postgres", "restart-postgres"]
 SEED = 3
 """The slice's seed: each class strikes mid-run with it (the trigger superstep and the
 hold are drawn from it)."""
 
 
-@pytest.fixture(scope="module")
-def plain() -> Iterator[ChaosDeployment]:
-    if shutil.which("redis-server") is None:
-        message = "redis-server is not installed (the chaos suite starts a Redis of its own)"
+def _require(installed: bool, message: str) -> None:
+    if not installed:
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[ChaosDeployment]:
+    _require(
+        shutil.which("redis-server") is not None,
+        "redis-server is not installed (the chaos suite starts a Redis of its own)",
+    )
     with deployed(TARGET) as dep:
+        yield dep
+
+
+@pytest.fixture(scope="module")
+def on_postgres() -> Iterator[ChaosDeployment]:
+    """The deployment with its state store on a PostgreSQL of its own."""
+    _require(
+        shutil.which("redis-server") is not None and postgres_installed(),
+        "redis-server or PostgreSQL is not installed (tools/services/start installs both)",
+    )
+    with deployed(TARGET, store="postgres") as dep:
         yield dep
 
 
@@ -72,6 +92,15 @@ local sidecar does not recover from (below)."""
 @pytest.mark.parametrize("name", RIDDEN_OUT)
 async def test_the_run_rides_out_the_fault(plain: ChaosDeployment, name: str) -> None:
     outcome = await run_once(plain, _fault(name), SEEDS.get(name, SEED), deadline_s=90)
+    assert outcome.verdict == "correct", outcome
+    assert "never struck" not in outcome.detail, outcome
+
+
+@pytest.mark.parametrize("name", ON_POSTGRES)
+async def test_the_run_rides_out_a_fault_of_postgresql(
+    on_postgres: ChaosDeployment, name: str
+) -> None:
+    outcome = await run_once(on_postgres, _fault(name), SEED, deadline_s=90)
     assert outcome.verdict == "correct", outcome
     assert "never struck" not in outcome.detail, outcome
 

@@ -21,18 +21,26 @@ from runtime.engine import Activation, RunStatus
 from runtime.testing.ports import InMemoryBus, InMemoryStateStore
 from runtime.workflow import Workflow
 from runtime.workflow.driver import execute_activation, new_run_state
-from tests.dapr.workflows import fan, hitl, ping
+from tests.dapr.workflows import big_state, fan, hitl, ping
 
 STORE = "statestore"
-TEMPLATES = {"ping": ping, "fan": fan, "hitl": hitl}
+TEMPLATES = {"ping": ping, "fan": fan, "hitl": hitl, "big_state": big_state}
 
 
 class Deployment:
-    """One run store and one bus; coordinators and executions made by hand."""
+    """One run store and one bus; coordinators and executions made by hand.
 
-    def __init__(self) -> None:
-        self.state = InMemoryStateStore()
-        self.store = RunStore(self.state, STORE)
+    ``max_request_bytes``: the state port refuses larger requests (as daprd's body
+    limit), and the run store, which keeps its requests under its own limit, is told a
+    larger one."""
+
+    def __init__(self, *, max_request_bytes: int | None = None) -> None:
+        self.state = InMemoryStateStore(max_request_bytes=max_request_bytes)
+        if max_request_bytes is None:
+            self.store = RunStore(self.state, STORE)
+        else:
+            big = 64 * max_request_bytes
+            self.store = RunStore(self.state, STORE, max_value_bytes=big, max_request_bytes=big)
         self.bus: InMemoryBus[ActivationEnvelope] = InMemoryBus()
         self.now = 1000.0
         self.live = {"default", "aux"}
@@ -243,6 +251,66 @@ async def test_a_barrier_the_store_refused_is_committed_at_the_next_deadline() -
     dep.now += 5.0
     await d.on_deadline(5.0)  # the store is back
     await dep.finishes_like_in_process(d, "ping", 0)
+
+
+async def test_a_barrier_the_store_refuses_for_good_fails_the_run() -> None:
+    """A refusal that no retry can mend (as daprd's 400 for a body over its limit)
+    fails the run naming it, from the last barrier committed, instead of leaving the
+    barrier to be tried again at every deadline."""
+    dep = Deployment(max_request_bytes=256 * 1024)
+    d = await dep.start("big_state", 1)  # superstep 1 writes 1 Mi characters of state
+    (env,) = dep.bus.take()
+    before = dep.state.calls
+    await d.on_result(await dep.execute(env))
+    # the refused transaction, a read of the run record, the failure's commit, its read
+    assert dep.state.calls - before == 4
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.FAILED
+    error = record.state.error
+    assert error is not None and error.type == "StoreRefusedError"
+    assert "400" in error.message and "request body too large" in error.message
+    assert error.superstep == 1 and record.state.superstep == 0  # nothing of it committed
+    assert [e["type"] for e in await dep.events()][-2:] == ["failed", "status"]
+    assert dep.bus.take() == []
+    # the refusal is not tried again
+    calls = dep.state.calls
+    dep.now += 60.0
+    assert await d.on_deadline(5.0) == 0
+    assert dep.state.calls == calls
+
+
+async def test_a_refused_barrier_fails_the_run_as_of_its_last_commit() -> None:
+    dep = Deployment()
+    d = await dep.start("ping", 0)
+    await dep.pump(d, rounds=2)
+    (env,) = dep.bus.take()
+    dep.state.refuse_next(message='{"errorCode":"ERR_MALFORMED_REQUEST"}')
+    await d.on_result(await dep.execute(env))
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.FAILED
+    error = record.state.error
+    assert error is not None and error.type == "StoreRefusedError"
+    assert "ERR_MALFORMED_REQUEST" in error.message and "400" in error.message
+    assert error.superstep == 3 and record.state.superstep == 2
+    assert [e["type"] for e in await dep.events()][-2:] == ["failed", "status"]
+    assert d.record is not None and d.record.state.status is RunStatus.FAILED
+
+
+async def test_when_even_the_failure_is_refused_the_coordinator_gives_the_run_up() -> None:
+    dep = Deployment()
+    d = await dep.start("ping", 0)
+    await dep.pump(d, rounds=2)
+    (env,) = dep.bus.take()
+    dep.state.refuse_next(2)  # the barrier, then the commit of the run's failure
+    with pytest.raises(StoreError, match="refused"):
+        await d.on_result(await dep.execute(env))
+    assert d.record is None and not d.fenced  # given up: nothing left to try again
+    calls = dep.state.calls
+    dep.now += 60.0
+    assert await d.on_deadline(5.0) == 0
+    assert dep.state.calls == calls
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.superstep == 2  # as last committed
 
 
 async def test_a_pool_without_hosts_fails_the_run_after_the_wait() -> None:

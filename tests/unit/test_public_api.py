@@ -39,6 +39,7 @@ def test_top_level_exports_are_pinned() -> None:
         "Runtime",
         "StalledError",
         "StateConflictError",
+        "StoreRefusedError",
         "SuperstepError",
         "UndeliverableMessageError",
         "Workflow",

@@ -16,7 +16,9 @@ from executor_host._sidecar import (
     SidecarClient,
     SidecarError,
     StateConflict,
+    StateRefused,
 )
+from runtime.ports import Refused, refuses
 from sidecar.testing import free_port
 
 Answer = Callable[[str, str, bytes], bytes | None]
@@ -130,6 +132,46 @@ async def test_unexpected_statuses_are_errors_with_their_status(server: Server) 
         await client.aclose()
     assert invoke.value.status == transaction.value.status == 500
     assert conflict.value.status == 409
+
+
+def test_a_4xx_but_a_conflict_or_come_back_later_refuses_a_call_for_good() -> None:
+    assert [s for s in (400, 401, 403, 404, 413, 422) if refuses(s)] == [
+        400,
+        401,
+        403,
+        404,
+        413,
+        422,
+    ]
+    assert not any(refuses(s) for s in (None, 200, 204, 408, 409, 425, 429, 500, 502, 503))
+
+
+async def test_a_state_call_refused_for_good_is_state_refused(server: Server) -> None:
+    """daprd's 400 for a body over its limit is a refusal (``Refused``); a 5xx, a 429
+    and no answer are outages, which may pass; a 409 on a save is a conflict."""
+    stream = b'{"errorCode":"ERR_MALFORMED_REQUEST","message":"stream too large"}'
+    statuses = iter([400, 400, 400, 429, 500, 409])
+    server.answer = lambda m, t, b: _response(next(statuses), stream)
+    client = SidecarClient()
+    try:
+        errors: list[SidecarError] = []
+        for call in (
+            client.get_state("store", "k"),
+            client.save_state("store", [("k", "v", None)]),
+            client.transact_state("store", [("k", "v", "1")]),
+            client.transact_state("store", [("k", "v", "1")]),
+            client.transact_state("store", [("k", "v", "1")]),
+            client.save_state("store", [("k", "v", "1")]),
+        ):
+            with pytest.raises(SidecarError) as failed:
+                await call
+            errors.append(failed.value)
+    finally:
+        await client.aclose()
+    assert [type(e) for e in errors] == [StateRefused] * 3 + [SidecarError] * 2 + [StateConflict]
+    assert all(isinstance(e, Refused) == (e.status == 400) for e in errors)
+    assert "answered 400" in str(errors[2]) and "stream too large" in str(errors[2])
+    assert [e.status for e in errors] == [400, 400, 400, 429, 500, 409]
 
 
 async def test_no_answer_is_an_error_without_a_status(server: Server) -> None:
