@@ -13,8 +13,8 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.checkpoint import CheckpointStorage
@@ -115,16 +115,64 @@ class _DigestAhead:
 
 
 @dataclass(slots=True)
-class _Session:
-    """What this process remembers of a workflow object between its runs: whether one
-    is running (its executor instances hold that run's state), and the run it paused
-    awaiting responses (``workflow.run(responses=...)`` continues it)."""
+class _Paused:
+    """A run awaiting responses, and the workflow whose executor instances hold it."""
 
-    running: bool = False
-    paused: RunState | None = None
+    state: RunState
+    workflow: Workflow
+
+
+@dataclass(slots=True)
+class _Session:
+    """What this process remembers of a workflow object between its runs: whether a run
+    holds its executor instances (they carry that run's state), and the runs that
+    paused awaiting responses (``workflow.run(responses=...)`` continues the one those
+    responses answer)."""
+
+    busy: bool = False
+    """A running run holds the object's own executor instances."""
+    paused: list[_Paused] = field(default_factory=list)
+
+    def holds_own(self, workflow: Workflow) -> bool:
+        """Do the object's own executor instances hold a run, running or paused?"""
+        return self.busy or any(p.workflow is workflow for p in self.paused)
+
+    def take_paused(self, responses: Mapping[str, Any]) -> _Paused | None:
+        """The paused run that ``responses`` answer (every id one of its requests), taken
+        out of the session; the only paused run when no id matches any (its own check
+        then names what it waits for); None when there is none."""
+        for paused in self.paused:
+            if responses and all(rid in paused.state.pending for rid in responses):
+                self.paused.remove(paused)
+                return paused
+        if len(self.paused) == 1:
+            return self.paused.pop()
+        return None
 
 
 _sessions: weakref.WeakKeyDictionary[Workflow, _Session] = weakref.WeakKeyDictionary()
+
+
+def _executors_for(workflow: Workflow, session: _Session, request: RunRequest) -> Workflow:
+    """The workflow a new run executes on: the object itself while no run holds its
+    executor instances, else a fresh copy from its factory (``Workflow.fresh``). A
+    workflow with no factory runs one run at a time: a new run while one is running is
+    refused, and one started while a run is paused on it forgets that run (as it ever
+    did)."""
+    if not session.holds_own(workflow):
+        return workflow
+    copy = workflow.fresh()
+    if copy is not None:
+        return copy
+    if session.busy:
+        raise RuntimeError(
+            f"workflow {workflow.name!r} is already running in this process; its executor "
+            "instances hold run state, so a concurrent run needs instances of its own: "
+            "build the workflow in a @workflow_factory function (each concurrent run then "
+            "gets its own), or build another Workflow"
+        )
+    session.paused = [p for p in session.paused if p.workflow is not workflow]
+    return workflow
 
 
 class InProcessRuntime:
@@ -151,19 +199,41 @@ class InProcessRuntime:
     ) -> RunStream:
         async def produce(emit: Emit, stream: RunStream) -> RunResult:
             session = _sessions.setdefault(workflow, _Session())
-            if session.running:
-                raise RuntimeError(
-                    f"workflow {workflow.name!r} is already running in this process; its executor "
-                    "instances hold run state, so build another Workflow for a concurrent run"
-                )
-            session.running = True
+            resumed: _Paused | None = None
+            if _continues(request):
+                resumed = session.take_paused(request.responses or {})
+                if resumed is None:
+                    raise RequestError(
+                        "no paused run to answer in this process; pass checkpoint_id and "
+                        "checkpoint_storage to continue a run from its checkpoint"
+                    )
+                runs_on = resumed.workflow
+            else:
+                runs_on = _executors_for(workflow, session, request)
+            own = runs_on is workflow
+            if own:
+                session.busy = True
+            run = _Run(self, runs_on, session, request, emit, stream, collect_events)
             try:
-                run = _Run(self, workflow, session, request, emit, stream, collect_events)
-                return await run.execute()
+                return await run.execute(resumed.state if resumed is not None else None)
+            except RequestError:
+                if resumed is not None and not run.started:
+                    session.paused.append(resumed)  # responses it does not take: still paused
+                raise
             finally:
-                session.running = False
+                if own:
+                    session.busy = False
 
         return RunStream(produce)
+
+
+def _continues(request: RunRequest) -> bool:
+    """Does ``request`` continue a paused run (responses, no input, no checkpoint)?"""
+    return (
+        request.checkpoint_id is None
+        and request.input is NO_INPUT
+        and request.responses is not None
+    )
 
 
 class _Run:
@@ -199,6 +269,9 @@ class _Run:
         self.run_span: Any = None
         self._step_span: Any = None
         self._step_started = 0.0
+        self.started = False
+        """Whether the run got past its initial state (a request error before that
+        leaves a paused run paused)."""
 
     def emit(self, ev: WorkflowEvent) -> None:
         if self._collect:
@@ -206,7 +279,7 @@ class _Run:
         self._emit_external(ev)
 
     # -- set-up ---------------------------------------------------------------------
-    async def _initial_state(self) -> RunState:
+    async def _initial_state(self, paused: RunState | None) -> RunState:
         req, wf = self.req, self.wf
         if req.checkpoint_id is not None:
             if req.input is not NO_INPUT:
@@ -223,13 +296,8 @@ class _Run:
             if req.responses:
                 raise ValueError("pass either a new input or responses, not both")
             state = new_run_state(wf, req.input, req.run_id, req.seed)
-        elif req.responses is not None:
-            if self.session.paused is None:
-                raise RequestError(
-                    "no paused run to answer in this process; pass checkpoint_id and "
-                    "checkpoint_storage to continue a run from its checkpoint"
-                )
-            state = self.session.paused
+        elif paused is not None:
+            state = paused
         else:
             raise ValueError("run() needs an input, responses, or a checkpoint_id")
         if req.responses:
@@ -237,9 +305,11 @@ class _Run:
         return state
 
     # -- the loop -------------------------------------------------------------------
-    async def execute(self) -> RunResult:
-        state = await self._initial_state()
-        self.session.paused = None
+    async def execute(self, paused: RunState | None = None) -> RunResult:
+        """Run from the request's input or checkpoint, or on from ``paused`` (a run this
+        process paused, which the request's responses answer)."""
+        state = await self._initial_state(paused)
+        self.started = True
         self.tel = tel = telemetry()
         if tel is not None:
             self.run_span = tel.start_run(self.graph.name, state.run_id)
@@ -268,7 +338,7 @@ class _Run:
             commands = follow
         state = machine.state
         if state.status is RunStatus.AWAITING_INPUT:
-            self.session.paused = state
+            self.session.paused.append(_Paused(state, self.wf))
         return self._finish(state)
 
     async def _superstep(self, machine: BarrierMachine, dispatch: Dispatch) -> list[Command]:

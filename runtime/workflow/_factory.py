@@ -68,6 +68,9 @@ def workflow_factory(fn: Callable[P, Workflow]) -> Callable[P, Workflow]:
         wf.origin = factory_origin(
             f"{public_module(build)}:{fn.__qualname__}", signature.bind(*args, **kwargs)
         )
+        # the same call again gives a workflow with executor instances of its own: what a
+        # concurrent run of this object runs on (``Workflow.fresh``)
+        wf._rebuild = functools.partial(fn, *args, **kwargs)
         return wf
 
     setattr(build, FACTORY_MARK, ref)

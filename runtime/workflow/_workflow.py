@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from runtime.engine import Graph
@@ -40,6 +40,22 @@ class Workflow:
         """``("module:function", params)``: the factory call that built this workflow,
         recorded by ``@workflow_factory`` (None otherwise). ``RemoteRuntime`` sends it, so
         servers that serve the factory's module (``module:*``) build the same workflow."""
+        self._rebuild: Callable[[], Workflow] | None = None
+        """The factory call that built this workflow (``@workflow_factory``), to build
+        it again with executor instances of its own (``fresh``)."""
+
+    def fresh(self) -> Workflow | None:
+        """This workflow again, with executor instances of its own, for a run beside one
+        that holds this object's executors: its factory called again (the same
+        arguments) when ``@workflow_factory`` built it; None otherwise, or when the call
+        gives another graph (a factory whose graph changes between calls)."""
+        if self._rebuild is None:
+            return None
+        copy = self._rebuild()
+        if copy.signature != self.signature:
+            return None
+        copy.checkpoint_storage = self.checkpoint_storage
+        return copy
 
     @property
     def name(self) -> str:

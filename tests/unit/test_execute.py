@@ -712,24 +712,3 @@ async def test_a_completed_superstep_says_how_many_messages_went_along_each_edge
     edges = {ev.superstep: ev.details["edges"] for ev in events if ev.type == "superstep_completed"}
     assert edges[1] == [["spread", "a", 3], ["spread", "b", 3]]
     assert edges[2] == []  # the sinks sent nothing
-
-
-async def test_one_workflow_object_runs_one_run_at_a_time_and_its_factory_many() -> None:
-    """Executor objects hold their run's state, so a second concurrent run of the same
-    Workflow object is refused, clearly; objects of one factory run side by side, and
-    the object runs again once its run ended (docs/concurrency.md, rule 2)."""
-    from runtime.demo import Job, build_workflow
-
-    wf = build_workflow(workers=2, latency_ms=1)
-    first = wf.run(Job(docs=20, seed=1))
-    second = wf.run(Job(docs=20, seed=1))
-    results = await asyncio.gather(first, second, return_exceptions=True)
-    refused = [r for r in results if isinstance(r, RuntimeError)]
-    assert len(refused) == 1 and "already running" in str(refused[0])
-    a, b = await asyncio.gather(
-        build_workflow(workers=2, latency_ms=1).run(Job(docs=20, seed=1)),
-        build_workflow(workers=2, latency_ms=1).run(Job(docs=30, seed=2)),
-    )
-    again = await wf.run(Job(docs=20, seed=1))
-    assert a.outputs == again.outputs and a.trace_hash == again.trace_hash
-    assert b.outputs != a.outputs
