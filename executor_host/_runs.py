@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from executor_host._admission import Busy
 from executor_host._ids import RUN_ID_MAX, RUN_ID_PATTERN, RunId, is_run_id
 from executor_host._inputs import (
     Encoding,
@@ -36,9 +37,9 @@ from executor_host._views import (
 )
 from executor_host._watch import EventPosition, at_end, sse_stream
 from runtime.checkpoint import checkpoint_id_for
-from runtime.engine import JsonCodec, RunStatus, plan
+from runtime.engine import JsonCodec, RunState, RunStatus, plan
 from runtime.telemetry import current_traceparent
-from runtime.workflow import plain_event, plain_request, plain_value
+from runtime.workflow import Workflow, plain_event, plain_request, plain_value
 
 __all__ = ["router"]
 
@@ -51,7 +52,7 @@ router = APIRouter()
     summary="Start a run (or resume one from a checkpoint)",
     responses={
         **answers(RunStarted, 201, "The run started", {"Location": "the run: /runs/<run id>"}),
-        **problems(400, 404, 409, 413, 422, 502),
+        **problems(400, 404, 409, 413, 422, 502, 503),
     },
 )
 async def start_run(body: StartRun, request: Request, services: Services) -> Response:
@@ -80,6 +81,30 @@ async def start_run(body: StartRun, request: Request, services: Services) -> Res
             f"the client's {body.workflow!r} has graph signature {body.signature[:12]}, the "
             f"server's {graph.signature[:12]}: deploy the same workflow code on both sides" + hint,
         )
+    try:
+        async with services.starts.admit():
+            state, outcome = await _start(services, wf, body, request)
+    except Busy as exc:
+        raise Problem(
+            503,
+            "Too many starts",
+            f"{exc}: try again shortly",
+            headers={"Retry-After": "1"},
+        ) from exc
+    if not outcome.get("created"):
+        raise Problem(409, "Run exists", f"a run with id {state.run_id!r} already exists")
+    return json_response(
+        {"run_id": state.run_id, "status": outcome["status"], "after": outcome["after"]},
+        201,
+        {"Location": f"/runs/{state.run_id}"},
+    )
+
+
+async def _start(
+    services: APIServices, wf: Workflow, body: StartRun, request: Request
+) -> tuple[RunState, dict[str, Any]]:
+    """A start's work once admitted: placement, the initial state, the coordinator's
+    ``Start``; the state and the coordinator's answer."""
     await check_placement(services, wf, body.factory)
     state = await initial_state(services, wf, body)
     if not is_run_id(state.run_id):
@@ -103,13 +128,7 @@ async def start_run(body: StartRun, request: Request, services: Services) -> Res
             "traceparent": current_traceparent() or request.headers.get("traceparent"),
         },
     )
-    if not outcome.get("created"):
-        raise Problem(409, "Run exists", f"a run with id {state.run_id!r} already exists")
-    return json_response(
-        {"run_id": state.run_id, "status": outcome["status"], "after": outcome["after"]},
-        201,
-        {"Location": f"/runs/{state.run_id}"},
-    )
+    return state, outcome
 
 
 @router.get(

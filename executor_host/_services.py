@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from executor_host._actors import COORDINATOR_TYPE
+from executor_host._admission import StartGate
 from executor_host._problems import Problem
 from executor_host._settings import Settings, resolve_app_id
 from executor_host._sidecar import ActorInvokeError, SidecarClient
@@ -76,6 +77,7 @@ class APIServices(AppServices):
         super().__init__(settings, ready={"status": "ok", "dapr": "ok"})
         self.registry = registry
         self.watch = RunWatch()
+        self.starts = StartGate(settings.max_starts, settings.start_queue)
 
     async def coordinator(self, run_id: str, method: str, body: Any = None) -> Any:
         """Call a run's coordinator actor; a 502 problem when the call fails."""

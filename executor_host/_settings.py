@@ -32,16 +32,17 @@ def _pools(text: str) -> tuple[str, ...]:
     return pools
 
 
-def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
+def _count(env: Mapping[str, str], name: str, default: int, *, least: int, unit: str = "") -> int:
+    """A whole number from the environment, at least ``least``; ``default`` when unset."""
     text = env.get(name, "")
     if not text.strip():
         return default
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{name}: expected a number of bytes, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"{name}: expected 0 (no limit) or more bytes, got {value}")
+        raise ValueError(f"{name}: expected a whole number{unit}, got {text!r}") from None
+    if value < least:
+        raise ValueError(f"{name}: expected {least} or more{unit}, got {value}")
     return value
 
 
@@ -90,6 +91,11 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body either app takes (413 beyond; ``SUPERSTEP_MAX_BODY_BYTES``,
     0 for no limit). The default is daprd's default ``--max-body-size``, 4 MiB."""
+    max_starts: int = 32
+    """Run starts the API app works on at once (``SUPERSTEP_MAX_STARTS``); more wait."""
+    start_queue: int = 512
+    """Run starts that may wait for one of those (``SUPERSTEP_START_QUEUE``); a start
+    beyond them is answered 503 with ``Retry-After``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,7 +124,11 @@ class Settings:
             payload_ttl_s=int(e.get("SUPERSTEP_PAYLOAD_TTL_S", str(24 * 3600))),
             api_token=e.get("SUPERSTEP_API_TOKEN", ""),
             app_token=e.get("APP_API_TOKEN", ""),
-            max_body_bytes=_byte_count(e, "SUPERSTEP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            max_body_bytes=_count(
+                e, "SUPERSTEP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, least=0, unit=" of bytes"
+            ),
+            max_starts=_count(e, "SUPERSTEP_MAX_STARTS", 32, least=1),
+            start_queue=_count(e, "SUPERSTEP_START_QUEUE", 512, least=0),
         )
 
 

@@ -160,9 +160,16 @@ class RemoteError(SuperstepError):
     description) or could not be reached (``status`` None; retrying may help)."""
 
     def __init__(
-        self, message: str, status: int | None = None, problem: dict[str, object] | None = None
+        self,
+        message: str,
+        status: int | None = None,
+        problem: dict[str, object] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.problem = dict(problem or {})
         self.retryable = status is None or status >= 500
+        self.retry_after = retry_after
+        """Seconds the server asked the caller to wait before trying again
+        (``Retry-After``), when it said."""

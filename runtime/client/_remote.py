@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -60,13 +61,17 @@ class RemoteRuntime:
         headers: dict[str, str] | None = None,
         run_id_prefix: str = "",
         token: str | None = None,
+        busy_s: float = 60.0,
     ) -> None:
-        """``token``: the API's bearer token (default: ``SUPERSTEP_API_TOKEN`` if set)."""
+        """``token``: the API's bearer token (default: ``SUPERSTEP_API_TOKEN`` if set).
+        ``busy_s``: how long a start keeps trying while the API answers 503 "Too many
+        starts" (it waits the ``Retry-After`` the API gives between tries)."""
         self.base_url = base_url.rstrip("/")
         self.run_id_prefix = run_id_prefix
         """Scopes this client's run ids on the server (``<prefix><run id>``); results,
         checkpoints and ids reported back carry the caller's own run ids."""
         self.timeout_s = timeout_s
+        self.busy_s = busy_s
         self._transport = transport
         self._headers = dict(headers or {})
         token = token if token is not None else os.environ.get("SUPERSTEP_API_TOKEN", "")
@@ -86,9 +91,11 @@ class RemoteRuntime:
     ) -> RunStream:
         async def produce(emit: Emit, stream: RunStream) -> RunResult:
             async with self._client() as client:
-                return await _RemoteRun(
+                run = _RemoteRun(
                     client, workflow, request, emit, stream, collect_events, self.run_id_prefix
-                ).run()
+                )
+                run.busy_s = self.busy_s
+                return await run.run()
 
         return RunStream(produce)
 
@@ -119,8 +126,21 @@ async def _call(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> 
         except ValueError:
             problem = {"detail": resp.text}
         detail = problem.get("detail") or problem.get("title") or resp.reason_phrase
-        raise RemoteError(f"{method} {url}: {resp.status_code} {detail}", resp.status_code, problem)
+        raise RemoteError(
+            f"{method} {url}: {resp.status_code} {detail}",
+            resp.status_code,
+            problem,
+            _seconds(resp.headers.get("retry-after")),
+        )
     return resp.json()
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (the HTTP-date form is not used by the API)."""
+    try:
+        return max(0.0, float(retry_after)) if retry_after is not None else None
+    except ValueError:
+        return None
 
 
 class _RemoteRun:
@@ -136,6 +156,8 @@ class _RemoteRun:
     ) -> None:
         self.client = client
         self.prefix = prefix
+        self.busy_s = 60.0
+        """How long a start keeps trying while the API is busy (``RemoteRuntime``'s)."""
         self.storage: CheckpointStorage | None = (
             request.checkpoint_storage or workflow.checkpoint_storage
         )
@@ -295,18 +317,24 @@ class _RemoteRun:
         return str(started["run_id"]), int(started.get("after", -1))
 
     async def _post_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            # the run's trace continues the caller's current span (OpenTelemetry)
-            parent = current_traceparent()
-            headers = {"traceparent": parent} if parent else None
-            started: dict[str, Any] = await _call(
-                self.client, "POST", "/runs", json=body, headers=headers
-            )
-        except RemoteError as exc:
-            if exc.status == 400 and "response" in str(exc.problem.get("title", "")).lower():
-                raise RequestError(str(exc.problem.get("detail", exc))) from exc
-            raise
-        return started
+        # the run's trace continues the caller's current span (OpenTelemetry)
+        parent = current_traceparent()
+        headers = {"traceparent": parent} if parent else None
+        give_up = time.monotonic() + self.busy_s
+        while True:
+            try:
+                started: dict[str, Any] = await _call(
+                    self.client, "POST", "/runs", json=body, headers=headers
+                )
+                return started
+            except RemoteError as exc:
+                if exc.status == 400 and "response" in str(exc.problem.get("title", "")).lower():
+                    raise RequestError(str(exc.problem.get("detail", exc))) from exc
+                # too many starts at once: the server says when to come back
+                wait = exc.retry_after
+                if exc.status != 503 or wait is None or time.monotonic() + wait > give_up:
+                    raise
+                await asyncio.sleep(min(wait, 5.0))
 
     def _encode_responses(self) -> dict[str, Any]:
         return {rid: self.codec.encode(v) for rid, v in (self.req.responses or {}).items()}
