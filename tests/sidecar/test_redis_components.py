@@ -26,6 +26,7 @@ import redis
 from sidecar.errors import BrokerError, StateStoreError
 from sidecar.pubsub.base import BrokerMessage
 from sidecar.pubsub.redis_bus import RedisStreamsBroker
+from sidecar.redis_conn import MAX_CONNECTIONS
 from sidecar.resources.model import Component
 from sidecar.state.base import SetOp
 from sidecar.state.redis_store import RedisStateStore
@@ -149,6 +150,23 @@ async def test_an_unreachable_redis_fails_start_up_naming_the_address() -> None:
     with pytest.raises(StateStoreError, match=rf"'nowhere': cannot reach 127\.0\.0\.1:{port}"):
         await store.start()
     await store.close()
+
+
+async def test_many_calls_at_once_all_get_their_own_answers_on_a_bounded_pool(
+    own_redis: OwnRedis,
+) -> None:
+    """More callers than connections wait for one (redis-py's default pool fails them
+    with "Too many connections")."""
+    store = RedisStateStore(own_redis.component("state.redis"))
+    keys = [_key() for _ in range(4 * MAX_CONNECTIONS)]
+    try:
+        await asyncio.gather(*(store.set(SetOp(k, b"%d" % i)) for i, k in enumerate(keys)))
+        items = await asyncio.gather(*(store.get(k) for k in keys))
+        assert [i.value if i else None for i in items] == [b"%d" % i for i in range(len(keys))]
+        with own_redis.raw() as raw:
+            assert len(raw.client_list()) <= MAX_CONNECTIONS + 1  # and this one
+    finally:
+        await store.close()
 
 
 # -- a lost, a restarted and a paused Redis -----------------------------------------------
