@@ -20,11 +20,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+from redis.typing import EncodableT, FieldT
+
 from sidecar.errors import BrokerError
 from sidecar.pubsub.base import Broker, BrokerMessage, Handler, TopicSubscription
 from sidecar.redis_conn import redis_client
 from sidecar.resources.model import Component
-from sidecar.resp import Arg, RedisFailure, RespClient, RespError, field_map
 
 __all__ = ["RedisStreamsBroker"]
 
@@ -35,10 +38,17 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _xadd(topic: str, data: bytes, metadata: Mapping[str, str], max_len: int) -> tuple[Arg, ...]:
-    trim: tuple[Arg, ...] = ("MAXLEN", "~", max_len) if max_len else ()
-    meta: tuple[Arg, ...] = ("metadata", json.dumps(dict(metadata))) if metadata else ()
-    return ("XADD", topic, *trim, "*", "data", data, *meta)
+def _code(exc: ResponseError) -> str:
+    """An error reply's code (``NOGROUP``, ``BUSYGROUP``)."""
+    return str(exc).split(" ", 1)[0]
+
+
+def _fields(data: bytes, metadata: Mapping[str, str]) -> dict[FieldT, EncodableT]:
+    """A message as a stream entry's fields: ``data`` and, if any, ``metadata`` as JSON."""
+    fields: dict[FieldT, EncodableT] = {"data": data}
+    if metadata:
+        fields["metadata"] = json.dumps(dict(metadata))
+    return fields
 
 
 class _StreamSubscription(TopicSubscription):
@@ -48,9 +58,10 @@ class _StreamSubscription(TopicSubscription):
         self.handler = handler
         self.group = broker.consumer_id
         self.consumer = f"{broker.consumer_id}-{uuid.uuid4().hex[:12]}"
-        # the blocking read has a connection of its own; acks and claims share the broker's
-        self.reader: RespClient = broker.client.dedicated()
-        self.client: RespClient = broker.client
+        # the blocking read has a client (so a connection) of its own; acks and claims
+        # share the broker's
+        self.reader: aioredis.Redis = redis_client(broker.component)
+        self.client: aioredis.Redis = broker.client
         self.slots = asyncio.Semaphore(broker.concurrency)
         self.workers: set[asyncio.Task[None]] = set()
         self.tasks: list[asyncio.Task[None]] = []
@@ -58,11 +69,11 @@ class _StreamSubscription(TopicSubscription):
 
     async def _create_group(self) -> None:
         try:
-            await self.client.execute("XGROUP", "CREATE", self.topic, self.group, "0", "MKSTREAM")
-        except RespError as exc:
-            if exc.code != "BUSYGROUP":
+            await self.client.xgroup_create(self.topic, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if _code(exc) != "BUSYGROUP":
                 raise BrokerError(f"redis streams: cannot create group: {exc}") from exc
-        except RedisFailure as exc:
+        except RedisError as exc:
             raise BrokerError(f"redis streams: {exc}") from exc
 
     async def start(self) -> None:
@@ -74,22 +85,16 @@ class _StreamSubscription(TopicSubscription):
     async def _read_loop(self) -> None:
         while not self.closing:
             try:
-                reply: Any = await self.reader.execute(
-                    "XREADGROUP",
-                    "GROUP",
+                reply: Any = await self.reader.xreadgroup(
                     self.group,
                     self.consumer,
-                    "COUNT",
-                    self.broker.queue_depth,
-                    "BLOCK",
-                    1000,
-                    "STREAMS",
-                    self.topic,
-                    ">",
+                    {self.topic: ">"},
+                    count=self.broker.queue_depth,
+                    block=1000,
                 )
-            except RedisFailure as exc:
+            except RedisError as exc:
                 log.warning("redis streams: read from %s failed: %s", self.topic, exc)
-                if isinstance(exc, RespError) and exc.code == "NOGROUP":
+                if isinstance(exc, ResponseError) and _code(exc) == "NOGROUP":
                     # the stream or its group is gone (Redis restarted empty, or they were
                     # deleted): create them again and read on, as daprd's component does
                     log.warning("redis streams: recreating group %s of %s", self.group, self.topic)
@@ -99,8 +104,8 @@ class _StreamSubscription(TopicSubscription):
                 await asyncio.sleep(0.5)
                 continue
             for _stream, entries in reply or []:
-                for message_id, flat in entries:
-                    await self._dispatch(_text(message_id), field_map(flat))
+                for message_id, fields in entries:
+                    await self._dispatch(_text(message_id), fields)
 
     async def _dispatch(self, message_id: str, fields: Mapping[bytes, bytes]) -> None:
         await self.slots.acquire()
@@ -128,8 +133,8 @@ class _StreamSubscription(TopicSubscription):
                     )
                     return
                 log.warning("redis streams: dropping %s/%s: %s", self.topic, message_id, exc)
-            with contextlib.suppress(RedisFailure):
-                await self.client.execute("XACK", self.topic, self.group, message_id)
+            with contextlib.suppress(RedisError):
+                await self.client.xack(self.topic, self.group, message_id)
         finally:
             self.slots.release()
 
@@ -138,34 +143,33 @@ class _StreamSubscription(TopicSubscription):
         while not self.closing:
             await asyncio.sleep(self.broker.redeliver_interval)
             try:
-                pending: Any = await self.client.execute(
-                    "XPENDING",
+                pending: Any = await self.client.xpending_range(
                     self.topic,
                     self.group,
-                    "IDLE",
-                    idle_ms,
-                    "-",
-                    "+",
-                    self.broker.queue_depth,
+                    min="-",
+                    max="+",
+                    count=self.broker.queue_depth,
+                    idle=idle_ms,
                 )
-                ids = [p[0] for p in pending]
+                ids = [p["message_id"] for p in pending]
                 if not ids:
                     continue
-                claimed: Any = await self.client.execute(
-                    "XCLAIM", self.topic, self.group, self.consumer, idle_ms, *ids
+                claimed: Any = await self.client.xclaim(
+                    self.topic, self.group, self.consumer, idle_ms, ids
                 )
-            except RedisFailure as exc:
+            except RedisError as exc:
                 log.warning("redis streams: reclaim on %s failed: %s", self.topic, exc)
                 continue
-            for entry in claimed:
-                # an entry trimmed from the stream meanwhile comes back as nil (Redis < 7)
-                # or not at all (Redis 7 drops it from the pending list itself)
-                if entry is None or entry[1] is None:
-                    if entry is not None:
-                        with contextlib.suppress(RedisFailure):
-                            await self.client.execute("XACK", self.topic, self.group, entry[0])
+            for message_id, fields in claimed:
+                # an entry trimmed from the stream meanwhile comes back without fields or
+                # as nil (Redis < 7), or not at all (Redis 7 drops it from the pending list
+                # itself); every entry XADD wrote has a field
+                if not fields:
+                    if message_id is not None:
+                        with contextlib.suppress(RedisError):
+                            await self.client.xack(self.topic, self.group, message_id)
                     continue
-                await self._dispatch(_text(entry[0]), field_map(entry[1]))
+                await self._dispatch(_text(message_id), fields)
 
     async def close(self) -> None:
         self.closing = True
@@ -175,14 +179,11 @@ class _StreamSubscription(TopicSubscription):
         if self.workers:
             await asyncio.gather(*list(self.workers), return_exceptions=True)
         await self.reader.aclose()
-        with contextlib.suppress(RedisFailure):
-            info: Any = await self.client.execute("XINFO", "CONSUMERS", self.topic, self.group)
-            me = self.consumer.encode()
-            mine = [f for f in map(field_map, info) if f.get(b"name") == me]
-            if mine and int(mine[0][b"pending"]) == 0:
-                await self.client.execute(
-                    "XGROUP", "DELCONSUMER", self.topic, self.group, self.consumer
-                )
+        with contextlib.suppress(RedisError):
+            info: Any = await self.client.xinfo_consumers(self.topic, self.group)
+            mine = [c for c in info if _text(c["name"]) == self.consumer]
+            if mine and int(mine[0]["pending"]) == 0:
+                await self.client.xgroup_delconsumer(self.topic, self.group, self.consumer)
 
 
 class RedisStreamsBroker(Broker):
@@ -194,13 +195,13 @@ class RedisStreamsBroker(Broker):
         self.processing_timeout = component.seconds("processingTimeout", 15.0)
         self.redeliver_interval = component.seconds("redeliverInterval", 60.0)
         self.max_len = component.integer("maxLenApprox", 0)
-        self.client: RespClient = redis_client(component)
+        self.client: aioredis.Redis = redis_client(component)
         self._subs: list[_StreamSubscription] = []
 
     async def start(self) -> None:
         try:
-            await self.client.execute("PING")
-        except RedisFailure as exc:
+            await self.client.ping()
+        except RedisError as exc:
             raise BrokerError(
                 f"redis pub/sub {self.component.name!r}: cannot reach "
                 f"{self.component.get('redisHost')}: {exc}"
@@ -208,24 +209,35 @@ class RedisStreamsBroker(Broker):
 
     async def publish(self, topic: str, data: bytes, metadata: Mapping[str, str]) -> None:
         try:
-            await self.client.execute(*_xadd(topic, data, metadata, self.max_len))
-        except RedisFailure as exc:
+            await self.client.xadd(
+                topic,
+                _fields(data, metadata),
+                maxlen=self.max_len or None,
+                approximate=True,
+            )
+        except RedisError as exc:
             raise BrokerError(f"redis streams: publish to {topic} failed: {exc}") from exc
 
     async def publish_many(
         self, topic: str, items: Sequence[tuple[bytes, Mapping[str, str]]]
     ) -> list[BrokerError | None]:
         """Every XADD of a bulk publish in one pipelined round trip, in order."""
-        try:
-            replies = await self.client.pipeline(
-                [_xadd(topic, data, metadata, self.max_len) for data, metadata in items]
-            )
-        except RedisFailure as exc:
-            error = BrokerError(f"redis streams: publish to {topic} failed: {exc}")
-            return [error] * len(items)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for data, metadata in items:
+                pipe.xadd(
+                    topic,
+                    _fields(data, metadata),
+                    maxlen=self.max_len or None,
+                    approximate=True,
+                )
+            try:
+                replies: list[object] = await pipe.execute(raise_on_error=False)
+            except RedisError as exc:
+                error = BrokerError(f"redis streams: publish to {topic} failed: {exc}")
+                return [error] * len(items)
         return [
             BrokerError(f"redis streams: publish to {topic} failed: {r}")
-            if isinstance(r, RespError)
+            if isinstance(r, ResponseError)
             else None
             for r in replies
         ]

@@ -11,11 +11,14 @@ MULTI/EXEC without rollback, so the operations that did not fail stay applied.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
 
 from sidecar.errors import ETagInvalid, ETagMismatch, StateStoreError
 from sidecar.redis_conn import redis_client
 from sidecar.resources.model import Component
-from sidecar.resp import Arg, RedisFailure, RespClient, RespError, field_map
 from sidecar.state.base import FIRST_WRITE, LAST_WRITE, DeleteOp, SetOp, StateStore, StoredItem
 
 __all__ = ["RedisStateStore"]
@@ -55,14 +58,14 @@ class RedisStateStore(StateStore):
 
     def __init__(self, component: Component) -> None:
         self._component = component
-        self._client: RespClient = redis_client(component)
+        self._client: aioredis.Redis = redis_client(component)
         raw_ttl = component.get("ttlInSeconds")
         self._default_ttl = component.integer("ttlInSeconds", 0) if raw_ttl else None
 
     async def start(self) -> None:
         try:
-            await self._client.execute("PING")
-        except RedisFailure as exc:
+            await self._client.ping()
+        except RedisError as exc:
             raise StateStoreError(
                 f"redis store {self._component.name!r}: cannot reach "
                 f"{self._component.get('redisHost')}: {exc}"
@@ -73,19 +76,19 @@ class RedisStateStore(StateStore):
 
     async def get(self, key: str) -> StoredItem | None:
         try:
-            flat: list[bytes] = await self._client.execute("HGETALL", key)
-        except RespError:
+            # the client does not decode replies (sidecar.redis_conn): all of them are bytes
+            fields = cast(dict[bytes, bytes], await self._client.hgetall(key))
+        except ResponseError:
             # Not a hash: plain string written by an old client.
             try:
-                raw = await self._client.execute("GET", key)
-            except RedisFailure as exc:
+                raw = cast(bytes | None, await self._client.get(key))
+            except RedisError as exc:
                 raise StateStoreError(str(exc)) from exc
             return None if raw is None else StoredItem(raw, "")
-        except RedisFailure as exc:
+        except RedisError as exc:
             raise StateStoreError(str(exc)) from exc
-        if not flat:
+        if not fields:
             return None
-        fields = field_map(flat)
         return StoredItem(fields.get(b"data", b""), fields.get(b"version", b"").decode())
 
     @staticmethod
@@ -100,50 +103,52 @@ class RedisStateStore(StateStore):
     def _ttl(self, op: SetOp) -> int | None:
         return op.ttl if op.ttl is not None else self._default_ttl
 
-    def _ttl_command(self, op: SetOp) -> tuple[Arg, ...] | None:
-        ttl = self._ttl(op)
-        if ttl is None:
-            return None
-        return ("EXPIRE", op.key, ttl) if ttl > 0 else ("PERSIST", op.key)
-
     async def set(self, op: SetOp) -> None:
         version = self._version(op)
         first = "0" if op.concurrency == FIRST_WRITE else "1"
         try:
-            await self._client.execute("EVAL", _SET, 1, op.key, version, op.value, first)
-        except RedisFailure as exc:
+            await self._client.eval(_SET, 1, op.key, version, op.value, first)
+        except RedisError as exc:
             if op.etag is not None:
                 raise ETagMismatch(f"possible etag mismatch: {exc}") from exc
             raise StateStoreError(f"failed to set key {op.key}: {exc}") from exc
-        ttl = self._ttl_command(op)
-        if ttl is not None:
-            try:
-                await self._client.execute(*ttl)
-            except RedisFailure as exc:
-                raise StateStoreError(f"failed to set ttl of key {op.key}: {exc}") from exc
+        ttl = self._ttl(op)
+        if ttl is None:
+            return
+        try:
+            if ttl > 0:
+                await self._client.expire(op.key, ttl)
+            else:
+                await self._client.persist(op.key)
+        except RedisError as exc:
+            raise StateStoreError(f"failed to set ttl of key {op.key}: {exc}") from exc
 
     async def delete(self, op: DeleteOp) -> None:
         try:
-            await self._client.execute("EVAL", _DELETE, 1, op.key, op.etag or "0")
-        except RedisFailure as exc:
+            await self._client.eval(_DELETE, 1, op.key, op.etag or "0")
+        except RedisError as exc:
             raise ETagMismatch(f"possible etag mismatch: {exc}") from exc
 
     async def transact(self, ops: Sequence[SetOp | DeleteOp]) -> None:
-        commands: list[tuple[Arg, ...]] = []
-        for op in ops:
-            if isinstance(op, SetOp):
-                # Inside a transaction daprd passes no first-write flag.
-                commands.append(("EVAL", _SET, 1, op.key, self._version(op), op.value, "1"))
-                ttl = self._ttl_command(op)
-                if ttl is not None:
-                    commands.append(ttl)
-            else:
-                commands.append(("EVAL", _DELETE, 1, op.key, op.etag or "0"))
-        try:
-            results = await self._client.transaction(commands)
-        except RedisFailure as exc:
-            raise StateStoreError(f"redis transaction failed: {exc}") from exc
-        errors = [r for r in results if isinstance(r, RespError)]
+        # MULTI, the commands, EXEC: replies in order, a failed command's error in its
+        # place (the others stay applied); a command Redis refuses to queue aborts all
+        async with self._client.pipeline(transaction=True) as pipe:
+            for op in ops:
+                if isinstance(op, SetOp):
+                    # Inside a transaction daprd passes no first-write flag.
+                    pipe.eval(_SET, 1, op.key, self._version(op), op.value, "1")
+                    ttl = self._ttl(op)
+                    if ttl is not None and ttl > 0:
+                        pipe.expire(op.key, ttl)
+                    elif ttl is not None:
+                        pipe.persist(op.key)
+                else:
+                    pipe.eval(_DELETE, 1, op.key, op.etag or "0")
+            try:
+                results: list[object] = await pipe.execute(raise_on_error=False)
+            except RedisError as exc:
+                raise StateStoreError(f"redis transaction failed: {exc}") from exc
+        errors = [r for r in results if isinstance(r, ResponseError)]
         if errors:
             # daprd reports Redis's own error text here, which does not say "etag": a
             # caller can only tell a conflict by reading the key again (dapr-contract §2.4)
