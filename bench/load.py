@@ -226,6 +226,9 @@ class Outcome:
     """The start request's time."""
     run_s: float = 0.0
     """From the start request to the end of the run's event stream."""
+    busy: int = 0
+    """Start requests answered 503 (too many starts), waited out as ``Retry-After`` says
+    and sent again, as ``RemoteRuntime`` does."""
 
 
 def _kind(what: str, resp: httpx.Response) -> tuple[str, str]:
@@ -255,9 +258,12 @@ async def one_run(client: httpx.AsyncClient, rng: random.Random, deadline_s: flo
         async with asyncio.timeout(deadline_s):
             # the client names the run (its tag): after a start that got no answer, the
             # report says whether the run was created all the same
-            resp = await client.post(
-                "/runs", json={"workflow": WORKFLOW, "run_id": tag, "input": {"tag": tag, "x": x}}
-            )
+            body = {"workflow": WORKFLOW, "run_id": tag, "input": {"tag": tag, "x": x}}
+            resp = await client.post("/runs", json=body)
+            while resp.status_code == 503 and "retry-after" in resp.headers:
+                out.busy += 1
+                await asyncio.sleep(float(resp.headers["retry-after"]))
+                resp = await client.post("/runs", json=body)
             out.start_s = time.perf_counter() - t0
             if resp.status_code != 201:
                 out.error, out.detail = _kind("start", resp)
@@ -322,9 +328,12 @@ class Level:
     healthz_max_s: float = 0.0
     """The slowest answer of the API app's ``/healthz`` during the bursts (what the
     sidecar's health probe waits for; it gives up after 500 ms in these deployments)."""
+    busy: int = 0
+    """Start requests answered 503 and sent again."""
 
     def take(self, outcomes: list[Outcome]) -> None:
         self.runs += len(outcomes)
+        self.busy += sum(o.busy for o in outcomes)
         self.started += sum(o.started for o in outcomes)
         self.correct += sum(o.correct for o in outcomes)
         for o in outcomes:
@@ -425,15 +434,15 @@ async def memory(
 def level_table(sidecar: str, levels: list[Level]) -> str:
     lines = [
         "| sidecar | concurrent runs | runs | started | correct | errors | run p50 s | run p95 s "
-        "| start p50 s | start p95 s | slowest /healthz s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| start p50 s | start p95 s | slowest /healthz s | starts answered 503, sent again |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for lv in levels:
         errors = "; ".join(f"{k}: {v}" for k, v in sorted(lv.errors.items())) or "0"
         lines.append(
             f"| {sidecar} | {lv.concurrency} | {lv.runs} | {lv.started} | {lv.correct} | {errors} "
             f"| {lv.run_p50_s:.2f} | {lv.run_p95_s:.2f} | {lv.start_p50_s:.2f} | {lv.start_p95_s:.2f} "
-            f"| {lv.healthz_max_s:.2f} |"
+            f"| {lv.healthz_max_s:.2f} | {lv.busy} |"
         )
     return "\n".join(lines)
 
@@ -483,8 +492,9 @@ def summary(files: list[Path], warm_up: int) -> str:
         f"{len(results)} invocations: {', '.join(r['started'] for r in results)}",
         "",
         "| sidecar | concurrent runs | runs | started | correct | errors "
-        "| run p50 s | run p95 s | start p50 s | start p95 s | slowest /healthz s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run p50 s | run p95 s | start p50 s | start p95 s | slowest /healthz s "
+        "| starts answered 503, sent again |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_level: dict[int, list[dict[str, Any]]] = {}
     for r in results:
@@ -501,7 +511,8 @@ def summary(files: list[Path], warm_up: int) -> str:
             f"| {_range([lv['run_p50_s'] for lv in lvs])} | {_range([lv['run_p95_s'] for lv in lvs])} "
             f"| {_range([lv['start_p50_s'] for lv in lvs])} "
             f"| {_range([lv['start_p95_s'] for lv in lvs])} "
-            f"| {_range([lv['healthz_max_s'] for lv in lvs if 'healthz_max_s' in lv] or [nan])} |"
+            f"| {_range([lv['healthz_max_s'] for lv in lvs if 'healthz_max_s' in lv] or [nan])} "
+            f"| {sum(lv.get('busy', 0) for lv in lvs)} |"
         )
     memories = [r["memory"] for r in results if r.get("memory")]
     if memories:
