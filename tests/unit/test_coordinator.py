@@ -21,10 +21,10 @@ from runtime.engine import Activation, RunStatus
 from runtime.testing.ports import InMemoryBus, InMemoryStateStore
 from runtime.workflow import Workflow
 from runtime.workflow.driver import execute_activation, new_run_state
-from tests.dapr.workflows import big_state, fan, hitl, ping
+from tests.dapr.workflows import big_state, fan, hitl, ping, ticks
 
 STORE = "statestore"
-TEMPLATES = {"ping": ping, "fan": fan, "hitl": hitl, "big_state": big_state}
+TEMPLATES = {"ping": ping, "fan": fan, "hitl": hitl, "big_state": big_state, "ticks": ticks}
 
 
 class Deployment:
@@ -47,7 +47,7 @@ class Deployment:
         self._instances: dict[str, Workflow] = {}
 
     def resolve(self, name: str, factory: str | None, params: dict[str, Any] | None) -> Workflow:
-        return TEMPLATES[name]()
+        return TEMPLATES[name](**(params or {}))
 
     def driver(self, run_id: str = "r1") -> RunDriver:
         async def live_pools() -> set[str]:
@@ -69,7 +69,8 @@ class Deployment:
         return d
 
     async def execute(self, env: ActivationEnvelope, host: str = "h1") -> ResultEnvelope:
-        wf = self._instances.setdefault(env.run_id, TEMPLATES[env.workflow]())
+        wf = self._instances.get(env.run_id) or self.resolve(env.workflow, env.factory, env.params)
+        self._instances[env.run_id] = wf
         activation = Activation.from_json(env.activation)
         assert env.state is not None  # inline: these workflows' state is small
         result = await execute_activation(
