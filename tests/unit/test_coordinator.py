@@ -134,7 +134,7 @@ async def test_a_run_completes_with_the_in_process_trace_and_events() -> None:
     trace, types, outputs = await _in_process("fan", "a b|c|d e f|g")
     assert record.state.trace_hash == trace
     assert [e["type"] for e in await dep.events()] == types
-    assert record.outputs == outputs and len(outputs) == 1
+    assert await dep.store.load_outputs(record) == outputs and len(outputs) == 1
     # a checkpoint at every committed superstep
     assert record.checkpoints == [f"r1@{k:06d}" for k in range(1, record.state.superstep + 1)]
 
@@ -341,7 +341,7 @@ async def test_responses_continue_a_paused_run_and_cancel_ends_one() -> None:
     await dep.pump(d)
     record = await dep.store.load_run("r1")
     assert record is not None and record.state.status is RunStatus.COMPLETED
-    assert record.outputs == ["approve the plan? -> yes"]
+    assert await dep.store.load_outputs(record) == ["approve the plan? -> yes"]
 
     d2 = await dep.start("ping", 0, run_id="r2")
     await dep.pump(d2, rounds=2)
