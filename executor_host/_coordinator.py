@@ -299,15 +299,11 @@ class RunDriver:
         if barrier.state_written:
             state_version = state.superstep
             version_write = (state_version, dict(state.state))
-        outputs = record.outputs
-        if report is not None and report.outputs:
-            outputs = [*outputs, *(o.data for o in report.outputs)]
         updated = replace(
             record,
             state=state,
             checkpoint_ranges=ranges,
             last_checkpoint=last_checkpoint,
-            outputs=outputs,
             updated_at=self._clock(),
             planned_at=barrier.planned_at,
             state_version=state_version,
@@ -319,6 +315,7 @@ class RunDriver:
                 events=chunk,
                 checkpoint=barrier.checkpoint,
                 state_version=version_write,
+                outputs=[o.data for o in report.outputs] if report is not None else (),
                 reload=False,
             )
         except ConflictError:

@@ -185,7 +185,9 @@ async def list_runs(
 )
 async def get_run(run_id: RunId, services: Services, encoding: EncodingQuery = "plain") -> Response:
     record = await services.record(run_id)
-    view = _view(record, services.codec_of(record) if encoding == "plain" else None, encoding)
+    outputs = await services.store.load_outputs(record)
+    codec = services.codec_of(record) if encoding == "plain" else None
+    view = _view(record, outputs, codec, encoding)
     view["waiting_for_hosts"] = await _waiting_for_hosts(services, record)
     return json_response(view)
 
@@ -301,9 +303,12 @@ async def _waiting_for_hosts(services: APIServices, record: RunRecord) -> dict[s
     return waiting
 
 
-def _view(record: RunRecord, codec: JsonCodec | None, encoding: Encoding) -> dict[str, Any]:
-    """A run as ``GET /runs/{id}`` shows it: its outputs and pending requests in plain
-    JSON (their types named, by ``codec`` where it knows them) or in codec JSON."""
+def _view(
+    record: RunRecord, outputs: list[Any], codec: JsonCodec | None, encoding: Encoding
+) -> dict[str, Any]:
+    """A run as ``GET /runs/{id}`` shows it: its outputs (codec JSON,
+    ``RunStore.load_outputs``) and pending requests in plain JSON (their types named, by
+    ``codec`` where it knows them) or in codec JSON."""
     state = record.state
     plain = encoding == "plain"
     return {
@@ -314,7 +319,7 @@ def _view(record: RunRecord, codec: JsonCodec | None, encoding: Encoding) -> dic
         "signature": record.signature,
         "status": state.status.value,
         "superstep": state.superstep,
-        "outputs": [plain_value(codec, o) for o in record.outputs] if plain else record.outputs,
+        "outputs": [plain_value(codec, o) for o in outputs] if plain else outputs,
         "pending_requests": [
             plain_request(codec, p) if plain else p.to_json() for p in state.pending.values()
         ],

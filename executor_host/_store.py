@@ -5,11 +5,15 @@ every app sees the same keys).
 Only this module talks to the state API; Dapr errors are mapped to ours here.
 Keys (all under the deployment's namespace, ``superstep:`` by default):
 
-    run:<run>               the run record (run state, epoch, event count), ETag-guarded;
-                            after a barrier that wrote a checkpoint, its run state is a
-                            reference to that checkpoint (written once per barrier)
+    run:<run>               the run record (run state, epoch, event and output chunk
+                            counts), ETag-guarded; after a barrier that wrote a checkpoint,
+                            its run state is a reference to that checkpoint (written once
+                            per barrier)
     events:<run>:<n>        the n-th chunk of the run's events (from 0; the API's event ids
                             are <n>.<index in the chunk>)
+    outputs:<run>:<g>:<n>   the outputs (codec JSON list) of the n-th barrier with outputs
+                            of the run's generation <g> (from 0), written once, by that
+                            barrier's transaction
     ckpt:<run>@<superstep>  a checkpoint (runtime.engine.Checkpoint JSON; the superstep in
                             six digits, checkpoint_id_for)
     state:<run>:<version>   the committed shared state as of superstep <version>
@@ -20,8 +24,8 @@ Keys (all under the deployment's namespace, ``superstep:`` by default):
     hosts                   index of host app ids
     blob:<sha256>:<i>       part i of a value larger than MAX_VALUE_BYTES in a request (or
                             moved out of a request over MAX_REQUEST_BYTES), which is
-                            stored as a reference to its parts (a run record, as
-                            references in its ``state`` and ``outputs``)
+                            stored as a reference to its parts (a run record, as a
+                            reference in its ``state``)
 
 Every value is written through the sidecar's HTTP state API as a JSON string that holds
 the value's JSON text (see ``_sidecar``: the text crosses unchanged), so the stored
@@ -31,6 +35,7 @@ bytes are that string, quoted; reading decodes twice. A stored JSON object or ar
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -104,8 +109,16 @@ class RunRecord:
     in the run state."""
     last_checkpoint: int | None = None
     """The superstep of the newest checkpoint (after a resume, not the highest one)."""
-    outputs: list[Any] = field(default_factory=list)
-    """Codec JSON of every output so far."""
+    output_chunks: int = 0
+    """Barriers of this generation that yielded outputs: each wrote its outputs once,
+    under ``outputs:<run>:<generation>:<n>`` (n from 0), so the record stays small
+    however many outputs the run yields (``RunStore.load_outputs`` reads them)."""
+    output_count: int = 0
+    """Outputs of this generation so far (``inline_outputs`` included)."""
+    inline_outputs: list[Any] = field(default_factory=list)
+    """Outputs held in the record itself (``outputs``), as records were written before
+    output chunks: read as the first outputs, and moved to an output chunk by the next
+    barrier. Empty in records written since."""
     created_at: float = 0.0
     updated_at: float = 0.0
     planned_at: float = 0.0
@@ -143,7 +156,9 @@ class RunRecord:
             "event_chunks": self.event_chunks,
             "checkpoint_ranges": [list(r) for r in self.checkpoint_ranges],
             "last_checkpoint": self.last_checkpoint,
-            "outputs": self.outputs,
+            "output_chunks": self.output_chunks,
+            "output_count": self.output_count,
+            **({"outputs": self.inline_outputs} if self.inline_outputs else {}),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "planned_at": self.planned_at,
@@ -153,6 +168,7 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], etag: str | None) -> RunRecord:
+        inline = list(d.get("outputs") or [])
         return cls(
             run_id=d["run_id"],
             workflow=d["workflow"],
@@ -165,7 +181,9 @@ class RunRecord:
             event_chunks=int(d["event_chunks"]),
             checkpoint_ranges=[(int(a), int(b)) for a, b in d["checkpoint_ranges"]],
             last_checkpoint=d.get("last_checkpoint"),
-            outputs=list(d["outputs"]),
+            output_chunks=int(d.get("output_chunks", 0)),
+            output_count=int(d.get("output_count", len(inline))),
+            inline_outputs=inline,
             created_at=float(d["created_at"]),
             updated_at=float(d["updated_at"]),
             planned_at=float(d["planned_at"]),
@@ -197,6 +215,8 @@ daprd takes bodies of at most 4 MiB (``--max-body-size``), and keys and framing 
 room. Over it, the largest values of the request go to parts until it fits."""
 _MAX_ESCAPED = 12
 """Bytes a character can take in ``wire_bytes``, at most."""
+_READS_AT_ONCE = 16
+"""Output chunks ``RunStore.load_outputs`` reads at a time."""
 
 
 def _is_blob(value: Any) -> bool:
@@ -340,11 +360,15 @@ class RunStore:
         """The run record's JSON, written at every barrier and read back after it, kept
         small: its run state is a reference to ``checkpoint`` when the same write stores
         that checkpoint of the same state (the state is not written twice), and its run
-        state and outputs are references to parts when they are large."""
+        state is a reference to parts when it is large; outputs are in output chunks
+        (outputs a record of the format before them still holds inline are written as
+        they came until the next barrier moves them, a reference to parts when large)."""
         d = record.to_json()
         if checkpoint is not None and checkpoint.state is record.state:
             d["state"] = {CHECKPOINT: checkpoint.checkpoint_id}
         for name in ("state", "outputs"):
+            if name not in d:
+                continue
             # each half a value at most, so that the record is one value at most
             text = compact_json(d[name])
             if self._size(text) > self._max_value // 2:
@@ -353,7 +377,8 @@ class RunStore:
 
     async def _record(self, data: dict[str, Any], etag: str | None) -> RunRecord:
         for name in ("state", "outputs"):
-            data[name] = await self._unfit(data[name])
+            if name in data:
+                data[name] = await self._unfit(data[name])
         ref = data["state"]
         if isinstance(ref, dict) and set(ref) == {CHECKPOINT}:
             stored, _ = await self._get(f"ckpt:{ref[CHECKPOINT]}")
@@ -431,14 +456,21 @@ class RunStore:
         events: list[dict[str, Any]],
         checkpoint: Checkpoint | None,
         state_version: tuple[int, dict[str, Any]] | None,
+        outputs: Sequence[Any] = (),
         reload: bool = True,
     ) -> RunRecord:
-        """Commit a barrier in one state transaction: events, checkpoint, shared-state
-        version and, last, the run record under its ETag.
+        """Commit a barrier in one state transaction: events, outputs (codec JSON),
+        checkpoint, shared-state version and, last, the run record under its ETag.
 
-        Every key but the run record is derived from (run, superstep), and a superstep's
+        The outputs are written once, as the record's next output chunk (with any the
+        record still holds inline, as records written before output chunks do); the
+        record keeps their count only.
+
+        Every key but the run record is derived from the run, its generation and the
+        superstep or the counts of the record the barrier follows, and a superstep's
         commit is deterministic, so a store that applies the other operations of a
-        transaction whose ETag check failed (Redis does) writes nothing new.
+        transaction whose ETag check failed (Redis does) writes nothing new, and a
+        barrier committed again after a lost answer writes the same values again.
         """
         p = self._prefix
         values: list[tuple[str, str]] = []
@@ -446,13 +478,23 @@ class RunStore:
             values.append(
                 (f"{p}events:{record.run_id}:{record.event_chunks}", compact_json(events))
             )
+        outputs_chunk = [*record.inline_outputs, *outputs]
+        if outputs_chunk:
+            key = f"{p}outputs:{record.run_id}:{record.generation}:{record.output_chunks}"
+            values.append((key, compact_json(outputs_chunk)))
         if checkpoint is not None:
             key = f"{p}ckpt:{checkpoint.checkpoint_id}"
             values.append((key, compact_json(checkpoint.to_json())))
         if state_version is not None:
             version, state = state_version
             values.append((f"{p}state:{record.run_id}:{version}", compact_json(state)))
-        new = replace(record, event_chunks=record.event_chunks + (1 if events else 0))
+        new = replace(
+            record,
+            event_chunks=record.event_chunks + (1 if events else 0),
+            output_chunks=record.output_chunks + (1 if outputs_chunk else 0),
+            output_count=record.output_count + len(outputs),
+            inline_outputs=[],
+        )
         new_text = await self._record_text(new, checkpoint)
         ops = await self._fit_request(values, beside=self._size(new_text))
         ops.append((f"{p}run:{record.run_id}", new_text, record.etag))
@@ -497,6 +539,24 @@ class RunStore:
     async def load_events(self, run_id: str, chunk: int) -> list[dict[str, Any]]:
         data, _ = await self._get(f"events:{run_id}:{chunk}")
         return list(data or [])
+
+    async def load_outputs(self, record: RunRecord) -> list[Any]:
+        """Every output of the run's generation so far (codec JSON), in order: those the
+        record holds inline, then its output chunks'. ``StoreError`` when a chunk is
+        missing."""
+        keys = [
+            f"outputs:{record.run_id}:{record.generation}:{n}" for n in range(record.output_chunks)
+        ]
+        outputs = list(record.inline_outputs)
+        for start in range(0, len(keys), _READS_AT_ONCE):
+            batch = keys[start : start + _READS_AT_ONCE]
+            for key, (data, _) in zip(
+                batch, await asyncio.gather(*map(self._get, batch)), strict=True
+            ):
+                if data is None:
+                    raise StoreError(f"output chunk {key!r} of a run record is missing")
+                outputs.extend(data)
+        return outputs
 
     async def load_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
         data, _ = await self._get(f"ckpt:{checkpoint_id}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from runtime.engine import RunStatus
 from tests.dapr.conftest import Deployment
-from tests.dapr.workflows import big_snapshot, big_state
+from tests.dapr.workflows import big_snapshot, big_state, ticks
 
 
 async def test_a_run_with_10_mib_of_shared_state_completes(deployment: Deployment) -> None:
@@ -21,6 +21,21 @@ async def test_a_run_with_10_mib_of_shared_state_completes(deployment: Deploymen
     assert remote.outputs == local.outputs
     assert remote.outputs[0]["bytes"] == 10 * 1024 * 1024
     assert remote.trace_hash == local.trace_hash
+
+
+async def test_outputs_larger_together_than_a_request_are_all_shown(
+    deployment: Deployment,
+) -> None:
+    """Eight outputs of 512 Ki characters, 4 MiB together: each barrier writes its own
+    once, and GET /runs/{id} reads them all back (a record holding them all rewrote
+    them in parts at every barrier)."""
+    wf = ticks(count=8, width=512 * 1024)
+    remote = await wf.run(1, runtime=deployment.runtime())
+    local = await ticks(count=8, width=512 * 1024).run(1)
+    assert remote.status is RunStatus.COMPLETED, remote.error
+    assert remote.outputs == local.outputs and len(local.outputs) == 8
+    view = await deployment.runtime().run_view(remote.run_id)
+    assert [wf.graph.codec.decode(o) for o in view["outputs"]] == local.outputs
 
 
 async def test_a_run_with_wide_text_state_completes(deployment: Deployment) -> None:

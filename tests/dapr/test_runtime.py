@@ -21,6 +21,29 @@ async def test_ping_runs_with_the_in_process_trace(deployment: Deployment) -> No
     assert remote.trace == local.trace
 
 
+async def test_a_run_shows_its_outputs_of_every_superstep_and_a_resume_its_own(
+    deployment: Deployment,
+) -> None:
+    """Each superstep yields an output, each written once in its barrier's output
+    chunk: GET /runs/{id} shows them all in order. Resumed from a checkpoint, the run
+    shows the outputs from the resume on, as in-process."""
+    runtime = deployment.runtime()
+    wf = workflows.ticks(count=30)
+    remote = await wf.run(1, runtime=runtime)
+    local = await workflows.ticks(count=30).run(1)
+    assert remote.status is RunStatus.COMPLETED, remote.error
+    assert remote.outputs == local.outputs and len(local.outputs) == 30
+    view = await runtime.run_view(remote.run_id)
+    assert [wf.graph.codec.decode(o) for o in view["outputs"]] == local.outputs
+
+    checkpoint_id = f"{remote.run_id}@{10:06d}"
+    resumed = await workflows.ticks(count=30).run(checkpoint_id=checkpoint_id, runtime=runtime)
+    assert resumed.status is RunStatus.COMPLETED, resumed.error
+    assert resumed.outputs == local.outputs[10:]
+    view = await runtime.run_view(remote.run_id)
+    assert [wf.graph.codec.decode(o) for o in view["outputs"]] == local.outputs[10:]
+
+
 async def test_events_equal_the_in_process_stream(deployment: Deployment) -> None:
     remote = await workflows.fan().run("a b|c|d e f|g", runtime=deployment.runtime())
     local = await workflows.fan().run("a b|c|d e f|g")

@@ -138,6 +138,32 @@ def unplaceable() -> Workflow:
     )
 
 
+class Ticker(Executor):
+    def __init__(self, id: str, last: int, width: int) -> None:
+        super().__init__(id)
+        self.last, self.width = last, width
+
+    @handler
+    async def on_int(self, x: int, ctx: WorkflowContext[int, dict[str, Any]]) -> None:
+        text = LINES["ascii"] * (self.width // len(LINES["ascii"]) + 1)
+        await ctx.yield_output({"tick": x, "text": text[: self.width]})
+        if x < self.last:
+            await ctx.send_message(x + 1)
+
+
+@workflow_factory
+def ticks(count: int = 50, width: int = 100) -> Workflow:
+    """Two executors pass an int back and forth for ``count`` supersteps from input 1,
+    and each superstep yields an output (with ``width`` characters of text)."""
+    a, b = Ticker("a", count, width), Ticker("b", count, width)
+    return (
+        WorkflowBuilder(start_executor=a, name="ticks", max_supersteps=count + 1)
+        .add_edge(a, b)
+        .add_edge(b, a)
+        .build()
+    )
+
+
 class Relay(Executor):
     @handler
     async def relay(self, texts: list[str | int], ctx: WorkflowContext[list[str | int]]) -> None:

@@ -21,10 +21,10 @@ from runtime.engine import Activation, RunStatus
 from runtime.testing.ports import InMemoryBus, InMemoryStateStore
 from runtime.workflow import Workflow
 from runtime.workflow.driver import execute_activation, new_run_state
-from tests.dapr.workflows import big_state, fan, hitl, ping
+from tests.dapr.workflows import big_state, fan, hitl, ping, ticks
 
 STORE = "statestore"
-TEMPLATES = {"ping": ping, "fan": fan, "hitl": hitl, "big_state": big_state}
+TEMPLATES = {"ping": ping, "fan": fan, "hitl": hitl, "big_state": big_state, "ticks": ticks}
 
 
 class Deployment:
@@ -47,7 +47,7 @@ class Deployment:
         self._instances: dict[str, Workflow] = {}
 
     def resolve(self, name: str, factory: str | None, params: dict[str, Any] | None) -> Workflow:
-        return TEMPLATES[name]()
+        return TEMPLATES[name](**(params or {}))
 
     def driver(self, run_id: str = "r1") -> RunDriver:
         async def live_pools() -> set[str]:
@@ -69,7 +69,8 @@ class Deployment:
         return d
 
     async def execute(self, env: ActivationEnvelope, host: str = "h1") -> ResultEnvelope:
-        wf = self._instances.setdefault(env.run_id, TEMPLATES[env.workflow]())
+        wf = self._instances.get(env.run_id) or self.resolve(env.workflow, env.factory, env.params)
+        self._instances[env.run_id] = wf
         activation = Activation.from_json(env.activation)
         assert env.state is not None  # inline: these workflows' state is small
         result = await execute_activation(
@@ -133,7 +134,7 @@ async def test_a_run_completes_with_the_in_process_trace_and_events() -> None:
     trace, types, outputs = await _in_process("fan", "a b|c|d e f|g")
     assert record.state.trace_hash == trace
     assert [e["type"] for e in await dep.events()] == types
-    assert record.outputs == outputs and len(outputs) == 1
+    assert await dep.store.load_outputs(record) == outputs and len(outputs) == 1
     # a checkpoint at every committed superstep
     assert record.checkpoints == [f"r1@{k:06d}" for k in range(1, record.state.superstep + 1)]
 
@@ -340,7 +341,7 @@ async def test_responses_continue_a_paused_run_and_cancel_ends_one() -> None:
     await dep.pump(d)
     record = await dep.store.load_run("r1")
     assert record is not None and record.state.status is RunStatus.COMPLETED
-    assert record.outputs == ["approve the plan? -> yes"]
+    assert await dep.store.load_outputs(record) == ["approve the plan? -> yes"]
 
     d2 = await dep.start("ping", 0, run_id="r2")
     await dep.pump(d2, rounds=2)

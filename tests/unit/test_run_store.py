@@ -114,7 +114,8 @@ async def test_a_run_with_large_state_commits_every_value_in_parts() -> None:
     record = await dep.store.load_run("r1")
     assert record is not None and record.state.status is RunStatus.COMPLETED
     trace, _, outputs = await _in_process("fan", text)
-    assert record.state.trace_hash == trace and record.outputs == outputs
+    assert record.state.trace_hash == trace
+    assert await dep.store.load_outputs(record) == outputs
     assert all(len(v) <= 2 * 2000 + 2 for v, _ in dep.state.items.values())  # JSON strings
     assert _stored(dep.state, f"ckpt:{record.checkpoints[0]}")[BLOB]  # a checkpoint in parts
     assert any(k.startswith("superstep:blob:") for _, k in dep.state.items)
