@@ -142,25 +142,20 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
                 await self._arm()
 
     async def start(self, payload: dict[str, Any]) -> dict[str, Any]:
-        state = RunState.from_json(payload["state"])
-        existing = await self._deps.store.load_run(self.id.id)
-        after = -1
-        if existing is not None:
-            resumable = payload.get("resume") and existing.state.status.value != "running"
-            if not resumable or existing.workflow != payload["workflow"]:
-                return {"created": False, "status": existing.state.status.value}
-            after = existing.event_chunks - 1
-        self._resumed = True
-        await self._arm()
-        record = await self._driver.create(
+        async def arm() -> None:
+            self._resumed = True
+            await self._arm()
+
+        return await self._driver.begin(
             payload["workflow"],
-            state,
+            RunState.from_json(payload["state"]),
             payload.get("factory"),
             payload.get("params"),
-            existing=existing,
+            resume=bool(payload.get("resume")),
+            start_key=payload.get("start_key"),
             traceparent_of_start=payload.get("traceparent"),
+            before_create=arm,
         )
-        return {"created": True, "status": record.state.status.value, "after": after}
 
     async def result(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._ensure()

@@ -127,6 +127,48 @@ class RunDriver:
         self._step_started = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
+    async def begin(
+        self,
+        workflow_name: str,
+        state: RunState,
+        factory: str | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        resume: bool = False,
+        start_key: str | None = None,
+        traceparent_of_start: str | None = None,
+        before_create: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """A start request: the answer to it (``created``, the run's ``status``, and
+        ``after``, the last event chunk before it). A run of this id that exists is left
+        alone (``created`` false) unless the request resumes it from a checkpoint and
+        it is not running, or unless it is this very request tried again (the same
+        ``start_key``, after an answer that did not come back), which is answered as
+        the first try was. ``before_create`` runs just before the record is written
+        (the actor arms its deadline reminder there)."""
+        existing = await self._store.load_run(self.run_id)
+        if existing is not None and start_key is not None and existing.start_key == start_key:
+            status = existing.state.status.value
+            return {"created": True, "status": status, "after": existing.start_after}
+        after = -1
+        if existing is not None:
+            resumable = resume and existing.state.status.value != "running"
+            if not resumable or existing.workflow != workflow_name:
+                return {"created": False, "status": existing.state.status.value}
+            after = existing.event_chunks - 1
+        if before_create is not None:
+            await before_create()
+        record = await self.create(
+            workflow_name,
+            state,
+            factory,
+            params,
+            existing=existing,
+            traceparent_of_start=traceparent_of_start,
+            start_key=start_key,
+        )
+        return {"created": True, "status": record.state.status.value, "after": after}
+
     async def create(
         self,
         workflow_name: str,
@@ -135,6 +177,7 @@ class RunDriver:
         params: dict[str, Any] | None = None,
         existing: RunRecord | None = None,
         traceparent_of_start: str | None = None,
+        start_key: str | None = None,
     ) -> RunRecord:
         """Create the run record of a new run (or of a run resumed from a checkpoint)
         and publish its next superstep.
@@ -163,6 +206,8 @@ class RunDriver:
             planned_at=now,
             state_version=state.superstep,
             traceparent=traceparent(self._run_span),
+            start_key=start_key,
+            start_after=-1 if existing is None else existing.event_chunks - 1,
         )
         if existing is None:
             record = await self._store.create_run(record)

@@ -115,9 +115,8 @@ async def _start(
         )
     # continuing a run from its own state or checkpoint reuses its id
     resume = body.checkpoint is not None or body.checkpoint_id is not None
-    outcome = await services.coordinator(
+    outcome = await services.start_run(
         state.run_id,
-        "Start",
         {
             "workflow": body.workflow,
             "factory": body.factory,

@@ -13,7 +13,10 @@ handler that reaches the sidecar before the app started gets a ``RuntimeError`` 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -69,6 +72,13 @@ class AppServices:
         return self._store
 
 
+log = logging.getLogger(__name__)
+
+START_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Waits between tries of a start the sidecar could not get answered: about 8 s in all,
+longer than daprd takes to find a busy app healthy again (two probes a second apart)."""
+
+
 class APIServices(AppServices):
     """The API app's services: ``registry``, the workflows it serves; ``watch``, which
     wakes the event streams of a run when its coordinator commits."""
@@ -85,6 +95,23 @@ class APIServices(AppServices):
             return await self.sidecar.invoke(COORDINATOR_TYPE, run_id, method, body)
         except ActorInvokeError as exc:
             raise Problem(502, "Coordinator unavailable", str(exc)) from exc
+
+    async def start_run(self, run_id: str, payload: dict[str, Any]) -> Any:
+        """The run's coordinator's ``Start``, tried again while the sidecar cannot get
+        an answer from it (it is unreachable, or daprd holds the app for unhealthy and
+        cancels the call), for about ``START_RETRY_S`` in all; then a 502 problem. A
+        start key makes a repeat of a start that did go through answer as the first
+        did, never "exists" (``RunDriver.begin``)."""
+        payload = {**payload, "start_key": uuid.uuid4().hex}
+        for delay in (*START_RETRY_DELAYS, None):
+            try:
+                return await self.sidecar.invoke(COORDINATOR_TYPE, run_id, "Start", payload)
+            except ActorInvokeError as exc:
+                if delay is None or (exc.status is not None and exc.status < 500):
+                    raise Problem(502, "Coordinator unavailable", str(exc)) from exc
+                log.warning("start of run %s not answered (%s); trying again", run_id, exc)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def record(self, run_id: str) -> RunRecord:
         """A run's record; a 404 problem for a run there is no record of."""

@@ -128,6 +128,13 @@ class RunRecord:
     traceparent: str | None = None
     """W3C traceparent of the run's span (OpenTelemetry), when the coordinator traces:
     a coordinator that takes the run over puts its superstep spans in the same trace."""
+    start_key: str | None = None
+    """The key of the start request that created this record (or resumed the run into
+    it): the API app sends the same key when it tries a start again after an answer it
+    did not get, and the coordinator then answers as if created, not "exists"."""
+    start_after: int = -1
+    """The last event chunk before that start (-1 for a new run): where its client's
+    event stream begins."""
     etag: str | None = None
 
     @property
@@ -164,6 +171,8 @@ class RunRecord:
             "planned_at": self.planned_at,
             "state_version": self.state_version,
             "traceparent": self.traceparent,
+            "start_key": self.start_key,
+            "start_after": self.start_after,
         }
 
     @classmethod
@@ -189,6 +198,8 @@ class RunRecord:
             planned_at=float(d["planned_at"]),
             state_version=int(d["state_version"]),
             traceparent=d.get("traceparent"),
+            start_key=d.get("start_key"),
+            start_after=int(d.get("start_after", -1)),
             etag=etag,
         )
 

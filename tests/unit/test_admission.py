@@ -11,9 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
+from executor_host import _services as services_module
 from executor_host import api
 from executor_host._admission import Busy, StartGate
+from executor_host._problems import Problem
+from executor_host._services import APIServices
 from executor_host._settings import Settings
+from executor_host._sidecar import ActorInvokeError, SidecarClient
+from executor_host._workflows import WorkflowRegistry
 from runtime import RunStatus, WorkflowBuilder
 from runtime.client import RemoteRuntime
 from runtime.errors import RemoteError
@@ -140,3 +145,50 @@ async def test_the_client_gives_up_once_waiting_would_pass_its_budget() -> None:
     with pytest.raises(RemoteError, match="503") as caught:
         await _echo().run("hi", runtime=runtime)
     assert caught.value.retry_after == 30 and api_.starts == 1
+
+
+class FlakySidecar(SidecarClient):
+    """A sidecar whose coordinator calls fail ``failures`` times with ``status``."""
+
+    def __init__(self, failures: int, status: int | None) -> None:
+        super().__init__()
+        self.failures = failures
+        self.status = status
+        self.calls: list[tuple[str, str, Any]] = []
+
+    async def invoke(self, actor_type: str, actor_id: str, method: str, body: Any) -> Any:
+        self.calls.append((actor_id, method, body))
+        if len(self.calls) <= self.failures:
+            raise ActorInvokeError("error invoke actor method: context canceled", self.status)
+        return {"created": True, "status": "running", "after": -1}
+
+
+def _services(sidecar: SidecarClient) -> APIServices:
+    services = APIServices(Settings(app_id="superstep-api", workflows=()), WorkflowRegistry({}))
+    services._sidecar = sidecar
+    return services
+
+
+async def test_a_start_the_sidecar_got_no_answer_to_is_tried_again_with_its_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(services_module, "START_RETRY_DELAYS", (0.0, 0.0, 0.0))
+    sidecar = FlakySidecar(failures=2, status=500)
+    answer = await _services(sidecar).start_run("r1", {"workflow": "w"})
+    assert answer["created"] is True and len(sidecar.calls) == 3
+    keys = {body["start_key"] for _, _, body in sidecar.calls}
+    assert len(keys) == 1, "every try carries the same start key"
+
+
+async def test_a_start_refused_or_unanswered_for_good_is_a_502_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(services_module, "START_RETRY_DELAYS", (0.0, 0.0))
+    gone = FlakySidecar(failures=10, status=None)
+    with pytest.raises(Problem) as caught:
+        await _services(gone).start_run("r1", {"workflow": "w"})
+    assert caught.value.status == 502 and len(gone.calls) == 3
+    refused = FlakySidecar(failures=10, status=400)  # not the app's fault: no second try
+    with pytest.raises(Problem):
+        await _services(refused).start_run("r1", {"workflow": "w"})
+    assert len(refused.calls) == 1

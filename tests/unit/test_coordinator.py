@@ -363,3 +363,36 @@ async def test_the_store_is_called_a_bounded_number_of_times_per_superstep() -> 
     assert (dep.state.calls - calls, dep.bus.batches - batches) == (2, 1)
     stored = dep.state.value(STORE, "superstep:run:r1")
     assert stored is not None and json.loads(json.loads(stored))["epoch"] == 1
+
+
+# -- a start tried again -------------------------------------------------------------------
+async def test_a_start_tried_again_with_its_key_is_answered_as_the_first_try() -> None:
+    """The API app tries a start again when its answer did not come back; the first try
+    may have gone through. Its key makes the repeat answer as the first did, and run
+    nothing twice; any other start of that id finds the run exists."""
+    dep = Deployment()
+    state = new_run_state(ping(), 0, "r1", 0)
+    first = await dep.driver().begin("ping", state, start_key="k1")
+    published = len(dep.bus.take())
+    again = await dep.driver().begin("ping", state, start_key="k1")
+    assert first == again == {"created": True, "status": "running", "after": -1}
+    assert published == 1 and dep.bus.take() == [], "the repeat published nothing"
+    other = await dep.driver().begin("ping", state, start_key="k2")
+    assert other == {"created": False, "status": "running"}
+    assert await dep.driver().begin("ping", state) == other
+
+
+async def test_a_resume_tried_again_answers_where_its_events_begin() -> None:
+    dep = Deployment()
+    d = dep.driver()
+    await d.begin("ping", new_run_state(ping(), 0, "r1", 0), start_key="k1")
+    await dep.pump(d)
+    done = await dep.store.load_run("r1")
+    assert done is not None and done.state.status is RunStatus.COMPLETED
+    checkpoint = await dep.store.load_checkpoint(done.checkpoints[0])
+    assert checkpoint is not None
+    resumed = await dep.driver().begin("ping", checkpoint.state, resume=True, start_key="k2")
+    again = await dep.driver().begin("ping", checkpoint.state, resume=True, start_key="k2")
+    assert (
+        resumed == again == {"created": True, "status": "running", "after": done.event_chunks - 1}
+    )
