@@ -61,6 +61,7 @@ from sidecar.launcher.topology import Topology
 from sidecar.runtime import Sidecar
 from sidecar.testing import BackgroundLoop, free_port
 from tests.chaos.workflow import Outcome, chaos_loop, expected_total
+from tests.dapr.endpoint import ApiEndpoint
 
 __all__ = [
     "FAULTS",
@@ -373,9 +374,11 @@ spec:
 # -- the deployment ---------------------------------------------------------------------
 
 
-class ChaosDeployment:
+class ChaosDeployment(ApiEndpoint):
     """The tests' topology on a Redis of its own, its processes and sidecars on a
     background loop (the runs' clients use the caller's loop)."""
+
+    local: LocalDeployment
 
     def __init__(
         self,
@@ -392,14 +395,7 @@ class ChaosDeployment:
         self.postgres = postgres
         """The state store's PostgreSQL, for a deployment on ``store="postgres"``."""
         self.logs: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return self.local.api_url
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {API_TOKEN}"}
+        self.api_token = API_TOKEN
 
     async def on_bg(self, coro: Awaitable[Any], within: float = 60.0) -> Any:
         """Await ``coro`` on the deployment's loop from the caller's loop."""

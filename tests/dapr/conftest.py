@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from runtime.client import RemoteRuntime
 from sidecar.faults import FaultPlan, PubSubFaults
 from sidecar.launcher.daprd import DaprdSidecar
 from sidecar.launcher.deployment import REPO_ROOT, LocalDeployment
@@ -29,6 +28,7 @@ from sidecar.runtime import Sidecar, SidecarOptions
 from sidecar.testing import BackgroundLoop, make_cluster, start_sidecar
 from tests.conftest import daprd_binaries
 from tests.dapr.cli_deployment import CliDeployment
+from tests.dapr.endpoint import ApiEndpoint
 from tests.sidecar.conftest import STATE_COMPONENTS, require_service
 from tests.sidecar.runs import dapr_cli
 
@@ -46,24 +46,14 @@ def _redis_reachable() -> bool:
 
 
 @dataclass
-class Deployment:
+class Deployment(ApiEndpoint):
     local: LocalDeployment | CliDeployment
     bg: BackgroundLoop
     logs: list[str] = field(default_factory=list)
     spans: Path | None = None
     """Where the apps write their finished spans (a traced deployment only)."""
 
-    @property
-    def url(self) -> str:
-        return self.local.api_url
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """What a client sends: the deployments of these tests require an API token."""
-        return {"Authorization": f"Bearer {API_TOKEN}"}
-
-    def runtime(self) -> RemoteRuntime:
-        return RemoteRuntime(self.url, token=API_TOKEN)
+    api_token: str = API_TOKEN
 
     def kill(self, app_id: str) -> None:
         self.bg.run(self.local.kill(app_id))
