@@ -1,15 +1,15 @@
-"""Group calls to one actor: while a call to an actor is in flight, the items that
-arrive for it wait and go together in the next call.
+"""Group calls by key: while a call for a key is in flight, the items that arrive for
+it wait and go together in the next call.
 
-The API app receives one result CloudEvent per executor; calling the coordinator
-actor once per result would queue those calls behind the actor's turn lock one
-by one. With this, a superstep of a hundred executors costs a few coordinator
-calls, and a lone result is sent at once (no timer, no added latency).
-Each submitter waits for the call that carried its item and sees its error.
+The run store adds each started run to the runs index this way: a burst of starts
+makes a few grouped read-modify-writes of the index instead of one per run, each of
+which would race the others for the index's ETag. A lone item goes at once (no timer,
+no added latency). Each submitter waits for the call that carried its item and sees
+its error.
 
 A call carries at most ``max_items`` items and, past its first item, at most
 ``max_bytes`` of their sizes: daprd refuses a request body over its
-``--max-body-size`` (4 MiB by default), actor calls included.
+``--max-body-size`` (4 MiB by default).
 """
 
 from __future__ import annotations
