@@ -18,8 +18,11 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any
 
+from dapr.actor import ActorRuntime
+from dapr.actor.runtime.config import ActorRuntimeConfig
 from fastapi import Depends, Request
 
 from executor_host._actors import COORDINATOR_TYPE
@@ -35,6 +38,14 @@ from runtime.engine import JsonCodec
 from runtime.workflow import Workflow
 
 __all__ = ["APIServices", "AnyServices", "AppServices", "Services"]
+
+
+def configure_actors(settings: Settings) -> None:
+    """The actor runtime configuration the app's sidecar reads at start-up
+    (``GET /dapr/config``): idle actors leave memory after ``actor_idle_s``."""
+    ActorRuntime.set_actor_config(
+        ActorRuntimeConfig(actor_idle_timeout=timedelta(seconds=settings.actor_idle_s))
+    )
 
 
 class AppServices:

@@ -91,6 +91,11 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body either app takes (413 beyond; ``SUPERSTEP_MAX_BODY_BYTES``,
     0 for no limit). The default is daprd's default ``--max-body-size``, 4 MiB."""
+    actor_idle_s: int = 300
+    """How long an actor of these apps stays in memory without a call before the sidecar
+    deactivates it (``SUPERSTEP_ACTOR_IDLE_S``; Dapr's default is an hour). An executor
+    actor keeps its last result and its run's workflow instance; a finished run's actors
+    leave memory this long after its last superstep."""
     max_starts: int = 32
     """Run starts the API app works on at once (``SUPERSTEP_MAX_STARTS``); more wait."""
     start_queue: int = 512
@@ -127,6 +132,7 @@ class Settings:
             max_body_bytes=_count(
                 e, "SUPERSTEP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, least=0, unit=" of bytes"
             ),
+            actor_idle_s=_count(e, "SUPERSTEP_ACTOR_IDLE_S", 300, least=1, unit=" of seconds"),
             max_starts=_count(e, "SUPERSTEP_MAX_STARTS", 32, least=1),
             start_queue=_count(e, "SUPERSTEP_START_QUEUE", 512, least=0),
         )

@@ -29,7 +29,7 @@ from executor_host._docs import install_docs
 from executor_host._edge import install_edge
 from executor_host._pool import PoolHost
 from executor_host._problems import install_problem_handlers
-from executor_host._services import APIServices
+from executor_host._services import APIServices, configure_actors
 from executor_host._settings import Settings
 from executor_host._workflows import WorkflowRegistry
 
@@ -89,6 +89,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     # the SDK's actor routes (a router of their own) come after them
     for router in (_runs.router, _checkpoints.router, _discovery.router, _probes.router):
         app.include_router(router)
+    configure_actors(settings)
     actors = DaprActor(app)
     dapr_app = DaprApp(app)
     for pool in pools:

@@ -21,7 +21,7 @@ from executor_host._docs import install_docs
 from executor_host._edge import install_edge
 from executor_host._pool import PoolHost
 from executor_host._problems import install_problem_handlers
-from executor_host._services import AppServices
+from executor_host._services import AppServices, configure_actors
 from executor_host._settings import Settings
 from executor_host._workflows import WorkflowRegistry
 
@@ -59,6 +59,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.state.services = services
     install_problem_handlers(app)
     app.include_router(_probes.router)
+    configure_actors(settings)
     actors = DaprActor(app)
     pool.subscribe(DaprApp(app))
 

@@ -25,6 +25,7 @@ from executor_host._ids import CHECKPOINT_ID_PATTERN, RUN_ID_PATTERN, is_run_id
 from executor_host._limits import BodyLimit
 from executor_host._settings import DEFAULT_MAX_BODY_BYTES, Settings
 from runtime.checkpoint import checkpoint_id_for
+from sidecar.actors.config import _duration
 
 APP_TOKEN = "app-token-7d1e"
 API_TOKEN = "api-token-33a0"
@@ -539,3 +540,12 @@ async def test_a_query_parameter_a_route_does_not_take_is_a_400_naming_it() -> N
     assert "''" in blank.json()["detail"]
     assert "takes: none" in nothing.json()["detail"]
     assert anonymous.status_code == 401  # the token is checked first
+
+
+@pytest.mark.parametrize("make", [_api, _host])
+async def test_the_sidecar_is_told_how_long_idle_actors_stay(make: Callable[..., FastAPI]) -> None:
+    async with _client(make(actor_idle_s=42)) as client:
+        config = (await client.get("/dapr/config")).json()
+    # the SDK writes Dapr's duration form, which both sidecars read
+    assert config["actorIdleTimeout"] == "0h0m42s0ms0μs"
+    assert _duration(config["actorIdleTimeout"], 3600.0, "actorIdleTimeout") == 42.0
