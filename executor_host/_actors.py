@@ -24,7 +24,6 @@ from executor_host._bus import ResultTooLarge
 from executor_host._coordinator import Committed, LivePools, Publish, RunDriver
 from executor_host._payloads import SNAPSHOT, PayloadCache, restore_payloads
 from executor_host._store import RunStore
-from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import (
     Activation,
@@ -33,6 +32,7 @@ from runtime.engine import (
     ErrorInfo,
     RunState,
 )
+from runtime.registry import WorkflowRegistry
 from runtime.telemetry import telemetry
 from runtime.workflow import Workflow, execute_activation
 

@@ -32,8 +32,8 @@ from executor_host._services import AppServices
 from executor_host._settings import Settings
 from executor_host._sidecar import ActorInvokeError, SidecarClient
 from executor_host._store import StoreError
-from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, HostRecord, activation_topic
+from runtime.registry import WorkflowRegistry
 
 __all__ = ["PoolHost"]
 
