@@ -1,7 +1,8 @@
 """The run console of the in-process runtime (``superstep console``) in a real browser:
 start a run from the form and watch it complete on its one host, answer a request, read
 a failure's traceback, open the runs of a checkpoint folder written by ``superstep run``
-and resume one from a checkpoint, the plots of a run. The page logs no error."""
+and resume one from a checkpoint, the plots of a run, a run of a workflow factory with
+its parameters. The page logs no error."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.console.conftest import Console, open_console
 ROOT = Path(__file__).resolve().parents[2]
 LIVE = 30_000  # ms
 WORKFLOWS = ["greeting", "review", "charging"]
+FACTORIES = "tests.console.flows"
+"""A module served as ``module:*``: its workflow factories, started with parameters."""
 _MAIN = "import sys; from runtime.cli import main; sys.exit(main())"
 
 
@@ -68,6 +71,7 @@ def server(folder: tuple[Path, str]) -> Iterator[str]:
     ]
     for name in WORKFLOWS:
         argv += ["--workflow", f"tests.cli.flows:{name}"]
+    argv += ["--workflow", f"{FACTORIES}:*"]
     errors = folder[0].parent / "console-stderr.txt"
     with errors.open("w") as err:
         process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -219,3 +223,31 @@ def test_a_timeline_bar_starts_when_its_activation_started(console: Console) -> 
     # the late bar starts 5/6 of the way through the 60 ms the superstep spans
     span = xs["barrier"] - xs["early"]
     assert abs((xs["late"] - xs["early"]) / span - 5 / 6) < 0.05
+
+
+def test_a_factory_run_starts_from_the_form_with_its_parameters(console: Console) -> None:
+    """A factory of a ``module:*`` module is listed with its parameters, its graph as it
+    builds it with its defaults; a run starts with the parameters of the form (those
+    it refuses: tests/unit/test_console_app.py, a refused load being an error the page
+    logs)."""
+    page = console.page
+    page.goto(f"{console.url}/")
+    factories = page.get_by_role("navigation", name="Workflows")
+    factories.locator(f'a[data-name="{FACTORIES}:rounds"]').click()
+    form = page.get_by_role("form", name=f"Start a run of {FACTORIES}:rounds")
+    expect(page.locator("svg.graph g.node")).to_have_count(4)  # built with its defaults
+    expect(form.get_by_label("rounds")).to_have_value("2")  # the defaults filled in
+    _start(console, f"{FACTORIES}:rounds", {"workers": "3", "Input": "1"}, "ip-rounds")
+    _status(console, "completed")
+    meta = page.locator("dl.meta")
+    expect(meta).to_contain_text(f"{FACTORIES}:rounds")
+    expect(meta).to_contain_text('"workers":3')
+    # the hub, the three workers, the tally: each round
+    expect(page.locator("svg.timeline line.barrier")).to_have_count(6)
+    bars = page.locator("svg.timeline rect.bar")
+    expect(bars).to_have_count(2 * 5)
+    executors = {bars.nth(i).get_attribute("data-executor") for i in range(10)}
+    assert executors == {"hub", "w0", "w1", "w2", "tally"}
+    outputs = page.get_by_role("region", name="Outputs")
+    expect(outputs.get_by_text("2", exact=True)).to_be_visible()
+    assert console.errors == []
