@@ -142,6 +142,15 @@ def test_a_run_started_from_the_form_completes_on_the_in_process_host(console: C
     expect(plots.locator("svg.plot-steps circle.point")).to_have_count(2)
     expect(plots.locator("svg.plot-messages rect.count")).to_have_count(2)
     console.screenshot("inprocess-run")
+    # a click on a superstep of the timeline (off its bars) selects it
+    timeline = page.locator("svg.timeline").bounding_box()
+    bar = page.locator('svg.timeline rect.bar[data-superstep="1"]').bounding_box()
+    assert timeline is not None and bar is not None
+    page.mouse.click(bar["x"] + bar["width"] / 2, timeline["y"] + 4)
+    expect(page.locator("output.step-out")).to_have_text("1 of 2")
+    expect(page.locator("svg.graph g.node.state-active")).to_have_attribute(
+        "data-executor", "greeter"
+    )
     page.get_by_role("link", name="Runs").click()
     row = page.locator('tr[data-run="ip-greeting"]')
     expect(row.locator("[data-status]")).to_have_text("completed")

@@ -111,6 +111,10 @@ export function createTimeline({ onSelect = null } = {}) {
   const svg = s("svg", { class: "timeline", role: "img" });
   const laneLayer = s("g");
   const plot = s("g");
+  // one rect under the supersteps takes the pointer (not one a superstep); another
+  // shows the superstep pointed at
+  const hit = s("rect", { class: "step-hit", x: 0, y: 0 });
+  const hover = s("rect", { class: "step-hover", y: 0 }, s("title"));
   const selectedRect = s("rect", { class: "step-selected" });
   const stepLayer = s("g");
   const selectedLabel = s("text", { class: "step-label", y: 14 });
@@ -118,7 +122,7 @@ export function createTimeline({ onSelect = null } = {}) {
   const scaleText = s("text", { class: "step-label", "text-anchor": "end" });
   const flightRect = s("rect", { class: "in-flight" });
   const flightText = s("text", { class: "step-label live", y: 14 });
-  plot.append(selectedRect, stepLayer, selectedLabel);
+  plot.append(hit, selectedRect, stepLayer, selectedLabel);
   svg.append(laneLayer, plot);
 
   let layout = null; // {width, labelW, minPx, scale, labelEvery}
@@ -175,7 +179,6 @@ export function createTimeline({ onSelect = null } = {}) {
     const { starts, span } = measure(step);
     const w = minPx + span * scale;
     const k = escape(step.k); // (what the events say goes into markup escaped)
-    parts.push(`<rect class="step-band" x="${x0}" y="0" width="${w}" height="${top + 22}" data-superstep="${k}"/>`);
     if (i % layout.labelEvery === 0) parts.push(`<text class="step-label" x="${x0 + 2}" y="14">${k}</text>`);
     const used = new Map();
     step.activations.forEach((a, j) => {
@@ -240,15 +243,34 @@ export function createTimeline({ onSelect = null } = {}) {
     end = entry.x0;
   }
 
-  /** The tooltip of a superstep's band or of a bar. */
+  /** The superstep drawn at `x` (plot pixels), or null. */
+  function at(x) {
+    let lo = 0;
+    let hi = drawn.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const entry = drawn[mid];
+      if (x < entry.x0) hi = mid - 1;
+      else if (x >= entry.x0 + entry.w) lo = mid + 1;
+      else return entry;
+    }
+    return null;
+  }
+
+  /** The superstep under the pointer of `event`. */
+  function pointedAt(event) {
+    const found = event.target.dataset.superstep;
+    if (found !== undefined) return byStep.get(Number(found)) || null;
+    const box = hit.getBoundingClientRect();
+    return box.width ? at(((event.clientX - box.left) * Number(hit.getAttribute("width"))) / box.width) : null;
+  }
+
+  /** The tooltip of a bar. */
   function tip(element) {
     const entry = byStep.get(Number(element.dataset.superstep));
     if (!entry) return null;
     const { step } = entry;
-    const { starts, span } = measure(step);
-    if (element.dataset.j === undefined) {
-      return `superstep ${step.k}: ${step.activations.length} activation(s) over ${formatDuration(span)}`;
-    }
+    const { starts } = measure(step);
     const j = Number(element.dataset.j);
     const a = step.activations[j];
     const attempts = a.attempts > 1 ? `, ${a.attempts} attempts` : "";
@@ -302,12 +324,14 @@ export function createTimeline({ onSelect = null } = {}) {
       else for (const row of rows) row.rect.setAttribute("width", svgW);
     }
     setAttrs(plot, { transform: `translate(${layout.labelW} 0)` });
+    setAttrs(hit, { width: Math.max(plotW, svgW - layout.labelW), height });
+    setAttrs(hover, { height });
     setAttrs(svg, { "aria-label": `Superstep timeline: ${n} supersteps on ${rows.length} hosts` });
     // the superstep selected
     const chosen = selected === null ? undefined : byStep.get(selected);
     if (chosen) {
       setAttrs(selectedRect, { x: chosen.x0, y: AXIS_H - 4, width: chosen.w, height: top - AXIS_H + 6 });
-      if (selectedRect.parentNode !== plot) plot.prepend(selectedRect);
+      if (selectedRect.parentNode !== plot) hit.after(selectedRect);
     } else selectedRect.remove();
     if (chosen && chosen.i % layout.labelEvery !== 0) {
       setAttrs(selectedLabel, { x: chosen.x0 + 2 });
@@ -337,18 +361,31 @@ export function createTimeline({ onSelect = null } = {}) {
     return layout.labelW + plotW; // where the drawing ends
   }
 
-  // a tooltip is made when its superstep or bar is first pointed at (thousands cost)
+  // a bar's tooltip is made when it is first pointed at (thousands cost)
   plot.addEventListener("pointerover", (event) => {
     const found = event.target;
-    if (!found.dataset.superstep || found.firstChild) return;
+    if (found.dataset.j === undefined || found.firstChild) return;
     const text = tip(found);
     if (text) found.append(s("title", null, text));
   });
+  plot.addEventListener("pointermove", (event) => {
+    const entry = pointedAt(event);
+    if (!entry) {
+      hover.remove();
+      return;
+    }
+    setAttrs(hover, { x: entry.x0, width: entry.w });
+    const { step } = entry;
+    const span = formatDuration(measure(step).span);
+    setText(hover.firstChild, `superstep ${step.k}: ${step.activations.length} activation(s) over ${span}`);
+    if (hover.parentNode !== plot) hit.after(hover);
+  });
+  plot.addEventListener("pointerleave", () => hover.remove());
   if (onSelect) {
-    // one listener for every superstep's band and bars
+    // one listener for every superstep and bar
     plot.addEventListener("click", (event) => {
-      const found = event.target.closest("[data-superstep]");
-      if (found) onSelect(Number(found.dataset.superstep));
+      const entry = pointedAt(event);
+      if (entry) onSelect(entry.step.k);
     });
   }
   return { element: svg, update };
