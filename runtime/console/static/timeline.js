@@ -39,6 +39,7 @@ function laneKey(a) {
   return a.host ? a.host : `?${a.pool || "?"}`;
 }
 
+/** Lanes by pool (default first), then by host name. */
 function laneOrder(x, y) {
   return (
     (x.pool !== "default") - (y.pool !== "default") ||
@@ -48,8 +49,9 @@ function laneOrder(x, y) {
   );
 }
 
-/** Adds the lanes `step` needs to `found` (key -> lane); true when that added a lane
- * or a row to one. */
+/** Adds the lanes (hosts) `step` needs to `found` (key -> lane; `rows`: the most
+ * activations the host ran in one superstep, stacked in its lane); true when that
+ * added a lane or a row to one. */
 function countLanes(found, step) {
   let grew = false;
   const here = new Map();
@@ -69,14 +71,6 @@ function countLanes(found, step) {
     }
   }
   return grew;
-}
-
-/** Lanes (hosts), sorted by pool (default first) then name; `rows`: the most
- * activations the host ran in one superstep (they stack in its lane). */
-export function lanes(steps) {
-  const found = new Map();
-  for (const step of steps) countLanes(found, step);
-  return [...found.values()].sort(laneOrder);
 }
 
 /** The layout of `n` supersteps whose activations span `total` seconds, in `width`
