@@ -11,6 +11,7 @@ Playwright's ``executable_path``).
 
     .venv/bin/python -m bench.console_bench                 # 1,000 supersteps, 3 loads
     .venv/bin/python -m bench.console_bench --steps 200 --reps 1 --json
+    .venv/bin/python -m bench.console_bench --viewport 1440x3000  # the whole page in view
 """
 
 from __future__ import annotations
@@ -97,10 +98,13 @@ def _wait_status(url: str, run_id: str, status: str, within: float) -> None:
 _BARRIERS_DRAWN = "(n) => document.querySelectorAll('svg.timeline line.barrier').length >= n"
 
 
-def measure(url: str, steps: int, reps: int) -> dict[str, Any]:
+def measure(
+    url: str, steps: int, reps: int, window: tuple[int, int] = (1440, 900)
+) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    out: dict[str, Any] = {"steps": steps}
+    width, height = window
+    out: dict[str, Any] = {"steps": steps, "viewport": {"width": width, "height": height}}
     _call(url, "/runs", {"workflow": "console-bench", "input": 1, "run_id": "bench-done"})
     _wait_status(url, "bench-done", "completed", 600)
     with sync_playwright() as playwright:
@@ -110,7 +114,7 @@ def measure(url: str, steps: int, reps: int) -> dict[str, Any]:
         try:
             loads = []
             for _ in range(reps):
-                context = browser.new_context(viewport={"width": 1440, "height": 900})
+                context = browser.new_context(viewport={"width": width, "height": height})
                 page = context.new_page()
                 page.goto(f"{url}/#/runs/bench-done")
                 page.wait_for_function(_BARRIERS_DRAWN, arg=steps, timeout=120_000, polling="raf")
@@ -121,7 +125,7 @@ def measure(url: str, steps: int, reps: int) -> dict[str, Any]:
                 loads.append({"first_paint_ms": paint, "timeline_ms": drawn})
                 context.close()
             out["finished"] = loads
-            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            context = browser.new_context(viewport={"width": width, "height": height})
             context.add_init_script(_FRAMES)
             page = context.new_page()
             page.goto(f"{url}/#/runs")
@@ -157,8 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--step-ms", type=float, default=2.0)
     parser.add_argument("--reps", type=int, default=3, help="loads of the finished run")
+    parser.add_argument(
+        "--viewport",
+        default="1440x900",
+        metavar="WxH",
+        help="the browser window (default 1440x900: the plots and the event log below it)",
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args(argv)
+    width, _, height = args.viewport.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        parser.error(f"--viewport is WIDTHxHEIGHT in pixels, got {args.viewport!r}")
+    window = (int(width), int(height))
     if not CHROMIUM.exists():
         print(f"no Chromium at {CHROMIUM} (bash tools/browser/install installs it)")
         return 2
@@ -177,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 err.seek(0)
                 print(f"superstep console did not start: {line!r} {err.read()}")
                 return 1
-            result = measure(found.group(1), args.steps, args.reps)
+            result = measure(found.group(1), args.steps, args.reps, window)
         finally:
             process.terminate()
             process.communicate(timeout=10)
@@ -190,7 +204,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(result: dict[str, Any]) -> None:
     loads = result["finished"]
-    print(f"a finished run of {result['steps']} supersteps, {len(loads)} fresh loads:")
+    size = result["viewport"]
+    print(
+        f"a finished run of {result['steps']} supersteps, {len(loads)} fresh loads "
+        f"({size['width']}x{size['height']}):"
+    )
     for n, load in enumerate(loads, 1):
         print(
             f"  load {n}: first paint {load['first_paint_ms']:.0f} ms, "

@@ -26,7 +26,6 @@ from executor_host._payloads import SNAPSHOT, PayloadCache, restore_payloads
 from executor_host._serializer import Undecodable
 from executor_host._sidecar import SidecarClient
 from executor_host._store import RunStore
-from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope, executor_actor_id
 from runtime.engine import (
     Activation,
@@ -36,6 +35,7 @@ from runtime.engine import (
     RunState,
     compact_json_bytes,
 )
+from runtime.registry import WorkflowRegistry
 from runtime.telemetry import telemetry
 from runtime.workflow import Workflow, execute_activation
 

@@ -18,9 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from executor_host._workflows import WorkflowRegistry
-from runtime.engine import describe_group
-from runtime.workflow import Workflow, input_schema
+from runtime.registry import WorkflowRegistry, describe
+from runtime.workflow import Workflow
 
 __all__ = ["EdgeGroupInfo", "ExecutorInfo", "ParameterInfo", "WorkflowInfo", "catalog"]
 
@@ -73,86 +72,29 @@ class WorkflowInfo(BaseModel):
 
 
 def catalog(registry: WorkflowRegistry, live: Sequence[Mapping[str, Any]]) -> list[WorkflowInfo]:
-    """Every workflow and factory ``registry`` serves, the executors' placeability
-    judged by the ``live`` host records."""
-    out: list[WorkflowInfo] = []
-    for name in registry.names:
-        wf = registry.resolve(name)
-        placeable = {
+    """Every workflow and factory ``registry`` serves (``runtime.registry.describe``), the
+    executors' placeability judged by the ``live`` host records: a host of the
+    executor's pool that serves the workflow by name, or the factory's module (with the
+    executor's labels)."""
+
+    def placeable(name: str, kind: Literal["workflow", "factory"], wf: Workflow) -> dict[str, bool]:
+        if kind == "workflow":
+            return {
+                n.id: any(
+                    h["pool"] == n.placement.pool and n.id in h["workflows"].get(name, [])
+                    for h in live
+                )
+                for n in wf.graph.executors
+            }
+        module = name.partition(":")[0]
+        return {
             n.id: any(
-                h["pool"] == n.placement.pool and n.id in h["workflows"].get(name, []) for h in live
+                h["pool"] == n.placement.pool
+                and module in h.get("modules", [])
+                and all(h["labels"].get(k) == v for k, v in n.placement.labels.items())
+                for h in live
             )
             for n in wf.graph.executors
         }
-        out.append(_info(name, "workflow", wf, [], placeable, wf.description))
-    for ref in registry.factory_names:
-        parameters = [
-            ParameterInfo(
-                name=p.name,
-                type=p.type,
-                json_schema=p.json_schema,
-                required=p.required,
-                default=p.default,
-            )
-            for p in registry.parameters(ref)
-        ]
-        built: Workflow | None = None
-        if not any(p.required for p in parameters):
-            try:
-                built = registry.resolve("", ref, {})
-            except (LookupError, ValueError):  # its defaults do not build (a probe needed)
-                built = None
-        module = ref.partition(":")[0]
-        placeable = {}
-        if built is not None:
-            placeable = {
-                n.id: any(
-                    h["pool"] == n.placement.pool
-                    and module in h.get("modules", [])
-                    and all(h["labels"].get(k) == v for k, v in n.placement.labels.items())
-                    for h in live
-                )
-                for n in built.graph.executors
-            }
-        description = _first_paragraph(registry.factory(ref).__doc__)
-        out.append(_info(ref, "factory", built, parameters, placeable, description))
-    return out
 
-
-def _info(
-    name: str,
-    kind: Literal["workflow", "factory"],
-    wf: Workflow | None,
-    parameters: list[ParameterInfo],
-    placeable: Mapping[str, bool],
-    description: str | None,
-) -> WorkflowInfo:
-    graph = wf.graph if wf is not None else None
-    return WorkflowInfo(
-        name=name,
-        kind=kind,
-        description=description,
-        parameters=parameters,
-        workflow=wf.name if wf is not None else None,
-        signature=graph.signature if graph is not None else None,
-        start=graph.start if graph is not None else None,
-        input_schema=input_schema(wf) if wf is not None else None,
-        executors=[
-            ExecutorInfo(
-                id=n.id,
-                pool=n.placement.pool,
-                labels=dict(n.placement.labels),
-                placeable=placeable.get(n.id, False),
-            )
-            for n in (graph.executors if graph is not None else ())
-        ],
-        edges=[
-            EdgeGroupInfo(**describe_group(g)) for g in (graph.groups if graph is not None else ())
-        ],
-    )
-
-
-def _first_paragraph(doc: str | None) -> str | None:
-    if not doc:
-        return None
-    return " ".join(doc.strip().split("\n\n")[0].split()) or None
+    return [WorkflowInfo.model_validate(entry) for entry in describe(registry, placeable)]

@@ -34,13 +34,13 @@ from executor_host._services import AppServices
 from executor_host._settings import Settings
 from executor_host._sidecar import ActorInvokeError, SidecarClient
 from executor_host._store import StoreError
-from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import (
     ActivationEnvelope,
     HostRecord,
     activation_topic,
     executor_actor_id,
 )
+from runtime.registry import WorkflowRegistry
 
 __all__ = ["PoolHost"]
 

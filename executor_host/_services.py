@@ -32,9 +32,9 @@ from executor_host._settings import Settings, resolve_app_id
 from executor_host._sidecar import ActorInvokeError, SidecarClient
 from executor_host._store import RunRecord, RunStore
 from executor_host._watch import RunWatch
-from executor_host._workflows import InvalidParameters, UnknownWorkflow, WorkflowRegistry
 from executor_host.protocol import HostRecord
 from runtime.engine import JsonCodec
+from runtime.registry import WorkflowRegistry
 from runtime.workflow import Workflow
 
 __all__ = ["APIServices", "AnyServices", "AppServices", "Services"]
@@ -135,14 +135,7 @@ class APIServices(AppServices):
         self, name: str, factory: str | None = None, params: dict[str, Any] | None = None
     ) -> Workflow:
         """A served workflow, by name or factory; a problem when none is served."""
-        try:
-            return self.registry.resolve(name, factory, params)
-        except UnknownWorkflow as exc:
-            raise Problem(404, "Unknown workflow", str(exc)) from exc
-        except InvalidParameters as exc:
-            raise Problem(422, "Invalid workflow parameters", str(exc)) from exc
-        except (TypeError, ValueError) as exc:
-            raise Problem(400, "Invalid workflow parameters", f"{factory}: {exc}") from exc
+        return self.registry.resolve(name, factory, params, refuse=Problem)
 
     def codec_of(self, record: RunRecord) -> JsonCodec | None:
         """The codec of a run's workflow (None when it is no longer served here)."""

@@ -23,7 +23,7 @@ from executor_host._pool import PoolHost
 from executor_host._problems import install_problem_handlers
 from executor_host._services import AppServices, configure_actors
 from executor_host._settings import Settings
-from executor_host._workflows import WorkflowRegistry
+from runtime.registry import WorkflowRegistry
 
 __all__ = ["create_app"]
 

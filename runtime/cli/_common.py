@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Collection, Iterable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic_core import to_jsonable_python
@@ -171,18 +172,14 @@ def parse_json(text: str, what: str) -> Any:
         ) from None
 
 
-def load_workflow(spec: str) -> Workflow:
-    """Import ``module:attr`` (``attr`` may be dotted); a zero-argument callable is called.
-
-    The current directory is importable, as with ``python -m``."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise CliError(f"expected module:attribute (e.g. myflows:workflow), got {spec!r}")
+def import_module(module_name: str) -> ModuleType:
+    """Import ``module_name`` (the current directory is importable, as with ``python
+    -m``); a ``CliError`` saying why it cannot be."""
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise CliError(
@@ -195,7 +192,16 @@ def load_workflow(spec: str) -> Workflow:
         raise CliError(
             f"importing {module_name!r} failed: {type(exc).__name__}: {one_line(exc)}"
         ) from exc
-    obj: Any = module
+
+
+def load_workflow(spec: str) -> Workflow:
+    """Import ``module:attr`` (``attr`` may be dotted); a zero-argument callable is called.
+
+    The current directory is importable, as with ``python -m``."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise CliError(f"expected module:attribute (e.g. myflows:workflow), got {spec!r}")
+    obj: Any = import_module(module_name)
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from runtime.checkpoint import CheckpointStorage, FileCheckpointStorage, InMemoryCheckpointStorage
 from runtime.cli._commands import checkpoint_directory
-from runtime.cli._common import EXIT_OK, CliError, load_workflow
+from runtime.cli._common import EXIT_OK, CliError, import_module, load_workflow
 from runtime.workflow import Workflow
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ async def console(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if not args.workflow and args.checkpoint_dir is None:
         raise CliError("give --workflow module:attr (runs to start) and/or --checkpoint-dir DIR")
-    factories = [workflow_factory_of(spec) for spec in args.workflow or ()]
+    specs = args.workflow or ()
+    modules = [import_module(spec[:-2]).__name__ for spec in specs if spec.endswith(":*")]
+    factories = [workflow_factory_of(spec) for spec in specs if not spec.endswith(":*")]
     storage: CheckpointStorage
     if args.checkpoint_dir is not None:
         directory = checkpoint_directory(
@@ -53,7 +55,9 @@ async def console(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         storage = InMemoryCheckpointStorage()
     try:
-        app = ConsoleApp(factories, storage, keep_runs=args.keep_runs, token=args.token)
+        app = ConsoleApp(
+            factories, storage, modules=modules, keep_runs=args.keep_runs, token=args.token
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     try:
@@ -94,7 +98,8 @@ def add_console_parser(sub: SubParsers) -> None:
         "--workflow",
         metavar="module:attr",
         action="append",
-        help="a workflow (or a function returning one) to start runs of; repeatable",
+        help="a workflow (or a function returning one) to start runs of, or module:* for "
+        "the workflow factories of a module (a run names one and its parameters); repeatable",
     )
     p.add_argument(
         "--checkpoint-dir",

@@ -6,14 +6,17 @@ writes them on sockets. It answers the part of the Dapr runtime's API that the c
 page calls (docs/http-api.md), with the same JSON shapes:
 
 * ``GET /workflows``, ``GET /hosts``: the workflows given to ``superstep console
-  --workflow`` (each run gets a fresh instance), and one host: this process;
+  --workflow`` (each run gets a fresh instance) and the factories of the modules given
+  as ``module:*`` (``runtime.registry``, as the Dapr API serves them), and one host:
+  this process;
 * ``GET /runs``, ``GET /runs/{id}``, ``GET /runs/{id}/checkpoints``,
   ``GET /checkpoints/{id}``: the runs started here, and those of the checkpoint folder
   (their view is their newest checkpoint: checkpoints hold state, not events);
 * ``GET /runs/{id}/events``: a run's events as Server-Sent Events, ids ``<chunk>.<index>``
   (a chunk ends with each barrier's ``superstep_completed`` and with ``status``), resumed
   after ``Last-Event-ID``;
-* ``POST /runs`` (an input, or a checkpoint to resume from), ``POST /runs/{id}/responses``
+* ``POST /runs`` (a workflow, or a factory and its parameters; an input, or a checkpoint
+  to resume from), ``POST /runs/{id}/responses``
   (continues a paused run from its newest checkpoint), ``POST /runs/{id}/cancel``.
 
 Errors are RFC 9457 problems (``application/problem+json``) with one line in ``detail``.
@@ -46,13 +49,12 @@ from runtime.engine import (
     JsonCodec,
     PendingRequest,
     RunStatus,
-    describe_group,
 )
 from runtime.errors import CheckpointError, CodecError, RequestError
+from runtime.registry import WorkflowRegistry, describe
 from runtime.workflow import (
     Workflow,
     input_from_json,
-    input_schema,
     plain_event,
     plain_request,
     response_from_json,
@@ -213,6 +215,9 @@ class _Run:
     codec: JsonCodec
     signature: str
     created_at: float
+    factory: str | None = None
+    """The factory (``module:function``) that builds its workflow, with ``params``."""
+    params: dict[str, Any] | None = None
     status: str = RunStatus.RUNNING.value
     superstep: int = 0
     outputs: list[Any] = field(default_factory=list)
@@ -228,9 +233,21 @@ class _Run:
 WorkflowFactory = Callable[[], Workflow]
 
 
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """What a run's workflow is built from: its name (``template``'s), or a factory and
+    its parameters."""
+
+    template: Workflow
+    factory: str | None
+    params: dict[str, Any] | None
+
+
 class ConsoleApp:
     """The console's API over ``storage`` (where runs' checkpoints are written and read)
-    for the workflows ``factories`` build (each call a new instance, for one run).
+    for the workflows ``factories`` build (each call a new instance, for one run), and
+    the workflow factories of ``modules`` (``module:*``: a run names the factory and its
+    parameters).
 
     It keeps at most ``keep_runs`` finished runs in memory (their event logs), the
     oldest finished forgotten first; with an ``InMemoryCheckpointStorage`` their
@@ -243,6 +260,7 @@ class ConsoleApp:
         factories: Sequence[WorkflowFactory],
         storage: CheckpointStorage,
         *,
+        modules: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
         keep_runs: int = 200,
         token: str | None = None,
@@ -254,15 +272,14 @@ class ConsoleApp:
         """With a token, every API call wants ``Authorization: Bearer <token>`` (the
         page's files, which hold no run data, and the probe stay open), as the Dapr
         runtime's API with ``SUPERSTEP_API_TOKEN``."""
-        self._factories: dict[str, WorkflowFactory] = {}
-        self._templates: dict[str, Workflow] = {}
-        self._described: dict[str, dict[str, Any]] = {}
+        by_name: dict[str, WorkflowFactory] = {}
         for factory in factories:
-            template = factory()
-            if template.name in self._factories:
-                raise ValueError(f"two workflows are named {template.name!r}")
-            self._factories[template.name] = factory
-            self._templates[template.name] = template
+            name = factory().name
+            if name in by_name:
+                raise ValueError(f"two workflows are named {name!r}")
+            by_name[name] = factory
+        self.registry = WorkflowRegistry(by_name, modules, listed_in="--workflow")
+        self._described: list[dict[str, Any]] | None = None
         self.storage = storage
         self.clock = clock
         self.host = f"in-process:{socket.gethostname()}:{os.getpid()}"
@@ -296,7 +313,7 @@ class ConsoleApp:
             raise Problem(401, "Unauthorized", "this console wants Authorization: Bearer <token>")
         if parts == ["workflows"]:
             _allow(method, "GET")
-            return ok([self._describe(name) for name in sorted(self._templates)])
+            return ok(self._catalog())
         if parts == ["hosts"]:
             _allow(method, "GET")
             return ok([self._host()])
@@ -329,36 +346,14 @@ class ConsoleApp:
         raise Problem(404, "Not found", f"no route {path!r}")
 
     # -- workflows and hosts --------------------------------------------------------------
-    def _describe(self, name: str) -> dict[str, Any]:
-        """What ``GET /workflows`` says of a workflow (made once: its schema takes time)."""
-        found = self._described.get(name)
-        if found is None:
-            found = self._described[name] = self._description(name)
-        return found
-
-    def _description(self, name: str) -> dict[str, Any]:
-        wf = self._templates[name]
-        graph = wf.graph
-        return {
-            "name": name,
-            "kind": "workflow",
-            "description": wf.description,
-            "parameters": [],
-            "workflow": name,
-            "signature": graph.signature,
-            "start": graph.start,
-            "input_schema": input_schema(wf),
-            "executors": [
-                {
-                    "id": n.id,
-                    "pool": n.placement.pool,
-                    "labels": dict(n.placement.labels),
-                    "placeable": True,
-                }
-                for n in graph.executors
-            ],
-            "edges": [describe_group(g) for g in graph.groups],
-        }
+    def _catalog(self) -> list[dict[str, Any]]:
+        """What ``GET /workflows`` says (made once: a workflow's schema takes time, and
+        what is served does not change); each executor runs here."""
+        if self._described is None:
+            self._described = describe(
+                self.registry, lambda _name, _kind, wf: {n.id: True for n in wf.graph.executors}
+            )
+        return self._described
 
     def _host(self) -> dict[str, Any]:
         return {
@@ -367,18 +362,30 @@ class ConsoleApp:
             "pool": "any",
             "labels": {},
             "workflows": {
-                name: [n.id for n in wf.graph.executors] for name, wf in self._templates.items()
+                name: [n.id for n in self.registry.resolve(name).graph.executors]
+                for name in self.registry.names
             },
-            "modules": [],
+            "modules": list(self.registry.modules),
             "heartbeat_at": self.clock(),
             "alive": True,
         }
 
-    def _template(self, name: Any) -> Workflow:
-        if not isinstance(name, str) or name not in self._templates:
-            served = ", ".join(map(repr, sorted(self._templates))) or "none"
-            raise Problem(404, "Unknown workflow", f"no workflow named {name!r} (served: {served})")
-        return self._templates[name]
+    def _template(self, name: Any, factory: Any = None, params: Any = None) -> Workflow:
+        """The template of a served workflow, by name or by factory and parameters: a
+        problem, as the Dapr API answers, when none is served."""
+        if factory is not None and not isinstance(factory, str):
+            raise Problem(422, "Invalid workflow parameters", "factory is module:function")
+        if params is not None and not isinstance(params, dict):
+            raise Problem(
+                422, "Invalid workflow parameters", "params is a JSON object of parameters"
+            )
+        if factory is None and not isinstance(name, str):
+            raise Problem(422, "No workflow", "a run names its workflow, or its factory")
+        return self.registry.resolve(name or "", factory, params, refuse=Problem)
+
+    def _served(self, name: str) -> Workflow | None:
+        """The template of the workflow named ``name`` when it is served by name."""
+        return self.registry.resolve(name) if name in self.registry else None
 
     # -- reading runs ----------------------------------------------------------------------
     async def _infos(self, run_id: str | None = None) -> list[CheckpointInfo]:
@@ -425,7 +432,7 @@ class ConsoleApp:
         return {
             "run_id": run.run_id,
             "workflow": run.workflow,
-            "factory": None,
+            "factory": run.factory,
             "status": run.status,
             "superstep": run.superstep,
             "created_at": run.created_at,
@@ -445,12 +452,13 @@ class ConsoleApp:
                 "trace_hash": run.trace_hash,
                 "error": run.error,
                 "event_chunks": run.log.chunks,
+                "params": run.params,
             }
         else:
             assert last is not None
             cp = await self._checkpoint(last)
             state = cp.state
-            template = self._templates.get(cp.workflow)
+            template = self._served(cp.workflow)
             codec = template.graph.codec if template is not None else None
             view = {
                 "run_id": run_id,
@@ -466,8 +474,9 @@ class ConsoleApp:
                 "trace_hash": state.trace_hash,
                 "error": state.error.to_json() if state.error else None,
                 "event_chunks": 0,
+                "params": None,
             }
-        view.update(params=None, checkpoints=[last] if last else [], epoch=0, waiting_for_hosts={})
+        view.update(checkpoints=[last] if last else [], epoch=0, waiting_for_hosts={})
         return view
 
     async def _events(self, run_id: str, last_event_id: str | None) -> Response | EventStream:
@@ -506,7 +515,7 @@ class ConsoleApp:
         """A live record of a run of the checkpoint folder (to follow or continue it)."""
         infos = await self._checkpoints_of(run_id, True)
         cp = await self._checkpoint(infos[-1].checkpoint_id)
-        template = self._templates.get(cp.workflow)
+        template = self._served(cp.workflow)
         codec = template.graph.codec if template is not None else JsonCodec()
         state = cp.state
         run = _Run(
@@ -527,37 +536,42 @@ class ConsoleApp:
 
     # -- starting, answering, cancelling ----------------------------------------------------
     async def _start(self, body: dict[str, Any]) -> dict[str, Any]:
-        if body.get("factory") is not None:
+        factory, params = body.get("factory"), body.get("params")
+        if body.get("workflow") is None and factory is None:
             raise Problem(
-                404, "Unknown workflow", "this console serves workflows by name, no factories"
+                422, "No workflow", "a run names its workflow, or its factory (GET /workflows)"
             )
-        if body.get("workflow") is None:
-            raise Problem(422, "No workflow", "a run names its workflow (GET /workflows)")
-        template = self._template(body.get("workflow"))
+        template = self._template(body.get("workflow"), factory, params)
+        origin = _Origin(template, factory, dict(params or {}) if factory is not None else None)
         run_id = body.get("run_id")
         if run_id is not None:
             run_id = _run_id(run_id, "Invalid run id", 400)
         checkpoint_id = body.get("checkpoint_id")
         if checkpoint_id is not None:
-            return await self._resume(template, _checkpoint_id(checkpoint_id, 400), run_id)
+            return await self._resume(origin, _checkpoint_id(checkpoint_id, 400), run_id)
         try:
             value = input_from_json(template, body.get("input"))
         except CodecError as exc:
             raise Problem(422, "Input not accepted", str(exc)) from exc
         run_id = run_id or os.urandom(16).hex()
         await self._check_new(run_id)
-        wf = self._factories[template.name]()
-        run = self._new_run(run_id, template, self.clock())
+        run = self._new_run(run_id, origin, self.clock())
+        wf = self._build(run)
         self._drive(run, wf.run(value, checkpoint_storage=self.storage, run_id=run_id))
         return {"run_id": run_id, "status": run.status, "after": -1}
+
+    def _build(self, run: _Run) -> Workflow:
+        """A new instance of the run's workflow, for it alone."""
+        return self.registry.build(run.workflow, run.factory, run.params)
 
     async def _check_new(self, run_id: str) -> None:
         if run_id in self._runs or await self._infos(run_id):
             raise Problem(409, "Run exists", f"a run with id {run_id!r} already exists")
 
     async def _resume(
-        self, template: Workflow, checkpoint_id: str, run_id: str | None
+        self, origin: _Origin, checkpoint_id: str, run_id: str | None
     ) -> dict[str, Any]:
+        template = origin.template
         cp = await self._checkpoint(checkpoint_id)
         if cp.graph_signature != template.graph.signature:
             raise Problem(
@@ -585,30 +599,27 @@ class ConsoleApp:
             await self.storage.save(start_from)
         run = self._runs.get(run_id)
         if run is None:
-            run = self._new_run(run_id, template, self.clock())
-        self._continue(run, start_from, template, None)
+            run = self._new_run(run_id, origin, self.clock())
+        self._continue(run, start_from, None)
         return {"run_id": run_id, "status": run.status, "after": start_from.superstep}
 
-    def _new_run(self, run_id: str, template: Workflow, created_at: float) -> _Run:
+    def _new_run(self, run_id: str, origin: _Origin, created_at: float) -> _Run:
+        template = origin.template
         run = _Run(
             run_id,
             template.name,
             template.graph.codec,
             template.graph.signature,
             created_at,
+            factory=origin.factory,
+            params=origin.params,
             updated_at=created_at,
         )
         self._runs[run_id] = run
         return run
 
-    def _continue(
-        self,
-        run: _Run,
-        cp: Checkpoint,
-        template: Workflow,
-        responses: Mapping[str, Any] | None,
-    ) -> None:
-        wf = self._factories[template.name]()
+    def _continue(self, run: _Run, cp: Checkpoint, responses: Mapping[str, Any] | None) -> None:
+        wf = self._build(run)
         run.status, run.superstep, run.pending, run.error = "running", cp.superstep, [], None
         run.updated_at = self.clock()
         stream = wf.run(
@@ -625,7 +636,7 @@ class ConsoleApp:
         run = self._runs.get(run_id) or await self._adopt(run_id)
         if run.status != RunStatus.AWAITING_INPUT.value:
             raise Problem(409, "Run not awaiting input", f"run {run_id!r} is {run.status}")
-        template = self._template(run.workflow)
+        template = self._template(run.workflow, run.factory, run.params)
         infos = await self._checkpoints_of(run_id, True)
         cp = await self._checkpoint(infos[-1].checkpoint_id)
         if cp.graph_signature != template.graph.signature:
@@ -639,7 +650,7 @@ class ConsoleApp:
             apply_responses(template, cp.state, values)
         except (RequestError, CodecError) as exc:
             raise Problem(400, "Invalid response", str(exc)) from exc
-        self._continue(run, cp, template, values)
+        self._continue(run, cp, values)
         return {"run_id": run_id, "accepted": sorted(values)}
 
     @staticmethod

@@ -35,3 +35,9 @@ def test_two_workflows_of_one_name_are_refused(cli: Cli) -> None:
         "tests.cli.flows:greeting",
     )
     assert done.code == 2 and "two workflows are named" in done.err
+
+
+def test_a_module_of_factories_that_does_not_import_is_refused(cli: Cli) -> None:
+    done = cli("console", "--workflow", "tests.cli.no_such_module:*")
+    assert done.code == 2
+    assert "cannot import module 'tests.cli.no_such_module'" in done.err

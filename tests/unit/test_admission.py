@@ -18,10 +18,10 @@ from executor_host._problems import Problem
 from executor_host._services import APIServices
 from executor_host._settings import Settings
 from executor_host._sidecar import ActorInvokeError, SidecarClient
-from executor_host._workflows import WorkflowRegistry
 from runtime import RunStatus, WorkflowBuilder
 from runtime.client import RemoteRuntime
 from runtime.errors import RemoteError
+from runtime.registry import WorkflowRegistry
 from tests.unit.test_remote_events import Echo
 
 

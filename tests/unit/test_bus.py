@@ -26,8 +26,8 @@ from executor_host._problems import Problem
 from executor_host._serializer import EnvelopeSerializer
 from executor_host._settings import Settings
 from executor_host._sidecar import ActorInvokeError, SidecarClient
-from executor_host._workflows import WorkflowRegistry
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope, activation_topic
+from runtime.registry import WorkflowRegistry
 
 
 class Recorder(SidecarClient):

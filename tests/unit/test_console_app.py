@@ -174,6 +174,105 @@ async def test_a_checkpoint_folder_shows_its_runs_and_one_resumes_as_a_new_run(
     assert view["outputs"] == [{"type": "str", "value": "5: rejected"}]
 
 
+FACTORY = "tests.console.flows:rounds"
+
+
+def _factories() -> ConsoleApp:
+    """Workflows by name, and the factories of a module (``--workflow module:*``)."""
+    return ConsoleApp(
+        [flows.greeting], InMemoryCheckpointStorage(), modules=["tests.console.flows"]
+    )
+
+
+async def test_the_factories_of_a_module_are_listed_as_the_dapr_api_lists_them() -> None:
+    app = _factories()
+    listed = {w["name"]: w for w in _json(await _call(app, "GET", "/workflows"))}
+    assert set(listed) == {"workflow:greeter", FACTORY}
+    entry = listed[FACTORY]
+    assert (entry["kind"], entry["workflow"], entry["start"]) == ("factory", "rounds", "hub")
+    assert entry["description"].startswith("Rounds of a hub, its workers and a tally")
+    params = {p["name"]: p for p in entry["parameters"]}
+    assert list(params) == ["rounds", "workers", "pause_ms", "gates"]
+    assert (params["workers"]["type"], params["workers"]["default"]) == ("integer", 2)
+    assert not any(p["required"] for p in params.values())
+    # the graph it builds with its defaults, each executor runnable here
+    assert [(e["id"], e["placeable"]) for e in entry["executors"]] == [
+        ("hub", True),
+        ("w0", True),
+        ("w1", True),
+        ("tally", True),
+    ]
+    assert [g["kind"] for g in entry["edges"]] == ["fan_out", "fan_in", "edge"]
+    assert entry["input_schema"] == {"type": "integer"}
+    [host] = _json(await _call(app, "GET", "/hosts"))
+    assert host["modules"] == ["tests.console.flows"]
+    assert host["workflows"] == {"workflow:greeter": ["greeter", "shout"]}
+
+
+async def test_a_factory_run_starts_with_its_parameters() -> None:
+    app = _factories()
+    body = {"factory": FACTORY, "params": {"rounds": 2, "workers": 3}, "input": 1, "run_id": "f1"}
+    started = await _call(app, "POST", "/runs", body)
+    assert started.status == 201, started.body
+    view = await _settled(app, "f1", "completed")
+    assert (view["workflow"], view["factory"], view["params"]) == (
+        "rounds",
+        FACTORY,
+        {"rounds": 2, "workers": 3},
+    )
+    assert view["superstep"] == 6  # the hub, the workers, the tally: each round
+    assert view["outputs"] == [{"type": "int", "value": 2}]
+    [run] = _json(await _call(app, "GET", "/runs"))
+    assert (run["workflow"], run["factory"]) == ("rounds", FACTORY)
+
+
+async def test_a_factory_run_is_answered_and_resumed_with_its_parameters() -> None:
+    app = _factories()
+    params = {"rounds": 2, "workers": 1, "gates": [1]}
+    body = {"factory": FACTORY, "params": params, "input": 1, "run_id": "g"}
+    assert (await _call(app, "POST", "/runs", body)).status == 201
+    view = await _settled(app, "g", "awaiting_input")
+    [request] = view["pending_requests"]
+    assert request["data"] == {"type": "tests.console.flows.Gate", "value": {"round": 1}}
+    answer = {"responses": {request["request_id"]: True}}
+    assert (await _call(app, "POST", "/runs/g/responses", answer)).status == 202
+    view = await _settled(app, "g", "completed")  # the workflow built again from them
+    assert view["outputs"] == [{"type": "int", "value": 2}]
+    # a new run from the checkpoint at the gate, as the page resumes one
+    resume = {"factory": FACTORY, "params": params, "checkpoint_id": "g@000003", "run_id": "g2"}
+    assert (await _call(app, "POST", "/runs", resume)).status == 201
+    view = await _settled(app, "g2", "awaiting_input")
+    assert (view["factory"], view["params"]) == (FACTORY, params)
+    # the parameters build another graph (two workers): not that checkpoint's
+    other = {**resume, "params": {**params, "workers": 2}, "run_id": "g3"}
+    refused = await _call(app, "POST", "/runs", other)
+    assert refused.status == 409 and _json(refused)["title"] == "Checkpoint of another graph"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"factory": "tests.console.flows:nope"}, 404, "does not exist"),
+        ({"factory": "tests.console.flows:Gate"}, 404, "does not exist"),
+        ({"factory": "tests.cli.flows:greeting"}, 404, "listed as 'tests.cli.flows:*' in --workflow"),
+        ({"factory": FACTORY, "params": {"laps": 2}}, 422, "does not take these parameters"),
+        ({"factory": FACTORY, "params": {"rounds": "2"}}, 422, "parameter 'rounds'"),
+        ({"factory": FACTORY, "params": {"rounds": 0}}, 422, "rounds must be at least 1"),
+        ({"factory": FACTORY, "params": [2]}, 422, "params is a JSON object"),
+        ({"factory": 3}, 422, "factory is module:function"),
+    ],
+)  # fmt: skip
+async def test_a_factory_that_is_not_served_or_refuses_its_parameters_is_a_problem(
+    body: dict[str, Any], status: int, detail: str
+) -> None:
+    answer = await _call(_factories(), "POST", "/runs", {"input": 1, **body})
+    assert answer.status == status, answer.body
+    problem = _json(answer)
+    assert detail in problem["detail"]
+    titles = {404: "Unknown workflow", 422: "Invalid workflow parameters"}
+    assert problem["title"] == titles[status]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "headers", "status", "title"),
     [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from executor_host._catalog import catalog
-from executor_host._workflows import InvalidParameters, UnknownWorkflow, WorkflowRegistry
+from runtime.registry import InvalidParameters, UnknownWorkflow, WorkflowRegistry, refusal
 
 MODULE = "runtime.testing.conformance._workflows"
 
@@ -142,6 +142,13 @@ def test_the_catalog_lists_named_workflows_and_factories_with_their_input() -> N
     assert factory.input_schema["anyOf"] == [{"$ref": "#/$defs/Job"}, {"$ref": "#/$defs/Wave"}]
     assert set(factory.input_schema["$defs"]["Job"]["properties"]) == {"docs", "seed"}
     assert factory.executors and all(e.placeable for e in factory.executors)
+
+
+def test_a_refusal_is_the_problem_both_apis_answer() -> None:
+    assert refusal(UnknownWorkflow("gone"), None) == (404, "Unknown workflow", "gone")
+    assert refusal(InvalidParameters("bad"), "m:f") == (422, "Invalid workflow parameters", "bad")
+    assert refusal(TypeError("odd"), "m:f") == (400, "Invalid workflow parameters", "m:f: odd")
+    assert refusal(KeyError("k"), "m:f") is None  # no refusal: an error of the server
 
 
 def test_a_module_not_served_is_refused(registry: WorkflowRegistry) -> None:

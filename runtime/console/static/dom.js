@@ -39,6 +39,21 @@ export function s(tag, attrs, ...children) {
   return el;
 }
 
+/** Sets the attributes of `el` that differ from `attrs` (leaves the rest alone). */
+export function setAttrs(el, attrs) {
+  for (const [key, value] of Object.entries(attrs)) {
+    const text = String(value);
+    if (el.getAttribute(key) !== text) el.setAttribute(key, text);
+  }
+  return el;
+}
+
+/** Sets the text of `el` when it differs. */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+  return el;
+}
+
 export function clear(el) {
   while (el.firstChild) el.firstChild.remove();
   return el;
@@ -60,13 +75,21 @@ export function statusBadge(status) {
   return h("span", { class: `badge status-${status}`, "data-status": status }, label);
 }
 
+// made once, when first used: toLocaleTimeString() makes a formatter on every call,
+// which takes milliseconds (the runs page and a run's head format times every second)
+let formats = null;
+
 export function formatTime(epochSeconds) {
   if (!epochSeconds) return "—";
+  formats ||= {
+    time: new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }),
+    day: new Intl.DateTimeFormat([]),
+  };
   const date = new Date(epochSeconds * 1000);
   const today = new Date();
-  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const time = formats.time.format(date);
   if (date.toDateString() === today.toDateString()) return time;
-  return `${date.toLocaleDateString()} ${time}`;
+  return `${formats.day.format(date)} ${time}`;
 }
 
 export function formatDuration(seconds) {

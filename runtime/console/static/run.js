@@ -1,6 +1,13 @@
 // A run, live: its graph with the executors of a superstep highlighted, the superstep
 // timeline (a lane per host), outputs, pending requests with their forms, the failure,
 // shared state after each barrier, checkpoints (resume from one), the event log.
+//
+// Events change the model only; the page is drawn once per animation frame (however
+// many events came in it), and each part only where it changed: the timeline and the
+// activations table get the supersteps added, the checkpoints those taken, the shared
+// state the keys that changed; the event log draws the rows in view. Nothing is
+// measured while drawing (the widths come from a ResizeObserver, where a panel is
+// scrolled to from its scroll events), so a frame lays the page out once.
 
 import { ApiError, api, readEvents, runPath } from "./api.js";
 import {
@@ -11,19 +18,22 @@ import {
   h,
   json,
   panel,
+  setAttrs,
+  setText,
   statusBadge,
   typedValue,
 } from "./dom.js";
 import { FormError, schemaForm } from "./form.js";
 import { drawGraph } from "./graph.js";
 import { durationsPlot, messagesPlot, stepsPlot } from "./plots.js";
-import { drawTimeline } from "./timeline.js";
+import { createTimeline } from "./timeline.js";
 
 const FINAL = new Set(["completed", "failed", "cancelled", "stalled"]);
 const ACTIVATION_EVENTS = new Set(["executor_completed", "executor_failed", "executor_skipped", "executor_fallback"]);
-const LOG_ROWS = 400;
+const LOG_VIEW_PX = 360; // the height of the event log (console.css: .log-scroll)
 const TABLE_ROWS = 300;
-const REDRAW_MS = 400;
+const CHECKPOINT_ROWS = 200;
+const REDRAW_MS = 400; // while live, the plots are redrawn at most this often
 
 const pad6 = (k) => String(k).padStart(6, "0");
 const sleep = (ms, signal) =>
@@ -40,9 +50,12 @@ export function runPage(main, runId) {
     view: null,
     info: null,
     steps: new Map(), // superstep -> {k, activations, completed, delivered}
+    order: [], // the supersteps in order
+    activations: [], // every activation, in the order reported
     retried: new Map(), // "k/executor" -> failures of attempts before the one reported
     events: [],
     lastId: null,
+    streaming: true, // the events are still being read
     outputs: [],
     status: null,
     inFlight: null,
@@ -54,12 +67,9 @@ export function runPage(main, runId) {
   };
   let graph = null;
   let frame = 0;
-  let timelineKey = "";
-  let timelineAt = 0;
-  let timelineCost = 0;
-  let timelineTimer = 0;
-  let logShown = 0;
   let outputsShown = 0;
+  // parts to draw again in the next frame (the others follow the model by themselves)
+  const dirty = { head: false, failure: false, requests: false, checkpoints: false, state: false };
 
   // -- skeleton -------------------------------------------------------------------------
   const badge = h("span");
@@ -73,12 +83,18 @@ export function runPage(main, runId) {
   const sliderOut = h("output", { for: "superstep-slider", class: "step-out" }, "—");
   const followButton = h("button", { type: "button", class: "quiet", "aria-pressed": "true" }, "Follow live");
   const timelineBox = h("div", { class: "timeline-scroll" });
-  const timelineNote = h("p", { class: "hint" });
+  const timelineNote = h(
+    "p",
+    { class: "hint" },
+    "One lane per host. Each bar is an activation, from when it started on its host (after the superstep's first start) for its duration; dashed lines are the barriers. " +
+      "A superstep is drawn as wide as its activations span; the time between supersteps is not drawn.",
+  );
+  const activationsSummary = h("summary", null, "Activations");
   const activations = h("tbody");
   const activationsDetails = h(
     "details",
     { class: "activations" },
-    h("summary", null, "Activations"),
+    activationsSummary,
     h(
       "table",
       { class: "data compact" },
@@ -93,7 +109,25 @@ export function runPage(main, runId) {
   const outputsEmpty = h("p", { class: "muted" }, "No output yet.");
   const stateBox = h("div", { class: "state-view" }, h("p", { class: "muted" }, "Shared state shows after the first barrier."));
   const checkpointList = h("ul", { class: "checkpoints" });
+  const plotsPanel = panel(
+    "Plots",
+    { class: "panel plots-panel" },
+    h("h3", null, "Activation durations per executor"),
+    plotDurations,
+    h("div", { class: "grid-2 plots-row" }, h("div", null, h("h3", null, "Superstep durations (longest activation)"), plotSteps), h("div", null, h("h3", null, "Messages per superstep"), plotMessages)),
+    h("p", { class: "hint" }, "A box per executor: quartiles, the median, whiskers to the shortest and longest activation, each activation a dot (log scale when they span orders of magnitude). A superstep lasts as long as its longest activation, plus the barrier, which the events do not time."),
+  );
   const logBody = h("tbody");
+  const logBox = h(
+    "div",
+    { class: "log-scroll" },
+    h(
+      "table",
+      { class: "data compact log" },
+      h("thead", null, h("tr", null, ["Id", "Superstep", "Event", "Executor", "Details"].map((t) => h("th", { scope: "col" }, t)))),
+      logBody,
+    ),
+  );
   const logNote = h("p", { class: "hint" });
 
   main.append(
@@ -136,28 +170,12 @@ export function runPage(main, runId) {
       panel("Outputs", { class: "panel outputs-panel" }, outputsEmpty, outputs),
     ),
     panel("Timeline", { class: "panel timeline-panel" }, timelineBox, timelineNote, activationsDetails),
-    panel(
-      "Plots",
-      { class: "panel plots-panel" },
-      h("h3", null, "Activation durations per executor"),
-      plotDurations,
-      h("div", { class: "grid-2 plots-row" }, h("div", null, h("h3", null, "Superstep durations (longest activation)"), plotSteps), h("div", null, h("h3", null, "Messages per superstep"), plotMessages)),
-      h("p", { class: "hint" }, "A box per executor: quartiles, the median, whiskers to the shortest and longest activation, each activation a dot (log scale when they span orders of magnitude). A superstep lasts as long as its longest activation, plus the barrier, which the events do not time."),
-    ),
+    plotsPanel,
     h("div", { class: "grid-2" }, panel("Shared state", null, stateBox), panel("Checkpoints", null, checkpointList)),
     panel(
       "Events",
       { class: "panel events-panel" },
-      h(
-        "div",
-        { class: "log-scroll" },
-        h(
-          "table",
-          { class: "data compact log" },
-          h("thead", null, h("tr", null, ["Id", "Superstep", "Event", "Executor", "Details"].map((t) => h("th", { scope: "col" }, t)))),
-          logBody,
-        ),
-      ),
+      logBox,
       logNote,
     ),
   );
@@ -168,6 +186,10 @@ export function runPage(main, runId) {
     if (!found) {
       found = { k, activations: [], completed: false, delivered: 0 };
       model.steps.set(k, found);
+      // (they come in order; a resumed run's may start anywhere)
+      let at = model.order.length;
+      while (at > 0 && model.order[at - 1].k > k) at--;
+      model.order.splice(at, 0, found);
     }
     return found;
   }
@@ -205,7 +227,8 @@ export function runPage(main, runId) {
     }
     if (ACTIVATION_EVENTS.has(ev.type)) {
       const pool = d.pool || poolOf(ev.executor_id);
-      step(k).activations.push({
+      const activation = {
+        k,
         executor: ev.executor_id,
         host: d.host || null,
         pool,
@@ -214,7 +237,9 @@ export function runPage(main, runId) {
         attempts: d.attempts || 1,
         kind: ev.type,
         failures: d.failures || model.retried.get(`${k}/${ev.executor_id}`) || [],
-      });
+      };
+      step(k).activations.push(activation);
+      model.activations.push(activation);
       if (ev.type === "executor_failed" && model.inFlight === k) model.inFlight = null;
     }
   }
@@ -243,6 +268,12 @@ export function runPage(main, runId) {
   }
 
   async function follow() {
+    await read();
+    model.streaming = false;
+    schedule();
+  }
+
+  async function read() {
     let delay = 250;
     while (!signal.aborted) {
       const before = model.events.length;
@@ -263,7 +294,6 @@ export function runPage(main, runId) {
         delay = Math.min(delay * 2, 5000);
       }
     }
-    schedule();
   }
 
   // -- the run's record, its checkpoints, the state after a barrier ----------------------------
@@ -281,10 +311,7 @@ export function runPage(main, runId) {
           model.view = await api(runPath(runId), { signal });
           if (!model.status || FINAL.has(model.view.status) || model.view.status === "awaiting_input") model.status = model.view.status;
           model.checkpoints = await api(`${runPath(runId)}/checkpoints`, { signal });
-          drawHead();
-          drawFailure();
-          drawRequests();
-          drawCheckpoints();
+          Object.assign(dirty, { head: true, failure: true, requests: true, checkpoints: true });
           schedule();
         } while (viewAgain && !signal.aborted);
       } catch (error) {
@@ -326,7 +353,7 @@ export function runPage(main, runId) {
         model.state = { k: rs.superstep, id, state: rs.state || {}, previous };
         const targets = [...new Set((rs.inbox || []).map((m) => m.target))];
         model.predicted = { k: rs.superstep + 1, executors: targets };
-        drawState();
+        dirty.state = true;
         schedule();
       }
     } catch (error) {
@@ -345,53 +372,96 @@ export function runPage(main, runId) {
     frame = 0;
     if (signal.aborted) return;
     const status = model.status || (model.view && model.view.status);
-    badge.replaceChildren(statusBadge(status));
+    if (badge.firstChild?.dataset.status !== String(status)) badge.replaceChildren(statusBadge(status));
     cancel.disabled = !status || FINAL.has(status);
+    if (dirty.head) drawHead();
+    if (dirty.failure) drawFailure();
+    if (dirty.requests) drawRequests();
+    if (dirty.checkpoints) drawCheckpoints();
+    if (dirty.state) drawState();
     drawSteps();
     drawPlots();
     drawOutputs();
     drawLog();
+    // scrolling last: it lays the page out, once
+    scrollToEnds();
+  }
+
+  /** Whether more events may come: the timeline keeps its layout while they do. */
+  function live() {
+    return model.streaming;
+  }
+
+  // the widths of the panels drawn into, as laid out (read here, not while drawing)
+  const widths = new Map();
+  const resized = new ResizeObserver((entries) => {
+    for (const entry of entries) widths.set(entry.target, entry.target.clientWidth);
+    schedule();
+  });
+  const widthOf = (box, otherwise) => widths.get(box) || otherwise;
+  // whether the log and the plots are on screen: while the run is live, what is not is
+  // drawn when it comes into view (or the run ends), not on every event
+  const onScreen = new Map();
+  const seen = new IntersectionObserver((entries) => {
+    for (const entry of entries) onScreen.set(entry.target, entry.isIntersecting);
+    schedule();
+  });
+  const offScreen = (box) => live() && onScreen.get(box) === false;
+
+  // parts drawn at most every REDRAW_MS while events stream: when each was drawn last
+  // (the timeline of an ended run waits for its events from the start), their timers
+  const drawnAt = { plots: 0, timeline: performance.now() };
+  const timers = {};
+  /** Whether `part` waits before it is drawn again (a frame is asked for when it may). */
+  function waits(part) {
+    const wait = drawnAt[part] + REDRAW_MS - performance.now();
+    if (wait <= 0) return false;
+    timers[part] ||= setTimeout(() => {
+      timers[part] = 0;
+      schedule();
+    }, wait);
+    return true;
   }
 
   let plotted = -1; // the activations plotted last
-  let plottedAt = 0;
-  let plotCost = 0;
-  let plotTimer = 0;
+  let plotWidths = "";
   function drawPlots() {
-    const steps = ordered();
-    const count = model.events.length;
-    if (count === plotted) return;
+    if (offScreen(plotsPanel)) return;
+    const count = model.activations.length + model.order.length;
+    const sizes = [plotDurations, plotSteps, plotMessages].map((box) => widthOf(box, 0)).join();
+    if (count === plotted && sizes === plotWidths) return;
     // while events stream, not every frame: each draw walks every activation
-    const wait = plottedAt + Math.min(REDRAW_MS, 4 * plotCost) - performance.now();
-    if (wait > 0 && !FINAL.has(model.status)) {
-      if (!plotTimer) plotTimer = setTimeout(() => ((plotTimer = 0), schedule()), wait);
-      return;
-    }
+    if (live() && sizes === plotWidths && waits("plots")) return;
     plotted = count;
-    plottedAt = performance.now();
-    const all = steps.flatMap((st) => st.activations);
-    const width = plotDurations.clientWidth || 900;
-    const half = plotSteps.clientWidth || 440;
-    plotDurations.replaceChildren(durationsPlot(all, { width }));
+    plotWidths = sizes;
+    drawnAt.plots = performance.now();
+    const steps = model.order;
+    const width = widthOf(plotDurations, 900);
+    const half = widthOf(plotSteps, 440);
+    plotDurations.replaceChildren(durationsPlot(model.activations, { width }));
     plotSteps.replaceChildren(stepsPlot(steps.filter((st) => st.activations.length), { width: half }));
-    plotMessages.replaceChildren(messagesPlot(steps, { width: plotMessages.clientWidth || half }));
-    plotCost = performance.now() - plottedAt;
-    plottedAt = performance.now();
+    plotMessages.replaceChildren(messagesPlot(steps, { width: widthOf(plotMessages, half) }));
   }
 
+  let headShown = "";
   function drawHead() {
+    dirty.head = false;
     const v = model.view;
     if (!v) return;
     const end = FINAL.has(v.status) ? v.updated_at : Date.now() / 1000;
     const target = v.factory || v.workflow;
     const params = v.params && Object.keys(v.params).length ? JSON.stringify(v.params) : null;
+    const duration = v.created_at ? formatDuration(end - v.created_at) : "—";
+    const key = JSON.stringify([target, v.workflow, params, v.superstep, v.created_at, duration, FINAL.has(v.status) && v.trace_hash]);
+    if (key === headShown) return;
+    headShown = key;
     meta.replaceChildren(
       ...[
       item("Workflow", h("a", { href: `#/workflows/${encodeURIComponent(target)}` }, v.workflow)),
       v.factory ? item("Factory", h("code", null, v.factory), params ? h("span", { class: "muted" }, ` ${params}`) : null) : null,
       item("Supersteps", String(v.superstep)),
       item("Started", formatTime(v.created_at)),
-      item("Duration", v.created_at ? formatDuration(end - v.created_at) : "—"),
+      item("Duration", duration),
       FINAL.has(v.status) ? item("Trace hash", h("code", null, v.trace_hash.slice(0, 16))) : null,
       ].filter(Boolean),
     );
@@ -401,8 +471,13 @@ export function runPage(main, runId) {
     return h("div", null, h("dt", null, term), h("dd", null, ...value));
   }
 
+  let failureShown = "null";
   function drawFailure() {
+    dirty.failure = false;
     const error = model.view && model.view.error;
+    const key = JSON.stringify(error || null);
+    if (key === failureShown) return;
+    failureShown = key;
     clear(failure);
     if (!error) return;
     const cause = error.cause || error;
@@ -433,9 +508,15 @@ export function runPage(main, runId) {
     );
   }
 
+  let requestsShown = "";
   function drawRequests() {
-    clear(requests);
+    dirty.requests = false;
     const pending = (model.view && model.view.pending_requests) || [];
+    // (drawn again only when they change: a form keeps what was typed into it)
+    const key = pending.map((r) => r.request_id).join("\n");
+    if (key === requestsShown) return;
+    requestsShown = key;
+    clear(requests);
     if (!pending.length) return;
     requests.append(
       panel(
@@ -490,24 +571,45 @@ export function runPage(main, runId) {
     return element;
   }
 
+  const checkpointItems = new Map(); // id -> its item, for the newest CHECKPOINT_ROWS
+  const checkpointsNote = h("li", { class: "muted" });
   function drawCheckpoints() {
+    dirty.checkpoints = false;
     const ids = model.checkpoints || [];
-    const shown = ids.slice(-200).reverse();
-    checkpointList.replaceChildren(
-      ...shown.map((id) => {
-        const superstep = Number(id.split("@").pop());
-        return h(
-          "li",
-          { dataset: { checkpoint: id } },
-          h("span", { class: "cp-step" }, `after superstep ${superstep}`),
-          h("code", { class: "cp-id", title: id }, `@${id.split("@").pop()}`),
-          h("button", { type: "button", class: "quiet", onclick: () => showCheckpointState(id) }, "State"),
-          h("button", { type: "button", onclick: (event) => resume(id, superstep, event.currentTarget) }, "Resume from here"),
-        );
-      }),
+    const shown = ids.slice(-CHECKPOINT_ROWS);
+    const wanted = new Set(shown);
+    for (const [id, li] of checkpointItems) {
+      if (!wanted.has(id)) {
+        li.remove();
+        checkpointItems.delete(id);
+      }
+    }
+    // newest first, each in its place (those listed already stay where they are)
+    let at = checkpointList.firstChild;
+    for (let i = shown.length - 1; i >= 0; i--) {
+      let li = checkpointItems.get(shown[i]);
+      if (!li) {
+        li = checkpointItem(shown[i]);
+        checkpointItems.set(shown[i], li);
+      }
+      if (li === at) at = at.nextSibling;
+      else checkpointList.insertBefore(li, at);
+    }
+    setText(checkpointsNote, !ids.length ? "No checkpoint yet." : ids.length > shown.length ? `… ${ids.length - shown.length} older` : "");
+    if (!checkpointsNote.textContent) checkpointsNote.remove();
+    else if (checkpointList.lastChild !== checkpointsNote) checkpointList.append(checkpointsNote);
+  }
+
+  function checkpointItem(id) {
+    const superstep = Number(id.split("@").pop());
+    return h(
+      "li",
+      { dataset: { checkpoint: id } },
+      h("span", { class: "cp-step" }, `after superstep ${superstep}`),
+      h("code", { class: "cp-id", title: id }, `@${id.split("@").pop()}`),
+      h("button", { type: "button", class: "quiet", onclick: () => showCheckpointState(id) }, "State"),
+      h("button", { type: "button", onclick: (event) => resume(id, superstep, event.currentTarget) }, "Resume from here"),
     );
-    if (!ids.length) checkpointList.append(h("li", { class: "muted" }, "No checkpoint yet."));
-    else if (ids.length > shown.length) checkpointList.append(h("li", { class: "muted" }, `… ${ids.length - shown.length} older`));
   }
 
   async function showCheckpointState(id) {
@@ -521,7 +623,8 @@ export function runPage(main, runId) {
         previous = (before.run_state || {}).state || {};
       }
       model.state = { k: rs.superstep, id, state: rs.state || {}, previous, pinned: true };
-      drawState();
+      dirty.state = true;
+      schedule();
     } catch (error) {
       if (!signal.aborted) notice.replaceChildren(errorBox(error));
     }
@@ -550,132 +653,149 @@ export function runPage(main, runId) {
     }
   }
 
+  const stateHint = h("p", { class: "hint" });
+  const stateEmpty = h("p", { class: "muted" }, "The workflow declares no shared state.");
+  const stateRows = h("tbody");
+  const stateTable = h(
+    "table",
+    { class: "data compact state" },
+    h("thead", null, h("tr", null, h("th", { scope: "col" }, "Key"), h("th", { scope: "col" }, "Value"), h("th", { scope: "col" }, "Change"))),
+    stateRows,
+  );
+  const stateShown = new Map(); // key -> {tr, pre, note, value, change}
   function drawState() {
+    dirty.state = false;
     const st = model.state;
     if (!st) return;
+    if (stateHint.parentNode !== stateBox) stateBox.replaceChildren(stateHint);
+    setText(stateHint, `After superstep ${st.k} (checkpoint @${pad6(st.k)})${st.previous ? ", changes since the one before marked" : ""}`);
     const keys = [...new Set([...Object.keys(st.previous || {}), ...Object.keys(st.state)])].sort();
-    clear(stateBox);
-    stateBox.append(
-      h(
-        "p",
-        { class: "hint" },
-        `After superstep ${st.k} (checkpoint @${pad6(st.k)})`,
-        st.previous ? ", changes since the one before marked" : "",
-      ),
-    );
-    if (!keys.length) {
-      stateBox.append(h("p", { class: "muted" }, "The workflow declares no shared state."));
-      return;
+    const [shown, hidden] = keys.length ? [stateTable, stateEmpty] : [stateEmpty, stateTable];
+    hidden.remove();
+    if (shown.parentNode !== stateBox) stateBox.append(shown);
+    const wanted = new Set(keys);
+    for (const [key, row] of stateShown) {
+      if (!wanted.has(key)) {
+        row.tr.remove();
+        stateShown.delete(key);
+      }
     }
-    stateBox.append(
-      h(
-        "table",
-        { class: "data compact state" },
-        h("thead", null, h("tr", null, h("th", { scope: "col" }, "Key"), h("th", { scope: "col" }, "Value"), h("th", { scope: "col" }, "Change"))),
-        h(
-          "tbody",
-          null,
-          keys.map((key) => {
-            const now = st.state[key];
-            const had = st.previous ? st.previous[key] : undefined;
-            let change = "";
-            if (st.previous) {
-              if (!(key in st.state)) change = "removed";
-              else if (!(key in st.previous)) change = "added";
-              else if (JSON.stringify(now) !== JSON.stringify(had)) change = `was ${JSON.stringify(had)}`;
-            }
-            return h(
-              "tr",
-              { class: change ? "changed" : null },
-              h("td", null, h("code", null, key)),
-              h("td", null, h("pre", { class: "json inline" }, json(now))),
-              h("td", { class: "muted" }, change),
-            );
-          }),
-        ),
-      ),
-    );
+    // a row per key, in order; only the cells that changed are written
+    let at = stateRows.firstChild;
+    for (const key of keys) {
+      const now = st.state[key];
+      const value = json(now);
+      let change = "";
+      if (st.previous) {
+        const had = st.previous[key];
+        if (!(key in st.state)) change = "removed";
+        else if (!(key in st.previous)) change = "added";
+        else if (JSON.stringify(now) !== JSON.stringify(had)) change = `was ${JSON.stringify(had)}`;
+      }
+      let row = stateShown.get(key);
+      if (!row) {
+        const pre = h("pre", { class: "json inline" });
+        const note = h("td", { class: "muted" });
+        row = { tr: h("tr", null, h("td", null, h("code", null, key)), h("td", null, pre), note), pre, note, value: null, change: null };
+        stateShown.set(key, row);
+      }
+      if (row.value !== value) row.pre.textContent = row.value = value;
+      if (row.change !== change) {
+        row.note.textContent = row.change = change;
+        row.tr.classList.toggle("changed", Boolean(change));
+      }
+      if (row.tr === at) at = at.nextSibling;
+      else stateRows.insertBefore(row.tr, at);
+    }
   }
 
-  function ordered() {
-    return [...model.steps.values()].sort((a, b) => a.k - b.k);
-  }
+  // -- the supersteps: slider, graph, timeline, activations --------------------------------------
+  const timeline = createTimeline({ onSelect: (k) => select(k) });
+  const timelineEmpty = h("p", { class: "muted" }, "No superstep has run yet.");
+  let graphShown = "";
+  let timelineAtEnd = true; // scrolled to its end (it then keeps up with the run)
+  let timelineEnd = 0; // where the drawing ends, in pixels
+  let timelineScrolled = -1; // where this page scrolled the timeline to last
 
   function drawSteps() {
-    const steps = ordered();
+    const steps = model.order;
     const done = steps.filter((st) => st.activations.length || st.completed);
     if (steps.length) {
       const first = steps[0].k;
       const last = steps[steps.length - 1].k;
-      slider.min = String(first);
-      slider.max = String(last);
+      if (model.follow) model.selected = model.inFlight !== null ? model.inFlight : done.length ? done[done.length - 1].k : last;
+      setAttrs(slider, { min: first, max: last });
       slider.disabled = first === last;
-      if (model.follow) model.selected = model.inFlight !== null ? model.inFlight : (done.length ? done[done.length - 1].k : last);
-      slider.value = String(model.selected);
-      sliderOut.textContent = `${model.selected}${model.inFlight === model.selected ? " (running)" : ""} of ${last}`;
+      if (slider.value !== String(model.selected)) slider.value = String(model.selected);
+      setText(sliderOut, `${model.selected}${model.inFlight === model.selected ? " (running)" : ""} of ${last}`);
     }
-    followButton.setAttribute("aria-pressed", String(model.follow));
-    if (graph) graph.mark(graphStates(), edgeCounts());
-    // the timeline and the table walk every superstep: while events stream, they are
-    // redrawn at most every REDRAW_MS (a run of 1,000 supersteps has thousands of bars)
-    const key = `${done.length}/${model.events.length}/${model.inFlight}/${model.selected}/${timelineBox.clientWidth}`;
-    if (key === timelineKey) return;
-    // (waiting a few times as long as the last draw took: cheap ones are not delayed)
-    const wait = timelineAt + Math.min(REDRAW_MS, 4 * timelineCost) - performance.now();
-    if (wait > 0 && !FINAL.has(model.status) && model.follow) {
-      if (!timelineTimer) timelineTimer = setTimeout(() => ((timelineTimer = 0), schedule()), wait);
-      return;
+    setAttrs(followButton, { "aria-pressed": model.follow });
+    if (graph) {
+      const states = graphStates();
+      const counts = edgeCounts();
+      const key = JSON.stringify([[...states], counts && [...counts]]);
+      if (key !== graphShown) {
+        graphShown = key;
+        graph.mark(states, counts);
+      }
     }
-    timelineKey = key;
-    timelineAt = performance.now();
-    const width = timelineBox.clientWidth || 900;
-    timelineBox.replaceChildren(
-      done.length || model.inFlight !== null
-        ? drawTimeline(done, {
-            width,
-            inFlight: model.inFlight,
-            selected: model.selected,
-            onSelect: (k) => select(k),
-          })
-        : h("p", { class: "muted" }, "No superstep has run yet."),
-    );
-    timelineNote.textContent =
-      "One lane per host. Each bar is an activation, from when it started on its host (after the superstep's first start) for its duration; dashed lines are the barriers. " +
-      "A superstep is drawn as wide as its activations span; the time between supersteps is not drawn.";
+    // (an ended run's events are read at once: drawn when they are, or every REDRAW_MS)
+    if (live() && FINAL.has(model.status) && waits("timeline")) return;
+    drawnAt.timeline = performance.now();
+    if (!done.length && model.inFlight === null) {
+      if (timelineEmpty.parentNode !== timelineBox) timelineBox.replaceChildren(timelineEmpty);
+    } else {
+      const width = widthOf(timelineBox, 900);
+      timelineEnd = timeline.update(done, { width, inFlight: model.inFlight, selected: model.selected, live: live() });
+      if (timeline.element.parentNode !== timelineBox) timelineBox.replaceChildren(timeline.element);
+    }
     drawActivations(done);
-    timelineCost = performance.now() - timelineAt;
-    timelineAt = performance.now();
   }
 
+  // the rows of the activations table: the last TABLE_ROWS activations, drawn when open
+  const tableRows = []; // [{a, tr}] in order
   function drawActivations(done) {
     let count = 0;
     for (const st of done) count += st.activations.length;
+    const listed = Math.min(count, TABLE_ROWS);
+    setText(activationsSummary, `Activations (${count}${count > listed ? `, the last ${listed} listed` : ""})`);
+    if (!activationsDetails.open) {
+      if (tableRows.length) {
+        tableRows.length = 0;
+        activations.replaceChildren(); // drawn when opened
+      }
+      return;
+    }
     const rows = [];
     for (let i = done.length - 1; i >= 0 && rows.length < TABLE_ROWS; i--) {
       const st = done[i];
-      for (let j = st.activations.length - 1; j >= 0 && rows.length < TABLE_ROWS; j--) rows.push({ ...st.activations[j], k: st.k });
+      for (let j = st.activations.length - 1; j >= 0 && rows.length < TABLE_ROWS; j--) rows.push(st.activations[j]);
     }
     rows.reverse();
-    activationsDetails.querySelector("summary").textContent = `Activations (${count}${count > rows.length ? `, the last ${rows.length} listed` : ""})`;
-    if (!activationsDetails.open) {
-      activations.replaceChildren(); // drawn when opened
-      return;
+    // those listed already stay: the ones gone from the front are removed, new ones appended
+    const kept = tableRows.findIndex((row) => row.a === rows[0]);
+    const stays = kept >= 0 && tableRows.slice(kept).every((row, i) => row.a === rows[i]);
+    if (!stays) {
+      tableRows.length = 0;
+      activations.replaceChildren();
+    } else {
+      for (const row of tableRows.splice(0, kept)) row.tr.remove();
     }
-    activations.replaceChildren(
-      ...rows.map((a) =>
-        h(
-          "tr",
-          { class: a.kind !== "executor_completed" ? "bad" : null, dataset: { executor: a.executor, superstep: a.k } },
-          h("td", { class: "num" }, String(a.k)),
-          h("td", null, h("code", null, a.executor)),
-          h("td", { class: "host" }, a.host || "—"),
-          h("td", null, a.pool || "—"),
-          h("td", { class: "num" }, formatDuration(a.duration)),
-          h("td", { class: "num" }, String(a.attempts)),
-          h("td", null, a.kind.replace("executor_", "")),
-        ),
-      ),
-    );
+    for (const a of rows.slice(tableRows.length)) {
+      const tr = h(
+        "tr",
+        { class: a.kind !== "executor_completed" ? "bad" : null, dataset: { executor: a.executor, superstep: a.k } },
+        h("td", { class: "num" }, String(a.k)),
+        h("td", null, h("code", null, a.executor)),
+        h("td", { class: "host" }, a.host || "—"),
+        h("td", null, a.pool || "—"),
+        h("td", { class: "num" }, formatDuration(a.duration)),
+        h("td", { class: "num" }, String(a.attempts)),
+        h("td", null, a.kind.replace("executor_", "")),
+      );
+      tableRows.push({ a, tr });
+      activations.append(tr);
+    }
   }
 
   function graphStates() {
@@ -726,28 +846,100 @@ export function runPage(main, runId) {
     outputsEmpty.hidden = outputsShown > 0;
   }
 
-  function drawLog() {
-    const fresh = model.events.slice(logShown);
-    logShown = model.events.length;
-    if (!fresh.length) return;
-    const box = logBody.closest(".log-scroll");
-    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 24;
-    for (const ev of fresh.slice(-LOG_ROWS)) {
-      logBody.append(
-        h(
-          "tr",
-          { class: `ev-${ev.type}` },
-          h("td", { class: "num muted" }, ev.id || ""),
-          h("td", { class: "num" }, ev.superstep ?? ""),
-          h("td", null, h("span", { class: "ev-type" }, ev.type)),
-          h("td", null, ev.executor_id ? h("code", null, ev.executor_id) : ""),
-          h("td", { class: "ev-details" }, summary(ev)),
-        ),
-      );
+  // The log lists every event, but draws only the rows in view (and a few around
+  // them): gaps above and below stand for the others, each row being as high as the
+  // first one drawn (one line: the cells do not wrap).
+  let logAtBottom = true; // scrolled to its end (it then keeps up with the run)
+  let logScroll = 0; // where it is scrolled to, from its scroll events
+  let logRowH = 26;
+  let logFirst = 0; // the events drawn: [logFirst, logLast)
+  let logLast = 0;
+  let logGrew = false;
+  let logEvents = 0; // the events there were when the log was drawn
+  let logDrawnH = 0; // the row height it was drawn with
+  const logRows = []; // the rows drawn, in order
+  const gapAbove = h("tr", { class: "log-gap", "aria-hidden": "true" }, h("td", { colspan: 5 }));
+  const gapBelow = h("tr", { class: "log-gap", "aria-hidden": "true" }, h("td", { colspan: 5 }));
+  logBody.append(gapAbove, gapBelow);
+  let logMeasured = false;
+  const rowSize = new ResizeObserver((entries) => {
+    const height = entries[0].target.getBoundingClientRect().height;
+    if (height > 0) {
+      rowSize.disconnect();
+      logRowH = height;
+      schedule();
     }
-    while (logBody.childElementCount > LOG_ROWS) logBody.firstElementChild.remove();
-    logNote.textContent = model.events.length > LOG_ROWS ? `The last ${LOG_ROWS} of ${model.events.length} events.` : `${model.events.length} events.`;
-    if (atBottom) box.scrollTop = box.scrollHeight;
+  });
+
+  function drawLog() {
+    const n = model.events.length;
+    setText(logNote, `${n} events.`);
+    if (offScreen(logBox)) return;
+    // at its end, the rows in view (a few new ones each frame while events stream);
+    // elsewhere a few more above and below, to scroll into
+    const inView = Math.ceil(LOG_VIEW_PX / logRowH) + 1;
+    const around = logAtBottom ? 0 : 8;
+    const rows = inView + 2 * around;
+    const first = logAtBottom ? Math.max(0, n - rows) : Math.max(0, Math.min(n - rows, Math.floor(logScroll / logRowH) - around));
+    const last = Math.min(n, first + rows);
+    if (first === logFirst && last === logLast && n === logEvents && logRowH === logDrawnH) return;
+    logGrew = last > logLast;
+    // the rows no longer in view go, those come into view are drawn
+    while (logRows.length && (logFirst < first || logFirst >= last)) {
+      logRows.shift().remove();
+      logFirst += 1;
+    }
+    while (logRows.length && (logLast > last || logLast <= first)) {
+      logRows.pop().remove();
+      logLast -= 1;
+    }
+    if (!logRows.length) logFirst = logLast = first;
+    for (let i = logFirst - 1; i >= first; i--) {
+      const tr = logRow(model.events[i]);
+      gapAbove.after(tr);
+      logRows.unshift(tr);
+    }
+    for (let i = logLast; i < last; i++) {
+      const tr = logRow(model.events[i]);
+      gapBelow.before(tr);
+      logRows.push(tr);
+    }
+    if (!logMeasured && logRows.length) {
+      logMeasured = true;
+      rowSize.observe(logRows[0]);
+    }
+    logFirst = first;
+    logLast = last;
+    logEvents = n;
+    logDrawnH = logRowH;
+    gapAbove.firstChild.style.height = `${first * logRowH}px`;
+    gapBelow.firstChild.style.height = `${(n - last) * logRowH}px`;
+    gapAbove.hidden = first === 0;
+    gapBelow.hidden = last === n;
+  }
+
+  function logRow(ev) {
+    const details = summary(ev);
+    return h(
+      "tr",
+      { class: `ev-${ev.type}` },
+      h("td", { class: "num muted" }, ev.id || ""),
+      h("td", { class: "num" }, ev.superstep ?? ""),
+      h("td", null, h("span", { class: "ev-type" }, ev.type)),
+      h("td", null, ev.executor_id ? h("code", null, ev.executor_id) : ""),
+      h("td", { class: "ev-details", title: details.length > 60 ? details : null }, details),
+    );
+  }
+
+  /** Keeps the log, and the timeline of a live run, scrolled to their ends when they
+   * were (the user scrolling away stops it). */
+  function scrollToEnds() {
+    if (logGrew && logAtBottom) logBox.scrollTop = logBox.scrollHeight;
+    logGrew = false;
+    if (live() && model.follow && timelineAtEnd && timeline.element.parentNode === timelineBox) {
+      const left = Math.max(0, Math.ceil(timelineEnd + 24 - widthOf(timelineBox, 900)));
+      if (left !== timelineScrolled) timelineBox.scrollLeft = timelineScrolled = left;
+    }
   }
 
   function summary(ev) {
@@ -779,8 +971,19 @@ export function runPage(main, runId) {
   slider.addEventListener("input", () => select(Number(slider.value)));
   followButton.addEventListener("click", () => {
     model.follow = true;
+    timelineAtEnd = true;
     schedule();
   });
+  logBox.addEventListener(
+    "scroll",
+    () => {
+      logScroll = logBox.scrollTop;
+      logAtBottom = logBox.scrollHeight - logScroll - logBox.clientHeight < logRowH;
+      schedule();
+    },
+    { passive: true },
+  );
+  timelineBox.addEventListener("scroll", () => (timelineAtEnd = timelineBox.scrollLeft + timelineBox.clientWidth >= timelineEnd - 8), { passive: true });
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
     try {
@@ -790,12 +993,9 @@ export function runPage(main, runId) {
       notice.replaceChildren(errorBox(error));
     }
   });
-  activationsDetails.addEventListener("toggle", () => {
-    timelineKey = "";
-    schedule();
-  });
-  const resize = () => schedule();
-  window.addEventListener("resize", resize);
+  activationsDetails.addEventListener("toggle", () => schedule());
+  for (const box of [timelineBox, plotDurations, plotSteps, plotMessages]) resized.observe(box);
+  for (const box of [plotsPanel, logBox]) seen.observe(box);
 
   // -- start ------------------------------------------------------------------------------------
   // the events are read from the start, while the run's record and graph load
@@ -819,11 +1019,10 @@ export function runPage(main, runId) {
       } else {
         graphBox.replaceChildren(h("p", { class: "muted" }, "This deployment does not describe the run's graph."));
       }
-      drawHead();
-      drawFailure();
-      drawRequests();
+      Object.assign(dirty, { head: true, failure: true, requests: true });
+      schedule();
       model.checkpoints = await api(`${runPath(runId)}/checkpoints`, { signal });
-      drawCheckpoints();
+      dirty.checkpoints = true;
       schedule();
     } catch (error) {
       if (signal.aborted) return;
@@ -832,17 +1031,21 @@ export function runPage(main, runId) {
     }
   })();
   const ticker = setInterval(() => {
-    if (model.view && !FINAL.has(model.status)) drawHead();
+    if (model.view && !FINAL.has(model.status)) {
+      dirty.head = true;
+      schedule();
+    }
   }, 1000);
 
   return {
     stop: () => {
       controller.abort();
       clearInterval(ticker);
-      window.removeEventListener("resize", resize);
+      resized.disconnect();
+      seen.disconnect();
+      rowSize.disconnect();
       if (frame) cancelAnimationFrame(frame);
-      if (plotTimer) clearTimeout(plotTimer);
-      if (timelineTimer) clearTimeout(timelineTimer);
+      for (const timer of Object.values(timers)) clearTimeout(timer);
     },
   };
 }

@@ -1,4 +1,5 @@
-"""The workflows an app serves, loaded from ``module:attr`` specs.
+"""The workflows a server serves, loaded from ``module:attr`` specs: the Dapr runtime's
+apps (``SUPERSTEP_WORKFLOWS``) and ``superstep console`` (``--workflow``).
 
 ``attr`` may be a ``Workflow``, a zero-argument factory returning one, or a list
 or dict of either (or a factory returning such a collection). Every run gets
@@ -11,25 +12,39 @@ a ``Workflow`` (annotated so, or marked ``@workflow_factory``): a run names the 
 (``module:function``) and its parameters, and every app builds the same workflow from
 them (the conformance suite runs this way). Parameters are checked against the
 factory's signature and annotations (as JSON, strictly) before it is called.
+
+``describe`` gives what ``GET /workflows`` lists of them, and ``refusal`` the problem
+a start is answered with when its workflow cannot be had: the same in both APIs.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from runtime import Workflow
-from runtime.engine import canonical_json, readable_error
-from runtime.workflow import is_workflow_factory
+from runtime.engine import canonical_json, describe_group, readable_error
+from runtime.workflow import Workflow, input_schema, is_workflow_factory
 
-__all__ = ["FactoryParameter", "InvalidParameters", "UnknownWorkflow", "WorkflowRegistry"]
+__all__ = [
+    "FactoryParameter",
+    "InvalidParameters",
+    "Placeable",
+    "UnknownWorkflow",
+    "WorkflowRegistry",
+    "describe",
+    "refusal",
+]
 
 Factory = Callable[[], Workflow]
+Refuse = Callable[[int, str, str], Exception]
+"""Makes the problem (status, title, detail) an API answers a refused start with."""
+T = TypeVar("T")
 
 _BUILT_TEMPLATES = 64
 """Factory-built templates kept (by factory and parameters), least recently used first out."""
@@ -58,11 +73,22 @@ class FactoryParameter:
 
 
 class WorkflowRegistry:
-    def __init__(self, factories: dict[str, Factory], modules: Iterable[str] = ()) -> None:
+    """Workflows served by name (``factories``: name -> what builds a new instance) and
+    the factories of ``modules`` (``module:*``); ``listed_in`` names where a server lists
+    its modules (for the message when a factory's module is not one)."""
+
+    def __init__(
+        self,
+        factories: dict[str, Factory],
+        modules: Iterable[str] = (),
+        *,
+        listed_in: str = "SUPERSTEP_WORKFLOWS",
+    ) -> None:
         self._factories = factories
         self._templates = {name: f() for name, f in factories.items()}
         self.modules = tuple(modules)
         """Modules whose factories may be called with parameters (``module:*``)."""
+        self.listed_in = listed_in
         self._built: dict[tuple[str, str], Workflow] = {}
 
     @classmethod
@@ -121,7 +147,7 @@ class WorkflowRegistry:
         if module_name not in self.modules:
             raise UnknownWorkflow(
                 f"factory {factory!r} is not served here (its module is not listed as "
-                f"'{module_name}:*' in SUPERSTEP_WORKFLOWS)"
+                f"'{module_name}:*' in {self.listed_in})"
             )
         obj = factory_function(module_name, attr)
         if obj is None:
@@ -164,13 +190,26 @@ class WorkflowRegistry:
         return made
 
     def resolve(
-        self, name: str, factory: str | None = None, params: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        factory: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        refuse: Refuse | None = None,
     ) -> Workflow:
-        """The shared template of a served workflow (never run)."""
+        """The shared template of a served workflow (never run). With ``refuse``, one
+        that cannot be had is raised as ``refuse(status, title, detail)``: the problem
+        both APIs answer a start with (``refusal``)."""
+        if refuse is not None:
+            try:
+                return self.resolve(name, factory, params)
+            except (LookupError, TypeError, ValueError) as exc:
+                found = refusal(exc, factory)
+                if found is None:
+                    raise
+                raise refuse(*found) from exc
         if factory is None:
-            if name not in self._templates:
-                raise self._unknown(name)
-            return self._templates[name]
+            return self._by_name(self._templates, name)
         key = (factory, canonical_json(dict(params or {})))
         wf = self._built.pop(key, None)
         if wf is None:
@@ -185,10 +224,91 @@ class WorkflowRegistry:
     ) -> Workflow:
         """A new instance whose executors belong to one run."""
         if factory is None:
-            if name not in self._factories:
-                raise self._unknown(name)
-            return self._factories[name]()
+            return self._by_name(self._factories, name)()
         return self._call(factory, params or {})
+
+    def _by_name(self, table: Mapping[str, T], name: str) -> T:
+        if name not in table:
+            raise self._unknown(name)
+        return table[name]
+
+
+Placeable = Callable[[str, Literal["workflow", "factory"], Workflow], Mapping[str, bool]]
+"""Whether a live host can run each executor (id -> bool) of the workflow a catalog
+entry builds, given the entry's name, its kind and that workflow."""
+
+
+def describe(registry: WorkflowRegistry, placeable: Placeable) -> list[dict[str, Any]]:
+    """What ``GET /workflows`` lists: every workflow ``registry`` serves by name (``kind``
+    ``workflow``), then every factory of its ``module:*`` modules (``kind`` ``factory``,
+    named ``module:function``, with its parameters). A factory's graph fields describe
+    the workflow it builds with its defaults, and are empty when it has required
+    parameters (or its defaults do not build)."""
+    out = []
+    for name in registry.names:
+        wf = registry.resolve(name)
+        out.append(_entry(name, "workflow", wf, [], placeable, wf.description))
+    for ref in registry.factory_names:
+        parameters = registry.parameters(ref)
+        built: Workflow | None = None
+        if not any(p.required for p in parameters):
+            try:
+                built = registry.resolve("", ref, {})
+            except (LookupError, ValueError):  # its defaults do not build (a probe needed)
+                built = None
+        description = _first_paragraph(registry.factory(ref).__doc__)
+        out.append(_entry(ref, "factory", built, parameters, placeable, description))
+    return out
+
+
+def _entry(
+    name: str,
+    kind: Literal["workflow", "factory"],
+    wf: Workflow | None,
+    parameters: list[FactoryParameter],
+    placeable: Placeable,
+    description: str | None,
+) -> dict[str, Any]:
+    graph = wf.graph if wf is not None else None
+    can = placeable(name, kind, wf) if wf is not None else {}
+    return {
+        "name": name,
+        "kind": kind,
+        "description": description,
+        "parameters": [dataclasses.asdict(p) for p in parameters],
+        "workflow": wf.name if wf is not None else None,
+        "signature": graph.signature if graph is not None else None,
+        "start": graph.start if graph is not None else None,
+        "input_schema": input_schema(wf) if wf is not None else None,
+        "executors": [
+            {
+                "id": n.id,
+                "pool": n.placement.pool,
+                "labels": dict(n.placement.labels),
+                "placeable": can.get(n.id, False),
+            }
+            for n in (graph.executors if graph is not None else ())
+        ],
+        "edges": [describe_group(g) for g in (graph.groups if graph is not None else ())],
+    }
+
+
+def _first_paragraph(doc: str | None) -> str | None:
+    if not doc:
+        return None
+    return " ".join(doc.strip().split("\n\n")[0].split()) or None
+
+
+def refusal(exc: Exception, factory: str | None) -> tuple[int, str, str] | None:
+    """The problem (status, title, detail) a start is refused with when resolving its
+    workflow raised ``exc`` (None for an exception that is no refusal)."""
+    if isinstance(exc, UnknownWorkflow):
+        return 404, "Unknown workflow", str(exc)
+    if isinstance(exc, InvalidParameters):
+        return 422, "Invalid workflow parameters", str(exc)
+    if isinstance(exc, (TypeError, ValueError)):
+        return 400, "Invalid workflow parameters", f"{factory}: {exc}"
+    return None
 
 
 def factory_function(module_name: str, attr: str) -> Callable[..., Any] | None:
