@@ -141,6 +141,12 @@ def test_a_run_started_from_the_form_completes_on_the_in_process_host(console: C
     expect(plots.locator("svg.plot-durations g.box")).to_have_count(2)
     expect(plots.locator("svg.plot-steps circle.point")).to_have_count(2)
     expect(plots.locator("svg.plot-messages rect.count")).to_have_count(2)
+    # and the messages delivered over time, a point at each superstep's end, with the rate
+    throughput = plots.locator("svg.plot-throughput")
+    expect(throughput.locator("circle.point")).to_have_count(2)
+    expect(throughput).to_have_attribute(
+        "aria-label", re.compile(r"^Throughput: \d+ messages in .+: [\d,]+ a second$")
+    )
     console.screenshot("inprocess-run")
     # a click on a superstep of the timeline (off its bars) selects it
     timeline = page.locator("svg.timeline").bounding_box()

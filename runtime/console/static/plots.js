@@ -173,3 +173,61 @@ export function messagesPlot(steps, { width }) {
   stepAxis(svg, data, x, base);
   return svg;
 }
+
+/** The end of each completed superstep in seconds since the run's first activation began,
+ * from its activations' host clocks (`start` + `duration`), with the messages delivered
+ * by then; [] when the events carry no start times. */
+export function throughputSeries(steps) {
+  const done = steps.filter((st) => st.completed && st.activations.length);
+  const starts = done.flatMap((st) => st.activations.map((a) => a.start)).filter((t) => typeof t === "number");
+  if (!starts.length) return [];
+  const t0 = Math.min(...starts);
+  let total = 0;
+  const out = [];
+  for (const st of done) {
+    const ends = st.activations.filter((a) => typeof a.start === "number").map((a) => a.start + (a.duration || 0));
+    if (!ends.length) continue;
+    total += st.delivered;
+    out.push({ k: st.k, t: Math.max(0, Math.max(...ends) - t0), total });
+  }
+  return out;
+}
+
+/** Messages delivered over the run's time (a line of their running total), and the rate
+ * over the whole run (`steps`: [{k, completed, delivered, activations}]). */
+export function throughputPlot(steps, { width }) {
+  const height = 150;
+  const data = throughputSeries(steps);
+  const last = data[data.length - 1];
+  const rate = last && last.t > 0 ? last.total / last.t : null;
+  const label = rate === null ? "no timed supersteps yet" : `${last.total.toLocaleString("en")} messages in ${formatDuration(last.t)}: ${Math.round(rate).toLocaleString("en")} a second`;
+  const svg = s("svg", { class: "plot plot-throughput", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `Throughput: ${label}` });
+  if (!data.length) return svg;
+  const base = height - 36;
+  const hi = Math.max(1, last.total);
+  const x = scale(0, Math.max(last.t, 1e-6), LABEL_W, width - PAD - 10);
+  const y = (v) => base - (v / hi) * (base - PAD);
+  const points = [{ t: 0, total: 0 }, ...data];
+  svg.append(
+    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: y(hi), y2: y(hi) }),
+    s("text", { class: "tick", x: LABEL_W - 6, y: y(hi) + 4, "text-anchor": "end" }, hi.toLocaleString("en")),
+    s("text", { class: "tick", x: LABEL_W - 6, y: base + 4, "text-anchor": "end" }, "0"),
+    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: base, y2: base }),
+    s("path", { class: "series", d: `M${points.map((d) => `${x(d.t).toFixed(1)},${y(d.total).toFixed(1)}`).join("L")}` }),
+  );
+  if (data.length <= MAX_MARKS) {
+    for (const d of data) {
+      const point = s("circle", { class: "point", cx: x(d.t), cy: y(d.total), r: 2.6, dataset: { superstep: d.k } });
+      point.append(s("title", null, `superstep ${d.k}, at ${formatDuration(d.t)}: ${d.total} messages delivered`));
+      svg.append(point);
+    }
+  }
+  for (const t of [0, last.t]) {
+    svg.append(s("text", { class: "tick", x: x(t), y: base + 13, "text-anchor": "middle" }, formatDuration(t)));
+  }
+  svg.append(
+    s("text", { class: "axis-label", x: LABEL_W, y: base + 28 }, "time since the first activation began"),
+    s("text", { class: "row-label rate", x: 8, y: PAD + 34 }, rate === null ? "" : `${Math.round(rate).toLocaleString("en")} /s`),
+  );
+  return svg;
+}

@@ -25,7 +25,7 @@ import {
 } from "./dom.js";
 import { FormError, schemaForm } from "./form.js";
 import { drawGraph } from "./graph.js";
-import { durationsPlot, messagesPlot, stepsPlot } from "./plots.js";
+import { durationsPlot, messagesPlot, stepsPlot, throughputPlot } from "./plots.js";
 import { createTimeline } from "./timeline.js";
 
 const FINAL = new Set(["completed", "failed", "cancelled", "stalled"]);
@@ -105,6 +105,7 @@ export function runPage(main, runId) {
   const plotDurations = h("div", { class: "plot-box" });
   const plotSteps = h("div", { class: "plot-box" });
   const plotMessages = h("div", { class: "plot-box" });
+  const plotThroughput = h("div", { class: "plot-box" });
   const outputs = h("ol", { class: "outputs" });
   const outputsEmpty = h("p", { class: "muted" }, "No output yet.");
   const stateBox = h("div", { class: "state-view" }, h("p", { class: "muted" }, "Shared state shows after the first barrier."));
@@ -115,7 +116,9 @@ export function runPage(main, runId) {
     h("h3", null, "Activation durations per executor"),
     plotDurations,
     h("div", { class: "grid-2 plots-row" }, h("div", null, h("h3", null, "Superstep durations (longest activation)"), plotSteps), h("div", null, h("h3", null, "Messages per superstep"), plotMessages)),
-    h("p", { class: "hint" }, "A box per executor: quartiles, the median, whiskers to the shortest and longest activation, each activation a dot (log scale when they span orders of magnitude). A superstep lasts as long as its longest activation, plus the barrier, which the events do not time."),
+    h("h3", null, "Throughput: messages delivered over the run"),
+    plotThroughput,
+    h("p", { class: "hint" }, "A box per executor: quartiles, the median, whiskers to the shortest and longest activation, each activation a dot (log scale when they span orders of magnitude). A superstep lasts as long as its longest activation, plus the barrier, which the events do not time. Throughput: the running total of messages delivered at the end of each superstep (its last activation's end, by the hosts' clocks), and their rate over the run."),
   );
   const logBody = h("tbody");
   const logBox = h(
@@ -428,7 +431,7 @@ export function runPage(main, runId) {
   function drawPlots() {
     if (offScreen(plotsPanel)) return;
     const count = model.activations.length + model.order.length;
-    const sizes = [plotDurations, plotSteps, plotMessages].map((box) => widthOf(box, 0)).join();
+    const sizes = [plotDurations, plotSteps, plotMessages, plotThroughput].map((box) => widthOf(box, 0)).join();
     if (count === plotted && sizes === plotWidths) return;
     // while events stream, not every frame: each draw walks every activation
     if (live() && sizes === plotWidths && waits("plots")) return;
@@ -441,6 +444,7 @@ export function runPage(main, runId) {
     plotDurations.replaceChildren(durationsPlot(model.activations, { width }));
     plotSteps.replaceChildren(stepsPlot(steps.filter((st) => st.activations.length), { width: half }));
     plotMessages.replaceChildren(messagesPlot(steps, { width: widthOf(plotMessages, half) }));
+    plotThroughput.replaceChildren(throughputPlot(steps, { width }));
   }
 
   let headShown = "";
@@ -994,7 +998,7 @@ export function runPage(main, runId) {
     }
   });
   activationsDetails.addEventListener("toggle", () => schedule());
-  for (const box of [timelineBox, plotDurations, plotSteps, plotMessages]) resized.observe(box);
+  for (const box of [timelineBox, plotDurations, plotSteps, plotMessages, plotThroughput]) resized.observe(box);
   for (const box of [plotsPanel, logBox]) seen.observe(box);
 
   // -- start ------------------------------------------------------------------------------------
