@@ -6,7 +6,7 @@ versions of the runtime compare on a shared, noisy machine. Run from the root of
 tree to measure (its ``runtime`` is imported first):
 
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        .venv/bin/python bench/instructions.py W1      # W1, W2, or NONE (imports only)
+        .venv/bin/python bench/instructions.py W1      # W1, W2, W3b, or NONE (imports only)
 
 The workload's own count is the difference with ``NONE``.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path[:0] = [str(Path.cwd()), str(Path(__file__).resolve().parent)]
 
@@ -25,12 +26,15 @@ import superstep_bench as bench  # noqa: E402
 async def main(which: str) -> None:
     if which == "NONE":
         return
+    start: Any
     if which == "W1":
         wf, start, _, _ = bench.build_w1(None)
     elif which == "W2":
         wf, start = bench.build_w2()
+    elif which == "W3b":  # 10,000 messages a barrier; its sleeps make the count vary a little
+        wf, start = bench.build_w3b()
     else:
-        raise SystemExit(f"unknown workload {which!r}: W1, W2 or NONE")
+        raise SystemExit(f"unknown workload {which!r}: W1, W2, W3b or NONE")
     result = await wf.run(start)
     assert result.status.value == "completed", result.status
 

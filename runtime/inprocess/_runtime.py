@@ -7,7 +7,6 @@ All semantics live in the engine core (``runtime.engine``) and in
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import socket
@@ -51,27 +50,6 @@ from runtime.workflow.driver import (
 __all__ = ["InProcessRuntime"]
 
 logger = logging.getLogger("runtime.inprocess")
-
-
-def _pause_collector() -> bool:
-    """Stop the cyclic garbage collector for one ``plan`` or ``commit`` call and say
-    whether it was running (the caller restarts it then, and only then, so a collector
-    the application disabled stays disabled). Explicit at the call site rather than a
-    context manager, which costs more per use than the pause itself (bench/README.md).
-
-    A barrier allocates a burst of objects that outlive it (a ``Message`` per delivery,
-    the lists and tuples of the next activations) and, in ``plan``, one sort key per
-    message: for 10,000 messages the collector ran about a dozen young-generation passes
-    and a middle-generation pass inside one barrier, each walking the new objects again,
-    all on the serial path between two supersteps. Paused, the same objects are walked
-    once, by the first collection after the barrier. Nothing is lost: both calls are
-    synchronous (no other task of the event loop runs meanwhile) and the engine makes no
-    reference cycles; garbage a user reducer leaves there waits for that collection.
-    """
-    if gc.isenabled():
-        gc.disable()
-        return True
-    return False
 
 
 _DIGEST_AHEAD = 1024
@@ -374,17 +352,12 @@ class _Run:
         finally:
             if ahead is not None:
                 ahead.stop()
-        collecting = _pause_collector()
-        try:
-            return machine.on_results(
-                results,
-                self.hosts,
-                self.rt.clock(),
-                delivered_digests=ahead.result() if ahead is not None else None,
-            )
-        finally:
-            if collecting:
-                gc.enable()
+        return machine.on_results(
+            results,
+            self.hosts,
+            self.rt.clock(),
+            delivered_digests=ahead.result() if ahead is not None else None,
+        )
 
     async def _commit(self, barrier: Commit) -> None:
         """Checkpoint first: a superstep's outputs and events are published only once it

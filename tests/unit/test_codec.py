@@ -22,6 +22,7 @@ from runtime.engine import (
     digest,
     type_tag,
 )
+from runtime.engine._codec import canonical_chunks
 from runtime.errors import CodecError
 
 
@@ -415,6 +416,17 @@ def test_digest_is_pinned() -> None:
 def test_decode_of_a_non_string_tag_is_a_codec_error(tag: Any) -> None:
     with pytest.raises(CodecError, match="unknown message type"):
         _codec().decode({"$type": tag, "$value": {}})
+
+
+@given(_json_docs(floats=True))
+def test_canonical_json_is_the_text_of_sorted_compact_json_dumps(doc: Any) -> None:
+    # digests hash this text, so it must stay byte for byte what the stdlib's public
+    # encoder writes; canonical_json and canonical_chunks build on its private C encoder
+    text = json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    assert canonical_json(doc) == text
+    assert "".join(canonical_chunks(doc, 0)) == text
 
 
 def test_canonical_json_refuses_what_json_refuses() -> None:

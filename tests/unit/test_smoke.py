@@ -44,7 +44,7 @@ async def test_same_graph_same_trace_hash() -> None:
     assert len(hashes) == 1
 
 
-# -- the garbage collector around barriers (the driver pauses it in plan/commit) ----
+# -- the cyclic garbage collector: the runtime leaves it as the application set it --
 
 
 class GcProbe(Executor):

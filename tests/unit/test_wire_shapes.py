@@ -3,7 +3,9 @@ round-trip exactly, through real JSON text."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,17 @@ from runtime.engine import (
 
 def _through_json(d: object) -> object:
     return json.loads(json.dumps(d))
+
+
+def test_a_message_holds_each_field_it_is_given() -> None:
+    # Message.__init__ is written by hand (it sets the slots directly): it must keep
+    # the dataclass's field order and defaults
+    values: dict[str, Any] = {f.name: object() for f in dataclasses.fields(Message)}
+    for message in (Message(**values), Message(*values.values())):
+        assert {name: getattr(message, name) for name in values} == values
+    plain = Message("a", "b", None, 1, 2)
+    for f in dataclasses.fields(Message)[5:]:
+        assert getattr(plain, f.name) == f.default
 
 
 def test_activation_round_trips() -> None:
