@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -100,29 +100,31 @@ class APIServices(AppServices):
         self.watch = RunWatch()
         self.starts = StartGate(settings.max_starts, settings.start_queue)
 
-    async def coordinator(self, run_id: str, method: str, body: Any = None) -> Any:
-        """Call a run's coordinator actor; a 502 problem when the call fails."""
-        try:
-            return await self.sidecar.invoke(COORDINATOR_TYPE, run_id, method, body)
-        except ActorInvokeError as exc:
-            raise Problem(502, "Coordinator unavailable", str(exc)) from exc
+    async def coordinator(
+        self, run_id: str, method: str, body: Any = None, *, retry: Sequence[float] = ()
+    ) -> Any:
+        """Call a run's coordinator actor; a 502 problem when the call fails. With
+        ``retry``, a call the sidecar got no answer to (it is unreachable, or a 5xx:
+        daprd cancels calls to an app it holds for unhealthy) is made again after each
+        of those waits; one it refused (a 4xx) is not."""
+        waits = iter(retry)
+        while True:
+            try:
+                return await self.sidecar.invoke(COORDINATOR_TYPE, run_id, method, body)
+            except ActorInvokeError as exc:
+                wait = next(waits, None)
+                if wait is None or (exc.status is not None and exc.status < 500):
+                    raise Problem(502, "Coordinator unavailable", str(exc)) from exc
+                log.warning("%s of run %s not answered (%s); trying again", method, run_id, exc)
+            await asyncio.sleep(wait)
 
     async def start_run(self, run_id: str, payload: dict[str, Any]) -> Any:
-        """The run's coordinator's ``Start``, tried again while the sidecar cannot get
-        an answer from it (it is unreachable, or daprd holds the app for unhealthy and
-        cancels the call), for about ``START_RETRY_S`` in all; then a 502 problem. A
-        start key makes a repeat of a start that did go through answer as the first
-        did, never "exists" (``RunDriver.begin``)."""
+        """The run's coordinator's ``Start``, tried again after each of
+        ``START_RETRY_DELAYS`` while the sidecar gets no answer from it. A start key
+        makes a repeat of a start that did go through answer as the first did, never
+        "exists" (``RunDriver.begin``)."""
         payload = {**payload, "start_key": uuid.uuid4().hex}
-        for delay in (*START_RETRY_DELAYS, None):
-            try:
-                return await self.sidecar.invoke(COORDINATOR_TYPE, run_id, "Start", payload)
-            except ActorInvokeError as exc:
-                if delay is None or (exc.status is not None and exc.status < 500):
-                    raise Problem(502, "Coordinator unavailable", str(exc)) from exc
-                log.warning("start of run %s not answered (%s); trying again", run_id, exc)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        return await self.coordinator(run_id, "Start", payload, retry=START_RETRY_DELAYS)
 
     async def record(self, run_id: str) -> RunRecord:
         """A run's record; a 404 problem for a run there is no record of."""
