@@ -91,11 +91,16 @@ class RemoteRuntime:
     ) -> RunStream:
         async def produce(emit: Emit, stream: RunStream) -> RunResult:
             async with self._client() as client:
-                run = _RemoteRun(
-                    client, workflow, request, emit, stream, collect_events, self.run_id_prefix
-                )
-                run.busy_s = self.busy_s
-                return await run.run()
+                return await _RemoteRun(
+                    client,
+                    workflow,
+                    request,
+                    emit,
+                    stream,
+                    collect_events,
+                    self.run_id_prefix,
+                    self.busy_s,
+                ).run()
 
         return RunStream(produce)
 
@@ -153,10 +158,11 @@ class _RemoteRun:
         stream: RunStream,
         collect: bool,
         prefix: str,
+        busy_s: float,
     ) -> None:
         self.client = client
         self.prefix = prefix
-        self.busy_s = 60.0
+        self.busy_s = busy_s
         """How long a start keeps trying while the API is busy (``RemoteRuntime``'s)."""
         self.storage: CheckpointStorage | None = (
             request.checkpoint_storage or workflow.checkpoint_storage
