@@ -98,6 +98,17 @@ export function durationsPlot(activations, { width }) {
   return svg;
 }
 
+/** The value axis of a plot over supersteps or time: grid lines at 0 (`base`) and at
+ * the largest value `hi` (labelled `label`), `y` mapping values to heights. */
+function valueAxis(svg, width, y, hi, base, label) {
+  svg.append(
+    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: y(hi), y2: y(hi) }),
+    s("text", { class: "tick", x: LABEL_W - 6, y: y(hi) + 4, "text-anchor": "end" }, label),
+    s("text", { class: "tick", x: LABEL_W - 6, y: base + 4, "text-anchor": "end" }, "0"),
+    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: base, y2: base }),
+  );
+}
+
 function stepAxis(svg, steps, x, y) {
   const first = steps[0].k;
   const last = steps[steps.length - 1].k;
@@ -117,11 +128,8 @@ export function stepsPlot(steps, { width }) {
   const hi = Math.max(...data.map((d) => d.v)) || 1e-6;
   const x = scale(data[0].k, Math.max(data[data.length - 1].k, data[0].k + 1), LABEL_W, width - PAD - 10);
   const y = (v) => base - (v / hi) * (base - PAD);
+  valueAxis(svg, width, y, hi, base, formatDuration(hi));
   svg.append(
-    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: y(hi), y2: y(hi) }),
-    s("text", { class: "tick", x: LABEL_W - 6, y: y(hi) + 4, "text-anchor": "end" }, formatDuration(hi)),
-    s("text", { class: "tick", x: LABEL_W - 6, y: base + 4, "text-anchor": "end" }, "0"),
-    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: base, y2: base }),
     s("path", { class: "series", d: `M${data.map((d) => `${x(d.k).toFixed(1)},${y(d.v).toFixed(1)}`).join("L")}` }),
   );
   if (data.length <= MAX_MARKS) {
@@ -150,11 +158,7 @@ export function messagesPlot(steps, { width }) {
   const x = scale(first - 0.5, last + 0.5, LABEL_W, width - PAD - 10);
   const y = (v) => base - (v / hi) * (base - PAD);
   const w = Math.max(1, x(first + 0.5) - x(first - 0.5) - 1);
-  svg.append(
-    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: y(hi), y2: y(hi) }),
-    s("text", { class: "tick", x: LABEL_W - 6, y: y(hi) + 4, "text-anchor": "end" }, String(hi)),
-    s("text", { class: "tick", x: LABEL_W - 6, y: base + 4, "text-anchor": "end" }, "0"),
-  );
+  valueAxis(svg, width, y, hi, base, String(hi));
   if (data.length <= MAX_MARKS) {
     for (const d of data) {
       const bar = s("rect", { class: "count", x: x(d.k) - w / 2, y: y(d.delivered), width: w, height: base - y(d.delivered), dataset: { superstep: d.k } });
@@ -166,7 +170,6 @@ export function messagesPlot(steps, { width }) {
   }
   svg.append(
     s("path", { class: "series activated", d: `M${data.map((d) => `${x(d.k).toFixed(1)},${y(d.activated).toFixed(1)}`).join("L")}` }),
-    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: base, y2: base }),
     s("text", { class: "row-label", x: 8, y: PAD + 34 }, "▮ delivered"),
     s("text", { class: "row-label activated", x: 8, y: PAD + 50 }, "-- activated"),
   );
@@ -208,11 +211,8 @@ export function throughputPlot(steps, { width }) {
   const x = scale(0, Math.max(last.t, 1e-6), LABEL_W, width - PAD - 10);
   const y = (v) => base - (v / hi) * (base - PAD);
   const points = [{ t: 0, total: 0 }, ...data];
+  valueAxis(svg, width, y, hi, base, hi.toLocaleString("en"));
   svg.append(
-    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: y(hi), y2: y(hi) }),
-    s("text", { class: "tick", x: LABEL_W - 6, y: y(hi) + 4, "text-anchor": "end" }, hi.toLocaleString("en")),
-    s("text", { class: "tick", x: LABEL_W - 6, y: base + 4, "text-anchor": "end" }, "0"),
-    s("line", { class: "grid", x1: LABEL_W, x2: width - PAD, y1: base, y2: base }),
     s("path", { class: "series", d: `M${points.map((d) => `${x(d.t).toFixed(1)},${y(d.total).toFixed(1)}`).join("L")}` }),
   );
   if (data.length <= MAX_MARKS) {
