@@ -22,7 +22,7 @@ from runtime import RunStatus, WorkflowBuilder
 from runtime.client import RemoteRuntime
 from runtime.errors import RemoteError
 from runtime.registry import WorkflowRegistry
-from tests.unit.test_remote_events import Echo
+from tests.unit.test_remote_events import Echo, run_view
 
 
 async def test_the_gate_admits_its_limit_queues_the_next_and_refuses_beyond() -> None:
@@ -115,17 +115,7 @@ class BusyApi:
             event = {"type": "status", "data": "completed", "superstep": 1, "details": {}}
             body = f"id: 0.0\nevent: status\ndata: {json.dumps(event)}\n\n".encode()
             return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
-        view: dict[str, Any] = {
-            "run_id": "r",
-            "status": "completed",
-            "superstep": 1,
-            "outputs": [],
-            "pending_requests": [],
-            "trace_hash": "",
-            "error": None,
-            "checkpoints": [],
-        }
-        return httpx.Response(200, json=view)
+        return httpx.Response(200, json=run_view("completed"))
 
 
 def _echo() -> Any:

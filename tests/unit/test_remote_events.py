@@ -39,6 +39,20 @@ CHUNKS = [
 """The run's event log, chunk by chunk."""
 
 
+def run_view(status: str) -> dict[str, Any]:
+    """``GET /runs/r`` of a run ``r`` that ended ``status`` after one superstep."""
+    return {
+        "run_id": "r",
+        "status": status,
+        "superstep": 1,
+        "outputs": [],
+        "pending_requests": [],
+        "trace_hash": "",
+        "error": None,
+        "checkpoints": [],
+    }
+
+
 class CutStreamApi:
     """A run whose first event stream stops after ``cut`` events and hangs (a dropped
     connection, as the client sees one); the next ones resume where the client says."""
@@ -75,17 +89,7 @@ class CutStreamApi:
                 content=self._body(events[: self.cut] if first else events, hang=first),
             )
         assert path == "/runs/r"
-        view = {
-            "run_id": "r",
-            "status": "cancelled",
-            "superstep": 1,
-            "outputs": [],
-            "pending_requests": [],
-            "trace_hash": "",
-            "error": None,
-            "checkpoints": [],
-        }
-        return httpx.Response(200, json=view)
+        return httpx.Response(200, json=run_view("cancelled"))
 
     async def _body(
         self, events: list[tuple[str, dict[str, Any]]], *, hang: bool
