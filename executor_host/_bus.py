@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -31,10 +31,10 @@ __all__ = [
     "Bus",
     "MalformedEvent",
     "PublishError",
-    "deliver",
     "forwardable",
     "malformed",
     "parse_event",
+    "read_event",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -200,27 +200,15 @@ def malformed(why: str) -> Problem:
     )
 
 
-async def deliver(
-    headers: Mapping[str, str],
-    body: bytes,
-    model: type[M],
-    take: Callable[[M], Awaitable[Any]],
-    retryable: type[Exception],
-) -> dict[str, str]:
-    """A subscription handler's answer to Dapr: ``RETRY`` when ``take`` fails with
-    ``retryable``, else ``SUCCESS``; a malformed event gets a 404 problem (``Problem``).
+def read_event(headers: Mapping[str, str], body: bytes, model: type[M]) -> M:
+    """The envelope of a delivered event; a 404 problem (``Problem``) when it is not a
+    CloudEvent carrying one.
 
     404 is the one error status Dapr drops a delivery on — never redelivered, sent to
     the dead-letter topic when the subscription has one — as it drops a ``DROP``
     answer; any other 4xx or a 5xx would make it deliver the poison event again."""
     try:
-        env = parse_event(headers, body, model)
+        return parse_event(headers, body, model)
     except MalformedEvent as exc:
         log.warning("dropping a malformed %s event: %s", model.__name__, exc)
         raise malformed(str(exc)) from exc
-    try:
-        await take(env)
-    except retryable as exc:
-        log.warning("%s not taken, to be retried: %s", model.__name__, exc)
-        return {"status": "RETRY"}
-    return {"status": "SUCCESS"}

@@ -26,7 +26,7 @@ from executor_host._actors import (
     executor_actor_class,
     executor_actor_type,
 )
-from executor_host._bus import deliver, forwardable, malformed
+from executor_host._bus import forwardable, malformed, read_event
 from executor_host._payloads import PayloadCache
 from executor_host._problems import Problem
 from executor_host._serializer import EnvelopeSerializer
@@ -116,12 +116,9 @@ class PoolHost:
         problem when it is no activation)."""
         forward = forwardable(headers, body)
         if forward is None:
-
-            async def take(env: ActivationEnvelope) -> None:
-                data = json.dumps(env.model_dump(mode="json")).encode()
-                await self._take(executor_actor_id(env.run_id, env.executor_index), data)
-
-            return await deliver(headers, body, ActivationEnvelope, take, ActorInvokeError)
+            env = read_event(headers, body, ActivationEnvelope)
+            data = json.dumps(env.model_dump(mode="json")).encode()
+            forward = (executor_actor_id(env.run_id, env.executor_index), data)
         try:
             await self._take(*forward)
         except ActorInvokeError as exc:
