@@ -150,12 +150,10 @@ class RunDriver:
         if existing is not None and start_key is not None and existing.start_key == start_key:
             status = existing.state.status.value
             return {"created": True, "status": status, "after": existing.start_after}
-        after = -1
         if existing is not None:
             resumable = resume and existing.state.status.value != "running"
             if not resumable or existing.workflow != workflow_name:
                 return {"created": False, "status": existing.state.status.value}
-            after = existing.event_chunks - 1
         if before_create is not None:
             await before_create()
         record = await self.create(
@@ -167,7 +165,7 @@ class RunDriver:
             traceparent_of_start=traceparent_of_start,
             start_key=start_key,
         )
-        return {"created": True, "status": record.state.status.value, "after": after}
+        return {"created": True, "status": record.state.status.value, "after": record.start_after}
 
     async def create(
         self,
