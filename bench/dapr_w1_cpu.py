@@ -95,9 +95,16 @@ async def _measure(
     if daprds:
         procs["daprds"] = [pid for pid in daprds if pid is not None]
     runtime = RemoteRuntime(dep.api_url, timeout_s=120)
-    params = {"supersteps": supersteps} if workload == "w1" else {}
-    await dapr_bench._run(workload, {"supersteps": 20} if workload == "w1" else {}, 0, runtime)
-    unit = "superstep" if workload == "w1" else "message"
+    if workload == "w1":  # the ping-pong's length; CPU per superstep
+        params, warm_up, unit, count = (
+            {"supersteps": supersteps},
+            {"supersteps": 20},
+            "superstep",
+            supersteps,
+        )
+    else:  # W2 as it is; CPU per message
+        params, warm_up, unit, count = {}, {}, "message", (2 * W2_WORKERS + 1) * W2_ROUNDS
+    await dapr_bench._run(workload, warm_up, 0, runtime)
     print(
         "| run | p50 ms | p95 ms | msgs/s | "
         + " | ".join(f"{n} CPU ms/{unit}" for n in procs)
@@ -108,7 +115,6 @@ async def _measure(
         before = {n: sum(cpu_seconds(p) for p in ps) for n, ps in procs.items()}
         wall, gaps, _ = await dapr_bench._run(workload, params, 0, runtime)
         after = {n: sum(cpu_seconds(p) for p in ps) for n, ps in procs.items()}
-        count = supersteps if workload == "w1" else (2 * W2_WORKERS + 1) * W2_ROUNDS
         per = [(after[n] - before[n]) / count * 1e3 for n in procs]
         print(
             f"| {rep} | {statistics.median(gaps) * 1e3:.2f} "
