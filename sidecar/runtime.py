@@ -238,12 +238,16 @@ class Sidecar:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self.ready = False
+        # The subscriptions first: a delivery in flight may be an activation for an actor
+        # of this very host, which it can only finish while the actor is still placed
+        # here (with the actors gone first it failed, was retried by the pub/sub's
+        # resiliency policy against no host, and held the stop for the whole policy).
+        await self.pubsub.close()
         if self.actors.host is not None:
             # leaving placement deactivates every actor here (they move or have no host)
             self.actors.host.app_reachable = self.app_healthy
             await self.cluster.placement.unregister(self.actors.host)
             await self.actors.host.close()
-        await self.pubsub.close()
         self.cluster.remove(self)
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True

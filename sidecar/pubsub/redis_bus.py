@@ -33,6 +33,10 @@ __all__ = ["RedisStreamsBroker"]
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_GRACE_S = 5.0
+"""How long a closing subscription waits for its deliveries in flight (daprd's
+``--dapr-graceful-shutdown-seconds`` is 5 by default)."""
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -172,12 +176,21 @@ class _StreamSubscription(TopicSubscription):
                 await self._dispatch(_text(message_id), fields)
 
     async def close(self) -> None:
+        """Stop reading; let the deliveries in flight end for ``shutdown_grace`` seconds,
+        then abandon the rest unacknowledged: they stay pending in the group, and a live
+        consumer's reclaim delivers them again. A delivery that the app keeps answering
+        with RETRY would otherwise hold the close for the whole retry policy."""
         self.closing = True
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.workers:
-            await asyncio.gather(*list(self.workers), return_exceptions=True)
+            workers = list(self.workers)
+            _, late = await asyncio.wait(workers, timeout=self.broker.shutdown_grace)
+            for task in late:
+                log.warning("redis streams: %s: a delivery left pending at close", self.topic)
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
         await self.reader.aclose()
         with contextlib.suppress(RedisError):
             info: Any = await self.client.xinfo_consumers(self.topic, self.group)
@@ -194,6 +207,7 @@ class RedisStreamsBroker(Broker):
         self.queue_depth = max(1, component.integer("queueDepth", 100))
         self.processing_timeout = component.seconds("processingTimeout", 15.0)
         self.redeliver_interval = component.seconds("redeliverInterval", 60.0)
+        self.shutdown_grace = SHUTDOWN_GRACE_S
         self.max_len = component.integer("maxLenApprox", 0)
         self.client: aioredis.Redis = redis_client(component)
         self._subs: list[_StreamSubscription] = []

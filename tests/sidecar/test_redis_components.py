@@ -310,6 +310,40 @@ async def test_a_delivery_that_outlived_the_processing_timeout_is_reclaimed(
         await broker.close()
 
 
+async def test_a_close_abandons_a_delivery_still_running_after_the_grace_unacknowledged(
+    own_redis: OwnRedis,
+) -> None:
+    """A delivery the app keeps failing (retried by the subscription's policy) does not
+    hold a closing subscription past ``shutdown_grace``: the close returns, the delivery
+    is cancelled, and its message stays pending for a live consumer to reclaim."""
+    broker = RedisStreamsBroker(own_redis.component("pubsub.redis"), "app")
+    broker.shutdown_grace = 0.2
+    await broker.start()
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def handler(message: BrokerMessage) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # retried against an app that never takes it
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    topic = _key()
+    sub = await broker.subscribe(topic, handler)
+    try:
+        await broker.publish(topic, b"held", {})
+        await asyncio.wait_for(started.wait(), 10)
+        t0 = time.monotonic()
+        await asyncio.wait_for(sub.close(), 5)
+        assert time.monotonic() - t0 < 2.0
+        assert cancelled.is_set()
+        with own_redis.raw() as raw:
+            assert raw.xpending(topic, "app")["pending"] == 1
+    finally:
+        await broker.close()
+
+
 async def test_a_bulk_publish_reports_each_message_and_errors_in_place(
     own_redis: OwnRedis,
 ) -> None:
