@@ -153,6 +153,8 @@ class RunIndex:
             if etag is not None:
                 for item in added:
                     del pending[item[0]]
+                if not pending:
+                    return
             # else: the first head, which no ETag guards: read again, as a concurrent
             # first write may have replaced it
         raise self._failure(

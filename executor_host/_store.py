@@ -19,13 +19,17 @@ Keys (all under the deployment's namespace, ``superstep:`` by default):
     state:<run>:<version>   the committed shared state as of superstep <version>
     result:<run>:<g>:<k>:<i>  the stored result of executor <i>'s activation in superstep <k>
                             of the run's generation <g>
-    runs                    index of run ids
+    runs:head, runs:<n>     the runs index, in pages (``_run_index``)
+    runs                    the runs index of the format before pages (run ids)
     host:<app id>           a host's registration (protocol.HostRecord)
     hosts                   index of host app ids
     blob:<sha256>:<i>       part i of a value larger than MAX_VALUE_BYTES in a request (or
                             moved out of a request over MAX_REQUEST_BYTES), which is
                             stored as a reference to its parts (a run record, as a
                             reference in its ``state``)
+
+A run that ended is removed, every key of it but blob parts, once its retention has
+passed (``RunStore.sweep``, ``run_keys``; the API app sweeps: ``_retention``).
 
 Every value is written through the sidecar's HTTP state API as a JSON string that holds
 the value's JSON text (see ``_sidecar``: the text crosses unchanged), so the stored
@@ -203,8 +207,8 @@ class RunRecord:
             "traceparent": self.traceparent,
             "start_key": self.start_key,
             "start_after": self.start_after,
-            "first_superstep": self.first_superstep,
-            "earlier": [list(g) for g in self.earlier],
+            **({"first_superstep": self.first_superstep} if self.first_superstep else {}),
+            **({"earlier": [list(g) for g in self.earlier]} if self.earlier else {}),
             "executors": self.executors,
             # beside the run state (which may be a reference): read by GET /runs and
             # retention without reading the state
@@ -870,8 +874,11 @@ class RunStore:
             data, etag = await self._get(key)
             if data is None or etag != run.etag:
                 return data is None
+            # with its status beside the run state, which may name a checkpoint that is
+            # gone by the time a sweep finishes a removal cut short
+            marked = {**data, "status": run.status.value, "superstep": run.superstep}
             try:
-                await self._save_text(key, compact_json({**data, REMOVING: True}), etag)
+                await self._save_text(key, compact_json({**marked, REMOVING: True}), etag)
             except ConflictError:
                 return False
         keys = [self._prefix + k for k in run_keys(run, executors)]
