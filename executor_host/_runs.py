@@ -141,7 +141,7 @@ async def _start(
                 "X-Next-Cursor": "more runs may follow: pass it as `cursor` for the next page"
             },
         ),
-        **problems(400, 422),
+        **problems(422),
     },
 )
 async def list_runs(
@@ -154,7 +154,7 @@ async def list_runs(
     cursor: Annotated[
         str | None,
         Query(
-            max_length=64,
+            pattern=CURSOR_PATTERN,
             description="go on after the previous page (its `X-Next-Cursor`)",
         ),
     ] = None,
@@ -185,15 +185,14 @@ async def list_runs(
     return json_response([run.summary() for run in found[offset:]], headers=headers)
 
 
+CURSOR_PATTERN = r"^-?[0-9]{1,9}\.[0-9]{1,9}$"
+"""A ``GET /runs`` cursor: the position (page, index) in the runs index of the last run
+a page went through."""
+
+
 def _position(cursor: str) -> Position:
-    """A cursor's position in the runs index; a 400 problem when it is none."""
-    page, dot, index = cursor.partition(".")
-    try:
-        if dot:
-            return int(page), int(index)
-    except ValueError:
-        pass
-    raise Problem(400, "Invalid cursor", f"{cursor!r} is not a cursor of GET /runs")
+    page, _, index = cursor.partition(".")
+    return int(page), int(index)
 
 
 @router.get(
