@@ -206,6 +206,8 @@ class RunDriver:
             traceparent=traceparent(self._run_span),
             start_key=start_key,
             start_after=-1 if existing is None else existing.event_chunks - 1,
+            first_superstep=state.superstep,
+            executors=len(wf.graph.nodes),
         )
         if existing is None:
             record = await self._store.create_run(record)
@@ -218,6 +220,7 @@ class RunDriver:
                     event_chunks=existing.event_chunks,
                     checkpoint_ranges=existing.checkpoint_ranges,
                     last_checkpoint=existing.last_checkpoint,
+                    earlier=[*existing.earlier, existing.generation_span],
                     created_at=existing.created_at,
                     etag=existing.etag,
                 )

@@ -23,8 +23,9 @@ from executor_host._inputs import (
     with_responses,
 )
 from executor_host._problems import Problem, problems
+from executor_host._run_index import Position
 from executor_host._services import APIServices, Services
-from executor_host._store import RunRecord, StoreError
+from executor_host._store import RunHead, RunRecord, StoreError
 from executor_host._views import (
     EVENT_STREAM,
     CancelAccepted,
@@ -134,7 +135,12 @@ async def _start(
     "/runs",
     summary="List runs",
     responses={
-        **answers(list[RunSummary], headers={"X-Total-Count": "how many runs match, in all"}),
+        **answers(
+            list[RunSummary],
+            optional_headers={
+                "X-Next-Cursor": "more runs may follow: pass it as `cursor` for the next page"
+            },
+        ),
         **problems(422),
     },
 )
@@ -145,36 +151,48 @@ async def list_runs(
         str | None, Query(max_length=256, description="only runs of this workflow")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="go on after the previous page (its `X-Next-Cursor`)",
+        ),
+    ] = None,
     offset: Annotated[
-        int, Query(ge=0, description="skip this many (of the matching runs, newest first)")
+        int,
+        Query(
+            ge=0,
+            le=10000,
+            description="skip this many of the matching runs first (each one skipped is "
+            "read: page with `cursor`)",
+        ),
     ] = 0,
 ) -> Response:
-    """The runs, newest first, filtered by status and workflow; ``X-Total-Count``
-    says how many match in all (page with ``limit`` and ``offset``)."""
-    store = services.store
-    matching: list[dict[str, Any]] = []
-    for run_id in reversed(await store.list_runs()):
-        record = await store.load_run(run_id)
-        if record is None:
-            continue
-        if status is not None and record.state.status is not status:
-            continue
-        if workflow is not None and workflow not in (record.workflow, record.factory):
-            continue
-        matching.append(
-            {
-                "run_id": run_id,
-                "workflow": record.workflow,
-                "factory": record.factory,
-                "status": record.state.status.value,
-                "superstep": record.state.superstep,
-                "created_at": record.created_at,
-                "updated_at": record.updated_at,
-            }
-        )
-    return json_response(
-        matching[offset : offset + limit], headers={"X-Total-Count": str(len(matching))}
-    )
+    """The runs, newest first, filtered by status and workflow, a page at a time: the
+    answer's ``X-Next-Cursor`` header, when there is one, is the ``cursor`` of the next
+    page. A page reads the runs index and the records it lists, and no more than 1,000
+    runs besides those it answers: when few runs match a filter, a page may hold fewer
+    than ``limit`` and still name a next one."""
+    before = _position(cursor) if cursor is not None else None
+
+    def keep(run: RunHead) -> bool:
+        if status is not None and run.status is not status:
+            return False
+        return workflow is None or workflow in (run.workflow, run.factory)
+
+    found, after = await services.store.list_runs(limit=offset + limit, before=before, keep=keep)
+    headers = {"X-Next-Cursor": f"{after[0]}.{after[1]}"} if after is not None else {}
+    return json_response([run.summary() for run in found[offset:]], headers=headers)
+
+
+CURSOR_PATTERN = r"^-?[0-9]{1,9}\.[0-9]{1,9}$"
+"""A ``GET /runs`` cursor: the position (page, index) in the runs index of the last run
+a page went through."""
+
+
+def _position(cursor: str) -> Position:
+    page, _, index = cursor.partition(".")
+    return int(page), int(index)
 
 
 @router.get(

@@ -6,10 +6,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "Settings", "resolve_app_id"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_RUN_RETENTION_S", "Settings", "resolve_app_id"]
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 """daprd's default ``--max-body-size`` (4Mi): nothing larger reaches the app through it."""
+
+
+DEFAULT_RUN_RETENTION_S = 7 * 24 * 3600
+"""How long an ended run stays in the state store unless ``SUPERSTEP_RUN_RETENTION_S`` says."""
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -101,6 +105,10 @@ class Settings:
     start_queue: int = 512
     """Run starts that may wait for one of those (``SUPERSTEP_START_QUEUE``); a start
     beyond them is answered 503 with ``Retry-After``."""
+    run_retention_s: int = DEFAULT_RUN_RETENTION_S
+    """How long a run that ended (completed, failed, cancelled, stalled) stays in the
+    state store, from its end (``SUPERSTEP_RUN_RETENTION_S``; 7 days by default, 0
+    keeps every run for ever). Then the API app removes it (``_retention``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -135,6 +143,13 @@ class Settings:
             actor_idle_s=_count(e, "SUPERSTEP_ACTOR_IDLE_S", 300, least=1, unit=" of seconds"),
             max_starts=_count(e, "SUPERSTEP_MAX_STARTS", 32, least=1),
             start_queue=_count(e, "SUPERSTEP_START_QUEUE", 512, least=0),
+            run_retention_s=_count(
+                e,
+                "SUPERSTEP_RUN_RETENTION_S",
+                DEFAULT_RUN_RETENTION_S,
+                least=0,
+                unit=" of seconds",
+            ),
         )
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from runtime.http1 import Http1Error, Http1Pool
-from runtime.ports import ETagMismatch, PortError, Refused, StateWrite, refuses
+from runtime.ports import ETagMismatch, PortError, Refused, StateDelete, StateWrite, refuses
 
 __all__ = [
     "ActorInvokeError",
@@ -196,14 +196,58 @@ class SidecarClient:
         daprd refuses before the store sees it (a body over its limit, a malformed
         request: 400) is ``StateRefused``."""
         ops = [{"operation": "upsert", "request": _state_item(write)} for write in upserts]
+        await self._transaction(store, ops, "state transaction")
+
+    async def _transaction(self, store: str, ops: list[dict[str, Any]], what: str) -> None:
         url = f"{self._base}/state/{quote(store, safe='')}/transaction"
-        what = "state transaction"
         status, content, _ = await self._call(
             "POST", url, what, data=json.dumps({"operations": ops}), headers=self._headers
         )
         if status == 204:
             return
         raise _state_answered(what, status, content)
+
+    async def get_bulk_state(
+        self, store: str, keys: Sequence[str]
+    ) -> list[tuple[bytes | None, str | None]]:
+        """The stored bytes and ETags of ``keys`` (``POST /v1.0/state/<store>/bulk``), in
+        their order; (None, None) for an absent key. The answer holds each value as
+        JSON (``data``); its text is what ``get_state`` answers, up to escapes."""
+        if not keys:
+            return []
+        url = f"{self._base}/state/{quote(store, safe='')}/bulk"
+        what = f"reading {len(keys)} keys"
+        body = json.dumps({"keys": list(keys), "parallelism": min(len(keys), 16)})
+        status, content, _ = await self._call("POST", url, what, data=body, headers=self._headers)
+        if status != 200:
+            raise _state_answered(what, status, content)
+        found: dict[str, tuple[bytes | None, str | None]] = {}
+        for item in json.loads(content):
+            if item.get("error"):
+                raise SidecarError(f"{what}: {item['key']!r}: {item['error']}", status)
+            if "data" in item and item["data"] is not None:
+                found[item["key"]] = (json.dumps(item["data"]).encode(), item.get("etag"))
+        return [found.get(key, (None, None)) for key in keys]
+
+    async def delete_state(self, store: str, deletes: Sequence[StateDelete]) -> None:
+        """Delete keys: one by ``DELETE /v1.0/state/<store>/<key>`` (its ETag in
+        ``If-Match``; ``StateConflict`` on a 409), several in one transaction."""
+        if len(deletes) == 1:
+            key, etag = deletes[0]
+            url = f"{self._base}/state/{quote(store, safe='')}/{quote(key, safe='')}"
+            headers = {**self._auth, **({"if-match": etag} if etag is not None else {})}
+            what = f"deleting {key!r}"
+            status, content, _ = await self._call("DELETE", url, what, headers=headers)
+            if status == 409:
+                raise _answered(what, status, content, StateConflict)
+            if status not in (200, 204):
+                raise _state_answered(what, status, content)
+            return
+        ops = [
+            {"operation": "delete", "request": {"key": key, **({"etag": etag} if etag else {})}}
+            for key, etag in deletes
+        ]
+        await self._transaction(store, ops, f"deleting {len(deletes)} keys")
 
     async def publish(self, pubsub: str, topic: str, body: bytes, content_type: str) -> None:
         url = f"{self._base}/publish/{quote(pubsub, safe='')}/{quote(topic, safe='/')}"

@@ -19,13 +19,17 @@ Keys (all under the deployment's namespace, ``superstep:`` by default):
     state:<run>:<version>   the committed shared state as of superstep <version>
     result:<run>:<g>:<k>:<i>  the stored result of executor <i>'s activation in superstep <k>
                             of the run's generation <g>
-    runs                    index of run ids
+    runs:head, runs:<n>     the runs index, in pages (``_run_index``)
+    runs                    the runs index of the format before pages (run ids)
     host:<app id>           a host's registration (protocol.HostRecord)
     hosts                   index of host app ids
     blob:<sha256>:<i>       part i of a value larger than MAX_VALUE_BYTES in a request (or
                             moved out of a request over MAX_REQUEST_BYTES), which is
                             stored as a reference to its parts (a run record, as a
                             reference in its ``state``)
+
+A run that ended is removed, every key of it but blob parts, once its retention has
+passed (``RunStore.sweep``, ``run_keys``; the API app sweeps: ``_retention``).
 
 Every value is written through the sidecar's HTTP state API as a JSON string that holds
 the value's JSON text (see ``_sidecar``: the text crosses unchanged), so the stored
@@ -40,16 +44,33 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from executor_host._batching import GroupCaller
+from executor_host._run_index import PAGE_SIZE, Position, RunIndex
 from runtime.checkpoint import checkpoint_id_for
-from runtime.engine import Checkpoint, RunState, compact_json
-from runtime.ports import ETagMismatch, PortError, Refused, StatePort, StateWrite, wire_bytes
+from runtime.engine import Checkpoint, RunState, RunStatus, compact_json
+from runtime.ports import (
+    ETagMismatch,
+    PortError,
+    Refused,
+    StateDelete,
+    StatePort,
+    StateWrite,
+    wire_bytes,
+)
 
-__all__ = ["ConflictError", "RunRecord", "RunStore", "StoreError", "StoreRefused"]
+__all__ = [
+    "ConflictError",
+    "RunHead",
+    "RunRecord",
+    "RunStore",
+    "StoreError",
+    "StoreRefused",
+    "run_keys",
+]
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +156,20 @@ class RunRecord:
     start_after: int = -1
     """The last event chunk before that start (-1 for a new run): where its client's
     event stream begins."""
+    first_superstep: int = 0
+    """The superstep this generation began at (0 in records written before it was kept)."""
+    earlier: list[tuple[int, int, int]] = field(default_factory=list)
+    """(first superstep, last superstep, output chunks) of each earlier generation, in
+    order: with ``first_superstep`` they name every key of the run (``run_keys``)."""
+    executors: int = 0
+    """Executors of the run's graph (stored results are per executor index); 0 in
+    records written before it was kept."""
     etag: str | None = None
+
+    @property
+    def generation_span(self) -> tuple[int, int, int]:
+        """(first superstep, last superstep, output chunks) of this generation so far."""
+        return self.first_superstep, self.state.superstep, self.output_chunks
 
     @property
     def checkpoints(self) -> list[str]:
@@ -173,6 +207,13 @@ class RunRecord:
             "traceparent": self.traceparent,
             "start_key": self.start_key,
             "start_after": self.start_after,
+            **({"first_superstep": self.first_superstep} if self.first_superstep else {}),
+            **({"earlier": [list(g) for g in self.earlier]} if self.earlier else {}),
+            "executors": self.executors,
+            # beside the run state (which may be a reference): read by GET /runs and
+            # retention without reading the state
+            "status": self.state.status.value,
+            "superstep": self.state.superstep,
         }
 
     @classmethod
@@ -200,8 +241,105 @@ class RunRecord:
             traceparent=d.get("traceparent"),
             start_key=d.get("start_key"),
             start_after=int(d.get("start_after", -1)),
+            first_superstep=int(d.get("first_superstep", 0)),
+            earlier=[(int(a), int(b), int(c)) for a, b, c in d.get("earlier") or []],
+            executors=int(d.get("executors", 0)),
             etag=etag,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RunHead:
+    """A run record without its run state: what ``GET /runs`` shows of a run, and what
+    retention needs to know when a run ended and which keys it wrote (``run_keys``)."""
+
+    run_id: str
+    workflow: str
+    factory: str | None
+    status: RunStatus
+    superstep: int
+    created_at: float
+    updated_at: float
+    generation: int
+    event_chunks: int
+    checkpoint_ranges: list[tuple[int, int]]
+    output_chunks: int
+    first_superstep: int
+    earlier: list[tuple[int, int, int]]
+    executors: int
+    etag: str | None
+    removing: bool = False
+    """Retention is removing the run's keys: the run is gone for every reader."""
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], etag: str | None) -> RunHead:
+        """The head of a stored record (one with ``status`` and ``superstep`` beside its
+        run state: ``RunRecord.to_json``)."""
+        return cls(
+            run_id=d["run_id"],
+            workflow=d["workflow"],
+            factory=d.get("factory"),
+            status=RunStatus(d["status"]),
+            superstep=int(d["superstep"]),
+            created_at=float(d["created_at"]),
+            updated_at=float(d["updated_at"]),
+            generation=int(d.get("generation", 1)),
+            event_chunks=int(d["event_chunks"]),
+            checkpoint_ranges=[(int(a), int(b)) for a, b in d["checkpoint_ranges"]],
+            output_chunks=int(d.get("output_chunks", 0)),
+            first_superstep=int(d.get("first_superstep", 0)),
+            earlier=[(int(a), int(b), int(c)) for a, b, c in d.get("earlier") or []],
+            executors=int(d.get("executors", 0)),
+            etag=etag,
+            removing=bool(d.get(REMOVING)),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The run as ``GET /runs`` lists it (``RunSummary``)."""
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "factory": self.factory,
+            "status": self.status.value,
+            "superstep": self.superstep,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def run_keys(run: RunHead, executors: int) -> list[str]:
+    """Every key of the run but its record, blob parts and payloads (which expire): the
+    keys its record says it wrote, and some it may not have (deleting an absent key is
+    no error). ``executors``: of the run's graph (its stored results are per executor
+    index).
+
+    The chunk after the last of events and of outputs is included: a commit whose ETag
+    check failed may have written it on a store that applies the rest of a failed
+    transaction (Redis). A generation resumed before records kept the spans of earlier
+    generations (``RunRecord.earlier``) is taken to span every superstep up to the
+    highest the record knows, with as many output chunks as the run has event chunks
+    (a commit writes one of each at most)."""
+    r = run.run_id
+    keys = [f"events:{r}:{n}" for n in range(run.event_chunks + 1)]
+    keys += [
+        f"ckpt:{checkpoint_id_for(r, s)}"
+        for first, last in run.checkpoint_ranges
+        for s in range(first, last + 1)
+    ]
+    top = max([run.superstep, *(last for _, last in run.checkpoint_ranges)])
+    unknown = max(0, run.generation - 1 - len(run.earlier))
+    spans = [*[(0, top, run.event_chunks)] * unknown, *run.earlier]
+    spans.append((run.first_superstep, run.superstep, run.output_chunks))
+    for generation, (first, last, outputs) in enumerate(spans, start=1):
+        keys += [f"outputs:{r}:{generation}:{n}" for n in range(outputs + 1)]
+        keys += [f"state:{r}:{v}" for v in range(first, last + 1)]
+        # the superstep after the last: in flight when the run ended (failed, cancelled)
+        keys += [
+            f"result:{r}:{generation}:{k}:{i}"
+            for k in range(first + 1, last + 2)
+            for i in range(executors)
+        ]
+    return list(dict.fromkeys(keys))
 
 
 def _decode(data: bytes) -> Any:
@@ -211,6 +349,9 @@ def _decode(data: bytes) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+REMOVING = "$superstep.removing"
+"""Set in a run record while retention removes the run's keys (``RunStore.remove_run``):
+such a record is no run for any reader."""
 CHECKPOINT = "$superstep.checkpoint"
 """The key of a run record's reference to the checkpoint that holds its run state."""
 BLOB = "$superstep.blob"
@@ -228,6 +369,10 @@ _MAX_ESCAPED = 12
 """Bytes a character can take in ``wire_bytes``, at most."""
 _READS_AT_ONCE = 16
 """Output chunks ``RunStore.load_outputs`` reads at a time."""
+_BULK = 100
+"""Run records read in one bulk read."""
+_DELETES_AT_ONCE = 100
+"""Keys deleted in one transaction (some stores take no more operations in one)."""
 
 
 def _is_blob(value: Any) -> bool:
@@ -270,6 +415,7 @@ class RunStore:
         *,
         max_value_bytes: int = MAX_VALUE_BYTES,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        index_page_size: int = PAGE_SIZE,
     ) -> None:
         self._sidecar = sidecar
         self._store = store
@@ -279,6 +425,8 @@ class RunStore:
         self._blobs_written: OrderedDict[str, None] = OrderedDict()
         """Digests of blobs this store wrote lately (not written again)."""
         self._index_writes = GroupCaller(self._add_all_to_index)
+        self.index = RunIndex(self, ConflictError, StoreError, page_size=index_page_size)
+        """The runs index (``_run_index``)."""
 
     # -- large values, in parts -------------------------------------------------------
     def _size(self, text: str) -> int:
@@ -429,14 +577,18 @@ class RunStore:
 
     # -- runs -------------------------------------------------------------------------
     async def load_run(self, run_id: str) -> RunRecord | None:
+        """The run's record; None for a run there is none of (or that retention is
+        removing)."""
         data, etag = await self._get(f"run:{run_id}")
-        return await self._record(data, etag) if data is not None else None
+        if data is None or data.get(REMOVING):
+            return None
+        return await self._record(data, etag)
 
     async def load_run_head(self, run_id: str) -> tuple[int, float, str | None] | None:
         """(epoch, updated_at, ETag) of the run record, without decoding its run state:
         what a coordinator checks after its own commit to know it was not fenced."""
         data, etag = await self._get(f"run:{run_id}")
-        if data is None:
+        if data is None or data.get(REMOVING):
             return None
         return int(data["epoch"]), float(data["updated_at"]), etag
 
@@ -446,7 +598,7 @@ class RunStore:
         if existing is not None:
             raise ConflictError(f"run {record.run_id!r} already exists")
         await self._save_text(f"run:{record.run_id}", await self._record_text(record))
-        await self._add_to_index("runs", record.run_id)
+        await self.index.add(record.run_id, record.created_at)
         fresh = await self.load_run(record.run_id)
         assert fresh is not None
         return fresh
@@ -611,9 +763,156 @@ class RunStore:
         value = _decode(data)
         return await self._unfit(value), len(data) if not _is_blob(value) else int(value["chars"])
 
-    async def list_runs(self) -> list[str]:
-        data, _ = await self._get("runs")
-        return list(data or [])
+    # -- listing and retention --------------------------------------------------------
+    async def list_runs(
+        self,
+        *,
+        limit: int,
+        before: Position | None = None,
+        keep: Callable[[RunHead], bool] = lambda _: True,
+        scan: int = 1000,
+    ) -> tuple[list[RunHead], Position | None]:
+        """Runs newest first: at most ``limit`` that ``keep``, from the index entries
+        before ``before`` (from the newest when None), and the position of the last
+        entry read when more may follow (a cursor: ``before`` of the next call).
+
+        Reads the index pages it needs and the records of their entries in bulk, at
+        most ``limit + scan`` of them: when few runs match, the answer may hold fewer
+        than ``limit`` and still a position to go on from."""
+        layout = await self.index.layout()
+        found: list[RunHead] = []
+        read = 0
+        last: Position | None = None
+        for number in layout.numbers(before):
+            entries = await self.index.read(layout, number)
+            newest = [e for e in reversed(entries) if before is None or e.position < before]
+            for start in range(0, len(newest), limit):
+                chunk = newest[start : start + limit]
+                heads = await self.load_heads([e.run_id for e in chunk])
+                for entry, head in zip(chunk, heads, strict=True):
+                    last = entry.position
+                    if head is not None and not head.removing and keep(head):
+                        found.append(head)
+                        if len(found) == limit:
+                            return found, last
+                read += len(chunk)
+                if read >= limit + scan:
+                    return found, last
+        return found, None
+
+    async def load_heads(self, run_ids: Sequence[str]) -> list[RunHead | None]:
+        """The heads of runs' records (``RunHead``), read in bulk; None where there is no
+        record. One being removed is read with ``removing`` set."""
+        out: list[RunHead | None] = []
+        for start in range(0, len(run_ids), _BULK):
+            keys = [f"{self._prefix}run:{r}" for r in run_ids[start : start + _BULK]]
+            try:
+                items = await self._sidecar.get_bulk_state(self._store, keys)
+            except PortError as exc:
+                raise _failed(f"reading {len(keys)} run records", exc) from exc
+            for data, etag in items:
+                out.append(await self._head(_decode(data), etag or None) if data else None)
+        return out
+
+    async def _head(self, data: dict[str, Any], etag: str | None) -> RunHead:
+        if "status" not in data:  # written before records held it beside the run state
+            state = (await self._record(dict(data), etag)).state
+            data = {**data, "status": state.status.value, "superstep": state.superstep}
+        return RunHead.from_json(data, etag)
+
+    async def sweep(
+        self,
+        now: float,
+        retention_s: float,
+        executors_of: Callable[[RunHead], int] = lambda _: 0,
+    ) -> int:
+        """Remove the runs that ended (``RunStatus.is_final``) more than ``retention_s``
+        before ``now`` (``remove_run``) and their index entries, and the entries of runs
+        that have no record; the number of runs removed.
+
+        Reads the index from its oldest page, and the records of the entries made before
+        that time only, until a page holds a newer one: the runs after it started later.
+        ``executors_of``: the executors of a run whose record does not say (written
+        before records kept it)."""
+        cutoff = now - retention_s
+        layout = await self.index.layout()
+        removed = 0
+        for number in reversed(layout.numbers()):
+            entries = await self.index.read(layout, number)
+            old = [e for e in entries if e.created_at is None or e.created_at <= cutoff]
+            gone = []
+            for start in range(0, len(old), _BULK):
+                chunk = old[start : start + _BULK]
+                heads = await self.load_heads([e.run_id for e in chunk])
+                for entry, head in zip(chunk, heads, strict=True):
+                    if head is None:
+                        gone.append(entry)
+                        continue
+                    expired = head.status.is_final and head.updated_at < cutoff
+                    if (head.removing or expired) and await self.remove_run(
+                        head, head.executors or executors_of(head)
+                    ):
+                        gone.append(entry)
+                        removed += 1
+            if gone:
+                await self.index.remove(number, gone)
+            if len(old) < len(entries):
+                break
+        return removed
+
+    async def remove_run(self, run: RunHead, executors: int) -> bool:
+        """Delete every key of a run (``run_keys``) and, last, its record; False when the
+        record changed since ``run`` was read (a resume), which leaves the run alone.
+
+        The record is first marked as being removed (under its ETag): from then on no
+        reader sees the run, and a removal that stopped half-way is finished by the
+        next sweep, from the marked record. Blob parts are not removed (content-
+        addressed, another run may name the same), nor payloads (they expire)."""
+        key = f"run:{run.run_id}"
+        etag = run.etag
+        if not run.removing:
+            data, etag = await self._get(key)
+            if data is None or etag != run.etag:
+                return data is None
+            # with its status beside the run state, which may name a checkpoint that is
+            # gone by the time a sweep finishes a removal cut short
+            marked = {**data, "status": run.status.value, "superstep": run.superstep}
+            try:
+                await self._save_text(key, compact_json({**marked, REMOVING: True}), etag)
+            except ConflictError:
+                return False
+        keys = [self._prefix + k for k in run_keys(run, executors)]
+        for start in range(0, len(keys), _DELETES_AT_ONCE):
+            await self._delete([(k, None) for k in keys[start : start + _DELETES_AT_ONCE]])
+        data, etag = await self._get(key)
+        if data is None:
+            return True
+        if not data.get(REMOVING) or etag is None:
+            return False  # a new run of this id since
+        try:
+            await self._delete([(self._prefix + key, etag)])
+        except ConflictError:
+            return False
+        log.info("run %s: removed (ended at %.0f, retention)", run.run_id, run.updated_at)
+        return True
+
+    async def _delete(self, deletes: Sequence[StateDelete]) -> None:
+        try:
+            await self._sidecar.delete_state(self._store, deletes)
+        except ETagMismatch as exc:
+            raise ConflictError(f"{deletes[0][0]!r} was changed concurrently") from exc
+        except PortError as exc:
+            raise _failed(f"deleting {len(deletes)} key(s)", exc) from exc
+
+    # -- whole values, for the runs index (_run_index.Values) --------------------------
+    async def get_value(self, key: str) -> tuple[Any, str | None]:
+        return await self._get(key)
+
+    async def put_value(self, key: str, value: Any, etag: str | None) -> None:
+        await self._save(key, value, etag)
+
+    async def delete_value(self, key: str, etag: str) -> None:
+        await self._delete([(self._prefix + key, etag)])
 
     # -- hosts ------------------------------------------------------------------------
     async def register_host(self, host_id: str, record: dict[str, Any]) -> None:

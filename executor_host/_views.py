@@ -301,14 +301,19 @@ def answers(
     status: int = 200,
     description: str = "Successful Response",
     headers: Mapping[str, str] | None = None,
+    *,
+    optional_headers: Mapping[str, str] | None = None,
 ) -> Responses:
     """The ``responses`` entry of a route that answers ``status`` with ``model``'s JSON,
-    and with ``headers`` (name -> what it says), each sent with every such answer."""
+    and with ``headers`` (name -> what it says), each sent with every such answer, and
+    ``optional_headers``, sent with some."""
     entry: dict[str, Any] = {"model": model, "description": description}
-    if headers:
+    named = [(h, True) for h in (headers or {}).items()]
+    named += [(h, False) for h in (optional_headers or {}).items()]
+    if named:
         entry["headers"] = {
-            name: {"description": text, "required": True, "schema": {"type": "string"}}
-            for name, text in headers.items()
+            name: {"description": text, "required": required, "schema": {"type": "string"}}
+            for (name, text), required in named
         }
     return {status: entry}
 

@@ -29,6 +29,7 @@ from executor_host._docs import install_docs
 from executor_host._edge import install_edge
 from executor_host._pool import PoolHost
 from executor_host._problems import install_problem_handlers
+from executor_host._retention import Retention
 from executor_host._services import APIServices, configure_actors
 from executor_host._settings import Settings
 from runtime.registry import WorkflowRegistry
@@ -43,6 +44,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     registry = WorkflowRegistry.load(settings.workflows)
     services = APIServices(settings, registry)
     coordinator = CoordinatorHost(services)
+    retention = Retention(lambda: services.store, registry, settings.run_retention_s)
     # the executor pools this app serves itself (SUPERSTEP_POOLS), each a host of its own
     pools = [
         PoolHost(
@@ -64,7 +66,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
         await coordinator.start(actors)
         for pool in pools:
             await pool.start(actors, services)
+        retention.start()
         yield
+        await retention.stop()
         for pool in pools:
             await pool.stop()
         await services.close()

@@ -19,6 +19,7 @@ __all__ = [
     "ETagMismatch",
     "PortError",
     "Refused",
+    "StateDelete",
     "StatePort",
     "StateWrite",
     "refuses",
@@ -73,6 +74,10 @@ StateWrite = tuple[str, str, "str | None"]
 """(key, value, ETag or None) of one write; the value is a JSON text."""
 
 
+StateDelete = tuple[str, "str | None"]
+"""(key, ETag or None) of one delete."""
+
+
 def wire_bytes(text: str) -> int:
     """The bytes ``text`` takes in a request body as a JSON string with every character
     beyond ASCII escaped, as the Dapr port writes it (6 bytes for a character of the
@@ -104,4 +109,18 @@ class StatePort(Protocol):
         """Write items in one transaction: all or nothing. A failed ETag check fails the
         transaction like any other failure (``PortError``, as daprd answers it): only a
         read of the guarded key tells a conflict from an outage."""
+        ...
+
+    async def get_bulk_state(
+        self, store: str, keys: Sequence[str]
+    ) -> list[tuple[bytes | None, str | None]]:
+        """The values and ETags of ``keys`` in one call, in their order; ``(None, None)``
+        for an absent key."""
+        ...
+
+    async def delete_state(self, store: str, deletes: Sequence[StateDelete]) -> None:
+        """Delete keys, each guarded by its ETag when it has one; an absent key without
+        an ETag is no error. One key: a failed ETag check is ``ETagMismatch`` (daprd's
+        409). Several: one transaction, all or nothing, whose failed ETag check fails it
+        like any other failure (``PortError``), as in ``transact_state``."""
         ...

@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from runtime.ports import ETagMismatch, PortError, Refused, StateWrite, request_bytes
+from runtime.ports import (
+    ETagMismatch,
+    PortError,
+    Refused,
+    StateDelete,
+    StateWrite,
+    request_bytes,
+)
 
 __all__ = ["InMemoryBus", "InMemoryStateStore"]
 
@@ -43,7 +50,8 @@ class InMemoryStateStore:
         self.items: dict[tuple[str, str], tuple[bytes, str]] = {}
         self.metadata: dict[tuple[str, str], dict[str, str]] = {}
         self.calls = 0
-        """Calls made through the port (each read, save and transaction counts one)."""
+        """Calls made through the port (each read, bulk read, save, delete and
+        transaction counts one)."""
         self._version = 0
         self._fault: _Fault | None = None
 
@@ -94,8 +102,8 @@ class InMemoryStateStore:
         self._version += 1
         return str(self._version)
 
-    def _check(self, store: str, write: StateWrite) -> bool:
-        key, _, etag = write
+    def _check(self, store: str, write: StateWrite | StateDelete) -> bool:
+        key, etag = write[0], write[-1]
         if etag is None:
             return True
         current = self.items.get((store, key))
@@ -135,6 +143,27 @@ class InMemoryStateStore:
         if not all(self._check(store, w) for w in upserts):
             raise PortError("transaction failed")  # as daprd: no word of the ETag
         self._apply(store, upserts)
+        if fault is not None:
+            raise PortError("the answer was lost (injected)")
+
+    async def get_bulk_state(
+        self, store: str, keys: Sequence[str]
+    ) -> list[tuple[bytes | None, str | None]]:
+        self.calls += 1
+        items = [self.items.get((store, key)) for key in keys]
+        return [(item[0], item[1]) if item is not None else (None, None) for item in items]
+
+    async def delete_state(self, store: str, deletes: Sequence[StateDelete]) -> None:
+        self.calls += 1
+        fault = self._faulty()
+        self._fail_before(fault)
+        if not all(self._check(store, d) for d in deletes):
+            if len(deletes) == 1:
+                raise ETagMismatch(f"ETag mismatch on {deletes[0][0]!r}")
+            raise PortError("transaction failed")
+        for key, _ in deletes:
+            self.items.pop((store, key), None)
+            self.metadata.pop((store, key), None)
         if fault is not None:
             raise PortError("the answer was lost (injected)")
 

@@ -108,7 +108,6 @@ async def test_a_completed_run_its_listing_topology_and_checkpoints(
     assert codec.outputs == [output.value]  # a dict is its own codec form
     assert plain.waiting_for_hosts == {} and plain.pending_requests == []
     assert plain.checkpoints == [checkpoints[-1].checkpoint_id]
-    assert int(listed.headers["x-total-count"]) >= 1
     assert started.run_id in {s.run_id for s in summaries}
     assert {e.executor_id for e in topology.executors} == {
         "split",

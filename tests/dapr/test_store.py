@@ -20,7 +20,7 @@ from dapr.conf import settings
 
 from executor_host._sidecar import SidecarClient, SidecarError, StateWrite
 from executor_host._store import ConflictError, RunRecord, RunStore, StoreError
-from runtime.engine import RunState, compact_json
+from runtime.engine import RunState, RunStatus, compact_json
 from sidecar.launcher.daprd import DaprdSidecar
 from sidecar.runtime import Sidecar
 
@@ -194,4 +194,39 @@ async def test_runs_created_at_once_all_reach_the_runs_index(
     ids = [f"many-{i}-{uuid.uuid4().hex[:8]}" for i in range(120)]
     created = await asyncio.gather(*(runs.create_run(_record(run_id)) for run_id in ids))
     assert [c.run_id for c in created] == ids
-    assert sorted(await runs.list_runs()) == sorted(ids)
+    listed, more = await runs.list_runs(limit=1000)
+    assert sorted(r.run_id for r in listed) == sorted(ids) and more is None
+
+
+async def test_a_run_past_its_retention_is_deleted_key_by_key_and_leaves_the_listing(
+    store: tuple[RunStore, SidecarClient, str],
+) -> None:
+    """Bulk reads of run records, deletes in a transaction and the ETag-guarded delete
+    of the record, as the sidecar answers them."""
+    runs, http, namespace = store
+    gone, kept = f"gone-{uuid.uuid4().hex[:8]}", f"kept-{uuid.uuid4().hex[:8]}"
+    created = await runs.create_run(replace(_record(gone), executors=1))
+    ended = replace(created.state, status=RunStatus.COMPLETED, superstep=1)
+    await runs.commit_barrier(
+        replace(created, state=ended, updated_at=10.0),
+        events=[{"type": "status"}],
+        checkpoint=None,
+        state_version=(1, {"a": 1}),
+        outputs=[{"out": 1}],
+    )
+    await runs.save_result(gone, 1, 1, 0, {"x": 1})
+    await runs.create_run(_record(kept))  # running: kept however old
+    keys = [f"run:{gone}", f"events:{gone}:0", f"outputs:{gone}:1:0", f"state:{gone}:1"]
+    keys.append(f"result:{gone}:1:1:0")
+
+    async def stored() -> list[str]:
+        return [k for k in keys if (await http.get_state("sharedstore", f"{namespace}:{k}"))[0]]
+
+    assert await stored() == keys
+    listed, _ = await runs.list_runs(limit=10)
+    assert [r.run_id for r in listed] == [kept, gone]
+    assert await runs.sweep(100.0, 50.0) == 1
+    assert await stored() == []
+    assert await runs.load_run(gone) is None
+    listed, _ = await runs.list_runs(limit=10)
+    assert [r.run_id for r in listed] == [kept]
