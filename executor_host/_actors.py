@@ -108,6 +108,7 @@ class CoordinatorDeps:
     payload_ttl_s: int = 24 * 3600
     live_pools: LivePools | None = None
     no_host_s: float = 60.0
+    store_failing_s: float = 600.0
 
 
 class Coordinator(Actor, CoordinatorInterface, Remindable):
@@ -129,6 +130,7 @@ class Coordinator(Actor, CoordinatorInterface, Remindable):
             on_change=deps.on_change,
             live_pools=deps.live_pools,
             no_host_s=deps.no_host_s,
+            store_failing_s=deps.store_failing_s,
         )
         self._resumed = False
 

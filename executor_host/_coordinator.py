@@ -95,10 +95,12 @@ class RunDriver:
         on_change: Committed = _ignore,
         live_pools: LivePools | None = None,
         no_host_s: float = 60.0,
+        store_failing_s: float = 600.0,
     ) -> None:
         self.run_id = run_id
         self._live_pools = live_pools
         self._no_host_s = no_host_s
+        self._store_failing_s = store_failing_s
         self._store = store
         self._resolve = resolve
         self._publish = publish
@@ -114,6 +116,8 @@ class RunDriver:
         then leaves the run, and its deadline reminder, alone)."""
         self._unfinished: list[Command] = []
         """Commands a store or bus failure stopped, to execute again first."""
+        self._failing_since: float | None = None
+        """When the first of the unfinished commands first failed (None: none failed)."""
         self._refusal: StoreRefused | None = None
         """The refusal this copy is failing the run for, once the store refused one of
         its commands for good."""
@@ -256,7 +260,9 @@ class RunDriver:
         reminder's at the latest) — a barrier the machine has taken is never lost
         because its transaction failed once. A refusal for good (``StoreRefused``)
         is no outage: trying again would be refused alike, so the run fails instead
-        (``_fail_refused``)."""
+        (``_fail_refused``). Nor is a command that keeps failing for
+        ``store_failing_s``: the run fails the same way, and only the commit of that
+        failure is tried again until it lands."""
         queue = [*self._unfinished, *commands]
         self._unfinished = []
         for i, command in enumerate(queue):
@@ -264,20 +270,34 @@ class RunDriver:
                 if not await self._execute(command):
                     return
             except StoreRefused as exc:
+                self._failing_since = None
                 await self._fail_refused(exc)
                 return
-            except (StoreError, PortError):
+            except (StoreError, PortError) as exc:
+                now = self._clock()
+                since = self._failing_since
+                if since is None or i > 0:  # a command that did not fail before
+                    self._failing_since = since = now
+                if self._refusal is None and now - since >= self._store_failing_s:
+                    self._failing_since = None
+                    await self._fail_refused(
+                        StoreRefused(f"last: {exc}", getattr(exc, "status", None)),
+                        now - since,
+                    )
+                    return
                 self._unfinished = queue[i:]
                 raise
+            self._failing_since = None
         if self._stale and self._record is not None:
             await self._read_back()
 
-    async def _fail_refused(self, refusal: StoreRefused) -> None:
+    async def _fail_refused(self, refusal: StoreRefused, failing_s: float | None = None) -> None:
         """The store refused a command for good: fail the run as of its last committed
         barrier (what the refused command would have written is dropped, as a cancel
         drops the superstep in flight), naming the refusal. When the commit of that
         failure is refused too, there is nothing left to write: this copy gives the
-        run up (it forgets it) and raises the refusal."""
+        run up (it forgets it) and raises the refusal. ``failing_s``: not a refusal
+        but a command that kept failing for that long (``store_failing_s``)."""
         record = self._require()
         if self._refusal is not None:
             log.error(
@@ -291,18 +311,18 @@ class RunDriver:
             raise refusal
         self._refusal = refusal
         superstep = record.state.superstep + 1
-        log.error(
-            "run %s superstep %d: the state store refused it for good (%s); failing the run",
-            self.run_id,
-            superstep,
-            refusal,
+        what = (
+            f"refused superstep {superstep} for good"
+            if failing_s is None
+            else f"kept failing superstep {superstep} for {failing_s:.0f} s"
         )
+        log.error("run %s: the state store %s (%s); failing the run", self.run_id, what, refusal)
         end(self._step_span, status="failed")
         self._step_span = None
         graph = self._workflow_of(record).graph
         self._machine = machine = BarrierMachine(graph, record.state, planned_at=record.planned_at)
         error = StoreRefusedError(
-            f"the state store refused superstep {superstep} for good ({refusal}); the run "
+            f"the state store {what} ({refusal}); the run "
             f"ends as of superstep {superstep - 1}, its last committed barrier",
             refusal.status,
         )

@@ -49,6 +49,7 @@ class CoordinatorHost:
             on_change=services.watch.committed,
             live_pools=services.live_pools,
             no_host_s=settings.no_host_deadline_s,
+            store_failing_s=settings.store_failing_s,
         )
         cls = coordinator_class()
         await actors.register_actor(

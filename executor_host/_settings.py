@@ -80,6 +80,11 @@ class Settings:
     no_host_deadline_s: float = 60.0
     """How long a run waits for a live host of an executor's pool before it fails with
     ``NoLiveHostError`` (``SUPERSTEP_NO_HOST_DEADLINE_S``)."""
+    store_failing_s: float = 600.0
+    """How long the coordinator keeps trying a step of a run that the state store or
+    the pub/sub keeps failing (at each deadline) before it fails the run with
+    ``StoreRefusedError`` (``SUPERSTEP_STORE_FAILING_S``); the failure's own commit is
+    tried until it lands."""
     inline_state_limit: int = 64 * 1024
     payload_ref_bytes: int = 16 * 1024
     """Message payloads of at least this many bytes of JSON travel by reference (written
@@ -133,6 +138,7 @@ class Settings:
             heartbeat_s=float(e.get("SUPERSTEP_HEARTBEAT_S", "2")),
             host_ttl_s=float(e.get("SUPERSTEP_HOST_TTL_S", "6")),
             no_host_deadline_s=float(e.get("SUPERSTEP_NO_HOST_DEADLINE_S", "60")),
+            store_failing_s=float(e.get("SUPERSTEP_STORE_FAILING_S", "600")),
             payload_ref_bytes=int(e.get("SUPERSTEP_PAYLOAD_REF_BYTES", str(16 * 1024))),
             payload_ttl_s=int(e.get("SUPERSTEP_PAYLOAD_TTL_S", str(24 * 3600))),
             api_token=e.get("SUPERSTEP_API_TOKEN", ""),

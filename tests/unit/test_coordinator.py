@@ -49,7 +49,7 @@ class Deployment:
     def resolve(self, name: str, factory: str | None, params: dict[str, Any] | None) -> Workflow:
         return TEMPLATES[name](**(params or {}))
 
-    def driver(self, run_id: str = "r1") -> RunDriver:
+    def driver(self, run_id: str = "r1", *, store_failing_s: float = 600.0) -> RunDriver:
         async def live_pools() -> set[str]:
             return set(self.live)
 
@@ -61,10 +61,13 @@ class Deployment:
             clock=lambda: self.now,
             live_pools=live_pools,
             no_host_s=30.0,
+            store_failing_s=store_failing_s,
         )
 
-    async def start(self, name: str, value: Any, run_id: str = "r1") -> RunDriver:
-        d = self.driver(run_id)
+    async def start(
+        self, name: str, value: Any, run_id: str = "r1", *, store_failing_s: float = 600.0
+    ) -> RunDriver:
+        d = self.driver(run_id, store_failing_s=store_failing_s)
         await d.create(name, new_run_state(TEMPLATES[name](), value, run_id, 0))
         return d
 
@@ -312,6 +315,66 @@ async def test_when_even_the_failure_is_refused_the_coordinator_gives_the_run_up
     assert dep.state.calls == calls
     record = await dep.store.load_run("r1")
     assert record is not None and record.state.superstep == 2  # as last committed
+
+
+async def test_a_barrier_the_store_keeps_failing_fails_the_run_after_store_failing_s() -> None:
+    """A barrier whose transaction fails at every try (daprd answers a value the store
+    refuses inside a transaction with a 500, as it answers an outage) is tried again at
+    each deadline for ``store_failing_s``; then the run fails as of its last committed
+    barrier, naming it, and only that failure's commit is tried again until it lands."""
+    dep = Deployment()
+    d = await dep.start("ping", 0, store_failing_s=60.0)
+    await dep.pump(d, rounds=2)
+    (env,) = dep.bus.take()
+    dep.state.fail_next(4)  # three tries of the barrier, the first of the failure
+    with pytest.raises(StoreError):
+        await d.on_result(await dep.execute(env))
+    dep.now += 30.0
+    with pytest.raises(StoreError):
+        await d.on_deadline(5.0)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.RUNNING
+    dep.now += 31.0  # 61 s since the first failure: the run fails, its commit too
+    with pytest.raises(StoreError):
+        await d.on_deadline(5.0)
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.RUNNING
+    dep.now += 5.0
+    await d.on_deadline(5.0)  # the failure's commit lands
+    record = await dep.store.load_run("r1")
+    assert record is not None and record.state.status is RunStatus.FAILED
+    error = record.state.error
+    assert error is not None and error.type == "StoreRefusedError"
+    assert "kept failing superstep 3 for 61 s" in error.message
+    assert "injected" in error.message  # the last failure, named
+    assert error.superstep == 3 and record.state.superstep == 2  # nothing of it committed
+    assert [e["type"] for e in await dep.events()][-2:] == ["failed", "status"]
+    assert dep.bus.take() == []
+    calls = dep.state.calls
+    dep.now += 60.0
+    assert await d.on_deadline(5.0) == 0
+    assert dep.state.calls == calls  # nothing left to try
+
+
+async def test_a_store_that_fails_for_less_than_store_failing_s_loses_no_run() -> None:
+    """Failures that stop within ``store_failing_s`` leave the run to go on; the clock
+    starts again at the next failure after a success."""
+    dep = Deployment()
+    d = await dep.start("ping", 0, store_failing_s=60.0)
+    await dep.pump(d, rounds=1)
+    (env,) = dep.bus.take()
+    dep.state.fail_next()
+    with pytest.raises(StoreError):
+        await d.on_result(await dep.execute(env))
+    dep.now += 50.0
+    await d.on_deadline(5.0)  # lands (and, late by then, its next one is sent twice)
+    env = dep.bus.take()[0]
+    dep.state.fail_next()
+    with pytest.raises(StoreError):
+        await d.on_result(await dep.execute(env))
+    dep.now += 50.0  # 100 s since the first failure, 50 s since this one
+    await d.on_deadline(5.0)
+    await dep.finishes_like_in_process(d, "ping", 0)
 
 
 async def test_a_pool_without_hosts_fails_the_run_after_the_wait() -> None:
