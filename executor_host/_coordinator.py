@@ -10,6 +10,7 @@ reminder.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -78,6 +79,16 @@ STEADY_CLOCK = SteadyClock()
 """The clock of every coordinator of a process (unless a test gives its own)."""
 
 
+def recreated(guard: str | None, etag: str | None) -> bool:
+    """Whether a record written under the ETag ``guard`` holds ``etag`` because the
+    write created it anew rather than replaced it. Only a store with version-number
+    ETags (Redis: 1 at a create, one more at each write) can say so, and only such a
+    store writes a missing key under an ETag; other ETags (UUIDs) never tell."""
+    if guard is None or etag is None or not (guard.isdigit() and etag.isdigit()):
+        return False
+    return int(etag) <= int(guard)
+
+
 class RunDriver:
     """Drives one run. Not safe for concurrent use: the actor's turns serialise calls."""
 
@@ -124,6 +135,8 @@ class RunDriver:
         self._stale = False
         """Whether the record's ETag is unknown since this copy's last commit (read back
         before the next commit, after the dispatch that follows it)."""
+        self._guard: str | None = None
+        """The ETag this copy's last commit was guarded by."""
         self._tel = telemetry()
         self._run_span: Any = None
         """The run's span, while this coordinator has it (it is lost with the actor)."""
@@ -375,6 +388,7 @@ class RunDriver:
             state_version=state_version,
         )
         chunk = [event_to_json(graph.codec, e) for e in barrier.events]
+        self._guard = record.etag
         try:
             committed = await self._store.commit_barrier(
                 updated,
@@ -419,7 +433,27 @@ class RunDriver:
         if head is None or head[:2] != (committed.epoch, committed.updated_at):
             self._fenced("after", committed.state.superstep)
             return
+        if recreated(self._guard, head[2]):
+            await self._lost(committed, head[2])
+            return
         self._record, self._stale = replace(committed, etag=head[2]), False
+
+    async def _lost(self, committed: RunRecord, etag: str | None) -> None:
+        """The run's record was gone from the store when this copy committed, and the
+        commit wrote it anew (Redis takes an ETag on a missing key for a create): the
+        run's earlier events, outputs and checkpoints went with the store's data, so the
+        run is lost, as for every reader who found no record meanwhile. Remove the
+        record the commit made, so the run stays gone (404), and leave the run."""
+        log.error(
+            "run %s: its record was gone from the state store when superstep %d was "
+            "committed (the store made it anew); the run is lost with the store's data",
+            self.run_id,
+            committed.state.superstep,
+        )
+        self._forget("lost")
+        if etag is not None:
+            with contextlib.suppress(ConflictError):
+                await self._store.delete_value(f"run:{self.run_id}", etag)
 
     async def _dispatch(self, dispatch: Dispatch) -> None:
         """Publish the activations, each to its pool's topic."""

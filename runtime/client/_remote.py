@@ -38,6 +38,8 @@ _cursors: weakref.WeakKeyDictionary[Workflow, dict[str, Any]] = weakref.WeakKeyD
 to that run continue it)."""
 
 _CODEC = {"encoding": "codec"}
+_FOLLOW_AGAIN_S = 0.5
+"""How long the client waits before it follows a run whose event stream ended early."""
 """Values cross in the codec's tagged form (the API's default is plain JSON): they
 decode into the very classes the workflow's handlers take, nested ones included."""
 
@@ -190,7 +192,6 @@ class _RemoteRun:
                     if not cancelled and self.stream.is_cancel_requested():
                         cancelled = True
                         await self._cancel(run_id)
-                break
             except asyncio.CancelledError:
                 if cancelled or not self.stream.is_cancel_requested():
                     raise
@@ -201,7 +202,13 @@ class _RemoteRun:
                 cancelled = True
                 await self._cancel(run_id)
                 after = (_cursors.get(self.wf) or {}).get("after", after)
-        view = await _call(self.client, "GET", f"/runs/{run_id}", params=_CODEC)
+                continue
+            view = await _call(self.client, "GET", f"/runs/{run_id}", params=_CODEC)
+            if view["status"] != RunStatus.RUNNING.value:
+                break
+            # the stream ended before the run did (the server stopped it): follow on
+            # from the last event seen, a moment later
+            await asyncio.sleep(_FOLLOW_AGAIN_S)
         if self.storage is not None:
             await self._mirror_checkpoints(run_id)
         return self._result(view)

@@ -43,7 +43,10 @@ class _Fault:
 class InMemoryStateStore:
     """A ``StatePort`` in a dict: (store, key) -> (value, ETag)."""
 
-    def __init__(self, *, max_request_bytes: int | None = None) -> None:
+    def __init__(self, *, max_request_bytes: int | None = None, redis_etags: bool = False) -> None:
+        self.redis_etags = redis_etags
+        """As Redis's state store: each key's ETag is its version (1 at a create, one
+        more at each write), and a write under an ETag to a missing key creates it."""
         self.max_request_bytes = max_request_bytes
         """Refuse a save or transaction whose body would be larger (``Refused``, 400, as
         daprd refuses a body over ``--max-body-size``); ``None``: no limit."""
@@ -66,6 +69,11 @@ class InMemoryStateStore:
         """The next ``calls`` writes are refused for good (``Refused`` with ``status``),
         taking no effect."""
         self._fault = _Fault(calls, False, Refused(f"answered {status}: {message}", status))
+
+    def wipe(self) -> None:
+        """Lose every key, as a Redis restarted without its data."""
+        self.items.clear()
+        self.metadata.clear()
 
     def value(self, store: str, key: str) -> bytes | None:
         item = self.items.get((store, key))
@@ -107,12 +115,19 @@ class InMemoryStateStore:
         if etag is None:
             return True
         current = self.items.get((store, key))
-        return current is not None and current[1] == etag
+        if current is None:
+            return self.redis_etags
+        return current[1] == etag
 
     def _apply(self, store: str, writes: Sequence[StateWrite]) -> None:
         for key, value, _ in writes:
+            if self.redis_etags:
+                current = self.items.get((store, key))
+                etag = str(int(current[1]) + 1) if current is not None else "1"
+            else:
+                etag = self._etag()
             # as Dapr stores a value given as a JSON string: that string, in JSON
-            self.items[(store, key)] = (json.dumps(value).encode(), self._etag())
+            self.items[(store, key)] = (json.dumps(value).encode(), etag)
 
     async def get_state(self, store: str, key: str) -> tuple[bytes | None, str | None]:
         self.calls += 1

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from executor_host._coordinator import RunDriver, SteadyClock
+from executor_host._coordinator import RunDriver, SteadyClock, recreated
 from executor_host._store import RunStore, StoreError
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import Activation, RunStatus
@@ -34,8 +34,10 @@ class Deployment:
     limit), and the run store, which keeps its requests under its own limit, is told a
     larger one."""
 
-    def __init__(self, *, max_request_bytes: int | None = None) -> None:
-        self.state = InMemoryStateStore(max_request_bytes=max_request_bytes)
+    def __init__(self, *, max_request_bytes: int | None = None, redis_etags: bool = False) -> None:
+        self.state = InMemoryStateStore(
+            max_request_bytes=max_request_bytes, redis_etags=redis_etags
+        )
         if max_request_bytes is None:
             self.store = RunStore(self.state, STORE)
         else:
@@ -375,6 +377,36 @@ async def test_a_store_that_fails_for_less_than_store_failing_s_loses_no_run() -
     dep.now += 50.0  # 100 s since the first failure, 50 s since this one
     await d.on_deadline(5.0)
     await dep.finishes_like_in_process(d, "ping", 0)
+
+
+async def test_a_run_whose_record_the_store_lost_stays_lost_on_a_store_that_recreates_it() -> None:
+    """Redis restarted empty under a running run: its next commit, guarded by the ETag
+    the coordinator holds, writes the record anew (Redis takes an ETag on a missing key
+    for a create). The coordinator sees it in the version it reads back, removes the
+    record it made and leaves the run, which stays gone (404) as its earlier events,
+    outputs and checkpoints are."""
+    dep = Deployment(redis_etags=True)
+    d = await dep.start("ping", 0)
+    await dep.pump(d, rounds=2)
+    (env,) = dep.bus.take()
+    dep.state.wipe()
+    await d.on_result(await dep.execute(env))
+    assert await dep.store.load_run("r1") is None
+    assert d.record is None and not d.fenced
+    dep.now += 60.0
+    assert await d.on_deadline(5.0) == 0
+
+
+async def test_a_run_on_a_store_with_version_etags_completes_like_in_process() -> None:
+    dep = Deployment(redis_etags=True)
+    d = await dep.start("ping", 0)
+    await dep.finishes_like_in_process(d, "ping", 0)
+
+
+def test_only_version_etags_that_did_not_grow_say_a_record_was_made_anew() -> None:
+    assert recreated("7", "1") and recreated("1", "1")
+    assert not recreated("7", "8") and not recreated(None, "1") and not recreated("7", None)
+    assert not recreated("0b6d7c1e-uuid", "1") and not recreated("3", "a5f0-uuid")
 
 
 async def test_a_pool_without_hosts_fails_the_run_after_the_wait() -> None:

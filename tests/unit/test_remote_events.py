@@ -57,6 +57,9 @@ class CutStreamApi:
     """A run whose first event stream stops after ``cut`` events and hangs (a dropped
     connection, as the client sees one); the next ones resume where the client says."""
 
+    hangs = True
+    """Whether the first stream hangs after its events (else it ends)."""
+
     def __init__(self, cut: int) -> None:
         self.cut = cut
         self.stream_requests: list[httpx.Request] = []
@@ -86,7 +89,9 @@ class CutStreamApi:
             return httpx.Response(
                 200,
                 headers={"content-type": "text/event-stream"},
-                content=self._body(events[: self.cut] if first else events, hang=first),
+                content=self._body(
+                    events[: self.cut] if first else events, hang=first and self.hangs
+                ),
             )
         assert path == "/runs/r"
         return httpx.Response(200, json=run_view("cancelled"))
@@ -120,3 +125,31 @@ async def test_a_cancelled_run_s_stream_is_read_again_from_the_last_event_it_got
     assert [r.headers.get("Last-Event-ID") for r in api.stream_requests] == [None, "1.0"]
     assert seen == [(ev["type"], ev["data"]) for chunk in CHUNKS for ev in chunk]
     assert result.outputs == ["a", "b", "c"]
+
+
+class EndedStreamApi(CutStreamApi):
+    """A run whose first event stream ends after ``cut`` events while the run goes on
+    (the server stopped the stream: it found no run record for a moment, say)."""
+
+    hangs = False
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/runs/r" and len(self.stream_requests) == 1:
+            return httpx.Response(200, json=run_view("running"))
+        return await super().handle(request)
+
+
+async def test_a_stream_that_ends_before_the_run_is_followed_on_not_taken_for_its_end(
+    monkeypatch: Any,
+) -> None:
+    """The client never returns a result of a run that is still running: when the stream
+    ends early and the run says ``running``, it reads on from the last event it got."""
+    monkeypatch.setattr("runtime.client._remote._FOLLOW_AGAIN_S", 0.0)
+    api = EndedStreamApi(cut=3)
+    runtime = RemoteRuntime("http://api", transport=httpx.MockTransport(api.handle))
+    stream = _workflow().run("hi", runtime=runtime)
+    seen = [(ev.type, ev.data) async for ev in stream]
+    result = await stream
+    assert result.status is RunStatus.CANCELLED
+    assert [r.headers.get("Last-Event-ID") for r in api.stream_requests] == [None, "1.0"]
+    assert seen == [(ev["type"], ev["data"]) for chunk in CHUNKS for ev in chunk]
