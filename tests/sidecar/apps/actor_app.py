@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -79,9 +80,11 @@ class Counter(Actor, CounterInterface, Remindable):
         key = self.id.id
         IN_FLIGHT[key] = IN_FLIGHT.get(key, 0) + 1
         MAX_IN_FLIGHT[key] = max(MAX_IN_FLIGHT.get(key, 0), IN_FLIGHT[key])
+        # the system's monotonic clock: turns of apps on one machine compare
+        start = time.monotonic()
         await asyncio.sleep(ms / 1000)
         IN_FLIGHT[key] -= 1
-        return {"app": APP, "max": MAX_IN_FLIGHT[key]}
+        return {"app": APP, "max": MAX_IN_FLIGHT[key], "start": start, "end": time.monotonic()}
 
     async def who(self) -> dict[str, Any]:
         return {"app": APP, "pid": os.getpid()}
