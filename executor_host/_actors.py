@@ -300,8 +300,10 @@ class ExecutorActor(Actor, ExecutorInterface):
         super().__init__(ctx, actor_id)
         self._deps = deps
         self._last: tuple[int, int] | None = None
-        """(generation, superstep) of the last activation this instance executed."""
-        self._last_result: dict[str, Any] | None = None
+        """(generation, superstep) of the last activation this instance executed. Its
+        result is not kept here: an actor stays in memory until its sidecar deactivates
+        it (``SUPERSTEP_ACTOR_IDLE_S`` after its run's last superstep), and the rare
+        repeat reads the stored copy."""
 
     async def execute(self, payload: dict[str, Any] | Undecodable) -> dict[str, Any]:
         """Run one activation (the envelope a host forwarded as delivered) and report its
@@ -319,14 +321,11 @@ class ExecutorActor(Actor, ExecutorInterface):
         store = self._deps.store
         here = (env.generation, env.superstep)
         stored: dict[str, Any] | None = None
-        if self._last == here:
-            stored = self._last_result
-        elif (
-            self._last is None or self._last[0] != env.generation or env.superstep <= self._last[1]
-        ):
-            # a fresh instance (after activation or failover) may see a repeat of an
-            # activation another instance ran: look for its stored result. A live
-            # instance that ran superstep k-1 is the only one that can have run k.
+        if self._last is None or self._last[0] != env.generation or env.superstep <= self._last[1]:
+            # a repeat of an activation this instance ran, or, for a fresh instance
+            # (after activation or failover), one another instance ran: look for its
+            # stored result. A live instance that ran superstep k-1 is the only one that
+            # can have run k.
             stored = await store.load_result(
                 env.run_id, env.generation, env.superstep, env.executor_index
             )
@@ -340,7 +339,7 @@ class ExecutorActor(Actor, ExecutorInterface):
             host=self._deps.host_id,
             result=produced,
         )
-        self._last, self._last_result = here, produced
+        self._last = here
         # reported at once (the coordinator keeps the first copy; the report is on the
         # critical path) while it is stored for repeats
         saving = (

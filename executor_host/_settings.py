@@ -102,9 +102,10 @@ class Settings:
     0 for no limit). The default is daprd's default ``--max-body-size``, 4 MiB."""
     actor_idle_s: int = 300
     """How long an actor of these apps stays in memory without a call before the sidecar
-    deactivates it (``SUPERSTEP_ACTOR_IDLE_S``; Dapr's default is an hour). An executor
-    actor keeps its last result and its run's workflow instance; a finished run's actors
-    leave memory this long after its last superstep."""
+    deactivates it (``SUPERSTEP_ACTOR_IDLE_S``; Dapr's default is an hour). A finished
+    run's actors leave memory this long after its last superstep: an executor actor
+    holds about 0.6 KiB till then (its run's workflow instance is in the host's bounded
+    ``RunInstances``, its results in the store)."""
     max_starts: int = 32
     """Run starts the API app works on at once (``SUPERSTEP_MAX_STARTS``); more wait."""
     start_queue: int = 512
