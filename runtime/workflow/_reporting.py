@@ -59,12 +59,11 @@ def superstep_events(
     by_id = {r.executor_id: r for r in results}
     for eid in report.activated:
         r = by_id[eid]
-        details: dict[str, Any] = {
-            "duration_s": r.duration_s,
-            **_started(r),
-            "attempts": r.attempts,
-            "pool": graph.nodes[eid].placement.pool,
-        }
+        details: dict[str, Any] = {"duration_s": r.duration_s}
+        if r.started_at is not None:
+            details["started_at"] = r.started_at
+        details["attempts"] = r.attempts
+        details["pool"] = graph.nodes[eid].placement.pool
         if hosts is not None and eid in hosts:
             details["host"] = hosts[eid]
         if r.attempts > 1:
