@@ -79,6 +79,11 @@ class SuperstepReport:
     events: tuple[EventRecord, ...] = ()
     requests: tuple[PendingRequest, ...] = ()
     dropped: tuple[Dropped, ...] = ()
+    edges: tuple[tuple[str, str, int], ...] = ()
+    """``(source, target, messages)`` of each edge a message sent in this superstep went
+    along, sorted by source, then target: a fan-out's message counts once per target, a
+    message into a fan-in group when it is sent; dropped messages and what a fallback
+    is given count nowhere."""
     skipped: tuple[ActivationResult, ...] = ()
     fallbacks: tuple[ActivationResult, ...] = ()
     retried: tuple[ActivationResult, ...] = ()
@@ -408,6 +413,7 @@ def commit(
         events=tuple(fx.events),
         requests=tuple(fx.requests),
         dropped=tuple(fx.dropped),
+        edges=_edge_counts(fx.edges),
         written=written,
         fan_in_flushed=tuple(flushed),
         step_digest=step,
@@ -470,6 +476,8 @@ class _Effects:
     outputs: list[OutputRecord]
     events: list[EventRecord]
     requests: list[PendingRequest]
+    edges: dict[tuple[str, str], int]
+    """(source, target) -> messages routed along that edge."""
 
 
 def _effects(
@@ -478,11 +486,12 @@ def _effects(
     graph: Graph,
     k: int,
 ) -> _Effects:
-    """Route the messages sent into the next inbox and the fan-in buffers; collect
-    outputs, events and requests; re-route a fallback's messages."""
+    """Route the messages sent into the next inbox and the fan-in buffers, counting them
+    per edge; collect outputs, events and requests; re-route a fallback's messages."""
     groups = graph.groups
-    fx = _Effects([], None, [], [], [], [])
+    fx = _Effects([], None, [], [], [], [], {})
     inbox = fx.inbox
+    edges = fx.edges
     for r in ordered:
         eid = r.executor_id
         if r.status is ActivationStatus.OK:
@@ -498,6 +507,8 @@ def _effects(
                         fx.buffers.setdefault(gi, {}).setdefault(eid, []).append(m)
                     else:
                         inbox.append(m)
+                    edge = (eid, target)
+                    edges[edge] = edges.get(edge, 0) + 1
             for o in r.outputs:
                 fx.outputs.append(OutputRecord(eid, o))
             fx.events.extend(r.events)
@@ -518,6 +529,14 @@ def _effects(
                     continue
                 inbox.append(Message(eid, r.fallback, orig.data, k, seq))
     return fx
+
+
+def _edge_counts(edges: dict[tuple[str, str], int]) -> tuple[tuple[str, str, int], ...]:
+    """``SuperstepReport.edges`` from the counts per (source, target)."""
+    if len(edges) == 1:  # as in most supersteps: no list to build and sort
+        for (source, target), n in edges.items():
+            return ((source, target, n),)
+    return tuple(sorted([(source, target, n) for (source, target), n in edges.items()]))
 
 
 def _duplicate_request(

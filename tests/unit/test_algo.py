@@ -32,6 +32,7 @@ from runtime.engine import (
     EventRecord,
     ExecutorNode,
     FanInGroup,
+    FanOutGroup,
     Graph,
     JsonCodec,
     Message,
@@ -337,6 +338,128 @@ def test_strict_routing_fails_the_superstep_and_commits_nothing() -> None:
     assert "'a'" in str(report.error)
     assert not report.committed
     assert report.outputs == ()
+
+
+# -- commit: messages per edge -----------------------------------------------------------
+
+
+def test_edges_count_a_fan_out_message_once_per_target() -> None:
+    g = _graph([FanOutGroup(0, "s", ("a", "b", "c"))])
+    rs = start(g, 0, run_id="r")
+    _, report = commit(rs, g, _acts(g, rs), [_ok("s", 1, sent=_sends(g, "s", "x", "y"))])
+    assert report.edges == (("s", "a", 2), ("s", "b", 2), ("s", "c", 2))
+
+
+def test_edges_count_a_targeted_send_on_its_target_only() -> None:
+    g = _graph([FanOutGroup(0, "s", ("a", "b"))])
+    rs = start(g, 0, run_id="r")
+    sent = (_send(g, "s", 0, "x", target_id="b"), _send(g, "s", 1, "y"))
+    _, report = commit(rs, g, _acts(g, rs), [_ok("s", 1, sent=sent)])
+    assert report.edges == (("s", "a", 1), ("s", "b", 2))
+
+
+def test_edges_leave_out_dropped_messages() -> None:
+    g = _graph([Edge(0, "a", "b", lambda v: v > 0)])
+    rs = _state(g, inbox=[_msg("s", "a", 1)])
+    _, report = commit(rs, g, _acts(g, rs), [_ok("a", 2, sent=_sends(g, "a", 0, 5, -1))])
+    assert len(report.dropped) == 2
+    assert report.edges == (("a", "b", 1),)
+    _, report = commit(rs, g, _acts(g, rs), [_ok("a", 2, sent=_sends(g, "a", 0))])
+    assert report.edges == ()
+
+
+def test_edges_count_messages_into_a_fan_in_when_sent_not_when_flushed() -> None:
+    g = _fan_in_graph()
+    rs = _state(g, inbox=[_msg("s", "a", 0)])
+    rs, report = commit(rs, g, _acts(g, rs), [_ok("a", 2, sent=_sends(g, "a", "a1", "a2"))])
+    assert report.fan_in_flushed == ()
+    assert report.edges == (("a", "agg", 2),)
+    rs = replace(rs, status=RunStatus.RUNNING, error=None, inbox=(_msg("s", "b", 0, 2),))
+    rs, report = commit(rs, g, _acts(g, rs), [_ok("b", 3, sent=_sends(g, "b", "b1"))])
+    assert report.fan_in_flushed == ("agg",)
+    assert report.edges == (("b", "agg", 1),)  # not the flushed list's three messages
+    _, report = commit(rs, g, _acts(g, rs), [_ok("agg", 4)])
+    assert report.edges == ()
+
+
+def test_edges_are_sorted_by_source_then_target_name_not_executor_order() -> None:
+    # executor order s, a, b, c, agg; names sort a, agg, b, c, s
+    g = _graph([Edge(0, "s", "c"), Edge(1, "s", "agg"), Edge(2, "b", "a"), Edge(3, "a", "s")])
+    rs = _state(g, inbox=[_msg("s", "s", 0), _msg("s", "a", 0), _msg("s", "b", 0)])
+    results = [
+        _ok("s", 2, sent=_sends(g, "s", 1, 2)),
+        _ok("a", 2, sent=_sends(g, "a", 3)),
+        _ok("b", 2, sent=_sends(g, "b", 4, 5, 6)),
+    ]
+    _, report = commit(rs, g, _acts(g, rs), results)
+    assert report.edges == (("a", "s", 1), ("b", "a", 3), ("s", "agg", 2), ("s", "c", 2))
+
+
+def test_edges_leave_out_what_a_skipped_or_fallback_activation_sent() -> None:
+    g = _graph([Edge(0, "a", "c"), Edge(1, "b", "c")])
+    rs = _state(g, inbox=[_msg("s", "a", 1), _msg("s", "b", 1)])
+    error = ErrorInfo("RuntimeError", "boom", "a", 2)
+    skipped = ActivationResult(
+        "a", 2, ActivationStatus.SKIPPED, sent=_sends(g, "a", "lost"), error=error
+    )
+    fallback = ActivationResult(
+        "b", 2, ActivationStatus.FALLBACK, sent=_sends(g, "b", "lost"), error=error, fallback="c"
+    )
+    new, report = commit(rs, g, _acts(g, rs), [skipped, fallback])
+    assert [(m.source, m.target) for m in new.inbox] == [("b", "c")]  # the fallback's input
+    assert report.edges == ()
+
+
+def test_a_failed_superstep_reports_no_edges() -> None:
+    g = _graph([Edge(0, "a", "b")])
+    rs = _state(g, inbox=[_msg("s", "a", 1), _msg("s", "b", 1)])
+    failed = ActivationResult(
+        "b", 2, ActivationStatus.FAILED, error=ErrorInfo("RuntimeError", "boom", "b", 2)
+    )
+    _, report = commit(rs, g, _acts(g, rs), [_ok("a", 2, sent=_sends(g, "a", 1)), failed])
+    assert not report.committed
+    assert report.edges == ()
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(("s", "a", "b")), st.integers(-2, 2), st.booleans()),
+        max_size=12,
+    )
+)
+def test_edges_count_every_delivery_of_what_committed(
+    sends: list[tuple[str, int, bool]],
+) -> None:
+    """Whatever is sent (conditional edges, a fan-out, a fan-in, targeted sends), the
+    edges count each delivery of an OK activation's messages once, on its (source,
+    target)."""
+    g = _graph(
+        [
+            FanOutGroup(0, "s", ("a", "b")),
+            Edge(1, "a", "c", lambda v: v >= 0),
+            Edge(2, "a", "b", lambda v: v != 0),
+            FanInGroup(3, ("a", "b"), "agg"),
+            Edge(4, "b", "s"),
+        ],
+        types={"agg": (list[int],)},
+    )
+    rs = _state(g, inbox=[_msg("s", eid, 0) for eid in ("s", "a", "b")])
+    by_source: dict[str, list[SentMessage]] = {"s": [], "a": [], "b": []}
+    for source, value, targeted in sends:
+        msgs = by_source[source]
+        target = g.by_source[source][-1].targets[0] if targeted else None
+        msgs.append(_send(g, source, len(msgs), value, target_id=target))
+    results = [_ok(eid, 2, sent=tuple(msgs)) for eid, msgs in by_source.items()]
+    _, report = commit(rs, g, _acts(g, rs), results)
+    expected: dict[tuple[str, str], int] = {}
+    for r in results:
+        for sent in r.sent:
+            for target, _ in sent.deliveries:
+                expected[r.executor_id, target] = expected.get((r.executor_id, target), 0) + 1
+    assert report.edges == tuple((s, t, n) for (s, t), n in sorted(expected.items()))
+    delivered = sum(len(s.deliveries) for r in results for s in r.sent)
+    assert sum(n for _, _, n in report.edges) == delivered
 
 
 # -- commit: shared state ----------------------------------------------------------------

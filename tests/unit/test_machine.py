@@ -177,6 +177,21 @@ def test_the_last_result_commits_the_barrier_then_dispatches_the_next_superstep(
     assert m.state == barrier.state
 
 
+def test_a_barrier_reports_the_messages_per_edge_and_when_each_activation_started() -> None:
+    m, _ = _new()
+    first = _only(m.on_result(_ok("s", 1, "x", "y", started_at=50.0), "h", 1.0), Commit)
+    done, completed = first.events[0], first.events[1]
+    assert list(done.details) == ["duration_s", "started_at", "attempts", "pool", "host"]
+    assert done.details["started_at"] == 50.0
+    assert completed.type == "superstep_completed"
+    assert completed.details["edges"] == [["s", "a", 2], ["s", "b", 2]]
+    assert first.report is not None and first.report.edges == (("s", "a", 2), ("s", "b", 2))
+    m.on_result(_ok("a", 2, 1), "h", 2.0)
+    second = _only(m.on_result(_ok("b", 2), "h", 3.0), Commit)
+    assert list(second.events[0].details) == ["duration_s", "attempts", "pool", "host"]
+    assert second.events[2].details["edges"] == [["a", "c", 1]]  # b sent nothing
+
+
 def test_a_superstep_waits_for_every_result() -> None:
     m, _ = _new()
     m.on_result(_ok("s", 1, "x"), "h", 1.0)
