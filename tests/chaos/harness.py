@@ -456,16 +456,22 @@ class ChaosDeployment(ApiEndpoint):
         return port
 
     async def until_healthy(self, within: float = 90.0) -> None:
-        """Until the API answers and every host is registered alive (after a heal,
-        before the next run)."""
+        """Until the API answers and every host is registered alive by a heartbeat made
+        since this call (after a heal, before the next run): a store restarted with its
+        data holds heartbeats from before, alive for a moment and stale right after."""
         deadline = time.monotonic() + within
+        since = time.time()
         want = set(self.local.host_ids)
         async with httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=5) as c:
             while True:
                 with contextlib.suppress(httpx.HTTPError, ValueError):
                     answer = await c.get("/hosts")
                     if answer.status_code == 200:
-                        alive = {h["host_id"] for h in answer.json() if h["alive"]}
+                        alive = {
+                            h["host_id"]
+                            for h in answer.json()
+                            if h["alive"] and h["heartbeat_at"] >= since
+                        }
                         if want <= alive:
                             return
                 if time.monotonic() > deadline:
