@@ -112,8 +112,13 @@ def faulty_handler(
             if duplicate:
                 log.info("fault: duplicating %s on %s", message.message_id, message.topic)
                 await inner(message)
-        finally:
+        except Exception:
             await release_held()
+            raise
+        # not on cancellation (a closing subscription abandons its late deliveries): a
+        # whole delivery of the held message there would run, uncancelled, inside the
+        # cancelled one and hold the close for its retry policy; its timer releases it
+        await release_held()
 
     return handler
 

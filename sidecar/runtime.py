@@ -242,7 +242,10 @@ class Sidecar:
         # of this very host, which it can only finish while the actor is still placed
         # here (with the actors gone first it failed, was retried by the pub/sub's
         # resiliency policy against no host, and held the stop for the whole policy).
-        await self.pubsub.close()
+        # The components close last, after the API servers: a publish that reached the
+        # API before it stopped would otherwise open a new connection on a closed client
+        # (redis-py's pool connects again after a disconnect) that nobody closes.
+        await self.pubsub.close_subscriptions()
         if self.actors.host is not None:
             # leaving placement deactivates every actor here (they move or have no host)
             self.actors.host.app_reachable = self.app_healthy
@@ -256,6 +259,7 @@ class Sidecar:
             self._http_socket.close()
         if self._grpc is not None:
             await self._grpc.stop(grace=0.2)
+        await self.pubsub.close()
         for bound in self.state.stores.values():
             await bound.store.close()
         if self.app is not None:

@@ -225,10 +225,17 @@ class PubSubService:
             self._stopping.add(task)
             task.add_done_callback(self._stopping.discard)
 
-    async def close(self) -> None:
+    async def close_subscriptions(self) -> None:
+        """Stop reading every subscription and wait for them to close (each lets its
+        deliveries in flight end for a grace period); the brokers stay open for
+        publishing."""
         await asyncio.gather(*list(self._stopping), return_exceptions=True)
         running, self._running = self._running, []
+        self.subscriptions = []
         await asyncio.gather(*(s.close() for s in running), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.close_subscriptions()
         await asyncio.gather(
             *(b.broker.close() for b in self._brokers.values()), return_exceptions=True
         )

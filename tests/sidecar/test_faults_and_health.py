@@ -6,7 +6,9 @@ sidecar's own (``sidecar_only``)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sidecar.cluster import Cluster
-from sidecar.faults import FaultPlan, PubSubFaults, StateFaults
+from sidecar.faults import FaultPlan, PubSubFaults, StateFaults, faulty_handler
+from sidecar.pubsub.base import BrokerMessage
+from sidecar.resources.model import RouteRule, Subscription
 from sidecar.runtime import SidecarOptions
 from sidecar.testing import AppServer, BackgroundLoop, free_port, start_sidecar, wait_until
 from tests.sidecar.conftest import write_resources
@@ -201,3 +205,38 @@ def test_state_faults_fail_and_delay(bg: BackgroundLoop, cluster: Cluster, resou
             assert client.get(f"{base}/state/mem/k").status_code == 204
     finally:
         bg.run(sidecar.stop())
+
+
+@pytest.mark.sidecar_only("seeded pub/sub fault injection is the local sidecar's")
+def test_a_cancelled_delivery_does_not_release_the_held_message_inside_it() -> None:
+    """A closing subscription cancels its late deliveries; the one cancelled must end
+    there, not deliver the message the fault holds back (a whole delivery, retried)."""
+    subscription = Subscription("bus", "t", (RouteRule("", "/t"),))
+    delivered: list[str] = []
+
+    async def scenario() -> None:
+        arrived, stuck = asyncio.Event(), asyncio.Event()
+
+        async def inner(message: BrokerMessage) -> None:
+            delivered.append(message.message_id)
+            if message.message_id == "second":
+                arrived.set()
+                await stuck.wait()  # the app never answers
+
+        # held for a window far longer than the test: only a delivery could release it
+        plan = PubSubFaults(reorder=1.0, reorder_window=600.0)
+        handler = faulty_handler(plan, random.Random(0), subscription, inner)
+        await handler(BrokerMessage("t", b"", {}, "first"))
+        assert delivered == []  # held back
+
+        async def deliver_second() -> None:
+            await handler(BrokerMessage("t", b"", {}, "second"))
+
+        second = asyncio.create_task(deliver_second())
+        await arrived.wait()
+        second.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        assert delivered == ["second"]  # "first" waits for its timer (asyncio.run ends it)
+
+    asyncio.run(scenario())

@@ -17,9 +17,10 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -28,9 +29,10 @@ from sidecar.pubsub.base import BrokerMessage
 from sidecar.pubsub.redis_bus import RedisStreamsBroker
 from sidecar.redis_conn import MAX_CONNECTIONS
 from sidecar.resources.model import Component
+from sidecar.runtime import Sidecar, SidecarOptions
 from sidecar.state.base import SetOp
 from sidecar.state.redis_store import RedisStateStore
-from sidecar.testing import free_port
+from sidecar.testing import free_port, make_cluster, start_sidecar
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="redis-server is not installed"
@@ -362,3 +364,58 @@ async def test_a_bulk_publish_reports_each_message_and_errors_in_place(
         assert len(errors) == 2
     finally:
         await broker.close()
+
+
+async def test_a_publish_in_flight_when_the_sidecar_stops_ends_before_its_broker_closes(
+    own_redis: OwnRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopping sidecar closes its components after its API server: a publish that
+    reached the API lands, and is not sent on a closed client (which redis-py connects
+    again, a connection nobody closes)."""
+    (tmp_path / "bus.yaml").write_text(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: bus}\n"
+        "spec: {type: pubsub.redis, version: v1, metadata: "
+        f'[{{name: redisHost, value: "localhost:{own_redis.port}"}}]}}\n'
+    )
+    options = SidecarOptions(app_id="stopping", resources_paths=(tmp_path,))
+    cluster = await make_cluster()
+    sidecar = await start_sidecar(options, cluster)
+    order: list[str] = []
+    entered, leaving, closing = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    publish, close, remove = RedisStreamsBroker.publish, RedisStreamsBroker.close, cluster.remove
+
+    def leave(member: Sidecar) -> None:  # the step before the API server stops
+        leaving.set()
+        remove(member)
+
+    async def held_publish(
+        self: RedisStreamsBroker, topic: str, data: bytes, metadata: Mapping[str, str]
+    ) -> None:
+        entered.set()
+        # held until the stop is under way: the sidecar leaving the cluster, just before
+        # its API server stops (or, stopped in the old order, its broker closing)
+        await asyncio.wait(
+            [asyncio.create_task(leaving.wait()), asyncio.create_task(closing.wait())],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        await publish(self, topic, data, metadata)
+        order.append("published")
+
+    async def recorded_close(self: RedisStreamsBroker) -> None:
+        order.append("closed")
+        closing.set()
+        await close(self)
+
+    monkeypatch.setattr(cluster, "remove", leave)
+    monkeypatch.setattr(RedisStreamsBroker, "publish", held_publish)
+    monkeypatch.setattr(RedisStreamsBroker, "close", recorded_close)
+    topic = _key()
+    url = f"http://127.0.0.1:{sidecar.http_port}/v1.0/publish/bus/{topic}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = asyncio.create_task(client.post(url, json={"n": 1}))
+        await entered.wait()
+        await sidecar.stop()
+        assert (await answer).status_code == 204
+    assert order == ["published", "closed"]
+    with own_redis.raw() as raw:
+        assert raw.xlen(topic) == 1
