@@ -68,9 +68,14 @@ class Dropped:
     data: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SuperstepReport:
-    """What a committed (or failed) superstep did, in canonical order."""
+    """What a committed (or failed) superstep did, in canonical order.
+
+    A plain record, not frozen like the run state: ``commit`` builds one for its caller
+    to read once (events, telemetry); nothing keeps it, hashes it or persists it, and a
+    frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+    which made building it a large part of a small superstep's commit."""
 
     superstep: int
     activated: tuple[str, ...]
@@ -420,12 +425,9 @@ def commit(
         error=report_error,
     )
     if unusual:
-        report = replace(
-            report,
-            skipped=tuple(r for r in ordered if r.status is ActivationStatus.SKIPPED),
-            fallbacks=tuple(r for r in ordered if r.status is ActivationStatus.FALLBACK),
-            retried=tuple(r for r in ordered if r.attempts > 1),
-        )
+        report.skipped = tuple(r for r in ordered if r.status is ActivationStatus.SKIPPED)
+        report.fallbacks = tuple(r for r in ordered if r.status is ActivationStatus.FALLBACK)
+        report.retried = tuple(r for r in ordered if r.attempts > 1)
     return new_run_state, report
 
 
