@@ -706,15 +706,12 @@ def _configuration(
     state_digest: str,
 ) -> str:
     """Short digest of what is pending at a barrier, independent of the superstep number."""
-    return digest(
-        *sorted(pending_digests),
-        "|",
-        *message_digests(
-            m for g in sorted(fan_in) for s in sorted(fan_in[g]) for m in fan_in[g][s]
-        ),
-        "|",
-        state_digest,
-    )[:16]
+    buffered = (
+        message_digests(m for g in sorted(fan_in) for s in sorted(fan_in[g]) for m in fan_in[g][s])
+        if fan_in
+        else ()
+    )
+    return digest(*sorted(pending_digests), "|", *buffered, "|", state_digest)[:16]
 
 
 def _merge_state(
