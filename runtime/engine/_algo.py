@@ -68,9 +68,14 @@ class Dropped:
     data: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SuperstepReport:
-    """What a committed (or failed) superstep did, in canonical order."""
+    """What a committed (or failed) superstep did, in canonical order.
+
+    A plain record, not frozen like the run state: ``commit`` builds one for its caller
+    to read once (events, telemetry); nothing keeps it, hashes it or persists it, and a
+    frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+    which made building it a large part of a small superstep's commit."""
 
     superstep: int
     activated: tuple[str, ...]
@@ -420,12 +425,9 @@ def commit(
         error=report_error,
     )
     if unusual:
-        report = replace(
-            report,
-            skipped=tuple(r for r in ordered if r.status is ActivationStatus.SKIPPED),
-            fallbacks=tuple(r for r in ordered if r.status is ActivationStatus.FALLBACK),
-            retried=tuple(r for r in ordered if r.attempts > 1),
-        )
+        report.skipped = tuple(r for r in ordered if r.status is ActivationStatus.SKIPPED)
+        report.fallbacks = tuple(r for r in ordered if r.status is ActivationStatus.FALLBACK)
+        report.retried = tuple(r for r in ordered if r.attempts > 1)
     return new_run_state, report
 
 
@@ -704,15 +706,12 @@ def _configuration(
     state_digest: str,
 ) -> str:
     """Short digest of what is pending at a barrier, independent of the superstep number."""
-    return digest(
-        *sorted(pending_digests),
-        "|",
-        *message_digests(
-            m for g in sorted(fan_in) for s in sorted(fan_in[g]) for m in fan_in[g][s]
-        ),
-        "|",
-        state_digest,
-    )[:16]
+    buffered = (
+        message_digests(m for g in sorted(fan_in) for s in sorted(fan_in[g]) for m in fan_in[g][s])
+        if fan_in
+        else ()
+    )
+    return digest(*sorted(pending_digests), "|", *buffered, "|", state_digest)[:16]
 
 
 def _merge_state(
