@@ -18,11 +18,11 @@ from dataclasses import replace
 from typing import Any
 
 from executor_host._payloads import SNAPSHOT, PayloadSplitter
-from executor_host._store import ConflictError, RunRecord, RunStore, StoreError, StoreRefused
+from executor_host._store import RunRecord, RunStore
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import ActivationResult, RunState
 from runtime.errors import StoreRefusedError
-from runtime.ports import PortError
+from runtime.ports import ETagMismatch, PortError, Refused
 from runtime.telemetry import ROOT, end, end_run, telemetry, traceparent
 from runtime.workflow.driver import (
     BarrierMachine,
@@ -129,7 +129,7 @@ class RunDriver:
         """Commands a store or bus failure stopped, to execute again first."""
         self._failing_since: float | None = None
         """When the first of the unfinished commands first failed (None: none failed)."""
-        self._refusal: StoreRefused | None = None
+        self._refusal: Refused | None = None
         """The refusal this copy is failing the run for, once the store refused one of
         its commands for good."""
         self._stale = False
@@ -271,7 +271,7 @@ class RunDriver:
         A store or bus failure leaves the failed command and those after it
         unfinished: they are executed again, first, at the next input (the deadline
         reminder's at the latest) — a barrier the machine has taken is never lost
-        because its transaction failed once. A refusal for good (``StoreRefused``)
+        because its transaction failed once. A refusal for good (``Refused``)
         is no outage: trying again would be refused alike, so the run fails instead
         (``_fail_refused``). Nor is a command that keeps failing for
         ``store_failing_s``: the run fails the same way, and only the commit of that
@@ -282,11 +282,11 @@ class RunDriver:
             try:
                 if not await self._execute(command):
                     return
-            except StoreRefused as exc:
+            except Refused as exc:
                 self._failing_since = None
                 await self._fail_refused(exc)
                 return
-            except (StoreError, PortError) as exc:
+            except PortError as exc:
                 now = self._clock()
                 since = self._failing_since
                 if since is None or i > 0:  # a command that did not fail before
@@ -294,7 +294,7 @@ class RunDriver:
                 if self._refusal is None and now - since >= self._store_failing_s:
                     self._failing_since = None
                     await self._fail_refused(
-                        StoreRefused(f"last: {exc}", getattr(exc, "status", None)),
+                        Refused(f"last: {exc}", getattr(exc, "status", None)),
                         now - since,
                     )
                     return
@@ -304,7 +304,7 @@ class RunDriver:
         if self._stale and self._record is not None:
             await self._read_back()
 
-    async def _fail_refused(self, refusal: StoreRefused, failing_s: float | None = None) -> None:
+    async def _fail_refused(self, refusal: Refused, failing_s: float | None = None) -> None:
         """The store refused a command for good: fail the run as of its last committed
         barrier (what the refused command would have written is dropped, as a cancel
         drops the superstep in flight), naming the refusal. When the commit of that
@@ -398,7 +398,7 @@ class RunDriver:
                 outputs=[o.data for o in report.outputs] if report is not None else (),
                 reload=False,
             )
-        except ConflictError:
+        except ETagMismatch:
             self._fenced("at", state.superstep)
             return False
         # the new ETag is read back after the dispatch that follows (the publish is on
@@ -452,7 +452,7 @@ class RunDriver:
         )
         self._forget("lost")
         if etag is not None:
-            with contextlib.suppress(ConflictError):
+            with contextlib.suppress(ETagMismatch):
                 await self._store.delete_value(f"run:{self.run_id}", etag)
 
     async def _dispatch(self, dispatch: Dispatch) -> None:

@@ -33,13 +33,13 @@ from executor_host._serializer import EnvelopeSerializer
 from executor_host._services import AppServices
 from executor_host._settings import Settings
 from executor_host._sidecar import ActorInvokeError, SidecarClient
-from executor_host._store import StoreError
 from executor_host.protocol import (
     ActivationEnvelope,
     HostRecord,
     activation_topic,
     executor_actor_id,
 )
+from runtime.ports import PortError
 from runtime.registry import WorkflowRegistry
 
 __all__ = ["PoolHost"]
@@ -190,7 +190,7 @@ class PoolHost:
                 await asyncio.sleep(settings.heartbeat_s)
                 try:
                     await store.register_host(host_id, self.host_record().model_dump(mode="json"))
-                except StoreError as exc:
+                except PortError as exc:
                     log.warning("heartbeat of %s failed: %s", host_id, exc)
 
         self._beat = asyncio.create_task(heartbeat())

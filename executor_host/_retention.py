@@ -19,7 +19,8 @@ import random
 import time
 from collections.abc import Callable
 
-from executor_host._store import RunHead, RunStore, StoreError
+from executor_host._store import RunHead, RunStore
+from runtime.ports import PortError
 from runtime.registry import WorkflowRegistry
 
 __all__ = ["Retention", "sweep_period"]
@@ -79,7 +80,7 @@ class Retention:
             await asyncio.sleep(period * random.uniform(0.8, 1.2))
             try:
                 removed = await self.sweep()
-            except StoreError as exc:
+            except PortError as exc:
                 log.warning("retention: the sweep failed (%s); trying again later", exc)
                 continue
             except Exception:  # a record it cannot read: the next sweep tries again

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from executor_host._batching import GroupCaller
+from runtime.ports import ETagMismatch, PortError
 
 __all__ = ["PAGE_SIZE", "Entry", "Layout", "Position", "RunIndex", "Values"]
 
@@ -48,11 +49,11 @@ class Values(Protocol):
     async def get_value(self, key: str) -> tuple[Any, str | None]: ...
 
     async def put_value(self, key: str, value: Any, etag: str | None) -> None:
-        """Write ``value``, guarded by ``etag`` when given (``ConflictError``)."""
+        """Write ``value``, guarded by ``etag`` when given (``ETagMismatch``)."""
         ...
 
     async def delete_value(self, key: str, etag: str) -> None:
-        """Delete ``key`` guarded by ``etag`` (``ConflictError``)."""
+        """Delete ``key`` guarded by ``etag`` (``ETagMismatch``)."""
         ...
 
 
@@ -104,20 +105,11 @@ def _page_key(number: int) -> str:
 
 
 class RunIndex:
-    """The runs index over ``values``, which raise ``conflict`` for a failed ETag check;
-    ``failure`` is raised when the index could not be written for contention."""
+    """The runs index over ``values``; a ``PortError`` when the index could not be
+    written for contention (a later try may get past it)."""
 
-    def __init__(
-        self,
-        values: Values,
-        conflict: type[Exception],
-        failure: type[Exception],
-        *,
-        page_size: int = PAGE_SIZE,
-    ) -> None:
+    def __init__(self, values: Values, *, page_size: int = PAGE_SIZE) -> None:
         self._values = values
-        self._conflict = conflict
-        self._failure = failure
         self._page_size = page_size
         self._adds = GroupCaller(self._add_all)
 
@@ -148,7 +140,7 @@ class RunIndex:
                 fresh = {**head, "runs": runs + added}
             try:
                 await self._values.put_value(HEAD, fresh, etag)
-            except self._conflict:
+            except ETagMismatch:
                 continue
             if etag is not None:
                 for item in added:
@@ -157,7 +149,7 @@ class RunIndex:
                     return
             # else: the first head, which no ETag guards: read again, as a concurrent
             # first write may have replaced it
-        raise self._failure(
+        raise PortError(
             f"could not add {len(pending)} run(s) to the runs index: too much contention"
         )
 
@@ -200,7 +192,7 @@ class RunIndex:
                     await self._values.delete_value(_page_key(number), etag)
                     if number != LEGACY_PAGE:
                         await self._advance_first(number)
-            except self._conflict:
+            except ETagMismatch:
                 continue
             return
 
@@ -219,6 +211,6 @@ class RunIndex:
                 first += 1
             try:
                 await self._values.put_value(HEAD, {**head, "first": first}, etag)
-            except self._conflict:
+            except ETagMismatch:
                 continue
             return

@@ -25,7 +25,7 @@ from executor_host._inputs import (
 from executor_host._problems import Problem, problems
 from executor_host._run_index import Position
 from executor_host._services import APIServices, Services
-from executor_host._store import RunHead, RunRecord, StoreError
+from executor_host._store import RunHead, RunRecord
 from executor_host._views import (
     EVENT_STREAM,
     CancelAccepted,
@@ -39,6 +39,7 @@ from executor_host._views import (
 from executor_host._watch import EventPosition, at_end, sse_stream
 from runtime.checkpoint import checkpoint_id_for
 from runtime.engine import JsonCodec, RunState, RunStatus, plan
+from runtime.ports import PortError
 from runtime.telemetry import current_traceparent
 from runtime.workflow import Workflow, plain_event, plain_request, plain_value
 
@@ -252,7 +253,7 @@ async def run_events(
     async def alive() -> bool:
         try:
             return await store.load_run_head(run_id) is not None
-        except StoreError:  # the store is unreachable: the run may well be there
+        except PortError:  # the store is unreachable: the run may well be there
             return True
 
     return StreamingResponse(

@@ -2,7 +2,13 @@
 host registry, in the Dapr state store (a component with ``keyPrefix: name`` so
 every app sees the same keys).
 
-Only this module talks to the state API; Dapr errors are mapped to ours here.
+Only this module talks to the state API. It raises the state port's errors
+(``runtime.ports``), their text saying what it was doing: ``ETagMismatch`` when
+somebody else wrote first (an ETag-guarded write, a barrier's commit, a run id that
+exists), ``Refused`` (with the answer's ``status``) when the store refused a call for
+good, and a plain ``PortError`` for any other failure, an outage or a value the store
+should hold and does not (a part of a large value, a checkpoint a record names, an
+expired payload), which a later try may get past.
 Keys (all under the deployment's namespace, ``superstep:`` by default):
 
     run:<run>               the run record (run state, epoch, event and output chunk
@@ -63,48 +69,24 @@ from runtime.ports import (
 )
 
 __all__ = [
-    "ConflictError",
     "RunHead",
     "RunRecord",
     "RunStore",
-    "StoreError",
-    "StoreRefused",
     "run_keys",
 ]
 
 log = logging.getLogger(__name__)
 
 
-class StoreError(Exception):
-    """The state store failed; retrying later may help."""
-
-    retryable = True
-
-
-class ConflictError(StoreError):
-    """An ETag did not match: somebody else wrote first (a stale coordinator is fenced)."""
-
-    retryable = False
-
-
-class StoreRefused(StoreError):
-    """The store refused a request for good (``runtime.ports.Refused``: a malformed
-    request, a body over the sidecar's limit…): the same request will be refused again,
-    and nothing of it took effect. ``status`` is the sidecar's answer."""
-
-    retryable = False
-
-    def __init__(self, message: str, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _failed(what: str, exc: PortError) -> StoreError:
-    """The run store's error for a failed call of the port: ``StoreRefused`` when the
-    port says the store refused it for good, else ``StoreError`` (an outage: retry)."""
+def _failed(what: str, exc: PortError) -> PortError:
+    """The port's error for a failed call of the port, saying what the run store was
+    doing: ``Refused`` (with its status) when the store refused it for good, else a
+    plain ``PortError`` (an outage: retry). The writes guarded by an ETag name their
+    conflicts themselves (``ETagMismatch``); an ``ETagMismatch`` of any other call is
+    no conflict this store can tell, and a plain ``PortError`` too."""
     if isinstance(exc, Refused):
-        return StoreRefused(f"{what} was refused: {exc}", exc.status)
-    return StoreError(f"{what} failed: {exc}")
+        return Refused(f"{what} was refused: {exc}", exc.status)
+    return PortError(f"{what} failed: {exc}")
 
 
 @dataclass(slots=True)
@@ -425,7 +407,7 @@ class RunStore:
         self._blobs_written: OrderedDict[str, None] = OrderedDict()
         """Digests of blobs this store wrote lately (not written again)."""
         self._index_writes = GroupCaller(self._add_all_to_index)
-        self.index = RunIndex(self, ConflictError, StoreError, page_size=index_page_size)
+        self.index = RunIndex(self, page_size=index_page_size)
         """The runs index (``_run_index``)."""
 
     # -- large values, in parts -------------------------------------------------------
@@ -508,11 +490,11 @@ class RunStore:
         for i in range(int(value["parts"])):
             data, _ = await self._read(f"blob:{sha}:{i}")
             if data is None:
-                raise StoreError(f"part {i} of large value {sha[:12]} is missing")
+                raise PortError(f"part {i} of large value {sha[:12]} is missing")
             chunks.append(_decode(data))
         text = "".join(chunks)
         if len(text) != int(value["chars"]) or hashlib.sha256(text.encode()).hexdigest() != sha:
-            raise StoreError(f"large value {sha[:12]} does not match its digest")
+            raise PortError(f"large value {sha[:12]} does not match its digest")
         return json.loads(text)
 
     async def _record_text(self, record: RunRecord, checkpoint: Checkpoint | None = None) -> str:
@@ -542,7 +524,7 @@ class RunStore:
         if isinstance(ref, dict) and set(ref) == {CHECKPOINT}:
             stored, _ = await self._get(f"ckpt:{ref[CHECKPOINT]}")
             if stored is None:
-                raise StoreError(f"checkpoint {ref[CHECKPOINT]!r} of a run record is missing")
+                raise PortError(f"checkpoint {ref[CHECKPOINT]!r} of a run record is missing")
             data["state"] = stored["run_state"]
         return RunRecord.from_json(data, etag)
 
@@ -565,7 +547,7 @@ class RunStore:
         try:
             await self._sidecar.save_state(self._store, [(self._prefix + key, text, etag)])
         except ETagMismatch as exc:
-            raise ConflictError(f"{key!r} was changed concurrently") from exc
+            raise ETagMismatch(f"{key!r} was changed concurrently") from exc
         except PortError as exc:
             raise _failed(f"writing {key!r}", exc) from exc
 
@@ -593,10 +575,10 @@ class RunStore:
         return int(data["epoch"]), float(data["updated_at"]), etag
 
     async def create_run(self, record: RunRecord) -> RunRecord:
-        """Write a new run record; ``ConflictError`` if the run id exists."""
+        """Write a new run record; ``ETagMismatch`` if the run id exists."""
         existing = await self.load_run(record.run_id)
         if existing is not None:
-            raise ConflictError(f"run {record.run_id!r} already exists")
+            raise ETagMismatch(f"run {record.run_id!r} already exists")
         await self._save_text(f"run:{record.run_id}", await self._record_text(record))
         await self.index.add(record.run_id, record.created_at)
         fresh = await self.load_run(record.run_id)
@@ -663,7 +645,7 @@ class RunStore:
         ops.append((f"{p}run:{record.run_id}", new_text, record.etag))
         try:
             await self._transaction(ops)
-        except StoreError as exc:
+        except PortError as exc:
             await self._after_failed_commit(record, new_text, exc)
         if not reload:  # the caller reads the new ETag itself (load_run_head) when it needs it
             return replace(new, etag=None)
@@ -672,29 +654,29 @@ class RunStore:
         return fresh
 
     async def _after_failed_commit(
-        self, record: RunRecord, new_text: str, error: StoreError
+        self, record: RunRecord, new_text: str, error: PortError
     ) -> None:
         """Tell what a failed barrier transaction did, by reading the run record again
         (never by the error's text, which on Redis does not say "etag").
 
         Still at the ETag it was guarded by: the record was not written, and the
-        failure was the store's or the sidecar's (``error`` as it is: ``StoreError``,
-        retry; ``StoreRefused``, the store will not take it). At another
+        failure was the store's or the sidecar's (``error`` as it is: a ``PortError``,
+        retry; ``Refused``, the store will not take it). At another
         ETag and holding what this commit wrote: it went through and only its answer
-        was lost (return). Anything else: somebody else wrote first (``ConflictError``:
+        was lost (return). Anything else: somebody else wrote first (``ETagMismatch``:
         this coordinator is fenced)."""
         try:
             raw, etag = await self._read(f"run:{record.run_id}")
-        except StoreError:
+        except PortError:
             raise error from None  # nothing more can be known now: the caller retries
         stored = _decode(raw) if raw is not None else None
         if stored is None:
-            raise ConflictError(f"run {record.run_id!r} has no run record any more") from error
+            raise ETagMismatch(f"run {record.run_id!r} has no run record any more") from error
         if etag == record.etag:
             raise error
         if stored == json.loads(new_text):
             return
-        raise ConflictError(
+        raise ETagMismatch(
             f"run {record.run_id!r} was written by another coordinator (ETag {record.etag} "
             f"is now {etag})"
         ) from error
@@ -705,7 +687,7 @@ class RunStore:
 
     async def load_outputs(self, record: RunRecord) -> list[Any]:
         """Every output of the run's generation so far (codec JSON), in order: those the
-        record holds inline, then its output chunks'. ``StoreError`` when a chunk is
+        record holds inline, then its output chunks'. ``PortError`` when a chunk is
         missing."""
         keys = [
             f"outputs:{record.run_id}:{record.generation}:{n}" for n in range(record.output_chunks)
@@ -717,7 +699,7 @@ class RunStore:
                 batch, await asyncio.gather(*map(self._get, batch)), strict=True
             ):
                 if data is None:
-                    raise StoreError(f"output chunk {key!r} of a run record is missing")
+                    raise PortError(f"output chunk {key!r} of a run record is missing")
                 outputs.extend(data)
         return outputs
 
@@ -728,7 +710,7 @@ class RunStore:
     async def load_shared_state(self, run_id: str, version: int) -> dict[str, Any]:
         data, _ = await self._get(f"state:{run_id}:{version}")
         if data is None:
-            raise StoreError(f"shared state version {version} of run {run_id!r} is missing")
+            raise PortError(f"shared state version {version} of run {run_id!r} is missing")
         return dict(data)
 
     async def load_result(
@@ -756,10 +738,10 @@ class RunStore:
             raise _failed(f"writing {len(items)} payload(s)", exc) from exc
 
     async def load_payload(self, key: str) -> tuple[Any, int]:
-        """A payload and its size in bytes; ``StoreError`` when it is missing."""
+        """A payload and its size in bytes; ``PortError`` when it is missing."""
         data, _ = await self._read(key)
         if data is None:
-            raise StoreError(f"payload {key!r} is missing (expired or never written)")
+            raise PortError(f"payload {key!r} is missing (expired or never written)")
         value = _decode(data)
         return await self._unfit(value), len(data) if not _is_blob(value) else int(value["chars"])
 
@@ -879,7 +861,7 @@ class RunStore:
             marked = {**data, "status": run.status.value, "superstep": run.superstep}
             try:
                 await self._save_text(key, compact_json({**marked, REMOVING: True}), etag)
-            except ConflictError:
+            except ETagMismatch:
                 return False
         keys = [self._prefix + k for k in run_keys(run, executors)]
         for start in range(0, len(keys), _DELETES_AT_ONCE):
@@ -891,7 +873,7 @@ class RunStore:
             return False  # a new run of this id since
         try:
             await self._delete([(self._prefix + key, etag)])
-        except ConflictError:
+        except ETagMismatch:
             return False
         log.info("run %s: removed (ended at %.0f, retention)", run.run_id, run.updated_at)
         return True
@@ -900,7 +882,7 @@ class RunStore:
         try:
             await self._sidecar.delete_state(self._store, deletes)
         except ETagMismatch as exc:
-            raise ConflictError(f"{deletes[0][0]!r} was changed concurrently") from exc
+            raise ETagMismatch(f"{deletes[0][0]!r} was changed concurrently") from exc
         except PortError as exc:
             raise _failed(f"deleting {len(deletes)} key(s)", exc) from exc
 
@@ -949,9 +931,9 @@ class RunStore:
                 return
             try:
                 await self._save(key, items + missing, etag=etag)
-            except ConflictError:
+            except ETagMismatch:
                 continue
-        raise StoreError(
+        raise PortError(
             f"could not add {', '.join(map(repr, new[:3]))}{' …' if len(new) > 3 else ''} "
             f"to the {key!r} index: too much contention"
         )

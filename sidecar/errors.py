@@ -13,8 +13,8 @@
     └── StartupError             an app or a sidecar failed to come up (the launcher exits non-zero)
 
 The names are the local sidecar's own: ``executor_host`` has its ``SidecarError`` (a
-call to a sidecar failed) and ``StoreError`` (the run store failed), and the ETag
-conflict is ``ETagMismatch`` in both, as in ``runtime.ports``.
+call to a sidecar failed, a ``runtime.ports.PortError``, which its run store raises
+too), and the ETag conflict is ``ETagMismatch`` here as in ``runtime.ports``.
 
 ``ApiError`` is the only error the HTTP and gRPC adapters translate; the services below them
 turn store and broker errors into ``ApiError`` with the exact codes of the Dapr contract.

@@ -45,12 +45,13 @@ import psycopg
 from executor_host._bus import Bus
 from executor_host._coordinator import RunDriver
 from executor_host._sidecar import SidecarClient
-from executor_host._store import ConflictError, RunStore
+from executor_host._store import RunStore
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime import RunStatus, Workflow
 from runtime.client import RemoteRuntime
 from runtime.engine import Activation
 from runtime.errors import RemoteError
+from runtime.ports import ETagMismatch
 from runtime.workflow import execute_activation
 from sidecar.faults import FaultPlan, PubSubFaults
 from sidecar.launcher import daprd as daprd_module
@@ -919,7 +920,7 @@ class _SecondCoordinator:
             try:
                 await driver.resume()
                 break
-            except ConflictError:
+            except ETagMismatch:
                 # the actor committed between the copy's read and its write: read again
                 if attempt == 4:
                     await client.aclose()

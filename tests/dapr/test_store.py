@@ -2,7 +2,7 @@
 through the sidecar's HTTP state API as a JSON string holding our JSON text, so what
 comes back is exactly what was written — integers above 2^53, key order and all —
 whatever the sidecar does to a JSON value it decodes; values stored as raw JSON bytes
-(by gRPC) still read back; ETag conflicts are ``ConflictError``.
+(by gRPC) still read back; ETag conflicts are ``ETagMismatch``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from dapr.aio.clients import DaprClient
 from dapr.conf import settings
 
 from executor_host._sidecar import SidecarClient, SidecarError, StateWrite
-from executor_host._store import ConflictError, RunRecord, RunStore, StoreError
+from executor_host._store import RunRecord, RunStore
 from runtime.engine import RunState, RunStatus, compact_json
+from runtime.ports import ETagMismatch, PortError
 from sidecar.launcher.daprd import DaprdSidecar
 from sidecar.runtime import Sidecar
 
@@ -93,7 +94,7 @@ async def test_a_write_with_a_stale_etag_is_a_conflict(
     _, etag = await runs._get("index")
     assert etag is not None
     await runs._save("index", ["a", "b"], etag=etag)
-    with pytest.raises(ConflictError):
+    with pytest.raises(ETagMismatch):
         await runs._save("index", ["a", "c"], etag=etag)  # the first write moved the ETag on
     assert (await runs._get("index"))[0] == ["a", "b"]
 
@@ -111,7 +112,7 @@ async def test_a_stale_commit_is_a_conflict_whatever_the_store_says(
     runs, _, _ = store
     created = await runs.create_run(_record(f"conflict-{uuid.uuid4().hex[:8]}"))
     await runs.save_run(replace(created, epoch=2))  # a newer coordinator took over
-    with pytest.raises(ConflictError, match="another coordinator"):
+    with pytest.raises(ETagMismatch, match="another coordinator"):
         await runs.commit_barrier(
             replace(created, updated_at=1.0), events=[], checkpoint=None, state_version=None
         )
@@ -124,21 +125,22 @@ async def test_a_failed_commit_with_etag_in_its_run_id_is_an_outage_not_a_confli
 ) -> None:
     """A transaction that fails for another reason (here a body over the sidecar's
     4 MiB limit, from a store told to write long values whole) leaves the record at its
-    ETag: a retryable ``StoreError``, not a fence — even when the run id, and so the
-    error text, contains "etag"."""
+    ETag: the port's error for the failed call (``PortError``), not a conflict
+    (``ETagMismatch``, a fence) — even when the run id, and so the error text, contains
+    "etag"."""
     _, http, namespace = store
     runs = RunStore(
         http, "sharedstore", namespace, max_value_bytes=10 << 20, max_request_bytes=20 << 20
     )
     created = await runs.create_run(_record(f"etag-run-{uuid.uuid4().hex[:8]}"))
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(PortError) as caught:
         await runs.commit_barrier(
             created,
             events=[{"blob": "x" * (5 << 20)}],
             checkpoint=None,
             state_version=None,
         )
-    assert not isinstance(caught.value, ConflictError)
+    assert not isinstance(caught.value, ETagMismatch)
     back = await runs.load_run(created.run_id)
     assert back is not None and back.etag == created.etag and back.event_chunks == 0
 

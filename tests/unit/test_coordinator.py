@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from executor_host._coordinator import RunDriver, SteadyClock, recreated
-from executor_host._store import RunStore, StoreError
+from executor_host._store import RunStore
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import Activation, RunStatus
+from runtime.ports import PortError, Refused
 from runtime.testing.ports import InMemoryBus, InMemoryStateStore
 from runtime.workflow import Workflow
 from runtime.workflow.driver import execute_activation, new_run_state
@@ -248,7 +249,7 @@ async def test_a_barrier_the_store_refused_is_committed_at_the_next_deadline() -
     before = await dep.store.load_run("r1")
     (env,) = dep.bus.take()
     dep.state.fail_next()  # the store is down for the barrier's transaction
-    with pytest.raises(StoreError):
+    with pytest.raises(PortError):
         await d.on_result(await dep.execute(env))
     after = await dep.store.load_run("r1")
     assert before is not None and after is not None
@@ -308,7 +309,7 @@ async def test_when_even_the_failure_is_refused_the_coordinator_gives_the_run_up
     await dep.pump(d, rounds=2)
     (env,) = dep.bus.take()
     dep.state.refuse_next(2)  # the barrier, then the commit of the run's failure
-    with pytest.raises(StoreError, match="refused"):
+    with pytest.raises(Refused, match="refused"):
         await d.on_result(await dep.execute(env))
     assert d.record is None and not d.fenced  # given up: nothing left to try again
     calls = dep.state.calls
@@ -329,15 +330,15 @@ async def test_a_barrier_the_store_keeps_failing_fails_the_run_after_store_faili
     await dep.pump(d, rounds=2)
     (env,) = dep.bus.take()
     dep.state.fail_next(4)  # three tries of the barrier, the first of the failure
-    with pytest.raises(StoreError):
+    with pytest.raises(PortError):
         await d.on_result(await dep.execute(env))
     dep.now += 30.0
-    with pytest.raises(StoreError):
+    with pytest.raises(PortError):
         await d.on_deadline(5.0)
     record = await dep.store.load_run("r1")
     assert record is not None and record.state.status is RunStatus.RUNNING
     dep.now += 31.0  # 61 s since the first failure: the run fails, its commit too
-    with pytest.raises(StoreError):
+    with pytest.raises(PortError):
         await d.on_deadline(5.0)
     record = await dep.store.load_run("r1")
     assert record is not None and record.state.status is RunStatus.RUNNING
@@ -366,13 +367,13 @@ async def test_a_store_that_fails_for_less_than_store_failing_s_loses_no_run() -
     await dep.pump(d, rounds=1)
     (env,) = dep.bus.take()
     dep.state.fail_next()
-    with pytest.raises(StoreError):
+    with pytest.raises(PortError):
         await d.on_result(await dep.execute(env))
     dep.now += 50.0
     await d.on_deadline(5.0)  # lands (and, late by then, its next one is sent twice)
     env = dep.bus.take()[0]
     dep.state.fail_next()
-    with pytest.raises(StoreError):
+    with pytest.raises(PortError):
         await d.on_result(await dep.execute(env))
     dep.now += 50.0  # 100 s since the first failure, 50 s since this one
     await d.on_deadline(5.0)

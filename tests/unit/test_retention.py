@@ -15,9 +15,10 @@ import pytest
 from executor_host._retention import sweep_period
 from executor_host._run_index import HEAD
 from executor_host._settings import DEFAULT_RUN_RETENTION_S, Settings
-from executor_host._store import RunHead, RunRecord, RunStore, StoreError
+from executor_host._store import RunHead, RunRecord, RunStore
 from executor_host.protocol import ActivationEnvelope, ResultEnvelope
 from runtime.engine import RunStatus
+from runtime.ports import PortError
 from runtime.testing.ports import InMemoryStateStore
 from runtime.workflow.driver import new_run_state
 from tests.dapr.workflows import ping
@@ -235,7 +236,7 @@ async def test_a_removal_cut_short_hides_the_run_and_the_next_sweep_finishes_it(
     await dep.pump(d)
     ended = await _ended(dep, "r1")
     dep.state.fail_next(applied=True)  # the run is marked, the answer is lost
-    with pytest.raises(StoreError):
+    with pytest.raises(PortError):
         await dep.store.sweep(ended + 2 * RETENTION, RETENTION)
     assert await dep.store.load_run("r1") is None, "a run being removed is gone for readers"
     assert await dep.store.list_runs(limit=10) == ([], None)

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from executor_host._coordinator import RunDriver
-from executor_host._store import BLOB, MAX_VALUE_BYTES, RunRecord, RunStore, StoreError
+from executor_host._store import BLOB, MAX_VALUE_BYTES, RunRecord, RunStore
 from runtime.checkpoint import InMemoryCheckpointStorage
 from runtime.engine import RunStatus, compact_json
-from runtime.ports import StateWrite, request_bytes
+from runtime.ports import PortError, StateWrite, request_bytes
 from runtime.testing.ports import InMemoryStateStore
 from runtime.workflow.driver import new_run_state
 from tests.dapr.workflows import ticks
@@ -145,7 +145,7 @@ async def test_a_barrier_committed_again_writes_its_outputs_once(applied: bool) 
     if applied:
         await d.on_result(await dep.execute(env))
     else:
-        with pytest.raises(StoreError):
+        with pytest.raises(PortError):
             await d.on_result(await dep.execute(env))
         dep.now += 5.0
         await d.on_deadline(5.0)
@@ -236,5 +236,5 @@ async def test_a_missing_output_chunk_is_an_error_not_fewer_outputs() -> None:
     del dep.state.items[(STORE, "superstep:outputs:r1:1:1")]
     record = await dep.store.load_run("r1")
     assert record is not None
-    with pytest.raises(StoreError, match="outputs:r1:1:1"):
+    with pytest.raises(PortError, match="outputs:r1:1:1"):
         await dep.store.load_outputs(record)

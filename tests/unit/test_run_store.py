@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from executor_host._coordinator import RunDriver
-from executor_host._store import BLOB, RunRecord, RunStore, StoreError
+from executor_host._store import BLOB, RunRecord, RunStore
 from runtime.engine import Checkpoint, RunStatus
-from runtime.ports import wire_bytes
+from runtime.ports import PortError, wire_bytes
 from runtime.testing.ports import InMemoryStateStore
 from runtime.workflow.driver import new_run_state
 from tests.unit.test_coordinator import TEMPLATES, Deployment, _in_process
@@ -98,7 +98,7 @@ async def test_a_damaged_part_is_an_error_not_a_wrong_value() -> None:
     key = next(k for (_, k) in state.items if k.endswith(":0") and "blob:" in k)
     _, etag = state.items[(STORE, key)]
     state.items[(STORE, key)] = (json.dumps(json.dumps("q" * 100)).encode(), etag)
-    with pytest.raises(StoreError, match="does not match its digest"):
+    with pytest.raises(PortError, match="does not match its digest"):
         await store.load_result("r", 1, 1, 0)
 
 
