@@ -642,8 +642,14 @@ def _bookkeeping(
                 snapshots = dict(snapshots)
             snapshots[r.executor_id] = r.snapshot
     activity = dict(run_state.activity)
+    record: ExecutorActivity | None = None
     for r in ordered:
-        activity[r.executor_id] = ExecutorActivity(k, r.status, len(r.sent))
+        sent = len(r.sent)
+        # an activation that did what the one before it did shares its (immutable)
+        # record: the targets of a fan-out mostly do alike
+        if record is None or record.status is not r.status or record.sent != sent:
+            record = ExecutorActivity(k, r.status, sent)
+        activity[r.executor_id] = record
     return pending, snapshots, activity
 
 

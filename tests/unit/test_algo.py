@@ -1348,6 +1348,24 @@ def test_activity_records_what_each_executor_last_did() -> None:
     assert new.activity["c"].to_json() == [2, "ok", 0]
 
 
+def test_activity_of_activations_that_did_alike_and_unlike() -> None:
+    g = _graph()
+    rs = _state(g, inbox=[_msg("s", t, 0) for t in ("a", "b", "c", "agg")])
+    results = [
+        _ok("a", 2, sent=_sends(g, "a", 1)),
+        _ok("b", 2, sent=_sends(g, "b", 2)),
+        _ok("c", 2, sent=_sends(g, "c", 3, 4)),
+        ActivationResult("agg", 2, ActivationStatus.SKIPPED, sent=_sends(g, "agg", 5, 6)),
+    ]
+    new, _ = commit(rs, g, _acts(g, rs), results)
+    assert {eid: a.to_json() for eid, a in new.activity.items()} == {
+        "a": [2, "ok", 1],
+        "b": [2, "ok", 1],
+        "c": [2, "ok", 2],
+        "agg": [2, "skipped", 2],
+    }
+
+
 # -- persistence ---------------------------------------------------------------------------
 
 
