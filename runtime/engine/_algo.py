@@ -31,6 +31,7 @@ from runtime.engine._model import (
     PendingRequest,
     RunState,
     RunStatus,
+    SentMessage,
 )
 from runtime.errors import (
     ConvergenceError,
@@ -472,8 +473,9 @@ class _Effects:
     """What a superstep's results produce besides state writes, in canonical order."""
 
     inbox: list[Message]
-    buffers: dict[int, dict[str, list[Message]]] | None
-    """Fan-in group -> source -> messages sent into the group in this superstep."""
+    buffers: dict[int, dict[str, list[SentMessage]]] | None
+    """Fan-in group -> source -> messages sent into the group in this superstep (as
+    sent: ``_fan_in`` makes a ``Message`` only of what stays buffered)."""
     dropped: list[Dropped]
     outputs: list[OutputRecord]
     events: list[EventRecord]
@@ -502,13 +504,12 @@ def _effects(
                     fx.dropped.append(Dropped(eid, sent.drop_reason or "no route", sent.data))
                     continue
                 for target, gi in sent.deliveries:
-                    m = Message(eid, target, sent.data, k, sent.seq, group=gi)
                     if isinstance(groups[gi], FanInGroup):
                         if fx.buffers is None:
                             fx.buffers = {}
-                        fx.buffers.setdefault(gi, {}).setdefault(eid, []).append(m)
+                        fx.buffers.setdefault(gi, {}).setdefault(eid, []).append(sent)
                     else:
-                        inbox.append(m)
+                        inbox.append(Message(eid, target, sent.data, k, sent.seq, group=gi))
                     edge = (eid, target)
                     edges[edge] = edges.get(edge, 0) + 1
             for o in r.outputs:
@@ -560,45 +561,63 @@ def _duplicate_request(
 def _fan_in(
     run_state: RunState,
     graph: Graph,
-    buffers: dict[int, dict[str, list[Message]]] | None,
+    buffers: dict[int, dict[str, list[SentMessage]]] | None,
     inbox: list[Message],
     k: int,
 ) -> tuple[dict[int, dict[str, tuple[Message, ...]]], dict[int, tuple[int, int]], list[str]]:
     """Buffer the messages sent into fan-in groups, and flush (into ``inbox``) the groups
     every source has contributed to: (the buffers left, the rounds, the flushed targets).
-    Called when something is buffered or was sent into a fan-in group."""
+    Called when something is buffered or was sent into a fan-in group. What this
+    superstep sent into a group that flushes goes straight into the fan-in list; only
+    what stays buffered becomes a ``Message`` of the buffers."""
     groups = graph.groups
     fan_in = run_state.fan_in
     rounds = run_state.fan_in_rounds
     flushed: list[str] = []
+    sent_now = buffers or {}
     merged: dict[int, dict[str, tuple[Message, ...]]] = {g: dict(b) for g, b in fan_in.items()}
-    for gi, by_src in (buffers or {}).items():
+    for gi, by_src in sent_now.items():
         buf = merged.setdefault(gi, {})
-        for src, msgs in by_src.items():
-            buf[src] = (*buf.get(src, ()), *msgs)
+        for src in by_src:
+            buf.setdefault(src, ())  # a new source's place in the buffers' order
     for g in sorted(merged):
         group = groups[g]
         assert isinstance(group, FanInGroup)
         buf = merged[g]
-        if all(buf.get(src) for src in group.sources):
-            items = [m for src in group.sources for m in buf[src]]
-            inbox.append(
-                Message(
-                    f"$fan_in:{g}",
-                    group.target,
-                    [m.data for m in items],
-                    k,
-                    0,
-                    kind=MessageKind.FAN_IN,
-                    group=g,
-                    parts=tuple(m.source for m in items),
+        new = sent_now.get(g, {})
+        if not all(buf.get(src) or new.get(src) for src in group.sources):
+            for src, sent in new.items():
+                buf[src] = (
+                    *buf[src],
+                    *[Message(src, group.target, s.data, k, s.seq, group=g) for s in sent],
                 )
+            continue
+        data: list[Any] = []
+        parts: list[str] = []
+        for src in group.sources:
+            for m in buf.get(src, ()):
+                data.append(m.data)
+                parts.append(m.source)
+            for s in new.get(src, ()):
+                data.append(s.data)
+                parts.append(src)
+        inbox.append(
+            Message(
+                f"$fan_in:{g}",
+                group.target,
+                data,
+                k,
+                0,
+                kind=MessageKind.FAN_IN,
+                group=g,
+                parts=tuple(parts),
             )
-            merged[g] = {}
-            flushed.append(group.target)
-            if rounds is run_state.fan_in_rounds:
-                rounds = dict(rounds)
-            rounds[g] = (rounds.get(g, (0, 0))[0] + 1, k)
+        )
+        merged[g] = {}
+        flushed.append(group.target)
+        if rounds is run_state.fan_in_rounds:
+            rounds = dict(rounds)
+        rounds[g] = (rounds.get(g, (0, 0))[0] + 1, k)
     fan_in = {g: b for g, b in merged.items() if b}
     return fan_in, rounds, flushed
 
@@ -623,8 +642,14 @@ def _bookkeeping(
                 snapshots = dict(snapshots)
             snapshots[r.executor_id] = r.snapshot
     activity = dict(run_state.activity)
+    record: ExecutorActivity | None = None
     for r in ordered:
-        activity[r.executor_id] = ExecutorActivity(k, r.status, len(r.sent))
+        sent = len(r.sent)
+        # an activation that did what the one before it did shares its (immutable)
+        # record: the targets of a fan-out mostly do alike
+        if record is None or record.status is not r.status or record.sent != sent:
+            record = ExecutorActivity(k, r.status, sent)
+        activity[r.executor_id] = record
     return pending, snapshots, activity
 
 

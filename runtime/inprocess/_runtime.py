@@ -411,14 +411,14 @@ class _Run:
         limit = self.rt.max_concurrency
         sem = asyncio.Semaphore(limit) if limit is not None and limit < len(activations) else None
 
-        async def one(a: Activation) -> ActivationResult:
-            if sem is None:
-                return await execute(a)
+        async def bounded(a: Activation) -> ActivationResult:
+            assert sem is not None
             async with sem:
                 return await execute(a)
 
+        run = execute if sem is None else bounded  # unbounded: no coroutine around each
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(one(a)) for a in activations]
+            tasks = [tg.create_task(run(a)) for a in activations]
         return [t.result() for t in tasks]
 
     # -- reporting ------------------------------------------------------------------

@@ -837,6 +837,44 @@ def test_fan_in_buffers_across_supersteps_until_the_last_source_sends() -> None:
     assert rs.fan_in == {}
 
 
+def test_what_stays_in_a_fan_in_buffer_is_the_messages_sent_in_arrival_order() -> None:
+    edges = [Edge(i, "s", target) for i, target in enumerate("abc")]
+    g = _graph([*edges, FanInGroup(3, ("c", "b", "a"), "agg")], types={"agg": (list[str],)})
+    rs = _state(g, inbox=[_msg("s", "a", 0)])
+    rs, _ = commit(rs, g, _acts(g, rs), [_ok("a", 2, sent=_sends(g, "a", "a1", "a2"))])
+    rs = replace(
+        rs, status=RunStatus.RUNNING, error=None, inbox=(_msg("s", "c", 0, 2), _msg("s", "a", 0, 2))
+    )
+    results = [_ok("a", 3, sent=_sends(g, "a", "a3")), _ok("c", 3, sent=_sends(g, "c", "c1"))]
+    rs, report = commit(rs, g, _acts(g, rs), results)
+    assert report.fan_in_flushed == ()
+    assert list(rs.fan_in[3]) == ["a", "c"]  # sources in the order they first sent
+    assert rs.fan_in[3] == {
+        "a": (
+            Message("a", "agg", "a1", 2, 0, group=3),
+            Message("a", "agg", "a2", 2, 1, group=3),
+            Message("a", "agg", "a3", 3, 0, group=3),
+        ),
+        "c": (Message("c", "agg", "c1", 3, 0, group=3),),
+    }
+
+    rs = replace(rs, status=RunStatus.RUNNING, error=None, inbox=(_msg("s", "b", 0, 3),))
+    rs, report = commit(rs, g, _acts(g, rs), [_ok("b", 4, sent=_sends(g, "b", "b1"))])
+    (flush,) = rs.inbox
+    assert flush == Message(
+        "$fan_in:3",
+        "agg",
+        ["c1", "b1", "a1", "a2", "a3"],
+        4,
+        0,
+        kind=MessageKind.FAN_IN,
+        group=3,
+        parts=("c", "b", "a", "a", "a"),
+    )
+    assert rs.fan_in == {}
+    assert report.fan_in_flushed == ("agg",)
+
+
 def test_messages_after_a_flush_start_a_new_round() -> None:
     g = _fan_in_graph()
     rs = _state(g, inbox=[_msg("s", "a", 0), _msg("s", "b", 0)])
@@ -1308,6 +1346,24 @@ def test_activity_records_what_each_executor_last_did() -> None:
     new, _ = commit(rs, g, acts, results)
     assert new.activity["a"].to_json() == [2, "ok", 2]
     assert new.activity["c"].to_json() == [2, "ok", 0]
+
+
+def test_activity_of_activations_that_did_alike_and_unlike() -> None:
+    g = _graph()
+    rs = _state(g, inbox=[_msg("s", t, 0) for t in ("a", "b", "c", "agg")])
+    results = [
+        _ok("a", 2, sent=_sends(g, "a", 1)),
+        _ok("b", 2, sent=_sends(g, "b", 2)),
+        _ok("c", 2, sent=_sends(g, "c", 3, 4)),
+        ActivationResult("agg", 2, ActivationStatus.SKIPPED, sent=_sends(g, "agg", 5, 6)),
+    ]
+    new, _ = commit(rs, g, _acts(g, rs), results)
+    assert {eid: a.to_json() for eid, a in new.activity.items()} == {
+        "a": [2, "ok", 1],
+        "b": [2, "ok", 1],
+        "c": [2, "ok", 2],
+        "agg": [2, "skipped", 2],
+    }
 
 
 # -- persistence ---------------------------------------------------------------------------
