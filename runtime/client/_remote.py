@@ -38,10 +38,10 @@ _cursors: weakref.WeakKeyDictionary[Workflow, dict[str, Any]] = weakref.WeakKeyD
 to that run continue it)."""
 
 _CODEC = {"encoding": "codec"}
-_FOLLOW_AGAIN_S = 0.5
-"""How long the client waits before it follows a run whose event stream ended early."""
 """Values cross in the codec's tagged form (the API's default is plain JSON): they
 decode into the very classes the workflow's handlers take, nested ones included."""
+_FOLLOW_AGAIN_S = 0.5
+"""How long the client waits before it follows a run whose event stream ended early."""
 
 
 class RemoteRuntime:
