@@ -453,7 +453,7 @@ class RunDriver:
         self._forget("lost")
         if etag is not None:
             with contextlib.suppress(ETagMismatch):
-                await self._store.delete_value(f"run:{self.run_id}", etag)
+                await self._store.delete_record(self.run_id, etag)
 
     async def _dispatch(self, dispatch: Dispatch) -> None:
         """Publish the activations, each to its pool's topic."""

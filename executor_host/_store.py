@@ -872,11 +872,15 @@ class RunStore:
         if not data.get(REMOVING) or etag is None:
             return False  # a new run of this id since
         try:
-            await self._delete([(self._prefix + key, etag)])
+            await self.delete_record(run.run_id, etag)
         except ETagMismatch:
             return False
         log.info("run %s: removed (ended at %.0f, retention)", run.run_id, run.updated_at)
         return True
+
+    async def delete_record(self, run_id: str, etag: str) -> None:
+        """Delete the run's record, guarded by ``etag`` (``ETagMismatch``)."""
+        await self.delete_value(f"run:{run_id}", etag)
 
     async def _delete(self, deletes: Sequence[StateDelete]) -> None:
         try:
