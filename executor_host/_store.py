@@ -823,19 +823,17 @@ class RunStore:
             entries = await self.index.read(layout, number)
             old = [e for e in entries if e.created_at is None or e.created_at <= cutoff]
             gone = []
-            for start in range(0, len(old), _BULK):
-                chunk = old[start : start + _BULK]
-                heads = await self.load_heads([e.run_id for e in chunk])
-                for entry, head in zip(chunk, heads, strict=True):
-                    if head is None:
-                        gone.append(entry)
-                        continue
-                    expired = head.status.is_final and head.updated_at < cutoff
-                    if (head.removing or expired) and await self.remove_run(
-                        head, head.executors or executors_of(head)
-                    ):
-                        gone.append(entry)
-                        removed += 1
+            heads = await self.load_heads([e.run_id for e in old])  # in bulks of _BULK
+            for entry, head in zip(old, heads, strict=True):
+                if head is None:
+                    gone.append(entry)
+                    continue
+                expired = head.status.is_final and head.updated_at < cutoff
+                if (head.removing or expired) and await self.remove_run(
+                    head, head.executors or executors_of(head)
+                ):
+                    gone.append(entry)
+                    removed += 1
             if gone:
                 await self.index.remove(number, gone)
             if len(old) < len(entries):
