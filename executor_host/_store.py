@@ -202,32 +202,40 @@ class RunRecord:
     def from_json(cls, d: dict[str, Any], etag: str | None) -> RunRecord:
         inline = list(d.get("outputs") or [])
         return cls(
-            run_id=d["run_id"],
-            workflow=d["workflow"],
+            **_head_fields(d),
             signature=d["signature"],
             epoch=int(d["epoch"]),
             state=RunState.from_json(d["state"]),
-            factory=d.get("factory"),
             params=d.get("params"),
-            generation=int(d.get("generation", 1)),
-            event_chunks=int(d["event_chunks"]),
-            checkpoint_ranges=[(int(a), int(b)) for a, b in d["checkpoint_ranges"]],
             last_checkpoint=d.get("last_checkpoint"),
-            output_chunks=int(d.get("output_chunks", 0)),
             output_count=int(d.get("output_count", len(inline))),
             inline_outputs=inline,
-            created_at=float(d["created_at"]),
-            updated_at=float(d["updated_at"]),
             planned_at=float(d["planned_at"]),
             state_version=int(d["state_version"]),
             traceparent=d.get("traceparent"),
             start_key=d.get("start_key"),
             start_after=int(d.get("start_after", -1)),
-            first_superstep=int(d.get("first_superstep", 0)),
-            earlier=[(int(a), int(b), int(c)) for a, b, c in d.get("earlier") or []],
-            executors=int(d.get("executors", 0)),
             etag=etag,
         )
+
+
+def _head_fields(d: dict[str, Any]) -> dict[str, Any]:
+    """The fields a stored run record and its head (``RunHead``) share, read with the
+    defaults of records written before some of them were kept."""
+    return {
+        "run_id": d["run_id"],
+        "workflow": d["workflow"],
+        "factory": d.get("factory"),
+        "generation": int(d.get("generation", 1)),
+        "event_chunks": int(d["event_chunks"]),
+        "checkpoint_ranges": [(int(a), int(b)) for a, b in d["checkpoint_ranges"]],
+        "output_chunks": int(d.get("output_chunks", 0)),
+        "created_at": float(d["created_at"]),
+        "updated_at": float(d["updated_at"]),
+        "first_superstep": int(d.get("first_superstep", 0)),
+        "earlier": [(int(a), int(b), int(c)) for a, b, c in d.get("earlier") or []],
+        "executors": int(d.get("executors", 0)),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,20 +266,9 @@ class RunHead:
         """The head of a stored record (one with ``status`` and ``superstep`` beside its
         run state: ``RunRecord.to_json``)."""
         return cls(
-            run_id=d["run_id"],
-            workflow=d["workflow"],
-            factory=d.get("factory"),
+            **_head_fields(d),
             status=RunStatus(d["status"]),
             superstep=int(d["superstep"]),
-            created_at=float(d["created_at"]),
-            updated_at=float(d["updated_at"]),
-            generation=int(d.get("generation", 1)),
-            event_chunks=int(d["event_chunks"]),
-            checkpoint_ranges=[(int(a), int(b)) for a, b in d["checkpoint_ranges"]],
-            output_chunks=int(d.get("output_chunks", 0)),
-            first_superstep=int(d.get("first_superstep", 0)),
-            earlier=[(int(a), int(b), int(c)) for a, b, c in d.get("earlier") or []],
-            executors=int(d.get("executors", 0)),
             etag=etag,
             removing=bool(d.get(REMOVING)),
         )
